@@ -1,0 +1,38 @@
+# Every target creates .venv on first use. torch is installed first from its CPU wheel:
+# a looser pin would pull a multi-GB CUDA build.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DAYZERO_DATA ?= $(abspath ../shared/data)
+export DAYZERO_DATA
+export HF_HUB_OFFLINE = 1
+
+.PHONY: demo test test-slow bench lint install clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/dayzero demo
+
+test: install
+	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow tests $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/baselines.py
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
