@@ -83,6 +83,8 @@ class FieldSpec:
         Put before the value (``"$"``).
     max_chars
         Truncate long text values (plots, descriptions) to this many characters.
+    thousands
+        Group digits (``1,169``); turn off for years and codes.
     """
 
     name: str
@@ -90,9 +92,10 @@ class FieldSpec:
     unit: str = ""
     prefix: str = ""
     max_chars: int | None = None
+    thousands: bool = True
 
     def render_value(self, value: Any, decimals: int) -> str:
-        text = format_value(value, decimals)
+        text = format_value(value, decimals, self.thousands)
         if self.max_chars is not None and len(text) > self.max_chars:
             text = text[: self.max_chars].rsplit(" ", 1)[0] + " ..."
         unit = f" {self.unit}" if self.unit else ""

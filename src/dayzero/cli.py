@@ -1,0 +1,104 @@
+"""The ``dayzero`` command line: ``datasets``, ``models``, ``evaluate``, ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def datasets(
+    data: Annotated[
+        Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")
+    ] = None,
+) -> None:
+    """Show which dataset loaders find their files."""
+    from dayzero.data.datasets import DATASETS, available
+
+    status = available(data)
+    table = Table(title="datasets")
+    for column in ("name", "status", "licence"):
+        table.add_column(column)
+    for name, info in DATASETS.items():
+        state = status.get(name, "missing")
+        colour = "green" if state == "found" else "yellow"
+        table.add_row(name, f"[{colour}]{state}[/{colour}]", info.licence)
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the registered recommenders."""
+    import dayzero.models  # noqa: F401  (registers the models)
+    from dayzero.models.base import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()
+        console.print(f"[bold]{name}[/bold]  {doc[0] if doc else ''}")
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[str, typer.Option(help="Dataset name, e.g. ml-1m-melu.")],
+    model: Annotated[
+        list[str], typer.Option(help="Model name (repeatable), see `dayzero models`.")
+    ],
+    protocol: Annotated[
+        str | None, typer.Option(help="Protocol (default: the dataset's first).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
+    ci: Annotated[bool, typer.Option(help="Show 95% bootstrap confidence intervals.")] = False,
+) -> None:
+    """Fit models on a cold-start split and report every segment (warm / new users / new items /
+    both) on its own."""
+    import dayzero.models  # noqa: F401
+    from dayzero.evaluate.experiments import get_experiment
+    from dayzero.evaluate.report import results_table, write_json
+    from dayzero.evaluate.runner import evaluate_split
+    from dayzero.models.base import make_recommender
+
+    try:
+        experiment = get_experiment(dataset, protocol)
+        recommenders = [make_recommender(name) for name in model]
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    with console.status(f"building the {experiment.protocol} split of {dataset}"):
+        split = experiment.split(data, seed=seed)
+    results = []
+    for recommender in recommenders:
+        results.append(
+            evaluate_split(
+                recommender,
+                split,
+                task=experiment.task,
+                k=experiment.k,
+                relevance_threshold=experiment.relevance_threshold,
+            )
+        )
+    console.print(results_table(results, title=f"{dataset} / {experiment.protocol}", show_ci=ci))
+    if output is not None:
+        write_json({"dataset": dataset, "split": split.summary(), "results": results}, output)
+        console.print(f"wrote {output}")
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the demo split.")] = 0,
+) -> None:
+    """End-to-end demo on the shipped restaurant data (offline)."""
+    from dayzero.demo import run_demo
+
+    run_demo(console, seed=seed)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,108 @@
+"""Named evaluation set-ups: which protocol and task each dataset is evaluated with by default.
+
+``dayzero evaluate --dataset X --protocol P`` and the benchmark scripts use these, so the CLI and
+``bench/`` always measure the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dayzero.data.split import ColdStartSplit
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A dataset + protocol + task, and the metric cut-off ``k``."""
+
+    dataset: str
+    protocol: str
+    task: str
+    k: int
+    build: Callable[..., ColdStartSplit]
+    params: dict[str, Any] = field(default_factory=dict)
+    relevance_threshold: float | None = None
+
+    def split(self, path: str | os.PathLike | None = None, seed: int = 0) -> ColdStartSplit:
+        return self.build(path=path, seed=seed, **self.params)
+
+
+def _melu(path=None, seed: int = 0, **params: Any) -> ColdStartSplit:
+    from dayzero.data.datasets.melu import load_ml1m_melu
+    from dayzero.data.meta_tasks import melu_split
+
+    return melu_split(load_ml1m_melu(path), seed=seed, **params)
+
+
+def _holdout(dataset_name: str) -> Callable[..., ColdStartSplit]:
+    def build(path=None, seed: int = 0, **params: Any) -> ColdStartSplit:
+        from dayzero.data.datasets import load
+        from dayzero.data.splits import holdout_split
+
+        return holdout_split(load(dataset_name, path), seed=seed, **params)
+
+    return build
+
+
+def _temporal(dataset_name: str) -> Callable[..., ColdStartSplit]:
+    def build(path=None, seed: int = 0, quantile: float = 0.8, **params: Any) -> ColdStartSplit:
+        from dayzero.data.datasets import load
+        from dayzero.data.splits import temporal_split
+
+        dataset = load(dataset_name, path)
+        cutoff = dataset.interactions.frame["timestamp"].quantile(quantile)
+        return temporal_split(dataset, cutoff, **params)
+
+    return build
+
+
+HOLDOUT = {"new_users": 0.2, "new_items": 0.2, "warm_test": 0.1, "support_k": 5}
+
+EXPERIMENTS: dict[tuple[str, str], Experiment] = {
+    ("ml-1m-melu", "melu"): Experiment("ml-1m-melu", "melu", "rating", 5, _melu),
+    ("ml-100k", "holdout"): Experiment("ml-100k", "holdout", "rating", 5, _holdout("ml-100k"), HOLDOUT),
+    ("ml-100k", "temporal"): Experiment(
+        "ml-100k", "temporal", "rating", 5, _temporal("ml-100k"), {"support_k": 5}
+    ),
+    ("citeulike-a", "holdout"): Experiment(
+        "citeulike-a",
+        "holdout",
+        "ranking",
+        20,
+        _holdout("citeulike-a"),
+        {"new_users": 0.0, "new_items": 0.2, "warm_test": 0.1, "support_k": 0},
+    ),
+    ("restaurant-uci", "holdout"): Experiment(
+        "restaurant-uci",
+        "holdout",
+        "rating",
+        5,
+        _holdout("restaurant-uci"),
+        {"new_users": 0.25, "new_items": 0.0, "warm_test": 0.2, "support_k": 2},
+    ),
+}
+
+
+def default_protocol(dataset: str) -> str:
+    """The first protocol registered for ``dataset``."""
+    for name, protocol in EXPERIMENTS:
+        if name == dataset:
+            return protocol
+    raise KeyError(f"no evaluation set-up for dataset {dataset!r}; known: {available()}")
+
+
+def get_experiment(dataset: str, protocol: str | None = None) -> Experiment:
+    protocol = protocol or default_protocol(dataset)
+    try:
+        return EXPERIMENTS[(dataset, protocol)]
+    except KeyError:
+        raise KeyError(
+            f"no set-up for dataset {dataset!r} with protocol {protocol!r}; known: {available()}"
+        ) from None
+
+
+def available() -> list[str]:
+    return [f"{d}:{p}" for d, p in EXPERIMENTS]
