@@ -15,3 +15,11 @@ def real_data() -> Path:
     if not root or not Path(root).is_dir():
         pytest.skip("real data not available: set DAYZERO_DATA=../shared/data (make test-slow)")
     return Path(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer random BERT (model + tokenizer) built once per session; copy it before mutating."""
+    from dayzero.encoders.tiny import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

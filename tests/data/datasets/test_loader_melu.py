@@ -69,7 +69,10 @@ def test_loads_states_movies_and_users(tmp_path):
     assert movie["genres"] == ["Animation", "Comedy"] and movie["plot"] == "A plot about 1."
     assert is_missing(data.items.record(31)["plot"]) and data.items.record(31)["director"] == []
     assert data.users.record(2) == {
-        "gender": "male", "age": "25-34", "occupation": "writer", "zip": "10002"
+        "gender": "male",
+        "age": "25-34",
+        "occupation": "writer",
+        "zip": "10002",
     }
     support, query = data.task_files("warm_up")
     assert query.frame.groupby("user").size().eq(10).all()
@@ -79,7 +82,7 @@ def test_loads_states_movies_and_users(tmp_path):
 def test_missing_file_is_named(tmp_path):
     folder = write_melu_fixture(tmp_path)
     (folder / "warm_up_y.json").unlink()
-    with pytest.raises(DataNotFoundError, match="warm_up_y.json"):
+    with pytest.raises(DataNotFoundError, match=r"warm_up_y.json"):
         load_ml1m_melu(folder)
 
 
@@ -106,7 +109,7 @@ def test_mismatched_ratings_are_reported(tmp_path):
 def test_invalid_json_names_line(tmp_path):
     folder = write_melu_fixture(tmp_path)
     (folder / "meta_training.json").write_text('{"1": [1, 2,\n ]}')
-    with pytest.raises(MalformedDataError, match="meta_training.json, line 2"):
+    with pytest.raises(MalformedDataError, match=r"meta_training.json, line 2"):
         load_ml1m_melu(folder)
 
 

@@ -1,4 +1,4 @@
-"""Where a loader that has a shipped demo copy reads from: explicit path > DAYZERO_DATA > demo copy."""
+"""Where loaders with a shipped demo copy read from: explicit path > DAYZERO_DATA > demo copy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dayzero.settings import DATA_ENV, DEMO_DATA
 
 
 def dataset_dir_or_demo(folder: str, path: str | os.PathLike | None = None) -> Path:
-    """The folder to read ``folder`` from, falling back to the copy shipped in ``dayzero/demo_data``.
+    """The folder to read ``folder`` from, falling back to the copy in ``dayzero/demo_data``.
 
     The rule: an explicit ``path`` wins; else ``$DAYZERO_DATA/<folder>``; else, only when
     ``DAYZERO_DATA`` is unset, the shipped copy. A set ``DAYZERO_DATA`` that lacks the folder is an

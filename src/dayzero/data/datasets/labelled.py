@@ -1,4 +1,4 @@
-"""Labelled tables for classification (credit risk, sentiment): one frame, one target, named splits."""
+"""Labelled tables for classification (credit risk, sentiment): a frame, a target, named splits."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class LabelledFrame:
         return len(self.frame)
 
     @property
-    def X(self) -> pd.DataFrame:  # noqa: N802 - the scikit-learn name
+    def X(self) -> pd.DataFrame:
         """The feature columns."""
         return self.frame[self.features]
 

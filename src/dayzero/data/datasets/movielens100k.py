@@ -140,8 +140,14 @@ def load_ml100k(path: str | os.PathLike | None = None) -> Dataset:
             .where(~raw["movie_title"].isin(UNKNOWN_MARKERS))
             .to_numpy(),
             "release_year": to_number(
-                raw, "release_year", item_file, _FIX, line_of, integer=True,
-                missing=UNKNOWN_MARKERS, allow_missing=True,
+                raw,
+                "release_year",
+                item_file,
+                _FIX,
+                line_of,
+                integer=True,
+                missing=UNKNOWN_MARKERS,
+                allow_missing=True,
             ).array,
             "genres": [g.split() for g in raw["class"]],
         },

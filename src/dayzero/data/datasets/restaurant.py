@@ -84,7 +84,7 @@ ITEM_FIELDS: dict[str, FieldKind] = {
 
 
 def read_restaurant_ratings(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """All three ratings per (user, restaurant): ``user, item, rating, food_rating, service_rating``.
+    """All three ratings per pair: ``user, item, rating, food_rating, service_rating``.
 
     Each rating is an int in 0-2. ``path`` follows the rule of :func:`load_restaurant`.
     """
@@ -92,9 +92,7 @@ def read_restaurant_ratings(path: str | os.PathLike | None = None) -> pd.DataFra
     return _read_ratings(require_file(directory, "rating_final.csv"))
 
 
-def load_restaurant(
-    path: str | os.PathLike | None = None, value: str = "rating"
-) -> Dataset:
+def load_restaurant(path: str | os.PathLike | None = None, value: str = "rating") -> Dataset:
     """Load the restaurant data as a :class:`~dayzero.data.schema.Dataset`.
 
     Parameters
@@ -153,7 +151,9 @@ def _read_ratings(file: Path) -> pd.DataFrame:
 
 
 def _lists(file: Path, id_column: str, value_column: str, integer_ids: bool) -> pd.Series:
-    frame = read_csv(file, columns=[id_column, value_column], dtype=str, na_values=MISSING, fix=_FIX)
+    frame = read_csv(
+        file, columns=[id_column, value_column], dtype=str, na_values=MISSING, fix=_FIX
+    )
     line_of = header_line_of(file)
     check_complete(frame, [id_column], file, _FIX, line_of)
     keys = (
@@ -192,8 +192,12 @@ def _read_users(files: dict[str, Path], rating_users: pd.Series) -> Entities:
     # the ratings has one.
     ids = pd.unique(
         pd.concat(
-            [profile.index.to_series(), rating_users, cuisines.index.to_series(),
-             payments.index.to_series()]
+            [
+                profile.index.to_series(),
+                rating_users,
+                cuisines.index.to_series(),
+                payments.index.to_series(),
+            ]
         )
     )
     users = _with_lists(profile.reindex(ids), {"cuisines": cuisines, "payments": payments})
