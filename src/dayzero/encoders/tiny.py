@@ -39,7 +39,7 @@ def build_tiny_bert(
     pieces = [f"##{c}" for c in chars]
     vocab = list(dict.fromkeys([*SPECIAL_TOKENS, *words, *chars, *pieces]))
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(folder)
     config = BertConfig(

@@ -298,9 +298,7 @@ def psi(
         e_share = np.bincount(_bin_index(e, inner, "right"), minlength=n_out) / len(e)
         a_share = np.bincount(_bin_index(a, inner, "right"), minlength=n_out) / len(a)
     else:
-        raise ValueError(
-            f"method must be 'quantile', 'uniform' or 'categorical', got {method!r}"
-        )
+        raise ValueError(f"method must be 'quantile', 'uniform' or 'categorical', got {method!r}")
     e_share = np.where(e_share == 0, eps, e_share)
     a_share = np.where(a_share == 0, eps, a_share)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))

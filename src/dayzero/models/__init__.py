@@ -1,0 +1,22 @@
+"""Recommenders. Importing this package registers the classical baselines by name."""
+
+from __future__ import annotations
+
+from dayzero.models.base import REGISTRY, Recommender, make_recommender, register
+from dayzero.models.item_knn import ItemKNN
+from dayzero.models.matrix_factorization import MatrixFactorization
+from dayzero.models.means import GlobalMean, ItemMean, ItemMeanUserBias
+from dayzero.models.popularity import Popularity
+
+__all__ = [
+    "REGISTRY",
+    "GlobalMean",
+    "ItemKNN",
+    "ItemMean",
+    "ItemMeanUserBias",
+    "MatrixFactorization",
+    "Popularity",
+    "Recommender",
+    "make_recommender",
+    "register",
+]
