@@ -28,7 +28,7 @@ def datasets(
         table.add_column(column)
     for name, info in DATASETS.items():
         state = status.get(name, "missing")
-        colour = "green" if state == "found" else "yellow"
+        colour = "green" if state.startswith("found") else "yellow"
         table.add_row(name, f"[{colour}]{state}[/{colour}]", info.licence)
     console.print(table)
 

@@ -101,6 +101,13 @@ def test_metahin_ndcg_ties_in_truth_take_the_earlier_item():
     # IDCG (5, 4) = 5 + 4/L3.
     value = m.metahin_ndcg_at_k([5, 4, 4], [1, 2, 100], k=2)
     assert value == pytest.approx((1 + 2 / L3) / (5 + 4 / L3))
+    # ties="numpy" keeps whatever MetaHIN's np.argsort(real)[::-1][:k] keeps on this machine
+    kept = sorted(np.argsort(np.array([5.0, 4.0, 4.0]))[::-1][:2].tolist())
+    value = m.metahin_ndcg_at_k([5, 4, 4], [1, 2, 100], k=2, ties="numpy")
+    dcg_kept = 1 + [2, 100][kept[1] - 1] / L3
+    assert value == pytest.approx(dcg_kept / (5 + 4 / L3))
+    with pytest.raises(ValueError, match="ties must be"):
+        m.metahin_ndcg_at_k([5, 4], [1, 2], k=1, ties="middle")
 
 
 # --- top-K lists ----------------------------------------------------------------------------------
@@ -179,3 +186,51 @@ def test_top_k_bad_input():
 def test_reexports_cover_the_classification_and_interval_metrics():
     for name in m.__all__:
         assert callable(getattr(m, name)), name
+
+
+# --- the ANCHORS table (measured with the anchors' code), reproduced on the real files --------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        # ANCHORS.md section 1, "item mean" rows: MAE, RMSE, nDCG@5 standard, nDCG@5 MetaHIN
+        ("warm_up", (0.7687, 0.9243, 0.9016, 0.8580)),
+        ("user_cold_testing", (0.7865, 0.9422, 0.9001, 0.8435)),
+        ("item_cold_testing", (0.9580, 1.1149, 0.7960, 0.8250)),
+        ("user_and_item_cold_testing", (0.9414, 1.0942, 0.8075, 0.8235)),
+    ],
+)
+def test_item_mean_baseline_reproduces_anchor_table(state, expected):
+    import json
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("DAYZERO_DATA", "/nonexistent")) / "ml-1m-melu"
+    if not (root / "tasks" / state).is_dir():
+        pytest.skip("set DAYZERO_DATA to the folder holding ml-1m-melu/ to run this test")
+    train = json.loads((root / "meta_training.json").read_text())
+    train_y = json.loads((root / "meta_training_y.json").read_text())
+    sums: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    for user, movies in train.items():
+        for movie, rating in zip(movies, train_y[user], strict=True):
+            sums[movie] = sums.get(movie, 0.0) + rating
+            counts[movie] = counts.get(movie, 0) + 1
+    global_mean = sum(sums.values()) / sum(counts.values())
+    query = json.loads((root / "tasks" / state / "query_u_movies.json").read_text())
+    query_y = json.loads((root / "tasks" / state / "query_u_movies_y.json").read_text())
+    per_task = []
+    for user, movies in query.items():
+        y = np.asarray(query_y[user], dtype=float)
+        pred = np.array([sums[i] / counts[i] if i in counts else global_mean for i in movies])
+        per_task.append(
+            (
+                m.mae(y, pred),
+                m.rmse(y, pred),
+                m.ndcg_at_k(y, pred, 5),
+                m.metahin_ndcg_at_k(y, pred, 5, ties="numpy"),
+            )
+        )
+    assert np.mean(per_task, axis=0) == pytest.approx(expected, abs=6e-5)

@@ -392,7 +392,8 @@ def temporal_split(dataset: Dataset, cutoff: Any, support_k: int = 0) -> ColdSta
     new_user_rows = test & ~frame[USER].isin(pd.unique(frame.loc[train, USER])).to_numpy()
     support = _revealed(frame, new_user_rows, support_k, "time", np.random.default_rng(0))
     params: dict[str, Any] = {
-        "cutoff": cutoff,
+        # JSON-friendly: reports and bench results store params as they are.
+        "cutoff": cutoff.isoformat() if isinstance(cutoff, pd.Timestamp) else _plain(cutoff),
         "support_k": support_k,
         "new_users_without_query": _users_without_query(frame, new_user_rows, support),
     }

@@ -75,7 +75,8 @@ def rating_metrics(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, 
         "mae": metrics.mae(y_true, y_pred),
         "rmse": metrics.rmse(y_true, y_pred),
         f"ndcg@{k}": metrics.ndcg_at_k(y_true, y_pred, k),
-        f"metahin_ndcg@{k}": metrics.metahin_ndcg_at_k(y_true, y_pred, k),
+        # MetaHIN's own tie selection: the only one that reproduces the published anchor table.
+        f"metahin_ndcg@{k}": metrics.metahin_ndcg_at_k(y_true, y_pred, k, ties="numpy"),
     }
 
 
