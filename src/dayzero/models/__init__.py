@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dayzero.models.base import REGISTRY, Recommender, make_recommender, register
+from dayzero.models.content_knn import ContentKNN
+from dayzero.models.feature_hybrid import FeatureHybrid
 from dayzero.models.item_knn import ItemKNN
 from dayzero.models.matrix_factorization import MatrixFactorization
 from dayzero.models.means import GlobalMean, ItemMean, ItemMeanUserBias
@@ -10,6 +12,8 @@ from dayzero.models.popularity import Popularity
 
 __all__ = [
     "REGISTRY",
+    "ContentKNN",
+    "FeatureHybrid",
     "GlobalMean",
     "ItemKNN",
     "ItemMean",

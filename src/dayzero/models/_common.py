@@ -97,9 +97,7 @@ def set_entries(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, value
     return out.tocsr()
 
 
-def interaction_matrix(
-    frame: pd.DataFrame, user_map: IdMap, item_map: IdMap
-) -> sp.csr_matrix:
+def interaction_matrix(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap) -> sp.csr_matrix:
     """Users x items CSR of the (aggregated) values in ``frame`` under the given maps."""
     rows = user_map.to_internal(frame["user"])
     cols = item_map.to_internal(frame["item"])

