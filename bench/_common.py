@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: run one measurement in a fresh process, record time and peak memory."""
+"""Benchmark plumbing: run one measurement in a fresh process, record time and peak memory."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, run_isolated, save  # noqa: E402
+from _common import machine, run_isolated, save
 
 MODELS = (
     "global-mean",
@@ -60,7 +60,8 @@ def markdown(rows: list[dict]) -> str:
                 for s in segments
             ]
             lines.append(
-                f"| {r['model']} | " + " | ".join(cells)
+                f"| {r['model']} | "
+                + " | ".join(cells)
                 + f" | {r['wall_seconds']:.1f} | {r['peak_rss_mib']:.0f} |"
             )
     return "\n".join(lines)
@@ -74,7 +75,9 @@ def main() -> None:
     rows = []
     for dataset, protocol in SETUPS:
         for model in args.models:
-            out = run_isolated(measure, dataset=dataset, protocol=protocol, model=model, seed=args.seed)
+            out = run_isolated(
+                measure, dataset=dataset, protocol=protocol, model=model, seed=args.seed
+            )
             out["dataset"] = dataset
             rows.append(out)
             maes = {s: round(v["metrics"]["mae"], 4) for s, v in out["segments"].items()}

@@ -1,4 +1,4 @@
-"""dayzero: cold-start recommendation and risk scoring by transferring pretrained language models."""
+"""dayzero: cold-start recommendation and risk scoring with pretrained language models."""
 
 from __future__ import annotations
 

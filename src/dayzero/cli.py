@@ -15,9 +15,7 @@ console = Console()
 
 @app.command()
 def datasets(
-    data: Annotated[
-        Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")
-    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")] = None,
 ) -> None:
     """Show which dataset loaders find their files."""
     from dayzero.data.datasets import DATASETS, available

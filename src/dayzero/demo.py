@@ -43,13 +43,13 @@ def run_demo(console: Console | None = None, seed: int = 0) -> dict:
     summary = split.summary()["segments"]
     console.print(
         "Split: "
-        + ", ".join(f"{name} {s['users']} diners / {s['query']} ratings" for name, s in summary.items())
+        + ", ".join(
+            f"{name} {s['users']} diners / {s['query']} ratings" for name, s in summary.items()
+        )
         + " (each new diner reveals 2 ratings; the rest are predicted)."
     )
     results = [
-        evaluate_split(
-            make_recommender(name), split, task="rating", k=experiment.k, progress=False
-        )
+        evaluate_split(make_recommender(name), split, task="rating", k=experiment.k, progress=False)
         for name in DEMO_MODELS
     ]
     console.print(
@@ -65,7 +65,8 @@ def run_demo(console: Console | None = None, seed: int = 0) -> dict:
         f"\nNew diner [bold]{user}[/bold] ({profile.get('drink_level', '?')}, budget "
         f"{profile.get('budget', '?')}) rated: "
         + ", ".join(
-            f"{_name(split, i)} = {v:g}" for i, v in zip(support.frame['item'], support.values, strict=True)
+            f"{_name(split, i)} = {v:g}"
+            for i, v in zip(support.frame["item"], support.values, strict=True)
         )
     )
     console.print("content-knn recommends:")

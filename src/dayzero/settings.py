@@ -1,4 +1,4 @@
-"""Where dayzero finds things on disk: the public datasets (``DAYZERO_DATA``) and shipped demo data."""
+"""Where dayzero finds data on disk: public datasets (``DAYZERO_DATA``) and shipped demo data."""
 
 from __future__ import annotations
 

@@ -32,7 +32,12 @@ def test_format_value():
 
 def test_list_style_keeps_order_labels_units_and_skips_missing():
     t = Template(
-        [FieldSpec("title"), FieldSpec("runtime", unit="min"), "plot", FieldSpec("genres", label="Genre")],
+        [
+            FieldSpec("title"),
+            FieldSpec("runtime", unit="min"),
+            "plot",
+            FieldSpec("genres", label="Genre"),
+        ],
         prefix="A movie.",
     )
     text = t.render({"genres": ["Drama"], "plot": math.nan, "title": "Heat", "runtime": 170})

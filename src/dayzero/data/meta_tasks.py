@@ -136,9 +136,7 @@ def melu_split(
             query.for_users(chosen),
         )
 
-    segments = {
-        name: Segment(name, *task_sets[state]) for state, name in TEST_STATES.items()
-    }
+    segments = {name: Segment(name, *task_sets[state]) for state, name in TEST_STATES.items()}
     return ColdStartSplit(
         train=data.dataset(TRAIN_STATE).with_interactions(train),
         segments=segments,

@@ -156,11 +156,17 @@ class Interactions:
         value: str | None = VALUE,
         timestamp: str | None = None,
     ) -> Interactions:
-        """Build from any frame by naming its columns; ``value=None`` means implicit feedback (1.0)."""
-        for role, col in (("user", user), ("item", item), ("value", value), ("timestamp", timestamp)):
+        """Build from any frame by naming its columns; ``value=None`` means implicit (1.0)."""
+        for role, col in (
+            ("user", user),
+            ("item", item),
+            ("value", value),
+            ("timestamp", timestamp),
+        ):
             if col is not None and col not in df.columns:
                 raise SchemaError(
-                    f"column {col!r} given as {role} is not in the frame; columns are {list(df.columns)}"
+                    f"column {col!r} given as {role} is not in the frame; "
+                    f"columns are {list(df.columns)}"
                 )
         out = pd.DataFrame({USER: df[user].to_numpy(), ITEM: df[item].to_numpy()})
         out[VALUE] = df[value].to_numpy() if value is not None else 1.0
@@ -174,7 +180,9 @@ class Interactions:
         rows = list(records)
         width = len(rows[0]) if rows else 3
         if width not in (3, 4):
-            raise SchemaError("records must be (user, item, value) or (user, item, value, timestamp)")
+            raise SchemaError(
+                "records must be (user, item, value) or (user, item, value, timestamp)"
+            )
         columns = [USER, ITEM, VALUE, TIMESTAMP][:width]
         return cls(pd.DataFrame(rows, columns=columns))
 

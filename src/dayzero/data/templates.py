@@ -1,4 +1,4 @@
-"""Text views: render an entity's fields (a movie, a diner, a loan applicant) as text for an encoder.
+"""Text views: render an entity's fields (a movie, a diner, an applicant) as text for an encoder.
 
 Two styles share one :class:`Template`:
 

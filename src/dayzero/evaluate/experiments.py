@@ -63,7 +63,9 @@ HOLDOUT = {"new_users": 0.2, "new_items": 0.2, "warm_test": 0.1, "support_k": 5}
 
 EXPERIMENTS: dict[tuple[str, str], Experiment] = {
     ("ml-1m-melu", "melu"): Experiment("ml-1m-melu", "melu", "rating", 5, _melu),
-    ("ml-100k", "holdout"): Experiment("ml-100k", "holdout", "rating", 5, _holdout("ml-100k"), HOLDOUT),
+    ("ml-100k", "holdout"): Experiment(
+        "ml-100k", "holdout", "rating", 5, _holdout("ml-100k"), HOLDOUT
+    ),
     ("ml-100k", "temporal"): Experiment(
         "ml-100k", "temporal", "rating", 5, _temporal("ml-100k"), {"support_k": 5}
     ),

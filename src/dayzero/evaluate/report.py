@@ -59,13 +59,16 @@ def results_table(
                     cells.append(f"{value:.4f} [{low:.4f}, {high:.4f}]")
                 else:
                     cells.append(f"{value:.4f}")
-            table.add_row(segment, result.model, str(seg.users), *cells, f"{result.fit_seconds:.1f}")
+            table.add_row(
+                segment, result.model, str(seg.users), *cells, f"{result.fit_seconds:.1f}"
+            )
         table.add_section()
     return table
 
 
 def write_json(payload: Any, path: str | Path) -> Path:
     """Write results (EvaluationResult, a list of them, or plain data) as indented JSON."""
+
     def convert(obj: Any) -> Any:
         if isinstance(obj, EvaluationResult):
             return obj.to_dict()

@@ -117,9 +117,11 @@ def evaluate_segment(
             y_pred = model.predict([user] * len(frame), frame["item"].tolist(), history=history)
             values = rating_metrics(frame["value"].to_numpy(), y_pred, k)
         else:
-            relevant_rows = frame if relevance_threshold is None else frame[
-                frame["value"] >= relevance_threshold
-            ]
+            relevant_rows = (
+                frame
+                if relevance_threshold is None
+                else frame[frame["value"] >= relevance_threshold]
+            )
             relevant = set(relevant_rows["item"].tolist())
             if not relevant:
                 continue
@@ -132,7 +134,9 @@ def evaluate_segment(
     means = {name: float(np.mean(v)) for name, v in per_user.items()}
     ci = {}
     for name, v in per_user.items():
-        _, low, high = metrics.mean_ci(np.asarray(v), n_resamples=n_resamples, random_state=random_state)
+        _, low, high = metrics.mean_ci(
+            np.asarray(v), n_resamples=n_resamples, random_state=random_state
+        )
         ci[name] = (float(low), float(high))
     if task == "ranking" and recommended_lists:
         means["coverage"] = metrics.coverage(recommended_lists, len(model.item_map_))

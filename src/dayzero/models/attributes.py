@@ -59,7 +59,9 @@ class AttributeEncoder:
                     [float(v) for v in values if not is_missing(v)], dtype=np.float64
                 )
                 if len(numbers) > 1 and numbers.std() > 0:
-                    self.columns_.append((name, kind, [float(numbers.mean()), float(numbers.std())]))
+                    self.columns_.append(
+                        (name, kind, [float(numbers.mean()), float(numbers.std())])
+                    )
         return self
 
     def transform_records(self, records: Sequence[dict[str, Any]]) -> np.ndarray:

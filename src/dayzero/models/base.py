@@ -106,7 +106,9 @@ class Recommender(ABC):
         self._check_fitted()
         users, items = list(users), list(items)
         if len(users) != len(items):
-            raise ValueError(f"users and items must have the same length ({len(users)} vs {len(items)})")
+            raise ValueError(
+                f"users and items must have the same length ({len(users)} vs {len(items)})"
+            )
         if not users:
             return np.zeros(0, dtype=np.float64)
         scores = np.asarray(self._score_pairs(users, items, history), dtype=np.float64)
@@ -159,15 +161,11 @@ class Recommender(ABC):
         """Items most similar to ``item`` (itself excluded) as ``(ids, scores)``."""
         raise NotImplementedError(f"{type(self).__name__} has no item similarity")
 
-    def partial_fit_users(
-        self, interactions: Interactions, users: Entities | None = None
-    ) -> Self:
+    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
         """Fold in new (or more) interactions of users and their profiles without refitting."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
 
-    def partial_fit_items(
-        self, items: Entities, interactions: Interactions | None = None
-    ) -> Self:
+    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
         """Add new items (from their fields, and interactions if any) without refitting."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
 
@@ -200,11 +198,13 @@ class Recommender(ABC):
         """Fitted state as (arrays for safetensors, JSON-serialisable extras)."""
         return {}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+    def _set_state(  # noqa: B027  (optional hook: stateless models need no restore)
+        self, arrays: dict[str, np.ndarray], extras: dict[str, Any]
+    ) -> None:
         """Restore what :meth:`_state` returned."""
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to folder ``path``: ``config.json`` + ``state.safetensors``. No pickle."""
+        """Write the model to folder ``path``: config.json + state.safetensors (no pickle)."""
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,9 @@ class Recommender(ABC):
             "extras": extras,
         }
         (folder / "config.json").write_text(json.dumps(config, default=_json_id))
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, folder / "state.safetensors")
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, folder / "state.safetensors"
+        )
         return folder
 
     @classmethod
@@ -233,7 +235,9 @@ class Recommender(ABC):
                 raise FileNotFoundError(f"{f} is missing: {folder} is not a saved dayzero model")
         config = json.loads(config_file.read_text())
         if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_file}: unsupported format_version {config.get('format_version')}")
+            raise ValueError(
+                f"{config_file}: unsupported format_version {config.get('format_version')}"
+            )
         target = REGISTRY.get(config["model"])
         if target is None:
             raise KeyError(f"{config_file}: unknown model {config['model']!r}")

@@ -27,7 +27,9 @@ def mlp(inputs: int, hidden: int, outputs: int, dropout: float) -> nn.Sequential
 def segment_mean(values: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
     """Mean of ``values`` rows per segment id in ``[0, n)``; empty segments give zeros."""
     total = values.new_zeros((n, values.shape[1])).index_add_(0, segments, values)
-    count = values.new_zeros(n).index_add_(0, segments, torch.ones_like(segments, dtype=values.dtype))
+    count = values.new_zeros(n).index_add_(
+        0, segments, torch.ones_like(segments, dtype=values.dtype)
+    )
     return total / count.clamp(min=1).unsqueeze(1)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Hashable, Sequence
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -167,7 +167,10 @@ class TwoTowerRecommender(Recommender):
         return self._encoder_obj
 
     def _content(
-        self, entities: Entities | None, ids: Sequence[Hashable], template: Template,
+        self,
+        entities: Entities | None,
+        ids: Sequence[Hashable],
+        template: Template,
         attributes: AttributeEncoder,
     ) -> np.ndarray:
         """Text vector (zeros without a record) and attributes for ``ids``."""
@@ -179,7 +182,9 @@ class TwoTowerRecommender(Recommender):
                 records = [entities.record(ids[k]) for k in rows]
                 texts = template.render_many(records)
                 text[rows] = encoder.encode(
-                    texts, batch_size=self.batch_size, normalize=True,
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize=True,
                     show_progress_bar=self.progress,
                 )
         return np.hstack([text, attributes.transform(entities, ids)]).astype(np.float32)
@@ -192,11 +197,13 @@ class TwoTowerRecommender(Recommender):
         if len(inter) == 0:
             raise ValueError("two-tower: the dataset has no interactions to fit on")
         self.item_template_ = (
-            Template.from_dict(self.item_template) if self.item_template
+            Template.from_dict(self.item_template)
+            if self.item_template
             else default_template(dataset.items, "")
         )
         self.user_template_ = (
-            Template.from_dict(self.user_template) if self.user_template
+            Template.from_dict(self.user_template)
+            if self.user_template
             else default_template(dataset.users, "")
         )
         self.item_attributes_ = AttributeEncoder().fit(dataset.items)
@@ -205,9 +212,11 @@ class TwoTowerRecommender(Recommender):
         # Known (ID-bearing) entities are those with training interactions.
         self.user_map_ = IdMap(inter.users)
         known_items = list(inter.items)
-        extra_items = [] if dataset.items is None else [
-            i for i in dataset.items.ids if i not in set(known_items)
-        ]
+        extra_items = (
+            []
+            if dataset.items is None
+            else [i for i in dataset.items.ids if i not in set(known_items)]
+        )
         self.item_map_ = IdMap(known_items + extra_items)
         self.n_known_items_ = len(known_items)
         self.seen_ = seen_by_user(inter)
@@ -228,8 +237,13 @@ class TwoTowerRecommender(Recommender):
         values = inter.values.astype(np.float32)
         self.global_mean_ = float(values.mean())
         self.network_ = HybridTowers(
-            self.item_content_.shape[1], self.user_content_.shape[1],
-            self.n_known_items_, len(self.user_map_), self.dim, self.hidden, self.dropout,
+            self.item_content_.shape[1],
+            self.user_content_.shape[1],
+            self.n_known_items_,
+            len(self.user_map_),
+            self.dim,
+            self.hidden,
+            self.dropout,
             self.global_mean_,
         )
         self._fit_frame = (u_idx, i_idx, values)
@@ -263,7 +277,7 @@ class TwoTowerRecommender(Recommender):
 
     def _item_rows(self) -> torch.Tensor:
         rows = np.arange(len(self.item_map_))
-        rows[self.n_known_items_:] = -1
+        rows[self.n_known_items_ :] = -1
         return torch.from_numpy(rows)
 
     def _train(self, episodes: _Episodes, val_rows: np.ndarray | None, rng: np.random.Generator):
@@ -293,12 +307,15 @@ class TwoTowerRecommender(Recommender):
                 rows = torch.where(drop_items, -1, item_rows)
                 items = net.items(item_content, rows)
                 user_vec = net.users(
-                    user_content[users], user_ids,
+                    user_content[users],
+                    user_ids,
                     items[torch.from_numpy(support[1])],
                     torch.from_numpy(support[2]),
                     torch.from_numpy(support[0]),
                 )
-                pred = net.score(user_vec[torch.from_numpy(query[0])], items[torch.from_numpy(query[1])])
+                pred = net.score(
+                    user_vec[torch.from_numpy(query[0])], items[torch.from_numpy(query[1])]
+                )
                 loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(query[2]))
                 optimizer.zero_grad()
                 loss.backward()
@@ -361,9 +378,13 @@ class TwoTowerRecommender(Recommender):
         h_user, h_item, h_value = [], [], []
         for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
             if row >= 0:
-                items, values = self._train_history.user_rows(
-                    int(np.searchsorted(self._train_history.users, row))
-                ) if row in self._train_set() else (np.zeros(0, int), np.zeros(0, np.float32))
+                items, values = (
+                    self._train_history.user_rows(
+                        int(np.searchsorted(self._train_history.users, row))
+                    )
+                    if row in self._train_set()
+                    else (np.zeros(0, int), np.zeros(0, np.float32))
+                )
                 h_item.append(items)
                 h_value.append(values)
                 h_user.append(np.full(len(items), pos))
@@ -372,7 +393,9 @@ class TwoTowerRecommender(Recommender):
                 h_item.append(items)
                 h_value.append(values.astype(np.float32))
                 h_user.append(np.full(len(items), pos))
-        cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype))
+        cat = lambda parts, dtype: (
+            np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        )
         h_item_idx = cat(h_item, np.int64)
         return net.users(
             torch.from_numpy(content),
@@ -444,9 +467,11 @@ class TwoTowerRecommender(Recommender):
     def _score_items(self, user, history) -> np.ndarray:
         vector = self._user_vectors([user], self._history_extra(history, [user]))
         with torch.no_grad():
-            return self.network_.score(
-                vector.expand(len(self.item_vectors_), -1), self.item_vectors_
-            ).numpy().astype(np.float64)
+            return (
+                self.network_.score(vector.expand(len(self.item_vectors_), -1), self.item_vectors_)
+                .numpy()
+                .astype(np.float64)
+            )
 
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         self._check_fitted()

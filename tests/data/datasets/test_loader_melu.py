@@ -74,7 +74,7 @@ def test_loads_states_movies_and_users(tmp_path):
         "occupation": "writer",
         "zip": "10002",
     }
-    support, query = data.task_files("warm_up")
+    _support, query = data.task_files("warm_up")
     assert query.frame.groupby("user").size().eq(10).all()
     assert len(data.dataset().interactions) == len(train)
 

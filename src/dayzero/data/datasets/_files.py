@@ -1,4 +1,4 @@
-"""Shared helpers for dataset loaders: locate files and raise errors that name file, line and fix."""
+"""Helpers for dataset loaders: locate files, raise errors that name file, line and fix."""
 
 from __future__ import annotations
 

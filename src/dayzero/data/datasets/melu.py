@@ -58,7 +58,12 @@ ITEM_FIELDS = {
     "actors": "multi",
     "plot": "text",
 }
-USER_FIELDS = {"gender": "categorical", "age": "categorical", "occupation": "categorical", "zip": "text"}
+USER_FIELDS = {
+    "gender": "categorical",
+    "age": "categorical",
+    "occupation": "categorical",
+    "zip": "text",
+}
 
 
 @dataclass
@@ -108,9 +113,13 @@ def _read_json(file: Path) -> dict:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise MalformedDataError(file, exc.lineno, f"invalid JSON ({exc.msg})", "restore the file") from exc
+        raise MalformedDataError(
+            file, exc.lineno, f"invalid JSON ({exc.msg})", "restore the file"
+        ) from exc
     if not isinstance(data, dict):
-        raise MalformedDataError(file, 1, "expected a JSON object user id -> list", "restore the file")
+        raise MalformedDataError(
+            file, 1, "expected a JSON object user id -> list", "restore the file"
+        )
     return data
 
 
