@@ -18,15 +18,13 @@ its profile text if it has one, plus ``history``.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Hashable, Sequence
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import Template
@@ -46,6 +44,37 @@ def default_template(entities: Entities | None, kind: str) -> Template:
         for name, ftype in entities.fields.items()
     ]
     return Template(specs, prefix=f"A {kind}." if kind else "")
+
+
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+class _Positions(torch.utils.data.Dataset):
+    """Training users by position; the trainer batches and shuffles them."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def pairwise_ranking_loss(
+    pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor
+) -> torch.Tensor:
+    """BPR-style loss over pairs of one user's query items with different ratings:
+    ``softplus(-(s_a - s_b))`` for every pair with ``r_a > r_b``, averaged."""
+    same = groups.unsqueeze(0) == groups.unsqueeze(1)
+    better = (target.unsqueeze(1) - target.unsqueeze(0)) > 0
+    mask = same & better
+    if not mask.any():
+        return pred.sum() * 0
+    diff = pred.unsqueeze(1) - pred.unsqueeze(0)
+    return torch.nn.functional.softplus(-diff[mask]).mean()
 
 
 class _Episodes:
@@ -108,6 +137,9 @@ class TwoTowerRecommender(Recommender):
     validation, patience
         Fraction of training users whose last ratings form a validation query, and epochs
         without improvement of validation MAE before stopping (best weights restored).
+    ranking_weight
+        Weight of a pairwise (BPR-style) loss between a user's query items, added to the MSE
+        rating loss: the ranking head.
     max_length, batch_size, cache_dir
         Encoder settings.
     """
@@ -129,6 +161,7 @@ class TwoTowerRecommender(Recommender):
         max_history: int = 200,
         validation: float = 0.1,
         patience: int = 4,
+        ranking_weight: float = 0.0,
         max_length: int = 128,
         batch_size: int = 64,
         cache_dir: str | None = None,
@@ -150,6 +183,7 @@ class TwoTowerRecommender(Recommender):
         self.max_history = max_history
         self.validation = validation
         self.patience = patience
+        self.ranking_weight = ranking_weight
         self.max_length = max_length
         self.batch_size = batch_size
         self.cache_dir = cache_dir
@@ -261,7 +295,7 @@ class TwoTowerRecommender(Recommender):
             return np.arange(len(u_idx)), None
         counts = np.bincount(u_idx, minlength=len(self.user_map_))
         eligible = np.flatnonzero(counts >= 2 * self.query_size)
-        n_val = int(round(self.validation * len(eligible)))
+        n_val = round(self.validation * len(eligible))
         if n_val == 0:
             return np.arange(len(u_idx)), None
         chosen = rng.choice(eligible, size=n_val, replace=False)
@@ -281,63 +315,56 @@ class TwoTowerRecommender(Recommender):
         return torch.from_numpy(rows)
 
     def _train(self, episodes: _Episodes, val_rows: np.ndarray | None, rng: np.random.Generator):
-        net = self.network_
+        """Episodic training through the shared :class:`~dayzero.train.trainer.Trainer`."""
+        from dayzero.train.trainer import Trainer, TrainerConfig
+
         item_content, user_content = self._tensors()
         item_rows = self._item_rows()
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        steps_per_epoch = max(1, int(np.ceil(len(episodes.users) / self.batch_users)))
-        total = steps_per_epoch * self.epochs
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total))
+
+        def loss_fn(net: HybridTowers, positions: torch.Tensor) -> torch.Tensor:
+            positions = positions.numpy()
+            support, query = episodes.sample(positions, rng, self.query_size, self.max_history)
+            users = torch.from_numpy(episodes.users[positions])
+            drop_users = torch.from_numpy(rng.random(len(positions)) < self.id_dropout)
+            drop_items = torch.from_numpy(rng.random(len(item_rows)) < self.id_dropout)
+            items = net.items(item_content, torch.where(drop_items, -1, item_rows))
+            user_vec = net.users(
+                user_content[users],
+                torch.where(drop_users, -1, users),
+                items[torch.from_numpy(support[1])],
+                torch.from_numpy(support[2]),
+                torch.from_numpy(support[0]),
+            )
+            q_user = torch.from_numpy(query[0])
+            pred = net.score(user_vec[q_user], items[torch.from_numpy(query[1])])
+            target = torch.from_numpy(query[2])
+            loss = torch.nn.functional.mse_loss(pred, target)
+            if self.ranking_weight > 0:
+                loss = loss + self.ranking_weight * pairwise_ranking_loss(pred, target, q_user)
+            return loss
+
+        def val_fn(net: HybridTowers) -> dict[str, float]:
+            return {"val_mae": self._validation_mae(episodes, val_rows)}
+
+        config = TrainerConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_users,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            schedule="cosine",
+            warmup_ratio=0.02,
+            grad_clip=5.0,
+            monitor="val_mae" if val_rows is not None else None,
+            patience=self.patience if val_rows is not None else None,
+            seed=self.random_state,
+            progress_bar=self.progress,
         )
-        best, best_state, bad_epochs = np.inf, None, 0
-        self.history_ = []
-        bar = tqdm(range(self.epochs), desc="two-tower", disable=not self.progress)
-        for epoch in bar:
-            net.train()
-            order = rng.permutation(len(episodes.users))
-            losses = []
-            for start in range(0, len(order), self.batch_users):
-                positions = order[start : start + self.batch_users]
-                support, query = episodes.sample(positions, rng, self.query_size, self.max_history)
-                users = torch.from_numpy(episodes.users[positions])
-                drop_users = torch.from_numpy(rng.random(len(positions)) < self.id_dropout)
-                user_ids = torch.where(drop_users, -1, users)
-                drop_items = torch.from_numpy(rng.random(len(item_rows)) < self.id_dropout)
-                rows = torch.where(drop_items, -1, item_rows)
-                items = net.items(item_content, rows)
-                user_vec = net.users(
-                    user_content[users],
-                    user_ids,
-                    items[torch.from_numpy(support[1])],
-                    torch.from_numpy(support[2]),
-                    torch.from_numpy(support[0]),
-                )
-                pred = net.score(
-                    user_vec[torch.from_numpy(query[0])], items[torch.from_numpy(query[1])]
-                )
-                loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(query[2]))
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                optimizer.step()
-                schedule.step()
-                losses.append(float(loss))
-            record = {"epoch": epoch, "train_mse": float(np.mean(losses))}
-            if val_rows is not None:
-                record["val_mae"] = self._validation_mae(episodes, val_rows)
-                if record["val_mae"] < best - 1e-4:
-                    best, bad_epochs = record["val_mae"], 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    bad_epochs += 1
-            self.history_.append(record)
-            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if val_rows is not None and bad_epochs >= self.patience:
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
+        trainer = Trainer(self.network_, config, loss_fn)
+        history = trainer.fit(
+            _Positions(len(episodes.users)), val_fn if val_rows is not None else None
+        )
+        self.history_ = history.evals
+        self.network_.eval()
 
     def _validation_mae(self, episodes: _Episodes, val_rows: np.ndarray) -> float:
         """MAE on held-out ratings, each user's training ratings as history (warm users)."""
@@ -393,16 +420,13 @@ class TwoTowerRecommender(Recommender):
                 h_item.append(items)
                 h_value.append(values.astype(np.float32))
                 h_user.append(np.full(len(items), pos))
-        cat = lambda parts, dtype: (
-            np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-        )
-        h_item_idx = cat(h_item, np.int64)
+        h_item_idx = _concat(h_item, np.int64)
         return net.users(
             torch.from_numpy(content),
             torch.from_numpy(rows),
             self._history_item_vectors(h_item_idx),
-            torch.from_numpy(cat(h_value, np.float32)),
-            torch.from_numpy(cat(h_user, np.int64)),
+            torch.from_numpy(_concat(h_value, np.float32)),
+            torch.from_numpy(_concat(h_user, np.int64)),
         )
 
     def _train_set(self) -> set:
@@ -507,3 +531,55 @@ class TwoTowerRecommender(Recommender):
             for user, group in interactions.frame.groupby("user", sort=False):
                 self.seen_.setdefault(user, set()).update(group["item"].tolist())
         return self
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        u_idx, i_idx, values = self._fit_frame
+        arrays = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+        arrays.update(
+            item_content=self.item_content_,
+            user_content=self.user_content_,
+            fit_users=u_idx,
+            fit_items=i_idx,
+            fit_values=values,
+        )
+        extra = getattr(self, "_extra_history", None)
+        extras = {
+            "global_mean": self.global_mean_,
+            "n_known_items": self.n_known_items_,
+            "item_template": self.item_template_.to_dict(),
+            "user_template": self.user_template_.to_dict(),
+            "item_attributes": self.item_attributes_.to_json(),
+            "user_attributes": self.user_attributes_.to_json(),
+            "extra_history": None if extra is None else extra.frame.to_dict(orient="list"),
+        }
+        return arrays, extras
+
+    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        self.global_mean_ = extras["global_mean"]
+        self.n_known_items_ = extras["n_known_items"]
+        self.item_template_ = Template.from_dict(extras["item_template"])
+        self.user_template_ = Template.from_dict(extras["user_template"])
+        self.item_attributes_ = AttributeEncoder.from_json(extras["item_attributes"])
+        self.user_attributes_ = AttributeEncoder.from_json(extras["user_attributes"])
+        self.item_content_ = arrays["item_content"]
+        self.user_content_ = arrays["user_content"]
+        self._fit_frame = (arrays["fit_users"], arrays["fit_items"], arrays["fit_values"])
+        self._train_history = _Episodes(*self._fit_frame)
+        if extras["extra_history"] is not None:
+            self._extra_history = Interactions(pd.DataFrame(extras["extra_history"]))
+        self.items_ = self.users_ = None
+        self.network_ = HybridTowers(
+            self.item_content_.shape[1],
+            self.user_content_.shape[1],
+            self.n_known_items_,
+            len(self.user_map_),
+            self.dim,
+            self.hidden,
+            self.dropout,
+            self.global_mean_,
+        )
+        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.network_.load_state_dict(state)
+        self.network_.eval()
+        self._refresh_item_vectors()

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dayzero.data.schema import Entities, Interactions
+from dayzero.data.split import Segment
+from dayzero.models.base import Recommender
+from dayzero.models.two_tower import TwoTowerRecommender, pairwise_ranking_loss
+
+FAST = {
+    "dim": 8,
+    "hidden": 32,
+    "epochs": 60,
+    "batch_users": 8,
+    "lr": 1e-2,
+    "validation": 0.0,
+    "max_length": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def model(catalogue, tiny_bert_dir):
+    return TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+
+
+def test_cold_items_go_to_the_right_group(model, catalogue):
+    for user in catalogue.users_a[:3]:
+        action, romance = model.predict([user, user], ["a_cold", "r_cold"])
+        assert action > romance + 0.5
+    for user in catalogue.users_b[:3]:
+        action, romance = model.predict([user, user], ["a_cold", "r_cold"])
+        assert romance > action + 0.5
+
+
+def test_new_user_is_personalised_by_history_alone(model, catalogue):
+    history = Interactions.from_records([("newbie", "a0", 5.0), ("newbie", "r0", 1.0)])
+    ids, _ = model.recommend("newbie", k=4, history=history)
+    assert all(i.startswith("a") for i in ids)
+    flipped = Interactions.from_records([("newbie", "a0", 1.0), ("newbie", "r0", 5.0)])
+    ids, _ = model.recommend("newbie", k=4, history=flipped)
+    assert all(i.startswith("r") for i in ids)
+    # without history the new user is not personalised, and history was not stored
+    plain = model.predict(["newbie"] * 2, ["a1", "r1"])
+    again = model.predict(["newbie"] * 2, ["a1", "r1"])
+    np.testing.assert_array_equal(plain, again)
+
+
+def test_query_ratings_cannot_change_predictions(model, catalogue):
+    """The model sees the support set only: altering query ratings changes no prediction."""
+    support = Interactions.from_records([("n1", "a0", 5.0), ("n1", "r1", 2.0)])
+    query = Interactions.from_records([("n1", "a2", 4.0), ("n1", "r3", 1.0), ("n1", "a_cold", 5.0)])
+    altered = Interactions(query.frame.assign(value=[1.0, 5.0, 2.0]))
+
+    def predictions(q: Interactions) -> np.ndarray:
+        (_, sup, qry), = Segment("new_users", support, q).tasks()
+        return model.predict(qry.frame["user"].tolist(), qry.frame["item"].tolist(), history=sup)
+
+    np.testing.assert_array_equal(predictions(query), predictions(altered))
+
+
+def test_save_load_round_trip(model, catalogue, tmp_path):
+    model.save(tmp_path / "tt")
+    again = Recommender.load(tmp_path / "tt")
+    users = catalogue.users_a[:2] + catalogue.users_b[:2] + ["stranger"]
+    items = ["a1", "r1", "a_cold", "r_cold", "a2"]
+    history = Interactions.from_records([("stranger", "a0", 5.0)])
+    np.testing.assert_allclose(
+        again.predict(users, items, history), model.predict(users, items, history), atol=1e-6
+    )
+
+
+def test_partial_fit_items_scores_a_new_item_from_its_fields(catalogue, tiny_bert_dir):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    frame = pd.DataFrame(
+        {
+            "title": ["explosions car chase fight gun hero new"],
+            "genre": [["Action", "Thriller"]],
+            "year": ["1999"],
+        },
+        index=["a_new"],
+    )
+    fields = {"title": "text", "genre": "multi", "year": "categorical"}
+    fresh.partial_fit_items(Entities(frame, fields))
+    user_a, user_b = catalogue.users_a[0], catalogue.users_b[0]
+    assert fresh.predict([user_a], ["a_new"])[0] > fresh.predict([user_b], ["a_new"])[0]
+    assert "a_new" in fresh.recommend(user_a, k=20, filter_seen=False)[0]
+
+
+def test_pairwise_ranking_loss_prefers_correct_order():
+    target = torch_tensor([5.0, 1.0, 3.0, 3.0])
+    groups = torch_tensor([0, 0, 1, 1], dtype="int64")
+    good = pairwise_ranking_loss(torch_tensor([2.0, 0.0, 1.0, 1.0]), target, groups)
+    bad = pairwise_ranking_loss(torch_tensor([0.0, 2.0, 1.0, 1.0]), target, groups)
+    assert float(good) < float(bad)
+    # only the one pair within user 0 counts: softplus(-2)
+    assert float(good) == pytest.approx(np.log1p(np.exp(-2.0)), rel=1e-5)
+
+
+def torch_tensor(values, dtype="float32"):
+    import torch
+
+    return torch.tensor(values, dtype=getattr(torch, dtype))
