@@ -28,6 +28,8 @@ MODELS = (
     "feature-hybrid",
 )
 SETUPS = (("ml-1m-melu", "melu"), ("ml-100k", "holdout"))
+# Ranking-only models: their "predictions" are scores, so MAE is not reported for them.
+RANKING_ONLY = {"popularity"}
 
 
 def measure(dataset: str, protocol: str, model: str, seed: int) -> dict:
@@ -55,8 +57,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append("|---" * (len(segments) + 3) + "|")
         for r in subset:
             cells = [
-                f"{r['segments'][s]['metrics']['mae']:.4f} / "
-                f"{r['segments'][s]['metrics'][f'ndcg@{k}']:.4f}"
+                ("—" if r["model"] in RANKING_ONLY else f"{r['segments'][s]['metrics']['mae']:.4f}")
+                + f" / {r['segments'][s]['metrics'][f'ndcg@{k}']:.4f}"
                 for s in segments
             ]
             lines.append(
