@@ -60,8 +60,12 @@ class HybridTowers(nn.Module):
         hidden: int = 256,
         dropout: float = 0.1,
         global_mean: float = 0.0,
+        n_item_tokens: int = 0,
     ) -> None:
         super().__init__()
+        # One embedding per frequent field value (director=..., actor=...), averaged per item.
+        self.item_tokens = nn.EmbeddingBag(max(n_item_tokens, 1), dim + 1, mode="mean")
+        nn.init.normal_(self.item_tokens.weight, std=0.01)
         self.item_net = mlp(item_in, hidden, dim + 1, dropout)
         self.user_net = mlp(user_in + 2 * dim + self.HISTORY_STATS, hidden, dim + 1, dropout)
         self.item_id = nn.Embedding(max(n_items, 1), dim + 1)
@@ -71,9 +75,17 @@ class HybridTowers(nn.Module):
         self.mu = nn.Parameter(torch.tensor(float(global_mean)))
         self.dim = dim
 
-    def items(self, content: torch.Tensor, id_rows: torch.Tensor) -> torch.Tensor:
-        """``(n, dim + 1)`` item vectors: content part plus ID part where ``id_rows >= 0``."""
+    def items(
+        self,
+        content: torch.Tensor,
+        id_rows: torch.Tensor,
+        tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``(n, dim + 1)`` item vectors: content part, token bag (``(indices, offsets)``) and
+        ID part where ``id_rows >= 0``."""
         out = self.item_net(content)
+        if tokens is not None and len(tokens[0]):
+            out = out + self.item_tokens(tokens[0], tokens[1])
         known = id_rows >= 0
         if known.any():
             out = out + self.item_id(id_rows.clamp(min=0)) * known.unsqueeze(1).to(out.dtype)

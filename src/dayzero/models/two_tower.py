@@ -28,7 +28,7 @@ import torch
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import Template
-from dayzero.models.attributes import AttributeEncoder
+from dayzero.models.attributes import AttributeEncoder, TokenEncoder
 from dayzero.models.base import Recommender, register, seen_by_user
 from dayzero.models.towers import HybridTowers
 
@@ -44,6 +44,14 @@ def default_template(entities: Entities | None, kind: str) -> Template:
         for name, ftype in entities.fields.items()
     ]
     return Template(specs, prefix=f"A {kind}." if kind else "")
+
+
+def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
+    """Ids in ``entities`` that are not in ``known``, in table order."""
+    if entities is None:
+        return []
+    known_set = set(known)
+    return [i for i in entities.ids if i not in known_set]
 
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
@@ -128,8 +136,9 @@ class TwoTowerRecommender(Recommender):
         ``Template.to_dict()`` of the text views; default: every typed field in order.
     dim, hidden, dropout
         Factor size, hidden width and dropout of the towers.
-    id_dropout
-        Probability of dropping an ID embedding in a training step.
+    id_dropout, item_id_dropout
+        Probability of dropping a user's (an item's, default the same) ID embedding in a
+        training step.
     epochs, batch_users, lr, weight_decay
         Optimisation (AdamW, cosine decay).
     query_size, max_history
@@ -153,6 +162,7 @@ class TwoTowerRecommender(Recommender):
         hidden: int = 256,
         dropout: float = 0.1,
         id_dropout: float = 0.5,
+        item_id_dropout: float | None = None,
         epochs: int = 30,
         batch_users: int = 128,
         lr: float = 2e-3,
@@ -175,6 +185,7 @@ class TwoTowerRecommender(Recommender):
         self.hidden = hidden
         self.dropout = dropout
         self.id_dropout = id_dropout
+        self.item_id_dropout = item_id_dropout
         self.epochs = epochs
         self.batch_users = batch_users
         self.lr = lr
@@ -242,16 +253,14 @@ class TwoTowerRecommender(Recommender):
         )
         self.item_attributes_ = AttributeEncoder().fit(dataset.items)
         self.user_attributes_ = AttributeEncoder().fit(dataset.users)
+        self.item_tokens_ = TokenEncoder(exclude=self.item_attributes_.fields).fit(dataset.items)
 
-        # Known (ID-bearing) entities are those with training interactions.
-        self.user_map_ = IdMap(inter.users)
-        known_items = list(inter.items)
-        extra_items = (
-            []
-            if dataset.items is None
-            else [i for i in dataset.items.ids if i not in set(known_items)]
-        )
-        self.item_map_ = IdMap(known_items + extra_items)
+        # Known (ID-bearing) entities, those with training interactions, come first; entities
+        # with fields only (day-zero information about cold users and items) follow.
+        known_users, known_items = list(inter.users), list(inter.items)
+        self.user_map_ = IdMap(known_users + _others(dataset.users, known_users))
+        self.item_map_ = IdMap(known_items + _others(dataset.items, known_items))
+        self.n_known_users_ = len(known_users)
         self.n_known_items_ = len(known_items)
         self.seen_ = seen_by_user(inter)
         self.items_ = dataset.items
@@ -261,6 +270,7 @@ class TwoTowerRecommender(Recommender):
         self.item_content_ = self._content(
             dataset.items, self.item_map_.ids, self.item_template_, self.item_attributes_
         )
+        self.item_token_bags_ = self.item_tokens_.transform(dataset.items, self.item_map_.ids)
         self.user_content_ = self._content(
             dataset.users, self.user_map_.ids, self.user_template_, self.user_attributes_
         )
@@ -274,11 +284,12 @@ class TwoTowerRecommender(Recommender):
             self.item_content_.shape[1],
             self.user_content_.shape[1],
             self.n_known_items_,
-            len(self.user_map_),
+            self.n_known_users_,
             self.dim,
             self.hidden,
             self.dropout,
             self.global_mean_,
+            self.item_tokens_.size,
         )
         self._fit_frame = (u_idx, i_idx, values)
         self._val_cache = None
@@ -309,6 +320,10 @@ class TwoTowerRecommender(Recommender):
     def _tensors(self):
         return torch.from_numpy(self.item_content_), torch.from_numpy(self.user_content_)
 
+    def _token_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices, offsets = self.item_token_bags_
+        return torch.from_numpy(indices), torch.from_numpy(offsets)
+
     def _item_rows(self) -> torch.Tensor:
         rows = np.arange(len(self.item_map_))
         rows[self.n_known_items_ :] = -1
@@ -320,14 +335,16 @@ class TwoTowerRecommender(Recommender):
 
         item_content, user_content = self._tensors()
         item_rows = self._item_rows()
+        tokens = self._token_tensors()
+        item_drop = self.id_dropout if self.item_id_dropout is None else self.item_id_dropout
 
         def loss_fn(net: HybridTowers, positions: torch.Tensor) -> torch.Tensor:
             positions = positions.numpy()
             support, query = episodes.sample(positions, rng, self.query_size, self.max_history)
             users = torch.from_numpy(episodes.users[positions])
             drop_users = torch.from_numpy(rng.random(len(positions)) < self.id_dropout)
-            drop_items = torch.from_numpy(rng.random(len(item_rows)) < self.id_dropout)
-            items = net.items(item_content, torch.where(drop_items, -1, item_rows))
+            drop_items = torch.from_numpy(rng.random(len(item_rows)) < item_drop)
+            items = net.items(item_content, torch.where(drop_items, -1, item_rows), tokens)
             user_vec = net.users(
                 user_content[users],
                 torch.where(drop_users, -1, users),
@@ -386,7 +403,9 @@ class TwoTowerRecommender(Recommender):
     def _refresh_item_vectors(self) -> None:
         self.network_.eval()
         item_content, _ = self._tensors()
-        self.item_vectors_ = self.network_.items(item_content, self._item_rows())
+        self.item_vectors_ = self.network_.items(
+            item_content, self._item_rows(), self._token_tensors()
+        )
 
     @torch.no_grad()
     def _user_vectors(
@@ -402,6 +421,7 @@ class TwoTowerRecommender(Recommender):
         if unknown and self.users_ is not None:
             fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
             content[~known] = fresh
+        id_rows = np.where(rows < self.n_known_users_, rows, -1)
         h_user, h_item, h_value = [], [], []
         for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
             if row >= 0:
@@ -423,7 +443,7 @@ class TwoTowerRecommender(Recommender):
         h_item_idx = _concat(h_item, np.int64)
         return net.users(
             torch.from_numpy(content),
-            torch.from_numpy(rows),
+            torch.from_numpy(id_rows),
             self._history_item_vectors(h_item_idx),
             torch.from_numpy(_concat(h_value, np.float32)),
             torch.from_numpy(_concat(h_user, np.int64)),
@@ -449,7 +469,7 @@ class TwoTowerRecommender(Recommender):
     @torch.no_grad()
     def _empty_item_vector(self) -> torch.Tensor:
         content = torch.zeros((1, self.item_content_.shape[1]))
-        return self.network_.items(content, torch.tensor([-1]))[0]
+        return self.network_.items(content, torch.tensor([-1]))[0]  # no tokens, no ID
 
     def _predict_indices(self, users, items, extra) -> np.ndarray:
         """Scores for internal user rows and item indices (validation path)."""
@@ -516,6 +536,7 @@ class TwoTowerRecommender(Recommender):
             self.item_map_.add(new)
             content = self._content(items, new, self.item_template_, self.item_attributes_)
             self.item_content_ = np.vstack([self.item_content_, content])
+            self.item_token_bags_ = self.item_tokens_.transform(self.items_, self.item_map_.ids)
             self._refresh_item_vectors()
         return self
 
@@ -539,6 +560,8 @@ class TwoTowerRecommender(Recommender):
         arrays.update(
             item_content=self.item_content_,
             user_content=self.user_content_,
+            token_indices=self.item_token_bags_[0],
+            token_offsets=self.item_token_bags_[1],
             fit_users=u_idx,
             fit_items=i_idx,
             fit_values=values,
@@ -547,6 +570,8 @@ class TwoTowerRecommender(Recommender):
         extras = {
             "global_mean": self.global_mean_,
             "n_known_items": self.n_known_items_,
+            "n_known_users": self.n_known_users_,
+            "item_tokens": self.item_tokens_.to_json(),
             "item_template": self.item_template_.to_dict(),
             "user_template": self.user_template_.to_dict(),
             "item_attributes": self.item_attributes_.to_json(),
@@ -558,6 +583,9 @@ class TwoTowerRecommender(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
         self.global_mean_ = extras["global_mean"]
         self.n_known_items_ = extras["n_known_items"]
+        self.n_known_users_ = extras["n_known_users"]
+        self.item_tokens_ = TokenEncoder.from_json(extras["item_tokens"])
+        self.item_token_bags_ = (arrays["token_indices"], arrays["token_offsets"])
         self.item_template_ = Template.from_dict(extras["item_template"])
         self.user_template_ = Template.from_dict(extras["user_template"])
         self.item_attributes_ = AttributeEncoder.from_json(extras["item_attributes"])
@@ -573,11 +601,12 @@ class TwoTowerRecommender(Recommender):
             self.item_content_.shape[1],
             self.user_content_.shape[1],
             self.n_known_items_,
-            len(self.user_map_),
+            self.n_known_users_,
             self.dim,
             self.hidden,
             self.dropout,
             self.global_mean_,
+            self.item_tokens_.size,
         )
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network_.load_state_dict(state)
