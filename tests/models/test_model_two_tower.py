@@ -54,7 +54,7 @@ def test_query_ratings_cannot_change_predictions(model, catalogue):
     altered = Interactions(query.frame.assign(value=[1.0, 5.0, 2.0]))
 
     def predictions(q: Interactions) -> np.ndarray:
-        (_, sup, qry), = Segment("new_users", support, q).tasks()
+        ((_, sup, qry),) = Segment("new_users", support, q).tasks()
         return model.predict(qry.frame["user"].tolist(), qry.frame["item"].tolist(), history=sup)
 
     np.testing.assert_array_equal(predictions(query), predictions(altered))
