@@ -102,3 +102,36 @@ def torch_tensor(values, dtype="float32"):
     import torch
 
     return torch.tensor(values, dtype=getattr(torch, dtype))
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_adapted_encoder_trains_and_round_trips(catalogue, tiny_bert_dir, tmp_path, strategy):
+    model = TwoTowerRecommender(
+        encoder=str(tiny_bert_dir),
+        strategy=strategy,
+        adapt_steps=4,
+        adapt_items=4,
+        refit_epochs=2,
+        **{**FAST, "epochs": 20},
+    ).fit(catalogue.dataset)
+    trainable, total = model.encoder_parameters_
+    assert 0 < trainable <= total and (strategy == "full") == (trainable == total)
+    assert len(model.adapt_losses_) == 4
+    user_a = catalogue.users_a[0]
+    assert model.predict([user_a], ["a_cold"])[0] > model.predict([user_a], ["r_cold"])[0]
+    model.save(tmp_path / strategy)
+    again = Recommender.load(tmp_path / strategy)
+    items = ["a1", "r1", "a_cold"]
+    np.testing.assert_allclose(
+        again.predict([user_a] * 3, items), model.predict([user_a] * 3, items), atol=1e-6
+    )
+    # a new item encoded by the reloaded (adapted) encoder gets the same vector as before
+    frame = pd.DataFrame(
+        {"title": ["love kiss new"], "genre": [["Romance"]], "year": ["1999"]}, index=["r_new"]
+    )
+    fields = {"title": "text", "genre": "multi", "year": "categorical"}
+    model.partial_fit_items(Entities(frame, fields))
+    again.partial_fit_items(Entities(frame, fields))
+    np.testing.assert_allclose(
+        again.predict([user_a], ["r_new"]), model.predict([user_a], ["r_new"]), atol=1e-5
+    )

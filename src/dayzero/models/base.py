@@ -203,6 +203,9 @@ class Recommender(ABC):
     ) -> None:
         """Restore what :meth:`_state` returned."""
 
+    def _load_extra(self, folder: Path) -> None:  # noqa: B027  (optional hook)
+        """Restore files a subclass's ``save`` wrote beside config and state (e.g. an adapter)."""
+
     def save(self, path: str | Path) -> Path:
         """Write the model to folder ``path``: config.json + state.safetensors (no pickle)."""
         self._check_fitted()
@@ -248,6 +251,7 @@ class Recommender(ABC):
         model.item_map_ = IdMap(config["item_ids"])
         model.seen_ = {u: set(v) for u, v in config["seen"]}
         model._set_state(load_file(state_file), config["extras"])
+        model._load_extra(folder)
         return model
 
 

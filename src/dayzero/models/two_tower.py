@@ -46,6 +46,18 @@ def default_template(entities: Entities | None, kind: str) -> Template:
     return Template(specs, prefix=f"A {kind}." if kind else "")
 
 
+def _bags_for(
+    indices: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The EmbeddingBag input of a subset of rows."""
+    ends = np.append(offsets[1:], len(indices))
+    parts = [indices[offsets[r] : ends[r]] for r in rows]
+    lengths = np.array([len(p) for p in parts], dtype=np.int64)
+    sub_offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(sub_offsets)
+
+
 def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
     """Ids in ``entities`` that are not in ``known``, in table order."""
     if entities is None:
@@ -149,6 +161,15 @@ class TwoTowerRecommender(Recommender):
     ranking_weight
         Weight of a pairwise (BPR-style) loss between a user's query items, added to the MSE
         rating loss: the ranking head.
+    strategy, strategy_params
+        Transfer strategy of the text encoder (:mod:`dayzero.encoders.strategies`): ``"frozen"``
+        (towers on cached vectors only) or ``"lora"``, ``"full"``, ``"top_k"``, ... Adapted
+        encoders are trained end to end through the item tower: see :meth:`_adapt_encoder`.
+    adapt_steps, adapt_items, adapt_lr
+        Encoder adaptation: optimizer steps, distinct items per step (each item's text goes
+        through the encoder once per step), learning rate.
+    refit_epochs
+        Epochs of tower training on the re-encoded item vectors after adaptation.
     max_length, batch_size, cache_dir
         Encoder settings.
     """
@@ -172,6 +193,12 @@ class TwoTowerRecommender(Recommender):
         validation: float = 0.1,
         patience: int = 4,
         ranking_weight: float = 0.0,
+        strategy: str = "frozen",
+        strategy_params: dict | None = None,
+        adapt_steps: int = 60,
+        adapt_items: int = 32,
+        adapt_lr: float = 5e-4,
+        refit_epochs: int = 4,
         max_length: int = 128,
         batch_size: int = 64,
         cache_dir: str | None = None,
@@ -195,6 +222,12 @@ class TwoTowerRecommender(Recommender):
         self.validation = validation
         self.patience = patience
         self.ranking_weight = ranking_weight
+        self.strategy = strategy
+        self.strategy_params = strategy_params
+        self.adapt_steps = adapt_steps
+        self.adapt_items = adapt_items
+        self.adapt_lr = adapt_lr
+        self.refit_epochs = refit_epochs
         self.max_length = max_length
         self.batch_size = batch_size
         self.cache_dir = cache_dir
@@ -295,8 +328,13 @@ class TwoTowerRecommender(Recommender):
         self._val_cache = None
         train_rows, val = self._carve_validation(u_idx, rng)
         episodes = _Episodes(u_idx[train_rows], i_idx[train_rows], values[train_rows])
-        self._train(episodes, val, rng)
+        self._train(episodes, val, rng, self.epochs)
         self._train_history = _Episodes(u_idx, i_idx, values)
+        if self.strategy != "frozen":
+            self._adapt_encoder(dataset.items, episodes, rng)
+            if self.refit_epochs > 0:
+                self._train(episodes, val, rng, self.refit_epochs, lr_scale=0.3)
+            self._train_history = _Episodes(u_idx, i_idx, values)
         self._refresh_item_vectors()
         return self
 
@@ -329,7 +367,14 @@ class TwoTowerRecommender(Recommender):
         rows[self.n_known_items_ :] = -1
         return torch.from_numpy(rows)
 
-    def _train(self, episodes: _Episodes, val_rows: np.ndarray | None, rng: np.random.Generator):
+    def _train(
+        self,
+        episodes: _Episodes,
+        val_rows: np.ndarray | None,
+        rng: np.random.Generator,
+        epochs: int,
+        lr_scale: float = 1.0,
+    ):
         """Episodic training through the shared :class:`~dayzero.train.trainer.Trainer`."""
         from dayzero.train.trainer import Trainer, TrainerConfig
 
@@ -364,9 +409,9 @@ class TwoTowerRecommender(Recommender):
             return {"val_mae": self._validation_mae(episodes, val_rows)}
 
         config = TrainerConfig(
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=self.batch_users,
-            lr=self.lr,
+            lr=self.lr * lr_scale,
             weight_decay=self.weight_decay,
             schedule="cosine",
             warmup_ratio=0.02,
@@ -380,8 +425,102 @@ class TwoTowerRecommender(Recommender):
         history = trainer.fit(
             _Positions(len(episodes.users)), val_fn if val_rows is not None else None
         )
-        self.history_ = history.evals
+        self.history_ = [*getattr(self, "history_", []), *history.evals]
         self.network_.eval()
+
+    def _adapt_encoder(self, items: Entities | None, episodes: _Episodes, rng) -> None:
+        """Fine-tune the text encoder end to end through the item tower.
+
+        Each step takes ``adapt_items`` known items, encodes their texts with gradients (only
+        those: entity-level encoding), scores them content-only (no ID embedding, so the text
+        has to carry the signal) against up to 64 of their raters' user vectors (from the
+        towers, fixed during this stage) and minimises the rating MSE. The encoder's
+        trainable parameters (per ``strategy``), the item tower and the token embeddings
+        learn; then every item text is re-encoded with the adapted encoder.
+        """
+        from dayzero.encoders.strategies import apply_strategy, count_parameters, strategy_config
+        from dayzero.train.trainer import Trainer, TrainerConfig
+
+        if items is None or not self.item_template_.specs:
+            raise ValueError(
+                f"strategy={self.strategy!r} adapts the encoder on item texts, but the dataset "
+                "has no item fields; use strategy='frozen'"
+            )
+        encoder = self._text_encoder()
+        config = strategy_config(self.strategy, **(self.strategy_params or {}))
+        encoder.model = apply_strategy(encoder.model, config)
+        self.strategy_config_ = config
+        self.encoder_parameters_ = count_parameters(encoder.model)
+        net = self.network_
+        with torch.no_grad():
+            self._refresh_item_vectors()
+            known_users = np.arange(self.n_known_users_)
+            users = torch.cat(
+                [
+                    self._user_vectors(self.user_map_.to_external(chunk), {})
+                    for chunk in np.array_split(known_users, max(1, len(known_users) // 512))
+                ]
+            )
+        # Raters of each known item, from the training episodes.
+        by_item = pd.Series(np.arange(len(episodes.items))).groupby(episodes.items).indices
+        owner = np.repeat(episodes.users, np.diff(episodes.bounds))
+        candidates = np.array(
+            [i for i in by_item if i < self.n_known_items_ and len(by_item[i]) >= 5]
+        )
+        records = [items.record(i) if i in items else {} for i in self.item_map_.ids]
+        texts = self.item_template_.render_many(records)
+        attributes = torch.from_numpy(self.item_content_[:, encoder.dim :])
+        indices, offsets = self.item_token_bags_
+        for name, param in net.named_parameters():
+            param.requires_grad = name.startswith(("item_net", "item_tokens"))
+        module = torch.nn.ModuleDict({"encoder": encoder.model, "towers": net})
+
+        def loss_fn(_: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            chosen = candidates[rng.choice(len(candidates), size=len(batch), replace=False)]
+            text_vectors = torch.nn.functional.normalize(
+                encoder([texts[i] for i in chosen]), dim=-1
+            )
+            content = torch.cat([text_vectors, attributes[chosen]], dim=1)
+            bag_idx, bag_off = _bags_for(indices, offsets, chosen)
+            item_vec = net.items(content, torch.full((len(chosen),), -1), (bag_idx, bag_off))
+            rows, raters, targets = [], [], []
+            for row, item in enumerate(chosen):
+                picks = by_item[item]
+                if len(picks) > 64:
+                    picks = rng.choice(picks, size=64, replace=False)
+                rows.append(np.full(len(picks), row))
+                raters.append(owner[picks])
+                targets.append(episodes.values[picks])
+            rows_t = torch.from_numpy(np.concatenate(rows))
+            pred = net.score(users[torch.from_numpy(np.concatenate(raters))], item_vec[rows_t])
+            return torch.nn.functional.mse_loss(pred, torch.from_numpy(np.concatenate(targets)))
+
+        trainer_config = TrainerConfig(
+            epochs=1,
+            batch_size=min(self.adapt_items, len(candidates)),
+            lr=self.adapt_lr,
+            weight_decay=0.01,
+            schedule="linear",
+            warmup_ratio=0.1,
+            grad_clip=1.0,
+            max_steps=self.adapt_steps,
+            seed=self.random_state,
+            progress_bar=self.progress,
+        )
+        encoder.train()
+        history = Trainer(module, trainer_config, loss_fn).fit(
+            _Positions(self.adapt_steps * trainer_config.batch_size)
+        )
+        self.adapt_losses_ = history.losses
+        for param in net.parameters():
+            param.requires_grad = True
+        encoder.eval()
+        encoder.invalidate_fingerprint()
+        content = self._content(
+            items, self.item_map_.ids, self.item_template_, self.item_attributes_
+        )
+        self.item_content_ = content
+        self._refresh_item_vectors()
 
     def _validation_mae(self, episodes: _Episodes, val_rows: np.ndarray) -> float:
         """MAE on held-out ratings, each user's training ratings as history (warm users)."""
@@ -612,3 +751,32 @@ class TwoTowerRecommender(Recommender):
         self.network_.load_state_dict(state)
         self.network_.eval()
         self._refresh_item_vectors()
+
+    def save(self, path):
+        """Save the model; an adapted encoder is saved beside it (adapter alone for peft
+        methods, full weights for ``full`` / ``top_k``)."""
+        folder = super().save(path)
+        if self.strategy != "frozen" and getattr(self, "_encoder_obj", None) is not None:
+            from dayzero.encoders.strategies import STRATEGIES, save_adapter
+
+            encoder = self._encoder_obj
+            if STRATEGIES[self.strategy].is_adapter:
+                save_adapter(encoder.model, self.strategy_config_, folder / "encoder_adapter")
+            else:
+                encoder.save(folder / "encoder")
+        return folder
+
+    def _load_extra(self, folder) -> None:
+        """Restore an adapted encoder saved by :meth:`save` (lazily used for new entities)."""
+        from dayzero.encoders.encoder import TextEncoder
+        from dayzero.encoders.strategies import load_adapter
+
+        if (folder / "encoder").is_dir():
+            self._encoder_obj = TextEncoder.load(folder / "encoder", cache_dir=self.cache_dir)
+        elif (folder / "encoder_adapter").is_dir():
+            encoder = TextEncoder(
+                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
+            )
+            encoder.model = load_adapter(encoder.model, folder / "encoder_adapter")
+            encoder.eval()
+            self._encoder_obj = encoder
