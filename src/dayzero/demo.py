@@ -72,7 +72,59 @@ def run_demo(console: Console | None = None, seed: int = 0) -> dict:
     console.print("content-knn recommends:")
     for rank, (item, score) in enumerate(zip(ids, scores, strict=True), start=1):
         console.print(f"  {rank}. {_name(split, item)}  (predicted {score:.2f})")
-    return {"results": [r.to_dict() for r in results], "recommended": ids}
+    transfer = run_transfer_demo(console, split, experiment.k)
+    return {
+        "results": [r.to_dict() for r in results],
+        "recommended": ids,
+        "transfer": transfer,
+    }
+
+
+NEW_DINER = "A student on a low budget who loves Mexican food, comes on foot and does not drink."
+
+
+def run_transfer_demo(console: Console, split, k: int) -> dict:
+    """Two-tower on the pretrained MiniLM: frozen (zero-shot transfer) vs LoRA-adapted, then a
+    brand-new diner described in one sentence."""
+    from dayzero.evaluate.report import results_table
+    from dayzero.evaluate.runner import evaluate_split
+    from dayzero.models.two_tower import TwoTowerRecommender
+
+    console.rule("pretrained transfer: all-MiniLM-L6-v2 two-tower, before vs after fine-tuning")
+    common = {"dim": 16, "hidden": 64, "epochs": 25, "batch_users": 16, "validation": 0.0}
+    frozen = TwoTowerRecommender(**common)
+    adapted = TwoTowerRecommender(
+        **common, strategy="lora", adapt_steps=20, adapt_items=16, refit_epochs=8
+    )
+    results = []
+    for label, model in (("two-tower frozen", frozen), ("two-tower LoRA", adapted)):
+        with console.status(f"fitting {label} (encoding restaurant and diner texts)"):
+            result = evaluate_split(model, split, task="rating", k=k, progress=False)
+        result.model = label
+        results.append(result)
+    console.print(
+        results_table(results, ["mae", "rmse", f"ndcg@{k}"], title="new diners: frozen vs LoRA")
+    )
+    trainable, total = adapted.encoder_parameters_
+    console.print(f"LoRA trained {trainable:,} of {total:,} encoder parameters.")
+
+    adapted.add_user_text("new-diner", NEW_DINER)
+    ids, scores = adapted.recommend("new-diner", k=5)
+    console.print(f'\nA brand-new diner, known only as: [italic]"{NEW_DINER}"[/italic]')
+    for rank, (item, score) in enumerate(zip(ids, scores, strict=True), start=1):
+        cuisine = _field(split, item, "cuisines")
+        console.print(f"  {rank}. {_name(split, item)} ({cuisine})  (predicted {score:.2f})")
+    return {"results": [r.to_dict() for r in results], "new_diner": ids}
+
+
+def _field(split, item, name: str) -> str:
+    items = split.train.items
+    if items is None or item not in items:
+        return "?"
+    value = items.record(item).get(name)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "?"
+    return "?" if value is None else str(value)
 
 
 def _name(split, item) -> str:

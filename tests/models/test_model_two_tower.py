@@ -135,3 +135,11 @@ def test_adapted_encoder_trains_and_round_trips(catalogue, tiny_bert_dir, tmp_pa
     np.testing.assert_allclose(
         again.predict([user_a], ["r_new"]), model.predict([user_a], ["r_new"]), atol=1e-5
     )
+
+
+def test_a_user_described_in_one_sentence_is_served(model):
+    model.add_user_text("talker", "explosions car chase fight gun hero")
+    ids, scores = model.recommend("talker", k=3)
+    assert len(ids) == 3 and np.all(np.diff(scores) <= 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        model.add_user_text("talker", "  ")

@@ -249,6 +249,7 @@ class CrossEncoderRecommender(Recommender):
                 f"cross-encoder: `strategy_params` must be a dict such as {{'r': 8}} or None, "
                 f"got {type(self.strategy_params).__name__}"
             )
+        self._strategy_config(total_steps=1000)  # fail before any work on a bad strategy
 
     def _strategy_config(self, total_steps: int):
         from dayzero.encoders.strategies import strategy_config

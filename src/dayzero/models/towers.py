@@ -26,6 +26,10 @@ def mlp(inputs: int, hidden: int, outputs: int, dropout: float) -> nn.Sequential
 
 def segment_mean(values: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
     """Mean of ``values`` rows per segment id in ``[0, n)``; empty segments give zeros."""
+    if n == 1:  # serving one user: a plain mean, much cheaper than a scatter
+        if len(values) == 0:
+            return values.new_zeros((1, values.shape[1]))
+        return values.mean(dim=0, keepdim=True)
     total = values.new_zeros((n, values.shape[1])).index_add_(0, segments, values)
     count = values.new_zeros(n).index_add_(
         0, segments, torch.ones_like(segments, dtype=values.dtype)

@@ -560,6 +560,14 @@ class TwoTowerRecommender(Recommender):
         if unknown and self.users_ is not None:
             fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
             content[~known] = fresh
+        texts = getattr(self, "user_texts_", {})
+        described = [k for k, u in enumerate(users) if u in texts]
+        if described:
+            vectors = self._text_encoder().encode(
+                [texts[users[k]] for k in described], normalize=True
+            )
+            content[described] = 0.0
+            content[described, : vectors.shape[1]] = vectors
         id_rows = np.where(rows < self.n_known_users_, rows, -1)
         h_user, h_item, h_value = [], [], []
         for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
@@ -666,6 +674,18 @@ class TwoTowerRecommender(Recommender):
         return self.item_map_.to_external(order), sims[order].astype(np.float64)
 
     # ------------------------------------------------------------------ fold-in
+    def add_user_text(self, user: Hashable, text: str) -> Self:
+        """Describe a user in free text ("a student on a budget who loves spicy food").
+
+        The text replaces the user's rendered profile in the user tower from now on; with no
+        ratings at all the user is served from this sentence alone.
+        """
+        self._check_fitted()
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text must be a non-empty string describing the user")
+        self.user_texts_ = {**getattr(self, "user_texts_", {}), user: text}
+        return self
+
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
         """Add items from their fields: their vectors come from text + attributes at once."""
         self._check_fitted()
