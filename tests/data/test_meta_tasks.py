@@ -104,3 +104,13 @@ def test_real_task_files_are_melu_rule_and_leak_free(real_data):
     # uses the global mean for them): count them rather than assume none.
     warm_items = set(split.segments["warm"].query.items)
     assert len(warm_items - train_items) <= 0.01 * len(warm_items)
+
+
+def test_melu_split_item_validation_holds_items_out(tmp_path):
+    data = load_ml1m_melu(write_melu_fixture(tmp_path, n_users=12, n_movies=20))
+    split = melu_split(data, validation_items=0.7, seed=2)
+    seg = split.validation_segments["validation_new_items"]
+    held = set(seg.query.items) | set(seg.support.items)
+    assert held and not held & set(split.train.interactions.items)
+    again = melu_split(data, validation_items=0.7, seed=2)
+    assert again.validation_segments["validation_new_items"].query.frame.equals(seg.query.frame)

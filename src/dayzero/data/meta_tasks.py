@@ -19,7 +19,7 @@ import numpy as np
 
 from dayzero.data.datasets.melu import STATES, TEST_STATES, TRAIN_STATE, MeluData
 from dayzero.data.schema import Interactions
-from dayzero.data.split import NEW_USERS, WARM, ColdStartSplit, Segment
+from dayzero.data.split import NEW_ITEMS, NEW_USERS, WARM, ColdStartSplit, Segment
 
 MELU_SEED = 13
 
@@ -81,6 +81,7 @@ def melu_split(
     validation_users: float = 0.0,
     validation_mode: Literal["warm", "new_users"] = "new_users",
     seed: int = 0,
+    validation_items: float = 0.0,
 ) -> ColdStartSplit:
     """The MeLU benchmark as a :class:`ColdStartSplit`.
 
@@ -101,7 +102,12 @@ def melu_split(
         all their ratings do (``"new_users"``: the validation users are cold, like the user-cold
         test state).
     seed
-        Chooses the validation users.
+        Chooses the validation users and items.
+    validation_items
+        Fraction of the ``meta_training`` items held out as new for model selection: all
+        their ratings leave the training set, and the users' ratings on them become MeLU tasks
+        by the same rule (13-100 ratings, 10 query), in
+        ``split.validation_segments["validation_new_items"]``.
     """
     if not 0.0 <= validation_users < 1.0:
         raise ValueError(f"validation_users must be in [0, 1), got {validation_users}")
@@ -136,6 +142,21 @@ def melu_split(
             query.for_users(chosen),
         )
 
+    extra_validation: dict[str, Segment] = {}
+    if validation_items > 0:
+        if not 0.0 < validation_items < 1.0:
+            raise ValueError(f"validation_items must be in [0, 1), got {validation_items}")
+        items = np.sort(train.items)
+        rng = np.random.default_rng(seed + 1)
+        size = max(1, round(validation_items * len(items)))
+        held_items = set(rng.choice(items, size=size, replace=False).tolist())
+        is_held = train.frame["item"].isin(held_items).to_numpy()
+        held = train.select(is_held)
+        train = train.select(~is_held)
+        support, query = make_meta_tasks(held, random.Random(seed))
+        name = f"validation_{NEW_ITEMS}"
+        extra_validation[name] = Segment(name, support, query)
+
     segments = {name: Segment(name, *task_sets[state]) for state, name in TEST_STATES.items()}
     return ColdStartSplit(
         train=data.dataset(TRAIN_STATE).with_interactions(train),
@@ -146,6 +167,8 @@ def melu_split(
             "validation_users": validation_users,
             "validation_mode": validation_mode,
             "seed": seed,
+            "validation_items": validation_items,
         },
         validation=validation,
+        validation_segments=extra_validation,
     )

@@ -52,6 +52,8 @@ class ColdStartSplit:
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
     validation: Segment | None = None
+    #: Further validation segments (e.g. held-out items), for model selection only.
+    validation_segments: dict[str, Segment] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -663,7 +663,7 @@ class TwoTowerRecommender(Recommender):
                 vectors[torch.from_numpy(rows)], self._history_item_vectors(item_idx)
             )
         shift = self._support_shift(unique, vectors, extra)
-        return scores.numpy().astype(np.float64) + shift[rows]
+        return scores.numpy().astype(np.float64) + shift[rows] * self._content_only(item_idx)
 
     def _score_items(self, user, history) -> np.ndarray:
         extra = self._history_extra(history, [user])
@@ -672,14 +672,22 @@ class TwoTowerRecommender(Recommender):
             scores = self.network_.score(
                 vector.expand(len(self.item_vectors_), -1), self.item_vectors_
             )
-        return scores.numpy().astype(np.float64) + self._support_shift([user], vector, extra)[0]
+        shift = self._support_shift([user], vector, extra)[0]
+        all_items = np.arange(len(self.item_vectors_))
+        return scores.numpy().astype(np.float64) + shift * self._content_only(all_items)
+
+    def _content_only(self, item_idx: np.ndarray) -> np.ndarray:
+        """1.0 for items scored from content alone (no ID embedding), else 0.0."""
+        return ((item_idx < 0) | (item_idx >= self.n_known_items_)).astype(np.float64)
 
     @torch.no_grad()
     def _support_shift(self, users, vectors: torch.Tensor, extra: dict) -> np.ndarray:
         """Per-user offset ``sum(r - r_hat) / (n + support_shrinkage)`` over the ratings
-        revealed at request time: the cheapest form of test-time adaptation, which corrects
-        a shared error on the user's new items (their content-only bias) from the support set
-        alone. Zero for users without revealed ratings or when ``support_shrinkage`` is None.
+        revealed at request time on items scored from content alone; added to that user's
+        content-only predictions. The cheapest test-time adaptation: it corrects the error
+        the content tower shares across a user's new items (their text-only bias) from the
+        support set alone. Items with an ID embedding are neither used nor shifted. Zero for
+        users without such ratings or when ``support_shrinkage`` is None.
         """
         shift = np.zeros(len(users))
         if self.support_shrinkage is None:
@@ -688,6 +696,10 @@ class TwoTowerRecommender(Recommender):
             if user not in extra:
                 continue
             item_idx, values = extra[user]
+            cold = self._content_only(item_idx).astype(bool)
+            if not cold.any():
+                continue
+            item_idx, values = item_idx[cold], values[cold]
             pred = self.network_.score(
                 vectors[k : k + 1].expand(len(item_idx), -1), self._history_item_vectors(item_idx)
             )
