@@ -55,7 +55,32 @@ ANCHORS = {
 CLASSICAL = ("item-mean", "mf", "content-knn", "feature-hybrid")
 
 
-def measure(params: dict, cache_dir: str) -> dict:
+SHRINKAGE_GRID = (None, 1.0, 3.0, 5.0, 10.0, 20.0)
+
+
+def select_shrinkage(params: dict, cache_dir: str) -> dict:
+    """Choose ``support_shrinkage`` on held-out meta_training items (never on test)."""
+    import torch
+
+    from dayzero.data.datasets.melu import load_ml1m_melu
+    from dayzero.data.meta_tasks import melu_split
+    from dayzero.evaluate.runner import evaluate_segment
+    from dayzero.models.two_tower import TwoTowerRecommender
+
+    torch.set_num_threads(2)
+    split = melu_split(load_ml1m_melu(), validation_items=0.1, seed=0)
+    segment = split.validation_segments["validation_new_items"]
+    model = TwoTowerRecommender(cache_dir=cache_dir, **params).fit(split.train)
+    scores = {}
+    for value in SHRINKAGE_GRID:
+        model.support_shrinkage = value
+        result = evaluate_segment(model, segment, progress=False, n_resamples=50)
+        scores[str(value)] = result.metrics
+    best = min(SHRINKAGE_GRID, key=lambda v: scores[str(v)]["mae"])
+    return {"validation_tasks": segment.n_users, "scores": scores, "chosen": best}
+
+
+def measure(params: dict, cache_dir: str, also_without_correction: bool = False) -> dict:
     import torch
 
     import dayzero.models  # noqa: F401
@@ -72,6 +97,10 @@ def measure(params: dict, cache_dir: str) -> dict:
     result["epochs_run"] = len(model.history_)
     if hasattr(model, "encoder_parameters_"):
         result["encoder_trainable_parameters"] = model.encoder_parameters_[0]
+    if also_without_correction:
+        model.support_shrinkage = None
+        plain = evaluate_split(model, split, fit=False, progress=False)
+        result["without_correction"] = plain.to_dict()["segments"]
     return result
 
 
@@ -125,11 +154,28 @@ def main() -> None:
                     "peak_rss_mib": result["peak_rss_mib"],
                 }
             )
+    selection = run_isolated(select_shrinkage, params=TWO_TOWER, cache_dir=args.cache_dir)
+    chosen = selection["chosen"]
+    print("support_shrinkage chosen on validation:", chosen, flush=True)
     for name in args.rows:
-        out = run_isolated(measure, params=ROWS[name], cache_dir=args.cache_dir)
+        params = {**ROWS[name], "support_shrinkage": chosen}
+        out = run_isolated(
+            measure,
+            params=params,
+            cache_dir=args.cache_dir,
+            also_without_correction=name == "two-tower frozen",
+        )
+        if "without_correction" in out:
+            rows.append(
+                {
+                    "model": f"{name}, no test-time correction",
+                    "params": {**params, "support_shrinkage": None},
+                    "segments": _flat({"segments": out["without_correction"]}),
+                }
+            )
         row = {
             "model": name,
-            "params": ROWS[name],
+            "params": params,
             "segments": _flat(out),
             **{
                 k: out[k]
@@ -152,7 +198,9 @@ def main() -> None:
             f"{out['wall_seconds']:.0f}s",
             flush=True,
         )
-    path = save("ml1m_coldstart", {"machine": machine(), "rows": rows})
+    path = save(
+        "ml1m_coldstart", {"machine": machine(), "shrinkage_selection": selection, "rows": rows}
+    )
     print(markdown(rows))
     print(f"\nwrote {path}")
 
