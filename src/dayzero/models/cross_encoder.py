@@ -57,6 +57,7 @@ from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import Template, format_value
 from dayzero.models.base import Recommender, register, seen_by_user
 from dayzero.models.two_tower import default_template
+from dayzero.train.index_dataset import IndexDataset
 
 NAME_CHARS = 60
 SUMMARY_SEPARATOR = " | "
@@ -97,19 +98,6 @@ class _Scorer(nn.Module):
 def _segment_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
-class _Positions(torch.utils.data.Dataset):
-    """Training pairs by position; the trainer batches and shuffles them."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> int:
-        return index
 
 
 class _Ratings:
@@ -445,7 +433,7 @@ class CrossEncoderRecommender(Recommender):
             with torch.no_grad():
                 self.history_.append({"step": 0, **val_fn(self.network_)})
         trainer = Trainer(self.network_, config, loss_fn, callbacks)
-        history = trainer.fit(_Positions(len(pairs)), val_fn)
+        history = trainer.fit(IndexDataset(len(pairs)), val_fn)
         self.history_.extend(history.evals)
         self.network_.eval()
 

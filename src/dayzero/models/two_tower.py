@@ -31,6 +31,7 @@ from dayzero.data.templates import Template
 from dayzero.models.attributes import AttributeEncoder, TokenEncoder
 from dayzero.models.base import Recommender, register, seen_by_user
 from dayzero.models.towers import HybridTowers
+from dayzero.train.index_dataset import IndexDataset
 
 
 def default_template(entities: Entities | None, kind: str) -> Template:
@@ -68,19 +69,6 @@ def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-
-
-class _Positions(torch.utils.data.Dataset):
-    """Training users by position; the trainer batches and shuffles them."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> int:
-        return index
 
 
 def pairwise_ranking_loss(
@@ -429,7 +417,7 @@ class TwoTowerRecommender(Recommender):
         )
         trainer = Trainer(self.network_, config, loss_fn)
         history = trainer.fit(
-            _Positions(len(episodes.users)), val_fn if val_rows is not None else None
+            IndexDataset(len(episodes.users)), val_fn if val_rows is not None else None
         )
         self.history_ = [*getattr(self, "history_", []), *history.evals]
         self.network_.eval()
@@ -515,7 +503,7 @@ class TwoTowerRecommender(Recommender):
         )
         encoder.train()
         history = Trainer(module, trainer_config, loss_fn).fit(
-            _Positions(self.adapt_steps * trainer_config.batch_size)
+            IndexDataset(self.adapt_steps * trainer_config.batch_size)
         )
         self.adapt_losses_ = history.losses
         for param in net.parameters():
