@@ -27,8 +27,13 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests $(PYTEST_ARGS)
 
+# Every benchmark in BENCHMARKS.md (about an hour on 2 cores); each writes bench/results/*.json.
 bench: install
 	$(BIN)/python bench/baselines.py
+	$(BIN)/python bench/encode_throughput.py
+	$(BIN)/python bench/ml1m_coldstart.py
+	$(BIN)/python bench/cross_encoder.py
+	$(BIN)/python bench/tallrec_fewshot.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
