@@ -10,6 +10,9 @@ splits each user's ratings into a *support* part (pooled into the user vector) a
 (predicted), so the model learns to use a few revealed ratings. New users and items are served at
 predict time without retraining: from text alone, or text + the ratings passed as ``history``.
 
+A saved model keeps every vector it computed but not the entity tables: after ``load``, give
+new users' and items' fields with ``partial_fit_users(..., users=...)`` / ``partial_fit_items``.
+
 Cold fallback: an unknown item with fields (added by ``partial_fit_items`` or present in the
 dataset's item table) is scored from its text and attributes; an unknown item without fields is
 scored from an empty content vector (the model's "average item"). An unknown user is scored from
