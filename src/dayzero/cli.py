@@ -9,8 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dayzero.cli_risk import risk_app
+
 app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
 console = Console()
+app.add_typer(risk_app, name="risk")
 
 
 @app.command()

@@ -73,7 +73,11 @@ def run_demo(console: Console | None = None, seed: int = 0) -> dict:
     for rank, (item, score) in enumerate(zip(ids, scores, strict=True), start=1):
         console.print(f"  {rank}. {_name(split, item)}  (predicted {score:.2f})")
     transfer = run_transfer_demo(console, split, experiment.k)
+    from dayzero.demo_risk import run_risk_demo
+
+    risk = run_risk_demo(console)
     return {
+        "risk": risk,
         "results": [r.to_dict() for r in results],
         "recommended": ids,
         "transfer": transfer,

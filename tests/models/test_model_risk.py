@@ -1,0 +1,218 @@
+"""RiskScorer: scikit-learn contract, known-answer reason codes, bad input, save/load."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from dayzero.encoders.tiny import build_tiny_bert
+from dayzero.models.risk import RiskScorer, UnknownCategoryWarning
+
+# Built at import: parametrize_with_checks needs the estimator when tests are collected.
+TINY = str(build_tiny_bert(tempfile.mkdtemp(prefix="risk-tiny-bert-")))
+
+EXPECTED_FAILURES: dict[str, str] = {}
+
+
+def _expected(estimator):
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks(
+    [RiskScorer(encoder=TINY, fusion=True, max_length=64, random_state=0)],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_contract(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownCategoryWarning)
+        check(estimator)
+
+
+def applicants(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Only the checking account decides default; age and purpose are noise."""
+    rng = np.random.default_rng(seed)
+    checking = rng.choice(["< 0 DM", "no checking account", ">= 200 DM"], size=n)
+    frame = pd.DataFrame(
+        {
+            "checking_account": checking,
+            "purpose": rng.choice(["car", "furniture", "education"], size=n),
+            "age": rng.integers(20, 70, size=n),
+        }
+    )
+    return frame, (checking == "< 0 DM").astype(int)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[RiskScorer, pd.DataFrame, np.ndarray]:
+    X, y = applicants()
+    return RiskScorer(encoder=TINY, fusion=True, C=10.0, random_state=0).fit(X, y), X, y
+
+
+def test_fit_predict_and_sklearn_score(fitted):
+    model, X, y = fitted
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert model.score(X, y) == pytest.approx(np.mean(model.predict(X) == y))
+    assert model.score(X, y) > 0.95
+    assert clone(model).get_params()["fusion"] is True
+
+
+def test_points_follow_pdo_scaling(fitted):
+    model, X, _ = fitted
+    p = model.predict_proba(X)[:, 1]
+    points = model.points(X)
+    np.testing.assert_allclose(points, 600 + 20 / np.log(2) * (np.log((1 - p) / p) - np.log(50)))
+    assert points[p.argmax()] == points.min()
+
+
+def test_reason_codes_find_the_deciding_field(fitted):
+    model, X, y = fitted
+    bad_rows = np.flatnonzero(y == 1)[:5]
+    reasons = model.explain(X.iloc[bad_rows], top=3)
+    first = reasons[reasons["rank"] == 1]
+    assert (first["field"] == "checking_account").all()
+    assert (first["contribution"] > 0).all()
+    assert set(reasons.columns) == {
+        "row",
+        "rank",
+        "field",
+        "value",
+        "contribution",
+        "points",
+        "unknown",
+    }
+
+
+def test_explain_is_exact_occlusion(fitted):
+    model, X, _ = fitted
+    row = X.iloc[[0]]
+    reasons = model.explain(row, top=3)
+    occluded = row.astype(object).copy()
+    field = reasons["field"].iloc[0]
+    occluded[field] = None
+    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
+    assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
+
+
+def test_unknown_category_is_flagged_not_nan(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].copy()
+    new["purpose"] = "space travel"
+    with pytest.warns(UnknownCategoryWarning, match="purpose"):
+        p = model.predict_proba(new)
+    assert np.isfinite(p).all()
+    table = model.unknown_values(new)
+    assert table.to_dict(orient="records") == [
+        {"row": 0, "column": "purpose", "value": "space travel"}
+    ]
+    assert "The purpose is unknown." in model._texts(new)[0]
+    reasons = model.explain(new, top=3)
+    assert reasons.loc[reasons["field"] == "purpose", "unknown"].all()
+
+
+def test_missing_field_is_skipped(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].astype(object).copy()
+    new["age"] = None
+    assert "age" not in model._texts(new)[0]
+    assert np.isfinite(model.points(new)).all()
+
+
+def test_wrong_type_names_column(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].astype(object).copy()
+    new["age"] = "forty"
+    with pytest.raises(TypeError, match="'age' must be numeric"):
+        model.predict_proba(new)
+
+
+def test_columns_must_match_training(fitted):
+    model, X, _ = fitted
+    new = X.drop(columns=["age"]).assign(income=1)
+    with pytest.raises(ValueError, match=r"missing \['age'\], unexpected \['income'\]"):
+        model.predict_proba(new)
+
+
+def test_gbm_head_with_monotonic_constraint():
+    X, y = applicants(200)
+    model = RiskScorer(
+        encoder=TINY, head="gbm", fusion=True, monotonic={"age": -1}, max_iter=20, random_state=0
+    ).fit(X, y)
+    grid = pd.concat([X.iloc[[0]]] * 5, ignore_index=True)
+    grid["age"] = [20, 30, 40, 50, 60]
+    assert np.all(np.diff(model.predict_proba(grid)[:, 1]) <= 1e-12)
+    with pytest.raises(NotImplementedError, match="head='logistic'"):
+        model.save(tempfile.mkdtemp())
+    with pytest.raises(ValueError, match="numeric columns"):
+        RiskScorer(encoder=TINY, head="gbm", fusion=True, monotonic={"purpose": 1}).fit(X, y)
+    with pytest.raises(ValueError, match="fusion=True"):
+        RiskScorer(encoder=TINY, monotonic={"age": 1}).fit(X, y)
+
+
+def test_text_columns_and_sentiment():
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY,
+        text_columns=["note"],
+        fusion=True,
+        sentiment=lambda texts: [1.0 if "good" in t else 0.0 for t in texts],
+        random_state=0,
+    ).fit(X, y)
+    assert "The note is good job." in model._texts(X.iloc[[int(np.argmin(y))]])[0]
+    assert model.explain(X.iloc[[0]], top=4)["field"].isin(X.columns).all()
+    with pytest.raises(NotImplementedError, match="sentiment"):
+        model.save(tempfile.mkdtemp())
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    model, X, _ = fitted
+    model.save(tmp_path / "m")
+    loaded = RiskScorer.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-12)
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    with pytest.raises(FileNotFoundError, match=r"RiskScorer\.save"):
+        RiskScorer.load(tmp_path / "nothing")
+
+
+def test_bad_params():
+    X, y = applicants(20)
+    with pytest.raises(ValueError, match="head must be"):
+        RiskScorer(encoder=TINY, head="svm").fit(X, y)
+    with pytest.raises(ValueError, match="pdo"):
+        RiskScorer(encoder=TINY, pdo=0).fit(X, y)
+    with pytest.raises(ValueError, match="text_columns"):
+        RiskScorer(encoder=TINY, text_columns=["nope"]).fit(X, y)
+
+
+def test_report_from_model(fitted, tmp_path):
+    model, X, y = fitted
+    report = model.report(X, y, reference=X)
+    assert report.auc > 0.95 and report.score_psi == pytest.approx(0.0)
+    assert set(report.feature_psi) == set(X.columns)
+    assert report.to_html(tmp_path / "r.html").is_file()
+
+
+class _Sentiment:
+    """Stands in for a fitted TextClassifier: predict_proba over texts, last column positive."""
+
+    def predict_proba(self, texts):
+        positive = np.array([1.0 if "good" in t else 0.0 for t in texts])
+        return np.column_stack([1 - positive, positive])
+
+
+def test_sentiment_from_a_classifier_object():
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY, text_columns=["note"], fusion=True, sentiment=_Sentiment(), random_state=0
+    ).fit(X, y)
+    assert model.sentiment_mean_ == pytest.approx(np.mean(y == 0))
+    assert np.isfinite(model.points(X.assign(note=[None] * len(X)))).all()
