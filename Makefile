@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python bench/ml1m_coldstart.py
 	$(BIN)/python bench/cross_encoder.py
 	$(BIN)/python bench/tallrec_fewshot.py
+	$(BIN)/python bench/german_credit_kshot.py
+	$(BIN)/python bench/sentiment.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
