@@ -59,7 +59,9 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     from dayzero.data.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
     from dayzero.models.risk import RiskScorer
 
-    data = load_german_credit()
+    from dayzero.settings import DEMO_DATA
+
+    data = load_german_credit(DEMO_DATA / "german-credit")  # the shipped copy, always offline
     X = data.X[[*CATEGORICAL, *NUMERIC]]
     applicant = pd.DataFrame([NEW_APPLICANT])[X.columns]
     with console.status("fitting a RiskScorer on 1,000 German credit applicants"):
