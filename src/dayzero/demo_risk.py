@@ -58,7 +58,6 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     """
     from dayzero.data.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
     from dayzero.models.risk import RiskScorer
-
     from dayzero.settings import DEMO_DATA
 
     data = load_german_credit(DEMO_DATA / "german-credit")  # the shipped copy, always offline
