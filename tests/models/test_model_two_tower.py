@@ -143,3 +143,10 @@ def test_a_user_described_in_one_sentence_is_served(model):
     assert len(ids) == 3 and np.all(np.diff(scores) <= 0)
     with pytest.raises(ValueError, match="non-empty"):
         model.add_user_text("talker", "  ")
+
+
+def test_partial_fit_users_folds_in_interactions(catalogue, tiny_bert_dir):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    fresh.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("later", "a0", 1.0)]))
+    ids, _ = fresh.recommend("later", k=4)
+    assert all(i.startswith("r") for i in ids) and "r0" not in ids

@@ -169,6 +169,19 @@ class Recommender(ABC):
         """Add new items (from their fields, and interactions if any) without refitting."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
 
+    def _remember_interactions(self, interactions: Interactions) -> None:
+        """Keep folded-in interactions in ``_extra_history`` (models pool them at request
+        time) and mark their items as seen."""
+        if not len(interactions):
+            return
+        previous = getattr(self, "_extra_history", None)
+        self._extra_history = interactions if previous is None else previous.concat(interactions)
+        seen = getattr(self, "seen_", None)
+        if seen is None:
+            seen = self.seen_ = {}
+        for user, group in interactions.frame.groupby("user", sort=False):
+            seen.setdefault(user, set()).update(group["item"].tolist())
+
     # ----------------------------------------------------------------- hooks
     @abstractmethod
     def _score_pairs(

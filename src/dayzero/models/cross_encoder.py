@@ -658,12 +658,7 @@ class CrossEncoderRecommender(Recommender):
         if users is not None and self.user_template_.specs:
             texts = self.user_template_.render_frame(users.frame)
             self.user_profiles_.update(zip(users.ids, texts, strict=True))
-        if len(interactions):
-            self._extra_history = Interactions.concat(
-                getattr(self, "_extra_history", Interactions.empty()), interactions
-            )
-            for user, group in interactions.frame.groupby("user", sort=False):
-                self.seen_.setdefault(user, set()).update(group["item"].tolist())
+        self._remember_interactions(interactions)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -738,12 +738,7 @@ class TwoTowerRecommender(Recommender):
         self._check_fitted()
         if users is not None:
             self.users_ = users if self.users_ is None else self.users_.add(users)
-        if len(interactions):
-            self._extra_history = Interactions.concat(
-                getattr(self, "_extra_history", Interactions.empty()), interactions
-            )
-            for user, group in interactions.frame.groupby("user", sort=False):
-                self.seen_.setdefault(user, set()).update(group["item"].tolist())
+        self._remember_interactions(interactions)
         return self
 
     # ------------------------------------------------------------------ persistence
