@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from dayzero.data.schema import Entities, SchemaError
-from dayzero.data.templates import FieldSpec, Template, format_value, is_missing, serialize_row
+from dayzero.data.templates import (
+    FieldSpec,
+    Template,
+    entity_template,
+    format_value,
+    is_missing,
+    serialize_row,
+)
 
 
 @pytest.mark.parametrize("value", [None, float("nan"), np.nan, "", " ", "?", "N/A", [], pd.NA])
@@ -79,3 +86,16 @@ def test_bad_template_arguments():
         Template(["a"], style="prose")
     with pytest.raises(SchemaError, match="unique"):
         Template(["a", "a"])
+
+
+def test_entity_template_uses_the_spec_or_every_typed_field():
+    ents = Entities(
+        pd.DataFrame({"plot": ["x " * 400], "year": [1999]}, index=[1]),
+        {"plot": "text", "year": "numeric"},
+    )
+    default = entity_template(None, ents)
+    text = default.render(ents.record(1))
+    assert text.startswith("Plot: x") and text.endswith("Year: 1999") and "..." in text
+    spec = Template([FieldSpec("year", thousands=False)]).to_dict()
+    assert entity_template(spec, ents).render(ents.record(1)) == "Year: 1999"
+    assert entity_template(None, None).render({"a": 1}) == ""

@@ -210,6 +210,22 @@ class Template:
         return cls(fields, style=style, **kwargs)
 
 
+def entity_template(spec: Mapping[str, Any] | None, entities: Entities | None) -> Template:
+    """``Template.from_dict(spec)`` when a spec is given, else every typed field of
+    ``entities`` in declaration order (long text cut to 600 characters, numbers ungrouped);
+    an empty template when there are no entities."""
+    if spec:
+        return Template.from_dict(spec)
+    if entities is None:
+        return Template([])
+    return Template(
+        [
+            FieldSpec(name, max_chars=600 if kind == "text" else None, thousands=kind != "numeric")
+            for name, kind in entities.fields.items()
+        ]
+    )
+
+
 def serialize_row(
     record: Mapping[str, Any],
     labels: Mapping[str, str] | None = None,

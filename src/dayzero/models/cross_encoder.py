@@ -54,9 +54,8 @@ import torch
 from torch import nn
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
-from dayzero.data.templates import Template, format_value
+from dayzero.data.templates import Template, entity_template, format_value
 from dayzero.models.base import Recommender, register, seen_by_user
-from dayzero.models.two_tower import default_template
 from dayzero.train.index_dataset import IndexDataset
 
 NAME_CHARS = 60
@@ -311,16 +310,8 @@ class CrossEncoderRecommender(Recommender):
         return self
 
     def _set_texts(self, dataset: Dataset) -> None:
-        self.item_template_ = (
-            Template.from_dict(self.item_template)
-            if self.item_template
-            else default_template(dataset.items, "")
-        )
-        self.user_template_ = (
-            Template.from_dict(self.user_template)
-            if self.user_template
-            else default_template(dataset.users, "")
-        )
+        self.item_template_ = entity_template(self.item_template, dataset.items)
+        self.user_template_ = entity_template(self.user_template, dataset.users)
         self.name_field_ = self.name_field
         if self.name_field_ is None and dataset.items is not None:
             fields = dataset.items.fields

@@ -30,24 +30,11 @@ import pandas as pd
 import torch
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
-from dayzero.data.templates import Template
+from dayzero.data.templates import Template, entity_template
 from dayzero.models.attributes import AttributeEncoder, TokenEncoder
 from dayzero.models.base import Recommender, register, seen_by_user
 from dayzero.models.towers import HybridTowers
 from dayzero.train.index_dataset import IndexDataset
-
-
-def default_template(entities: Entities | None, kind: str) -> Template:
-    """All typed fields in declaration order, long text cut to 600 characters."""
-    if entities is None:
-        return Template([])
-    from dayzero.data.templates import FieldSpec
-
-    specs = [
-        FieldSpec(name, max_chars=600 if ftype == "text" else None, thousands=ftype != "numeric")
-        for name, ftype in entities.fields.items()
-    ]
-    return Template(specs, prefix=f"A {kind}." if kind else "")
 
 
 def _bags_for(
@@ -271,16 +258,8 @@ class TwoTowerRecommender(Recommender):
         inter = dataset.interactions
         if len(inter) == 0:
             raise ValueError("two-tower: the dataset has no interactions to fit on")
-        self.item_template_ = (
-            Template.from_dict(self.item_template)
-            if self.item_template
-            else default_template(dataset.items, "")
-        )
-        self.user_template_ = (
-            Template.from_dict(self.user_template)
-            if self.user_template
-            else default_template(dataset.users, "")
-        )
+        self.item_template_ = entity_template(self.item_template, dataset.items)
+        self.user_template_ = entity_template(self.user_template, dataset.users)
         self.item_attributes_ = AttributeEncoder().fit(dataset.items)
         self.user_attributes_ = AttributeEncoder().fit(dataset.users)
         self.item_tokens_ = TokenEncoder(exclude=self.item_attributes_.fields).fit(dataset.items)
