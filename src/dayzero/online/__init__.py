@@ -1,0 +1,1 @@
+"""Online learning: event store, model registry, fold-in and incremental fine-tuning."""

@@ -1,0 +1,1 @@
+"""Serving: HTTP service and vector index over item vectors."""
