@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 # Real datasets for test-slow and bench; left empty when ../shared/data does not exist.
 DAYZERO_DATA ?= $(wildcard $(abspath ../shared/data))
 export DAYZERO_DATA
+# The PostgreSQL event-store tests run when this is set (.ci/run sets it from
+# scripts/start_postgres.sh, which prints the URL) and skip otherwise.
+DAYZERO_TEST_POSTGRES_URL ?=
+export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
 .PHONY: demo test test-slow bench lint install clean
