@@ -150,3 +150,90 @@ def test_partial_fit_users_folds_in_interactions(catalogue, tiny_bert_dir):
     fresh.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("later", "a0", 1.0)]))
     ids, _ = fresh.recommend("later", k=4)
     assert all(i.startswith("r") for i in ids) and "r0" not in ids
+
+
+def test_fine_tune_gives_new_users_and_items_id_embeddings(catalogue, tiny_bert_dir, tmp_path):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    n_users, n_items = fresh.n_known_users_, fresh.n_known_items_
+    old = catalogue.dataset.interactions.frame
+    before = np.abs(fresh.predict(old["user"], old["item"]) - old["value"]).mean()
+    # a new user who loves romance, and a cold item (fields, no ratings) now rated
+    rows = [("fan", item, 5.0 if item.startswith("r") else 1.0) for item in ("r0", "r1", "a0")]
+    rows += [(u, "r_cold", 5.0) for u in catalogue.users_b[:5]]
+    rows += [(u, "r_cold", 1.0) for u in catalogue.users_a[:5]]
+    replay = catalogue.dataset.interactions
+    fresh.fine_tune(Interactions.from_records(rows), epochs=10, replay=replay)
+    assert fresh.n_known_users_ == n_users + 1 and fresh.n_known_items_ == n_items + 1
+    assert fresh.item_map_.ids.index("r_cold") < fresh.n_known_items_  # moved among the known
+    assert fresh.network_.user_id.num_embeddings == n_users + 1
+    assert "r1" in fresh.seen_["fan"]
+    fan = fresh.predict(["fan", "fan"], ["r2", "a2"])
+    assert fan[0] > fan[1] + 0.5
+    # replay keeps the old ratings about as well fitted as before
+    after = np.abs(fresh.predict(old["user"], old["item"]) - old["value"]).mean()
+    assert after < before + 0.3
+    fresh.save(tmp_path / "ft")
+    again = Recommender.load(tmp_path / "ft")
+    np.testing.assert_allclose(
+        again.predict(["fan", "ua0"], ["r2", "r_cold"]),
+        fresh.predict(["fan", "ua0"], ["r2", "r_cold"]),
+        atol=1e-6,
+    )
+
+
+def test_fine_tune_rejects_bad_input(model):
+    with pytest.raises(ValueError, match="empty"):
+        model.fine_tune(Interactions.empty())
+    with pytest.raises(ValueError, match="epochs"):
+        model.fine_tune(Interactions.from_records([("ua0", "a1", 5.0)]), epochs=0)
+
+
+def test_serving_vectors_reproduce_predict(model):
+    history = Interactions.from_records([("n9", "a0", 5.0), ("n9", "r_cold", 2.0)])
+    items = ["a1", "r_cold", "a_cold"]
+    expected = model.predict(["n9"] * 3, items, history=history)
+    user = model.user_serving_vector("n9", ["a0", "r_cold"], [5.0, 2.0])
+    rows = model.item_serving_vectors(model.item_map_.to_internal(items))
+    np.testing.assert_allclose(float(model.network_.mu) + rows @ user, expected, atol=1e-5)
+
+
+def test_partial_fit_items_after_load_keeps_existing_token_bags(catalogue, tiny_bert_dir, tmp_path):
+    items = catalogue.dataset.items
+    # overlapping casts: too many names for one-hot attributes, so they become tokens
+    cast = [[f"p{j}" for j in range(4 * k, 4 * k + 8)] for k in range(len(items))]
+    frame = items.frame.assign(cast=cast)
+    dataset = catalogue.dataset.with_interactions(catalogue.dataset.interactions)
+    dataset.items = Entities(frame, {**items.fields, "cast": "multi"})
+    fitted = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 2})
+    fitted.fit(dataset)
+    assert fitted.item_tokens_.size > 0
+    fitted.save(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    new = Entities(frame.iloc[:1].rename(index=lambda _: "copy"), dict(dataset.items.fields))
+    again.partial_fit_items(new)
+    np.testing.assert_allclose(
+        again.predict(["ua0"] * 2, ["a1", "r1"]),
+        fitted.predict(["ua0"] * 2, ["a1", "r1"]),
+        atol=1e-6,
+    )
+
+
+def test_a_loaded_lora_model_can_be_fine_tuned_and_saved_again(catalogue, tiny_bert_dir, tmp_path):
+    model = TwoTowerRecommender(
+        encoder=str(tiny_bert_dir),
+        strategy="lora",
+        adapt_steps=2,
+        adapt_items=4,
+        refit_epochs=1,
+        **{**FAST, "epochs": 2},
+    ).fit(catalogue.dataset)
+    model.save(tmp_path / "first")
+    again = Recommender.load(tmp_path / "first")
+    again.fine_tune(Interactions.from_records([("late", "r0", 5.0), ("late", "a0", 1.0)]))
+    again.save(tmp_path / "second")
+    third = Recommender.load(tmp_path / "second")
+    np.testing.assert_allclose(
+        third.predict(["late", "ua0"], ["r1", "a_cold"]),
+        again.predict(["late", "ua0"], ["r1", "a_cold"]),
+        atol=1e-5,
+    )

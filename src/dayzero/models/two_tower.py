@@ -524,19 +524,28 @@ class TwoTowerRecommender(Recommender):
 
     @torch.no_grad()
     def _user_vectors(
-        self, users: Sequence[Hashable], extra: dict[Hashable, tuple[np.ndarray, np.ndarray]]
+        self,
+        users: Sequence[Hashable],
+        extra: dict[Hashable, tuple[np.ndarray, np.ndarray]],
+        texts: dict[Hashable, str] | None = None,
     ) -> torch.Tensor:
-        """Vectors for users (external ids): training history plus ``extra`` rows."""
+        """Vectors for users (external ids): training history plus ``extra`` rows.
+
+        ``texts`` (user -> profile sentence) replaces the users' content as
+        :meth:`add_user_text` does, for this call only; default: the ``add_user_text`` ones.
+        """
         net = self.network_
         rows = self.user_map_.to_internal(users, missing=-1)
         content = np.zeros((len(users), self.user_content_.shape[1]), dtype=np.float32)
         known = rows >= 0
         content[known] = self.user_content_[rows[known]]
-        unknown = [u for u, k in zip(users, known, strict=True) if not k]
+        texts = getattr(self, "user_texts_", {}) if texts is None else texts
+        # Described users' rendered profile would be overwritten below: skip its encoder call.
+        pending = ~known & np.array([u not in texts for u in users], dtype=bool)
+        unknown = [u for u, k in zip(users, pending, strict=True) if k]
         if unknown and self.users_ is not None:
             fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
-            content[~known] = fresh
-        texts = getattr(self, "user_texts_", {})
+            content[pending] = fresh
         described = [k for k, u in enumerate(users) if u in texts]
         if described:
             vectors = self._text_encoder().encode(
@@ -700,17 +709,38 @@ class TwoTowerRecommender(Recommender):
         return self
 
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        """Add items from their fields: their vectors come from text + attributes at once."""
+        """Add items from their fields: their vectors come from text + attributes at once.
+
+        The cost is proportional to the new items: their content, token bags and vectors are
+        appended and every item already in the model keeps its own (also after ``load``, when
+        the model holds no item table).
+        """
         self._check_fitted()
         new = [i for i in items.ids if i not in self.item_map_]
         self.items_ = items if self.items_ is None else self.items_.add(items)
         if new:
-            self.item_map_.add(new)
-            content = self._content(items, new, self.item_template_, self.item_attributes_)
-            self.item_content_ = np.vstack([self.item_content_, content])
-            self.item_token_bags_ = self.item_tokens_.transform(self.items_, self.item_map_.ids)
-            self._refresh_item_vectors()
+            self._append_items(items, new)
         return self
+
+    @torch.no_grad()
+    def _append_items(self, items: Entities | None, new: list[Hashable]) -> None:
+        """Append content-only rows (no ID embedding) for ``new`` ids to every item table."""
+        content = self._content(items, new, self.item_template_, self.item_attributes_)
+        indices, offsets = self.item_tokens_.transform(items, new)
+        old_indices, old_offsets = self.item_token_bags_
+        self.item_map_.add(new)
+        self.item_content_ = np.vstack([self.item_content_, content]).astype(np.float32)
+        self.item_token_bags_ = (
+            np.concatenate([old_indices, indices]).astype(np.int64),
+            np.concatenate([old_offsets, offsets + len(old_indices)]).astype(np.int64),
+        )
+        self.network_.eval()
+        vectors = self.network_.items(
+            torch.from_numpy(content),
+            torch.full((len(new),), -1),
+            (torch.from_numpy(indices), torch.from_numpy(offsets)),
+        )
+        self.item_vectors_ = torch.cat([self.item_vectors_, vectors])
 
     def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
         """Remember profiles and interactions of users; they are pooled at request time."""
@@ -719,6 +749,200 @@ class TwoTowerRecommender(Recommender):
             self.users_ = users if self.users_ is None else self.users_.add(users)
         self._remember_interactions(interactions)
         return self
+
+    # ------------------------------------------------------------------ serving vectors
+    def item_serving_vectors(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """``(n, dim + 3)`` float32 rows ``[q_i, b_i, 1, content_only_i]`` for internal
+        ``indices`` (default: every item, item_map_ order).
+
+        With :meth:`user_serving_vector`, ``mu + <user_row, item_row>`` is exactly the rating
+        :meth:`predict` gives, support shift on content-only items included: an inner-product
+        index over these rows ranks items as the model does.
+        """
+        self._check_fitted()
+        if indices is None:
+            indices = np.arange(len(self.item_vectors_))
+        indices = np.asarray(indices, dtype=np.int64)
+        vectors = self.item_vectors_[torch.from_numpy(indices)].numpy()
+        n, d = len(vectors), self.dim
+        flag = self._content_only(indices)
+        return np.hstack(
+            [vectors[:, :d], vectors[:, d : d + 1], np.ones((n, 1)), flag[:, None]]
+        ).astype(np.float32)
+
+    def user_serving_vector(
+        self,
+        user: Hashable,
+        items: Sequence[Hashable] = (),
+        values: Sequence[float] | np.ndarray = (),
+        text: str | None = None,
+    ) -> np.ndarray:
+        """One user's row ``[p_u, 1, b_u, shift_u]`` (float32, ``dim + 3``).
+
+        Parameters
+        ----------
+        user
+            External id (unknown ids are served cold: profile text and history only).
+        items, values
+            Interactions revealed for this call (as ``history`` in :meth:`predict`).
+        text
+            Profile sentence replacing the user's content for this call only (as
+            :meth:`add_user_text`, without storing it).
+        """
+        self._check_fitted()
+        values = np.asarray(values, dtype=np.float32)
+        if len(items) != len(values):
+            raise ValueError(f"items and values differ in length ({len(items)} vs {len(values)})")
+        extra = self._history_extra(None, [user])
+        if len(items):
+            idx = self.item_map_.to_internal(items, missing=-1)
+            if user in extra:
+                extra[user] = (
+                    np.concatenate([extra[user][0], idx]),
+                    np.concatenate([extra[user][1], values]),
+                )
+            else:
+                extra[user] = (idx, values)
+        texts = None if text is None else {user: text}
+        vector = self._user_vectors([user], extra, texts)
+        shift = self._support_shift([user], vector, extra)
+        row = vector[0].numpy()
+        d = self.dim
+        return np.concatenate([row[:d], [1.0, row[d], shift[0]]]).astype(np.float32)
+
+    # ------------------------------------------------------------------ incremental training
+    def fine_tune(
+        self,
+        interactions: Interactions,
+        epochs: int = 2,
+        replay: Interactions | None = None,
+        users: Entities | None = None,
+        items: Entities | None = None,
+        lr_scale: float = 0.3,
+        random_state: int | None = None,
+    ) -> Self:
+        """Continue training on new interactions, without refitting from scratch.
+
+        Items in ``items`` are folded in first (:meth:`partial_fit_items`); users and items that
+        appear in the interactions without an ID embedding get one (the ID tables grow; new
+        rows start at zero, so a new ID changes nothing until trained). Training is episodic
+        as in :meth:`fit`, on ``interactions`` plus ``replay`` (a sample of older data, so the
+        model does not forget), for ``epochs`` passes at ``lr * lr_scale``, with no validation
+        (the caller gates). Afterwards ``interactions`` (not ``replay``, already known) are
+        part of the model's training history, pooled for their users at request time.
+
+        Parameters
+        ----------
+        interactions
+            New interactions (external ids).
+        epochs
+            Passes over the users of ``interactions`` + ``replay``.
+        replay
+            Older interactions to train on again.
+        users, items
+            Fields of new users / items (optional; items without fields get the empty content).
+        lr_scale
+            Learning rate as a fraction of ``lr``.
+        random_state
+            Seed of this run (default ``random_state``).
+        """
+        self._check_fitted()
+        if len(interactions) == 0:
+            raise ValueError("fine_tune: `interactions` is empty; nothing to train on")
+        train = interactions if replay is None or not len(replay) else interactions.concat(replay)
+        if not np.all(np.isfinite(train.values)):
+            raise ValueError("fine_tune: an interaction value is not finite; drop or fill it")
+        if epochs < 1:
+            raise ValueError(f"fine_tune: epochs must be >= 1, got {epochs}")
+        if items is not None:
+            self.partial_fit_items(items)
+        if users is not None:
+            self.users_ = users if self.users_ is None else self.users_.add(users)
+        frame = train.frame
+        fresh_items = [i for i in pd.unique(frame["item"]) if i not in self.item_map_]
+        if fresh_items:
+            self._append_items(self.items_, fresh_items)
+        fresh_users = [u for u in pd.unique(frame["user"]) if u not in self.user_map_]
+        if fresh_users:
+            self._append_users(fresh_users)
+        self._promote_known("item", pd.unique(frame["item"]))
+        self._promote_known("user", pd.unique(frame["user"]))
+
+        seed = self.random_state if random_state is None else random_state
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        u_idx, i_idx, values = train.to_indices(self.user_map_, self.item_map_)
+        episodes = _Episodes(u_idx, i_idx, values.astype(np.float32))
+        self._val_cache = None
+        self._train(episodes, None, rng, epochs, lr_scale=lr_scale)
+
+        new_u, new_i, new_v = interactions.to_indices(self.user_map_, self.item_map_)
+        old_u, old_i, old_v = self._fit_frame
+        self._fit_frame = (
+            np.concatenate([old_u, new_u]).astype(old_u.dtype),
+            np.concatenate([old_i, new_i]).astype(old_i.dtype),
+            np.concatenate([old_v, new_v]).astype(np.float32),
+        )
+        self._train_history = _Episodes(*self._fit_frame)
+        for user, group in interactions.frame.groupby("user", sort=False):
+            self.seen_.setdefault(user, set()).update(group["item"].tolist())
+        self._refresh_item_vectors()
+        return self
+
+    def _append_users(self, new: list[Hashable]) -> None:
+        """Add users to the id map with content from their record or profile sentence."""
+        content = self._content(self.users_, new, self.user_template_, self.user_attributes_)
+        texts = getattr(self, "user_texts_", {})
+        described = [k for k, u in enumerate(new) if u in texts]
+        if described:
+            vectors = self._text_encoder().encode(
+                [texts[new[k]] for k in described], normalize=True
+            )
+            content[described] = 0.0
+            content[described, : vectors.shape[1]] = vectors
+        self.user_map_.add(new)
+        self.user_content_ = np.vstack([self.user_content_, content]).astype(np.float32)
+
+    def _promote_known(self, kind: str, ids: Sequence[Hashable]) -> None:
+        """Give ``ids`` (in the id map) ID embeddings.
+
+        Known entities are the first ``n_known_*`` of the id map, so the newly known ones move
+        right after them (a new map; external ids are unchanged) and the ID table grows by as
+        many zero rows.
+        """
+        is_item = kind == "item"
+        id_map = self.item_map_ if is_item else self.user_map_
+        n_known = self.n_known_items_ if is_item else self.n_known_users_
+        idx = id_map.to_internal(ids)
+        newly = np.unique(idx[idx >= n_known])
+        if not len(newly):
+            return
+        rest = np.setdiff1d(np.arange(n_known, len(id_map)), newly)
+        perm = np.concatenate([np.arange(n_known), newly, rest]).astype(np.int64)
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        table = self.network_.item_id if is_item else self.network_.user_id
+        grown = torch.nn.Embedding(n_known + len(newly), table.embedding_dim)
+        with torch.no_grad():
+            grown.weight.zero_()
+            grown.weight[:n_known] = table.weight[:n_known]
+        users, items, values = self._fit_frame
+        if is_item:
+            self.item_map_ = IdMap(id_map.to_external(perm))
+            self.item_content_ = self.item_content_[perm]
+            bags = _bags_for(*self.item_token_bags_, perm)
+            self.item_token_bags_ = (bags[0].numpy(), bags[1].numpy())
+            self.item_vectors_ = self.item_vectors_[torch.from_numpy(perm)]
+            self.network_.item_id = grown
+            self.n_known_items_ = n_known + len(newly)
+            self._fit_frame = (users, inverse[items], values)
+        else:
+            self.user_map_ = IdMap(id_map.to_external(perm))
+            self.user_content_ = self.user_content_[perm]
+            self.network_.user_id = grown
+            self.n_known_users_ = n_known + len(newly)
+            self._fit_frame = (inverse[users], items, values)
+        self._train_history = _Episodes(*self._fit_frame)
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -802,9 +1026,16 @@ class TwoTowerRecommender(Recommender):
         if (folder / "encoder").is_dir():
             self._encoder_obj = TextEncoder.load(folder / "encoder", cache_dir=self.cache_dir)
         elif (folder / "encoder_adapter").is_dir():
+            import json
+
+            from dayzero.encoders.strategies import STRATEGY_FILE, config_from_dict
+
             encoder = TextEncoder(
                 self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
             )
             encoder.model = load_adapter(encoder.model, folder / "encoder_adapter")
             encoder.eval()
             self._encoder_obj = encoder
+            # kept so that a loaded (e.g. fine-tuned) model can be saved again
+            strategy = (folder / "encoder_adapter" / STRATEGY_FILE).read_text()
+            self.strategy_config_ = config_from_dict(json.loads(strategy))
