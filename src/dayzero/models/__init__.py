@@ -10,6 +10,7 @@ from dayzero.models.item_knn import ItemKNN
 from dayzero.models.matrix_factorization import MatrixFactorization
 from dayzero.models.means import GlobalMean, ItemMean, ItemMeanUserBias
 from dayzero.models.popularity import Popularity
+from dayzero.models.sequential import SequentialRecommender
 from dayzero.models.two_tower import TwoTowerRecommender
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MatrixFactorization",
     "Popularity",
     "Recommender",
+    "SequentialRecommender",
     "TwoTowerRecommender",
     "make_recommender",
     "register",

