@@ -10,10 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from dayzero.cli_risk import risk_app
+from dayzero.cli_update import bootstrap, update
 
 app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
 console = Console()
 app.add_typer(risk_app, name="risk")
+app.command("bootstrap")(bootstrap)
+app.command("update")(update)
 
 
 @app.command()
@@ -49,8 +52,9 @@ def models() -> None:
 def evaluate(
     dataset: Annotated[str, typer.Option(help="Dataset name, e.g. ml-1m-melu.")],
     model: Annotated[
-        list[str], typer.Option(help="Model name (repeatable), see `dayzero models`.")
-    ],
+        list[str] | None,
+        typer.Option(help="Model name (repeatable), see `dayzero models`; steam: popularity."),
+    ] = None,
     protocol: Annotated[
         str | None, typer.Option(help="Protocol (default: the dataset's first).")
     ] = None,
@@ -69,9 +73,18 @@ def evaluate(
 
     try:
         experiment = get_experiment(dataset, protocol)
-        recommenders = [make_recommender(name) for name in model]
+        if not model:
+            if experiment.task != "history-ranking":
+                raise typer.BadParameter("give at least one --model (see `dayzero models`)")
+            model = ["popularity"]
+        recommenders = [
+            make_recommender(name, **experiment.model_params.get(name, {})) for name in model
+        ]
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
+    if experiment.task == "history-ranking":
+        _evaluate_history(experiment, recommenders, data, seed, output, ci)
+        return
     with console.status(f"building the {experiment.protocol} split of {dataset}"):
         split = experiment.split(data, seed=seed)
     results = []
@@ -88,6 +101,42 @@ def evaluate(
     console.print(results_table(results, title=f"{dataset} / {experiment.protocol}", show_ci=ci))
     if output is not None:
         write_json({"dataset": dataset, "split": split.summary(), "results": results}, output)
+        console.print(f"wrote {output}")
+
+
+def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
+    """Steam-style protocols: players known only by their history (ranking_eval)."""
+    from dayzero.data.steam_protocols import catalogue
+    from dayzero.evaluate.ranking_eval import evaluate_protocol, recommender_scorer
+    from dayzero.evaluate.report import write_json
+
+    with console.status(f"building the {experiment.protocol} split of {experiment.dataset}"):
+        split = experiment.split(data, seed=seed)
+    games = catalogue(split.train)
+    recall, ndcg = f"recall@{experiment.k}", f"ndcg@{experiment.k}"
+    table = Table(title=f"{experiment.dataset} / {experiment.protocol}")
+    for column in ("model", "setting", "users", recall, ndcg, f"chance {recall}"):
+        table.add_column(column)
+    results = []
+    for recommender in recommenders:
+        recommender.fit(split.train)
+        rows = evaluate_protocol(recommender_scorer(recommender), split, games, k=experiment.k)
+        results.append({"model": recommender.name, "rows": rows})
+        for row in rows:
+            cells = []
+            for metric in (recall, ndcg):
+                text = f"{row['metrics'][metric]:.4f}"
+                if ci:
+                    low, high = row["ci"][metric]
+                    text += f" [{low:.4f}, {high:.4f}]"
+                cells.append(text)
+            chance = f"{row['chance'][recall]:.4f}"
+            table.add_row(recommender.name, row["setting"], str(row["users"]), *cells, chance)
+    console.print(table)
+    if output is not None:
+        write_json(
+            {"dataset": experiment.dataset, "split": split.summary(), "results": results}, output
+        )
         console.print(f"wrote {output}")
 
 

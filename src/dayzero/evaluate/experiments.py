@@ -16,17 +16,24 @@ from dayzero.data.split import ColdStartSplit
 
 @dataclass(frozen=True)
 class Experiment:
-    """A dataset + protocol + task, and the metric cut-off ``k``."""
+    """A dataset + protocol + task, and the metric cut-off ``k``.
+
+    ``task="history-ranking"`` set-ups (Steam) build a
+    :class:`~dayzero.data.steam_protocols.NewGamesSplit` or ``NewPlayersSplit`` instead of a
+    :class:`ColdStartSplit` and are evaluated by :mod:`dayzero.evaluate.ranking_eval`;
+    ``model_params`` gives models the settings the data needs (implicit feedback).
+    """
 
     dataset: str
     protocol: str
     task: str
     k: int
-    build: Callable[..., ColdStartSplit]
+    build: Callable[..., Any]
     params: dict[str, Any] = field(default_factory=dict)
     relevance_threshold: float | None = None
+    model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def split(self, path: str | os.PathLike | None = None, seed: int = 0) -> ColdStartSplit:
+    def split(self, path: str | os.PathLike | None = None, seed: int = 0) -> Any:
         return self.build(path=path, seed=seed, **self.params)
 
 
@@ -59,6 +66,29 @@ def _temporal(dataset_name: str) -> Callable[..., ColdStartSplit]:
     return build
 
 
+def _steam(protocol: str) -> Callable[..., Any]:
+    def build(path=None, seed: int = 0, **params: Any) -> Any:
+        from dayzero.data.datasets.steam import load_steam_reviews
+        from dayzero.data.steam_protocols import new_games_split, new_players_split, steam_implicit
+
+        data = steam_implicit(load_steam_reviews(path)).dataset
+        if protocol == "new-games":
+            return new_games_split(data, **params)
+        return new_players_split(data, seed=seed, **params)
+
+    return build
+
+
+# Positive verdicts only (implicit feedback): item-knn must not centre, and ranks by similarity.
+STEAM_MODELS = {
+    "item-knn": {"k_neighbors": 100, "centered": False, "scoring": "similarity"},
+    "sequential": {
+        "item_template": {
+            "fields": [{"name": n} for n in ("title", "genres", "tags", "specs", "developer")]
+        }
+    },
+}
+
 HOLDOUT = {"new_users": 0.2, "new_items": 0.2, "warm_test": 0.1, "support_k": 5}
 
 EXPERIMENTS: dict[tuple[str, str], Experiment] = {
@@ -84,6 +114,24 @@ EXPERIMENTS: dict[tuple[str, str], Experiment] = {
         5,
         _holdout("restaurant-uci"),
         {"new_users": 0.25, "new_items": 0.0, "warm_test": 0.2, "support_k": 2},
+    ),
+    ("steam", "new-games"): Experiment(
+        "steam",
+        "new-games",
+        "history-ranking",
+        20,
+        _steam("new-games"),
+        {"fraction": 0.15},
+        model_params=STEAM_MODELS,
+    ),
+    ("steam", "new-players"): Experiment(
+        "steam",
+        "new-players",
+        "history-ranking",
+        20,
+        _steam("new-players"),
+        {"fraction": 0.2, "min_interactions": 2},
+        model_params=STEAM_MODELS,
     ),
 }
 
