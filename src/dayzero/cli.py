@@ -10,13 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dayzero.cli_risk import risk_app
+from dayzero.cli_serve import serve
 from dayzero.cli_update import bootstrap, update
 
 app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
 console = Console()
 app.add_typer(risk_app, name="risk")
-app.command("bootstrap")(bootstrap)
-app.command("update")(update)
 
 
 @app.command()
@@ -149,6 +148,11 @@ def demo(
 
     run_demo(console, seed=seed)
 
+
+# Online commands, listed after the offline ones in `dayzero --help`.
+app.command("bootstrap")(bootstrap)
+app.command("update")(update)
+app.command("serve")(serve)
 
 if __name__ == "__main__":
     app()

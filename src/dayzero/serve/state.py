@@ -1,0 +1,443 @@
+"""What the service holds: the event store, the model registry, the served version (ServingModel +
+vector index) and the locks that keep fold-in and version swaps consistent.
+
+Concurrency
+-----------
+* The served version is one immutable reference (:class:`Served`); a request reads it once and
+  finishes on it even if a promote swaps in another version meanwhile.
+* ``VectorIndex`` is thread-safe on its own (concurrent searches, serialised writes).
+* ServingModel calls are serialised by ``_model_lock``: the encoder's fast tokenizer is not safe
+  to call from several threads at once. Item fold-in runs in chunks so a large batch of new
+  items never holds the lock for long.
+* ``_fold_lock`` serialises item fold-in with version swaps: a swap first catches the new
+  version up on every item the store committed since it was loaded, then switches the
+  reference, so no acknowledged item is missing from the served index.
+* A known user's vector is recomputed from the store after each of their writes
+  (:class:`UserVectorCache`), not on every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from dayzero.models.risk import RiskScorer
+    from dayzero.online.registry import ModelRegistry
+    from dayzero.online.serving_model import ServingModel
+    from dayzero.online.store import EntityRecord, Event, EventStore
+    from dayzero.serve.index import VectorIndex
+    from dayzero.serve.metrics import ServiceMetrics
+
+log = logging.getLogger("dayzero.serve")
+_thread = threading.local()
+
+INDEX_FOLDER = "index"
+FOLD_CHUNK = 64
+# The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
+# bias terms, not the item's taste direction (see dayzero.online.serving_model).
+N_BIAS_COLUMNS = 3
+
+
+class NoModelError(RuntimeError):
+    """No version is promoted yet: recommendations cannot be served."""
+
+
+class BadRequestError(ValueError):
+    """The request is well-formed but cannot be served (the message says why)."""
+
+
+class UnknownItemError(KeyError):
+    """The item is neither in the served model nor in the store."""
+
+
+@dataclass
+class Served:
+    """One loaded model version: the unit a promote or rollback swaps."""
+
+    version: str
+    model: ServingModel
+    index: VectorIndex
+    info: dict[str, Any]
+    item_seq: int = 0  # highest store item seq folded into this version
+    folded: int = 0  # items folded in since load
+    loaded_ids: set[str] = field(default_factory=set)  # items the version was saved with
+    known_users: set[str] = field(default_factory=set)  # users with a trained profile / ID
+
+
+@dataclass
+class Recommended:
+    ids: list[str]
+    scores: np.ndarray
+    new_user: bool
+
+
+@dataclass(frozen=True)
+class _UserEntry:
+    version: str
+    epoch: int
+    vector: np.ndarray
+    seen: frozenset[str]
+    new_user: bool
+    created: float
+
+
+class UserVectorCache:
+    """Per-user vectors and seen items, recomputed after each event or profile for that user.
+
+    An entry is dropped when an event or profile of its user is written through this service,
+    when items are added (a history item may have gained a vector), when another version is
+    served, and after ``ttl`` seconds (a bound on staleness when something other than this
+    process writes events to the store). A request that read the store before a write for its
+    user committed does not cache its (stale) result: each user has a write counter, checked
+    again under the lock when the result is stored.
+
+    Parameters
+    ----------
+    size : int
+        Most users held (least recently used dropped first); 0 disables the cache.
+    ttl : float
+        Seconds an entry may be served.
+    """
+
+    def __init__(self, size: int = 100_000, ttl: float = 30.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[str, _UserEntry] = OrderedDict()
+        self._writes: dict[str, int] = {}
+        self._epoch = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def token(self, user: str) -> tuple[int, int]:
+        """Write counters to hand back to :meth:`put` (read before reading the store)."""
+        with self._lock:
+            return self._epoch, self._writes.get(user, 0)
+
+    def get(self, user: str, version: str) -> _UserEntry | None:
+        if self.size <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(user)
+            if (
+                entry is None
+                or entry.version != version
+                or entry.epoch != self._epoch
+                or time.monotonic() - entry.created > self.ttl
+            ):
+                self.misses += 1
+                return None
+            self._entries.move_to_end(user)
+            self.hits += 1
+            return entry
+
+    def put(self, user: str, token: tuple[int, int], entry: _UserEntry) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            if token != (self._epoch, self._writes.get(user, 0)):
+                return  # a write for this user (or new items) landed meanwhile
+            self._entries[user] = entry
+            self._entries.move_to_end(user)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, users: Sequence[str]) -> None:
+        with self._lock:
+            for user in users:
+                self._writes[user] = self._writes.get(user, 0) + 1
+                self._entries.pop(user, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._entries.clear()
+
+
+class ServiceState:
+    """The store, the registry and the served model version of one running service.
+
+    Parameters
+    ----------
+    store : EventStore
+        Where every write is committed before it is acknowledged.
+    registry : ModelRegistry
+        Versions to serve; the current one is loaded by :meth:`start`.
+    risk : RiskScorer, optional
+        Served at ``POST /v1/risk/score`` when given.
+    metrics : ServiceMetrics, optional
+        Updated with the served version and index size.
+    user_cache : UserVectorCache, optional
+        Known-user vectors between their writes (default: 100,000 users, 30 s).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        registry: ModelRegistry,
+        risk: RiskScorer | None = None,
+        metrics: ServiceMetrics | None = None,
+        user_cache: UserVectorCache | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.risk = risk
+        self.metrics = metrics
+        self.user_cache = user_cache if user_cache is not None else UserVectorCache()
+        self.served: Served | None = None
+        self._model_lock = threading.RLock()
+        self._fold_lock = threading.Lock()
+        self._admin_lock = threading.Lock()
+
+    @contextmanager
+    def _model(self) -> Iterator[None]:
+        """Hold the model lock, in a thread set up for torch."""
+        with self._model_lock:
+            _init_torch_thread()
+            yield
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Load the registry's current version (if any) and fold in what the store added since."""
+        version = self.registry.current()
+        if version is None:
+            log.warning("no promoted model version in %s: serving writes only", self.registry)
+            return
+        with self._fold_lock:
+            served = self._load(version)
+            self._catch_up(served)
+            self._set_served(served)
+        log.info("serving %s (%d items in the index)", version, len(served.index))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def require(self) -> Served:
+        """The served version, or :class:`NoModelError`."""
+        served = self.served
+        if served is None:
+            raise NoModelError(
+                "no model version is promoted yet: run `dayzero update` (or start the server "
+                "with --bootstrap-demo) to create one"
+            )
+        return served
+
+    # ------------------------------------------------------------------ versions
+    def _load(self, version: str) -> Served:
+        """Verify and load a version, then fold in every store item it does not know."""
+        from dayzero.online.serving_model import ServingModel
+        from dayzero.serve.index import VectorIndex
+
+        self.registry.verify(version)
+        folder = Path(self.registry.path(version))
+        model = ServingModel.load(folder)
+        if (folder / INDEX_FOLDER).is_dir():
+            index = VectorIndex.load(folder / INDEX_FOLDER)
+        else:
+            ids, vectors = model.item_vectors()
+            index = VectorIndex(dim=model.dim)
+            index.add(ids, vectors)
+        if index.dim != model.dim:
+            raise ValueError(
+                f"version {version}: index width {index.dim} != model width {model.dim}"
+            )
+        info = dict(self.registry.info(version))
+        served = Served(version=version, model=model, index=index, info=info)
+        served.loaded_ids = set(model.known_items())
+        served.known_users = set(model.known_users())
+        records = self.store.items()
+        fresh = [r for r in records if r.id not in served.loaded_ids or r.id not in index]
+        self._fold_items(served, fresh, locked=False)
+        served.item_seq = max((r.seq for r in records), default=0)
+        return served
+
+    def _catch_up(self, served: Served) -> None:
+        """Fold in items the store committed after ``served.item_seq`` (under ``_fold_lock``)."""
+        records = self.store.items(after_seq=served.item_seq)
+        self._fold_items(served, records, locked=True)
+
+    def _set_served(self, served: Served) -> None:
+        self.served = served
+        self.user_cache.clear()
+        if self.metrics is not None:
+            self.metrics.set_model(served.version, len(served.index))
+
+    def promote(self, version: str) -> tuple[str, str | None]:
+        """Load ``version``, swap it in, then make it the registry's current version.
+
+        Returns
+        -------
+        (version, previous)
+        """
+        with self._admin_lock:
+            previous = self.served.version if self.served is not None else None
+            served = self._load(version)  # slow part, outside the fold lock
+            with self._fold_lock:
+                self._catch_up(served)
+                self._set_served(served)
+            self.registry.promote(version)
+            return version, previous
+
+    def rollback(self) -> tuple[str, str | None]:
+        """Switch back to the previously promoted version (registry first, then the service).
+
+        If the previous version cannot be loaded, the registry pointer is restored.
+        """
+        with self._admin_lock:
+            previous = self.registry.current()
+            target = self.registry.rollback()
+            try:
+                served = self._load(target)
+            except Exception:
+                if previous is not None:
+                    self.registry.promote(previous)
+                raise
+            with self._fold_lock:
+                self._catch_up(served)
+                self._set_served(served)
+            return target, previous
+
+    # ------------------------------------------------------------------ writes
+    def add_items(self, records: Sequence[EntityRecord]) -> list[int]:
+        """Commit items to the store, then fold them into the served model and index."""
+        seqs = self.store.upsert_items(records)
+        if self.metrics is not None:
+            self.metrics.entities.labels("item").inc(len(records))
+        stored = [_with_seq(r, s) for r, s in zip(records, seqs, strict=True)]
+        with self._fold_lock:
+            served = self.served
+            if served is not None:
+                self._fold_items(served, stored, locked=True)
+                served.item_seq = max(served.item_seq, *seqs)
+                if self.metrics is not None:
+                    self.metrics.index_size.set(len(served.index))
+            self.user_cache.clear()  # a user's history item may have just gained a vector
+        return seqs
+
+    def _fold_items(self, served: Served, records: Sequence[EntityRecord], locked: bool) -> None:
+        for start in range(0, len(records), FOLD_CHUNK):
+            chunk = list(records[start : start + FOLD_CHUNK])
+            if locked:
+                with self._model():
+                    ids, vectors = served.model.add_items(chunk)
+            else:
+                _init_torch_thread()
+                ids, vectors = served.model.add_items(chunk)
+            if len(ids):
+                served.index.add(list(ids), np.asarray(vectors, dtype=np.float32))
+            served.folded += len(ids)
+
+    def add_users(self, records: Sequence[EntityRecord]) -> list[int]:
+        """Commit user profiles; each user's vector is recomputed at their next request."""
+        seqs = self.store.upsert_users(records)
+        self.user_cache.invalidate([r.id for r in records])
+        if self.metrics is not None:
+            self.metrics.entities.labels("user").inc(len(records))
+        return seqs
+
+    def add_events(self, events: Sequence[Event]) -> list[int]:
+        """Commit events in one transaction; each user's vector is recomputed from the store at
+        their next request, so the events count from the moment this returns."""
+        ids = self.store.append_events(events)
+        self.user_cache.invalidate(list({e.user for e in events}))
+        if self.metrics is not None:
+            self.metrics.events.inc(len(ids))
+        return ids
+
+    # ------------------------------------------------------------------ reads
+    def recommend_user(self, user: str, k: int, exclude_seen: bool) -> Recommended:
+        """Top ``k`` for a stored user: profile text and every event so far. A user the store
+        has never seen is served as a brand-new user (the model's prior), never an error."""
+        served = self.require()
+        entry = self.user_cache.get(user, served.version)
+        if self.metrics is not None:
+            self.metrics.user_cache.labels("miss" if entry is None else "hit").inc()
+        if entry is None:
+            entry = self._user_entry(served, user)
+        exclude = entry.seen if exclude_seen else frozenset()
+        ids, scores = served.index.search(entry.vector, k, exclude=exclude)
+        return Recommended(ids, scores, entry.new_user)
+
+    def _user_entry(self, served: Served, user: str) -> _UserEntry:
+        token = self.user_cache.token(user)  # before reading the store: see UserVectorCache
+        new_user = user not in served.known_users
+        profile = None
+        if new_user:  # the model's own profile wins for users it knows: skip the lookup
+            record = self.store.get_user(user)
+            profile = record.text if record is not None and record.text.strip() else None
+        events = self.store.events(user=user)
+        usable = [e for e in events if e.item in served.index]
+        with self._model():
+            vector = _as_query(served.model.user_vector(user, profile, usable))
+        entry = _UserEntry(
+            version=served.version,
+            epoch=token[0],
+            vector=vector,
+            seen=frozenset(e.item for e in events),
+            new_user=new_user,
+            created=time.monotonic(),
+        )
+        self.user_cache.put(user, token, entry)
+        return entry
+
+    def recommend_anonymous(
+        self, profile: str | None, recent: Sequence[Event], k: int, exclude_seen: bool
+    ) -> Recommended:
+        """Top ``k`` for a user described only in the request (nothing is stored)."""
+        served = self.require()
+        usable = [e for e in recent if e.item in served.index]
+        text = profile if profile is not None and profile.strip() else None
+        with self._model():
+            vector = served.model.user_vector(None, text, usable)
+        exclude = {e.item for e in recent} if exclude_seen else set()
+        ids, scores = served.index.search(_as_query(vector), k, exclude=exclude)
+        return Recommended(ids, scores, True)
+
+    def similar(self, item: str, k: int) -> tuple[str, list[str], np.ndarray]:
+        """Items whose taste direction is closest to ``item``'s (bias columns left out)."""
+        served = self.require()
+        if item not in served.index:
+            raise UnknownItemError(
+                f"item {item!r} is not in the catalogue; POST it to /v1/items first"
+            )
+        query = served.index.get(item).copy()
+        query[-N_BIAS_COLUMNS:] = 0.0
+        ids, scores = served.index.search(query, k, exclude=[item])
+        return served.version, ids, scores
+
+
+def _init_torch_thread() -> None:
+    """Give this thread the process's torch thread count. OpenMP keeps the count per thread:
+    a threadpool worker would otherwise run every op on the default (all cores), which for
+    the tiny per-request tensors costs milliseconds of thread wake-ups."""
+    if not getattr(_thread, "torch_ready", False):
+        import torch
+
+        torch.set_num_threads(torch.get_num_threads())
+        _thread.torch_ready = True
+
+
+def _with_seq(record: EntityRecord, seq: int) -> EntityRecord:
+    from dataclasses import replace
+
+    return replace(record, seq=seq)
+
+
+def _as_query(vector: np.ndarray) -> np.ndarray:
+    query = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if not np.isfinite(query).all():
+        raise BadRequestError(
+            "the user's events give a non-finite user vector: event values must be ratings or "
+            "weights of moderate size (at most 1e6 in absolute value)"
+        )
+    return query

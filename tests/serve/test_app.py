@@ -1,0 +1,488 @@
+"""The HTTP service in-process (fastapi.testclient): every endpoint, auth, validation, admin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from dayzero.online.registry import ModelRegistry
+from dayzero.online.store import open_store
+from dayzero.serve.app import ServeConfig, create_app
+from tests.serve.conftest import ACTION, API_KEY, ROMANCE, Env, republish
+
+KEY = {"X-API-Key": API_KEY}
+
+
+def _copy(served_env: Env, target) -> Env:
+    target.mkdir(parents=True)
+    for path in served_env.store.parent.glob("events.db*"):
+        shutil.copy2(path, target / path.name)
+    shutil.copytree(served_env.registry, target / "models")
+    return Env(target / "events.db", target / "models", served_env.action, served_env.romance)
+
+
+@pytest.fixture(scope="module")
+def menv(served_env, tmp_path_factory) -> Env:
+    return _copy(served_env, tmp_path_factory.mktemp("app") / "env")
+
+
+@pytest.fixture(scope="module")
+def client(menv):
+    app = create_app(ServeConfig(store=menv.store, registry=menv.registry, api_key=API_KEY))
+    with TestClient(app) as c:
+        yield c
+
+
+def themes(env: Env, ids: list[str]) -> list[str]:
+    return [env.theme(i) for i in ids]
+
+
+def items_of(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["item"] for r in response.json()["items"]]
+
+
+# ---------------------------------------------------------------------- reads
+def test_health_and_model_info(client, menv):
+    assert client.get("/healthz").json() == {"status": "ok", "version": "v000001"}
+    info = client.get("/v1/model").json()
+    store = open_store(menv.store)
+    try:
+        watermark = ModelRegistry(menv.registry).info("v000001")["watermark"]
+        assert watermark == store.count_events() > 0
+    finally:
+        store.close()
+    assert info["version"] == "v000001"
+    assert info["watermark"] == watermark
+    assert info["metrics"] == {"mae": 0.5}
+    assert info["index_size"] == 2 * len(menv.action)
+    assert info["index_kind"] == "exact"
+
+
+def test_known_users_get_their_theme(client, menv):
+    for user, theme in (("ua0", "action"), ("ub0", "romance")):
+        response = client.get(
+            f"/v1/users/{user}/recommendations", params={"k": 5, "exclude_seen": False}
+        )
+        body = response.json()
+        assert body["user"] == user and body["new_user"] is False
+        assert themes(menv, items_of(response)) == [theme] * 5
+        scores = [r["score"] for r in body["items"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_exclude_seen_leaves_out_the_users_items(client, menv):
+    store = open_store(menv.store)
+    try:
+        seen = {e.item for e in store.events(user="ua1")}
+    finally:
+        store.close()
+    ids = items_of(client.get("/v1/users/ua1/recommendations", params={"k": 20}))
+    assert ids and not seen & set(ids)
+    assert len(ids) == 2 * len(menv.action) - len(seen)
+
+
+def test_unknown_user_is_served_as_new(client):
+    response = client.get("/v1/users/never-seen/recommendations", params={"k": 3})
+    assert response.status_code == 200
+    assert response.json()["new_user"] is True and len(response.json()["items"]) == 3
+
+
+def test_anonymous_user_from_recent_items(client, menv):
+    for theme, liked in (("action", menv.action[:3]), ("romance", menv.romance[:3])):
+        body = {
+            "profile": "a new viewer",
+            "recent": [{"item": i, "value": 5} for i in liked],
+            "k": 5,
+        }
+        ids = items_of(client.post("/v1/recommendations", json=body))
+        assert themes(menv, ids) == [theme] * 5
+        assert not set(liked) & set(ids)  # exclude_seen defaults to true
+    only_text = client.post("/v1/recommendations", json={"profile": ROMANCE, "k": 4})
+    assert only_text.json()["new_user"] is True and len(items_of(only_text)) == 4
+    nothing = client.post("/v1/recommendations", json={})  # popularity-like prior
+    assert len(items_of(nothing)) == 10
+
+
+def test_unknown_recent_items_are_ignored(client):
+    body = {"recent": [{"item": "no-such-item", "value": 5}], "k": 3}
+    assert len(items_of(client.post("/v1/recommendations", json=body))) == 3
+
+
+def test_similar_items(client, menv):
+    response = client.get(f"/v1/items/{menv.action[0]}/similar", params={"k": 4})
+    ids = items_of(response)
+    assert menv.action[0] not in ids and len(ids) == 4
+    missing = client.get("/v1/items/no-such-item/similar")
+    assert missing.status_code == 404 and "no-such-item" in missing.json()["detail"]
+
+
+# ---------------------------------------------------------------------- writes
+def test_new_item_is_searchable_at_once(client, menv):
+    before = client.get("/v1/model").json()["index_size"]
+    ack = client.post(
+        "/v1/items", json={"items": [{"id": "a_new", "text": f"{ACTION} new"}]}, headers=KEY
+    )
+    assert ack.status_code == 200 and ack.json()["stored"] == 1
+    assert client.get("/v1/model").json()["index_size"] == before + 1
+    assert client.get("/v1/items/a_new/similar", params={"k": 3}).status_code == 200
+    everything = items_of(client.post("/v1/recommendations", json={"k": 100}))
+    assert "a_new" in everything
+    store = open_store(menv.store)
+    try:
+        assert store.get_item("a_new").text.endswith("new")
+    finally:
+        store.close()
+
+
+def test_events_are_stored_and_change_recommendations(client, menv):
+    user = "fresh-user"
+    profile = client.post(
+        "/v1/users", json={"users": [{"id": user, "text": "likes films"}]}, headers=KEY
+    )
+    assert profile.status_code == 200
+    before = items_of(client.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
+    majority = max(("action", "romance"), key=themes(menv, before).count)
+    other = menv.romance if majority == "action" else menv.action
+    events = [{"user": user, "item": i, "value": 5.0, "kind": "rating"} for i in other[:3]]
+    ack = client.post("/v1/events", json={"events": events}, headers=KEY).json()
+    assert ack["stored"] == 3 and ack["ids"] == sorted(ack["ids"])
+    after = items_of(client.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
+    wanted = "romance" if majority == "action" else "action"
+    assert themes(menv, after) == [wanted] * 5
+    store = open_store(menv.store)
+    try:
+        assert [e.id for e in store.events(user=user)] == ack["ids"]
+    finally:
+        store.close()
+
+
+def test_implicit_events_and_timestamps(client):
+    events = [
+        {"user": "clicker", "item": "r1", "kind": "click", "ts": "2025-01-01T10:00:00"},
+        {"user": "clicker", "item": "r2", "kind": "like", "ts": "2025-01-01T10:00:00+02:00"},
+    ]
+    ack = client.post("/v1/events", json={"events": events}, headers=KEY)
+    assert ack.status_code == 200 and ack.json()["stored"] == 2
+
+
+# ---------------------------------------------------------------------- auth
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/items", {"items": [{"id": "x"}]}),
+        ("/v1/users", {"users": [{"id": "x"}]}),
+        ("/v1/events", {"events": [{"user": "u", "item": "a0"}]}),
+        ("/v1/admin/promote", {"version": "v000001"}),
+        ("/v1/admin/rollback", None),
+    ],
+)
+def test_writes_and_admin_need_the_key(client, path, body):
+    missing = client.post(path, json=body)
+    assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
+    wrong = client.post(path, json=body, headers={"X-API-Key": "nope"})
+    assert wrong.status_code == 403
+
+
+def test_reads_need_the_key_only_when_configured(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY, auth_reads=True)
+    with TestClient(create_app(config)) as c:
+        assert c.get("/v1/users/ua0/recommendations").status_code == 401
+        assert c.get("/v1/model").status_code == 401
+        assert c.get("/v1/users/ua0/recommendations", headers=KEY).status_code == 200
+        assert c.get("/healthz").status_code == 200  # liveness stays open
+
+
+# ---------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("get", "/v1/users/ua0/recommendations?k=0", None, "k"),
+        ("get", "/v1/users/ua0/recommendations?k=101", None, "k"),
+        ("get", "/v1/users/ua0/recommendations?k=ten", None, "k"),
+        ("get", "/v1/items/a0/similar?k=-1", None, "k"),
+        ("post", "/v1/events", {"events": []}, "events"),
+        ("post", "/v1/events", {"events": [{"user": "", "item": "a0"}]}, "user"),
+        ("post", "/v1/events", {"events": [{"user": "u", "item": "a0", "kind": "9x"}]}, "kind"),
+        ("post", "/v1/events", {"events": [{"user": "u", "item": "a0", "extra": 1}]}, "extra"),
+        ("post", "/v1/events", {"events": [{"user": "u", "item": "a0"}] * 1001}, "events"),
+        ("post", "/v1/items", {"items": [{"id": "x", "text": "t" * 4001}]}, "text"),
+        ("post", "/v1/items", {"items": [{"id": "x" * 257}]}, "id"),
+        ("post", "/v1/recommendations", {"k": 1000}, "k"),
+        ("post", "/v1/recommendations", {"recent": [{"value": 5}]}, "item"),
+        ("post", "/v1/admin/promote", {"version": "../etc"}, "version"),
+    ],
+)
+def test_invalid_input_names_the_field(client, method, path, body, field):
+    response = getattr(client, method)(path, headers=KEY, **({"json": body} if body else {}))
+    assert response.status_code == 422, response.text
+    assert field in json.dumps(response.json()["detail"])
+
+
+def test_non_finite_value_is_refused(client):
+    raw = '{"events": [{"user": "u", "item": "a0", "value": NaN}]}'
+    response = client.post(
+        "/v1/events", content=raw, headers={**KEY, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and "value" in json.dumps(response.json()["detail"])
+
+
+def test_store_refusal_is_a_422_naming_the_field(client):
+    body = {"items": [{"id": "nul", "text": "bad\u0000text"}]}
+    response = client.post("/v1/items", json=body, headers=KEY)
+    assert response.status_code == 422 and "text" in response.json()["detail"]
+
+
+def test_too_large_bodies_get_413(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    config = ServeConfig(
+        store=env.store, registry=env.registry, api_key=API_KEY, max_body_bytes=2_000
+    )
+    body = {"events": [{"user": "u", "item": "a0"}] * 100}
+    with TestClient(create_app(config)) as c:
+        declared = c.post("/v1/events", json=body, headers=KEY)
+        assert declared.status_code == 413 and "2000 bytes" in declared.json()["detail"]
+        streamed = c.post(
+            "/v1/events",
+            content=iter([json.dumps(body).encode()[:1500], json.dumps(body).encode()[1500:]]),
+            headers={**KEY, "Content-Type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        assert (
+            c.post("/v1/events", json={"events": body["events"][:2]}, headers=KEY).status_code
+            == 200
+        )
+
+
+# ---------------------------------------------------------------------- risk
+def test_risk_without_a_model_is_a_clear_404(client):
+    response = client.post("/v1/risk/score", json={"applicants": [{"age": 30}]})
+    assert response.status_code == 404 and "--risk-model" in response.json()["detail"]
+
+
+def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir):
+    from dayzero.models.risk import RiskScorer
+
+    rng = np.random.default_rng(0)
+    checking = rng.choice(["< 0 DM", "no checking account"], size=80)
+    frame = pd.DataFrame({"checking_account": checking, "age": rng.integers(20, 70, size=80)})
+    scorer = RiskScorer(encoder=str(tiny_bert_dir), fusion=True, C=10.0, random_state=0)
+    scorer.fit(frame, (checking == "< 0 DM").astype(int)).save(tmp_path / "risk")
+    env = _copy(served_env, tmp_path / "env")
+    config = ServeConfig(
+        store=env.store, registry=env.registry, api_key=API_KEY, risk_model=tmp_path / "risk"
+    )
+    rows = [
+        {"checking_account": "< 0 DM", "age": 30},
+        {"checking_account": "no checking account", "age": 30},
+    ]
+    with TestClient(create_app(config)) as c:
+        body = c.post("/v1/risk/score", json={"applicants": rows, "top": 2}).json()
+        risky, safe = body["scores"]
+        assert risky["probability"] > safe["probability"]
+        assert risky["points"] < safe["points"]
+        assert risky["reasons"][0]["field"] == "checking_account"
+        assert len(risky["reasons"]) == 2
+        expected = scorer.predict_proba(pd.DataFrame(rows))[:, 1]
+        np.testing.assert_allclose([risky["probability"], safe["probability"]], expected, rtol=1e-6)
+        wrong = c.post("/v1/risk/score", json={"applicants": [{"salary": 1}]})
+        assert wrong.status_code == 422 and "salary" in wrong.json()["detail"]
+
+
+# ---------------------------------------------------------------------- admin
+def test_promote_and_rollback_swap_the_served_version(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    v2 = republish(registry, "v000001", {"mae": 0.4})
+    with TestClient(
+        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY))
+    ) as c:
+        c.post("/v1/items", json={"items": [{"id": "r_new", "text": ROMANCE}]}, headers=KEY)
+        promoted = c.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
+        assert promoted.json() == {"version": v2, "previous": "v000001", "index_size": 21}
+        assert c.get("/v1/model").json()["metrics"] == {"mae": 0.4}
+        assert registry.current() == v2
+        # the item added under v1 was replayed into v2
+        assert c.get("/v1/items/r_new/similar").status_code == 200
+        back = c.post("/v1/admin/rollback", headers=KEY)
+        assert back.json()["version"] == "v000001" and registry.current() == "v000001"
+        assert c.get("/v1/model").json()["version"] == "v000001"
+        nothing = c.post("/v1/admin/rollback", headers=KEY)
+        assert nothing.status_code == 409 and "roll back" in nothing.json()["detail"]
+        unknown = c.post("/v1/admin/promote", json={"version": "v000099"}, headers=KEY)
+        assert unknown.status_code == 404 and "v000099" in unknown.json()["detail"]
+
+
+def test_corrupt_version_is_refused_and_the_old_one_kept(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    v2 = republish(registry, "v000001", {"mae": 0.4})
+    (registry.path(v2, verify=False) / "serving.json").write_text("{}")
+    with TestClient(
+        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY))
+    ) as c:
+        response = c.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
+        assert response.status_code == 409 and "serving.json" in response.json()["detail"]
+        assert c.get("/v1/model").json()["version"] == "v000001"
+    assert registry.current() == "v000001"
+
+
+def test_without_a_promoted_version_reads_say_how_to_get_one(tmp_path):
+    config = ServeConfig(store=tmp_path / "e.db", registry=tmp_path / "models", api_key=API_KEY)
+    with TestClient(create_app(config)) as c:
+        assert c.get("/healthz").json() == {"status": "no-model", "version": None}
+        response = c.get("/v1/users/u/recommendations")
+        assert response.status_code == 503 and "dayzero update" in response.json()["detail"]
+        assert c.get("/v1/model").json()["version"] is None
+        # writes still land in the store
+        ack = c.post("/v1/events", json={"events": [{"user": "u", "item": "i"}]}, headers=KEY)
+        assert ack.status_code == 200
+
+
+# ---------------------------------------------------------------------- ops
+def test_metrics_and_docs(client):
+    client.get("/v1/users/ua0/recommendations")
+    client.post("/v1/events", json={"events": [{"user": "m", "item": "a0"}]}, headers=KEY)
+    text = client.get("/metrics").text
+    assert (
+        'dayzero_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}'
+        in text
+    )
+    assert "dayzero_request_seconds_bucket" in text
+    assert 'dayzero_model_info{version="v000001"} 1.0' in text
+    assert "dayzero_index_items" in text
+    events = [
+        line for line in text.splitlines() if line.startswith("dayzero_events_ingested_total")
+    ]
+    assert events and float(events[0].split()[-1]) >= 1
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/items",
+        "/v1/users",
+        "/v1/events",
+        "/v1/users/{user_id}/recommendations",
+        "/v1/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/v1/risk/score",
+        "/v1/model",
+        "/v1/admin/promote",
+        "/v1/admin/rollback",
+        "/healthz",
+        "/metrics",
+    ):
+        assert path in paths
+
+
+# ---------------------------------------------------------------------- user-vector cache
+def _entry(version: str = "v1", epoch: int = 0):
+    from dayzero.serve.state import _UserEntry
+
+    return _UserEntry(version, epoch, np.zeros(3, np.float32), frozenset(), False, time.monotonic())
+
+
+def test_user_cache_drops_entries_on_writes_versions_and_items():
+    from dayzero.serve.state import UserVectorCache
+
+    cache = UserVectorCache(size=2, ttl=60)
+    cache.put("u", cache.token("u"), _entry())
+    assert cache.get("u", "v1") is not None
+    assert cache.get("u", "v2") is None  # another version is served
+    cache.invalidate(["u"])
+    assert cache.get("u", "v1") is None
+    cache.put("u", cache.token("u"), _entry())
+    cache.clear()  # items were added
+    assert cache.get("u", "v1") is None
+
+
+def test_user_cache_refuses_a_result_read_before_a_write():
+    from dayzero.serve.state import UserVectorCache
+
+    cache = UserVectorCache()
+    token = cache.token("u")  # request starts reading the store ...
+    cache.invalidate(["u"])  # ... an event for u commits ...
+    cache.put("u", token, _entry())  # ... the stale result must not be cached
+    assert cache.get("u", "v1") is None
+    epoch_token = cache.token("w")
+    cache.clear()
+    cache.put("w", epoch_token, _entry())
+    assert cache.get("w", "v1") is None
+
+
+def test_user_cache_is_bounded_and_can_be_off():
+    from dayzero.serve.state import UserVectorCache
+
+    cache = UserVectorCache(size=2, ttl=60)
+    for user in ("a", "b", "c"):
+        cache.put(user, cache.token(user), _entry())
+    assert cache.get("a", "v1") is None and cache.get("c", "v1") is not None
+    expired = UserVectorCache(ttl=0.0)
+    expired.put("a", expired.token("a"), _entry())
+    time.sleep(0.01)
+    assert expired.get("a", "v1") is None
+    off = UserVectorCache(size=0)
+    off.put("a", off.token("a"), _entry())
+    assert off.get("a", "v1") is None
+
+
+# ---------------------------------------------------------------------- concurrency
+def test_concurrent_reads_writes_and_swaps_lose_no_item(served_env, tmp_path):
+    """Readers, item and event writers and promotes at once: no error, and every item whose
+    write returned is in the index served at the end, whichever version that is."""
+    import threading
+
+    from dayzero.online.store import EntityRecord, Event
+    from dayzero.serve.state import ServiceState
+
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    v2 = republish(registry, "v000001", {"mae": 0.4})
+    state = ServiceState(open_store(env.store), registry)
+    state.start()
+    errors: list[BaseException] = []
+    added: list[str] = []
+    stop = threading.Event()
+
+    def run(fn) -> None:
+        try:
+            while not stop.is_set():
+                fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    counter = iter(range(10**6))
+
+    def add_item() -> None:
+        item = f"c{next(counter)}"
+        state.add_items([EntityRecord(item, f"{ROMANCE} {item}")])
+        added.append(item)
+
+    def add_event() -> None:
+        state.add_events([Event(user="ua0", item="r1", value=5.0)])
+
+    def read() -> None:
+        state.recommend_user("ua0", 5, True)
+        state.recommend_anonymous("love", [], 5, True)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (add_item, add_event, read, read)]
+    try:
+        for thread in threads:
+            thread.start()
+        for version in (v2, "v000001", v2):
+            state.promote(version)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        state.close()
+    assert not errors, errors
+    assert added and all(item in state.served.index for item in added)
+    assert state.served.version == v2
