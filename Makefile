@@ -32,7 +32,7 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests $(PYTEST_ARGS)
 
-# Every benchmark in BENCHMARKS.md (about an hour on 2 cores); each writes bench/results/*.json.
+# Every benchmark in BENCHMARKS.md (about four hours on 2 cores); each writes bench/results/*.json.
 bench: install
 	$(BIN)/python bench/baselines.py
 	$(BIN)/python bench/encode_throughput.py
@@ -41,6 +41,10 @@ bench: install
 	$(BIN)/python bench/tallrec_fewshot.py
 	$(BIN)/python bench/german_credit_kshot.py
 	$(BIN)/python bench/sentiment.py
+	$(BIN)/python bench/steam.py --epochs 10 --max-users 1000 --lora
+	$(BIN)/python bench/warmup_curve.py
+	$(BIN)/python bench/index.py
+	$(BIN)/python bench/serve_load.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
