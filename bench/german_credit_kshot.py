@@ -13,14 +13,29 @@
 Models: logistic regression and gradient boosting (scikit-learn HistGradientBoosting) on one-hot
 categoricals + standardised numerics (TabLLM's baselines), frozen MiniLM on the TabLLM sentence
 serialisation + logistic regression (what ``RiskScorer(head="logistic")`` fits), and fusion
-(text vector + the one-hot features, ``RiskScorer(fusion=True)``).
+(text vector + the one-hot features, ``RiskScorer(fusion=True)``). The encoder reads 128 tokens,
+which cuts the serialised row (about 200 tokens) after the categorical fields.
 
-Writes ``bench/results/german_credit_kshot.json`` and prints a Markdown table.
+Fine-tuned text models (same 128 tokens, ``--max-length``): LoRA (``minilm_lora``:
+``TextClassifier(strategy="lora")``, what ``RiskScorer(head="encoder")`` fits; LP-FT, a logistic
+probe, then LoRA r=8 + the head trained with cross-entropy) and the SetFit-style few-shot mode
+(``minilm_setfit``: ``TextClassifier(few_shot=True)``, contrastive full fine-tuning on label
+pairs, then a logistic head). Their probe / head ``C`` is chosen by CV on the k rows' frozen
+vectors; learning rate, epochs and pair counts are fixed in advance (``TUNED``), never tuned on
+the test part.
+
+Writes ``bench/results/german_credit_kshot.json`` (merged by model, k and seed, so models, ks and
+seeds can be run separately with ``--models``, ``--ks`` and ``--seeds``; a fine-tuned model's
+result is saved after every fit) and prints a Markdown table::
+
+    DAYZERO_DATA=../shared/data HF_HUB_OFFLINE=1 python bench/german_credit_kshot.py \\
+        --models minilm_lora,minilm_setfit --ks 4,8,16,32,64 --seeds 0 --cache-dir /tmp/gc-cache
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -30,8 +45,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, save
+from _common import RESULTS, machine, save
 
+NAME = "german_credit_kshot"
 KS: tuple[int | str, ...] = (4, 8, 16, 32, 64, 128, 256, 512, "all")
 SEEDS = (0, 1, 2, 3, 4)
 # Best of LogReg / XGBoost / LightGBM / TabPFN / TabLLM in TabLLM's table (ANCHORS.md §3).
@@ -42,6 +58,22 @@ LR_C = (0.001, 0.01, 0.1, 1.0, 10.0)
 TEXT_C = (0.1, 1.0, 10.0, 100.0, 1000.0)
 TEXT_WEIGHTS = (1.0, 3.0, 10.0)
 GBM_GRID = {"max_depth": (2, 4), "min_samples_leaf": (2, 10)}
+SKLEARN_MODELS = ("logreg_onehot", "gbm_onehot", "minilm_text_logreg", "fusion_text_tabular_logreg")
+TUNED_MODELS = ("minilm_lora", "minilm_setfit")
+# Fixed in advance. Few rows give few optimizer steps, so small k gets more epochs (LoRA) or more
+# pairs per row (SetFit); both are capped so that one fit stays within minutes on 2 cores.
+TUNED = {
+    "lora": {"r": 8, "lr": 3e-4, "batch_size": 16},
+    "setfit": {"lr": 2e-5, "batch_size": 16, "epochs": 1},
+}
+
+
+def _lora_epochs(k: int) -> int:
+    return int(min(10, max(2, 2 * int(np.ceil(64 / k)))))
+
+
+def _pair_iterations(k: int) -> int:
+    return int(min(4, max(1, 64 // k)))
 
 
 def _draw(y: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -157,7 +189,77 @@ class _Prep:
         return self.fit(rows, y).transform(rows)
 
 
-def run(quick: bool = False) -> dict:
+def _best_c(vectors: np.ndarray, y: np.ndarray, seed: int) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    search = _search(LogisticRegression(max_iter=2000), {"C": TEXT_C}, vectors, y, seed)
+    return float(search.C)
+
+
+def _tuned_fit_predict(
+    name: str, texts, y, pick, test, encoder, max_length: int, seed: int
+) -> np.ndarray:
+    """Fit one fine-tuned text model on the rows ``pick``; probability of default on ``test``."""
+    from dayzero.models.classifier import TextClassifier
+
+    k = len(pick)
+    vectors = encoder.encode([texts[i] for i in pick], batch_size=32, normalize=True)
+    common = {
+        "max_length": max_length,
+        "head_C": _best_c(vectors, y[pick], seed),
+        "random_state": seed,
+    }
+    if name == "minilm_lora":
+        cfg = TUNED["lora"]
+        model = TextClassifier(
+            strategy="lora",
+            strategy_params={"r": cfg["r"]},
+            epochs=_lora_epochs(k),
+            lr=cfg["lr"],
+            batch_size=cfg["batch_size"],
+            **common,
+        )
+    else:
+        cfg = TUNED["setfit"]
+        model = TextClassifier(
+            few_shot=True,
+            pair_iterations=_pair_iterations(k),
+            epochs=cfg["epochs"],
+            lr=cfg["lr"],
+            batch_size=cfg["batch_size"],
+            **common,
+        )
+    model.fit([texts[i] for i in pick], y[pick])
+    return model.predict_proba([texts[i] for i in test])[:, 1]
+
+
+def _summary(by_k: dict) -> dict:
+    out = {}
+    for k, v in by_k.items():
+        n = len(v["auc"])
+        out[k] = {
+            "mean": float(np.mean(v["auc"])),
+            "std": float(np.std(v["auc"], ddof=1)) if n > 1 else None,
+            "per_seed": v["auc"],
+            "seeds": v["seeds"],
+            "fit_seconds_mean": float(np.mean(v["seconds"])),
+        }
+        if "settings" in v:
+            out[k]["settings"] = v["settings"]
+    return out
+
+
+def run(
+    quick: bool = False,
+    models: tuple[str, ...] = SKLEARN_MODELS,
+    ks: tuple[int | str, ...] = KS,
+    seeds: tuple[int, ...] = SEEDS,
+    on_done=None,
+    max_length: int = 128,
+    cache_dir: str | None = None,
+) -> dict:
+    """Score ``models`` at every k and seed; ``on_done(partial payload)`` after every k and
+    after every fine-tuned fit."""
     from dayzero.data.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
     from dayzero.data.splits import train_test_split_stratified
     from dayzero.data.templates import serialize_row
@@ -167,69 +269,202 @@ def run(quick: bool = False) -> dict:
     data = load_german_credit()
     frame = data.X[[*CATEGORICAL, *NUMERIC]].reset_index(drop=True)
     y = data.y.to_numpy().astype(int)
-    start = time.perf_counter()
     texts = [serialize_row(r) for r in frame.to_dict(orient="records")]
-    vectors = TextEncoder().encode(texts, batch_size=64, normalize=True)
-    encode_seconds = time.perf_counter() - start
-    _Prep.frame, _Prep.vectors = frame, vectors
+    payload: dict = {"results": {}}
+    sklearn_models = [m for m in models if m in SKLEARN_MODELS]
+    tuned_models = [m for m in models if m in TUNED_MODELS]
+    cache = None if cache_dir is None else Path(cache_dir) / f"len{max_length}"
+    encoder = TextEncoder(max_length=max_length, cache_dir=cache)
+    if sklearn_models:
+        start = time.perf_counter()
+        vectors = TextEncoder(cache_dir=cache).encode(texts, batch_size=64, normalize=True)
+        payload["encode_seconds"] = time.perf_counter() - start
+        _Prep.frame, _Prep.vectors = frame, vectors
     train, test = train_test_split_stratified(y, test_size=0.2, seed=0)
-    ks = KS[:3] if quick else KS
-    seeds = SEEDS[:2] if quick else SEEDS
+    if quick:
+        ks, seeds = ks[:3], seeds[:2]
     results: dict[str, dict] = {}
+
+    def record(name: str, k, seed: int, auc: float, seconds: float, settings=None) -> None:
+        row = results.setdefault(name, {}).setdefault(
+            str(k), {"auc": [], "seconds": [], "seeds": []}
+        )
+        row["auc"].append(float(auc))
+        row["seconds"].append(seconds)
+        row["seeds"].append(seed)
+        if settings is not None:
+            row["settings"] = settings
+
     for k in ks:
         for seed in seeds:
             pick = train if k == "all" else train[_draw(y[train], int(k), seed)]
             for name, (model, grid) in _models(seed).items():
+                if name not in sklearn_models:
+                    continue
                 t0 = time.perf_counter()
                 best = _search(model, grid, pick.reshape(-1, 1), y[pick], seed)
                 auc = roc_auc(y[test], best.predict_proba(test.reshape(-1, 1))[:, 1])
-                row = results.setdefault(name, {}).setdefault(str(k), {"auc": [], "seconds": []})
-                row["auc"].append(auc)
-                row["seconds"].append(time.perf_counter() - t0)
+                record(name, k, seed, auc, time.perf_counter() - t0)
+            for name in tuned_models:
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    score = _tuned_fit_predict(
+                        name, texts, y, pick, test, encoder, max_length, seed
+                    )
+                settings = {"max_length": max_length}
+                if name == "minilm_lora":
+                    settings |= TUNED["lora"] | {"epochs": _lora_epochs(len(pick))}
+                else:
+                    settings |= TUNED["setfit"] | {"pair_iterations": _pair_iterations(len(pick))}
+                record(name, k, seed, roc_auc(y[test], score), time.perf_counter() - t0, settings)
+                if on_done is not None:
+                    on_done({"results": {name: _summary(results[name])}})
+                print(
+                    f"  {name} k={k} seed={seed} auc {results[name][str(k)]['auc'][-1]:.3f} "
+                    f"{time.perf_counter() - t0:.0f}s",
+                    flush=True,
+                )
+        payload["results"] = {name: _summary(by_k) for name, by_k in results.items()}
+        if on_done is not None:
+            on_done(payload)
         print(f"k={k} done", flush=True)
-    summary = {
-        name: {
-            k: {"mean": float(np.mean(v["auc"])), "std": float(np.std(v["auc"], ddof=1))}
-            | {"per_seed": v["auc"], "fit_seconds_mean": float(np.mean(v["seconds"]))}
-            for k, v in by_k.items()
+    payload.update(
+        {
+            "protocol": "TabLLM: 80/20 stratified split seed 0, class-balanced k-shot from train, "
+            "5 seeds, hyper-parameters by stratified CV (ROC-AUC) on the k rows only",
+            "n_train": len(train),
+            "n_test": len(test),
+            "encoder": "all-MiniLM-L6-v2 (frozen, mean pooling, L2-normalised)",
+            "tabllm_best": {str(k): v for k, v in TABLLM_BEST.items()},
+            "machine": machine(),
         }
+    )
+    return payload
+
+
+def _merge_cell(old: dict | None, new: dict) -> dict:
+    """Seeds run separately add up; a seed run again replaces its old value."""
+    if old is None or "seeds" not in old:
+        return new
+    aucs = dict(zip(old["seeds"], old["per_seed"], strict=True))
+    aucs |= dict(zip(new["seeds"], new["per_seed"], strict=True))
+    seeds = sorted(aucs)
+    values = [aucs[s] for s in seeds]
+    n_old = len(set(old["seeds"]) - set(new["seeds"]))
+    seconds = (old["fit_seconds_mean"] * n_old + new["fit_seconds_mean"] * len(new["seeds"])) / (
+        n_old + len(new["seeds"])
+    )
+    return new | {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        "per_seed": values,
+        "seeds": seeds,
+        "fit_seconds_mean": float(seconds),
+    }
+
+
+def merge(payload: dict, name: str = NAME) -> dict:
+    """``payload`` merged into the saved results ``bench/results/<name>.json``: a new (model, k)
+    cell adds its seeds to the saved cell's (a seed run again replaces its old value)."""
+    path = RESULTS / f"{name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"results": {}}
+    merged = dict(old)
+    for key, value in payload.items():
+        if key == "results":
+            continue
+        if key in ("encode_seconds", "machine") and key in old:
+            continue  # keep the figures of the run that produced the existing rows
+        merged[key] = value
+    results = {name: dict(by_k) for name, by_k in old.get("results", {}).items()}
+    for name, by_k in payload["results"].items():
+        cells = results.setdefault(name, {})
+        for k, cell in by_k.items():
+            cells[k] = _merge_cell(cells.get(k), cell)
+    order = {str(k): i for i, k in enumerate(KS)}
+    merged["results"] = {
+        name: dict(sorted(by_k.items(), key=lambda kv: order.get(kv[0], 99)))
         for name, by_k in results.items()
     }
-    return {
-        "protocol": "TabLLM: 80/20 stratified split seed 0, class-balanced k-shot from train, "
-        "5 seeds, hyper-parameters by stratified CV (ROC-AUC) on the k rows only",
-        "n_train": len(train),
-        "n_test": len(test),
-        "encoder": "all-MiniLM-L6-v2 (frozen, mean pooling, L2-normalised)",
-        "encode_seconds": encode_seconds,
-        "tabllm_best": {str(k): v for k, v in TABLLM_BEST.items()},
-        "results": summary,
-        "machine": machine(),
-    }
+    return merged
+
+
+def _cell(cell: dict | None) -> str:
+    if cell is None:
+        return "—"
+    if cell["std"] is None:
+        return f"{cell['mean']:.3f} (1 seed)"
+    return f"{cell['mean']:.3f} ± {cell['std']:.3f}"
 
 
 def table(payload: dict) -> str:
-    ks = list(next(iter(payload["results"].values())).keys())
+    ks = [str(k) for k in KS]
     lines = ["| model | " + " | ".join(ks) + " |", "|---" * (len(ks) + 1) + "|"]
     best = payload["tabllm_best"]
     lines.append("| TabLLM table best | " + " | ".join(f"{best[k]:.2f}" for k in ks) + " |")
     for name, by_k in payload["results"].items():
-        cells = [f"{by_k[k]['mean']:.3f} ± {by_k[k]['std']:.3f}" for k in ks]
+        cells = [_cell(by_k.get(k)) for k in ks]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _parse_ks(text: str) -> tuple[int | str, ...]:
+    return tuple(k if k == "all" else int(k) for k in text.split(","))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="k <= 16, two seeds, not saved")
+    parser.add_argument(
+        "--models",
+        default=",".join(SKLEARN_MODELS),
+        help=f"comma-separated, of {', '.join(SKLEARN_MODELS + TUNED_MODELS)}",
+    )
+    parser.add_argument("--ks", default=",".join(str(k) for k in KS), help="e.g. 4,8,16,all")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="e.g. 0,1,2")
+    parser.add_argument("--max-length", type=int, default=128, help="fine-tuned models' tokens")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache folder (frozen vectors)")
+    parser.add_argument(
+        "--out",
+        default=NAME,
+        help="results name (bench/results/<out>.json); a separate name lets runs go in parallel",
+    )
+    parser.add_argument(
+        "--merge-from", default=None, help="only merge bench/results/<name>.json into --out"
+    )
     args = parser.parse_args()
+    models = tuple(args.models.split(","))
+    unknown = sorted(set(models) - set(SKLEARN_MODELS + TUNED_MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}")
+    if args.merge_from:
+        other = json.loads((RESULTS / f"{args.merge_from}.json").read_text())
+        save(args.out, merge(other, args.out))
+        print(table(merge({"results": {}}, args.out)))
+        return
     start = time.perf_counter()
-    payload = run(quick=args.quick)
-    payload["wall_seconds"] = time.perf_counter() - start
+
+    def checkpoint(partial: dict) -> None:
+        if not args.quick:
+            save(args.out, merge(partial, args.out))
+
+    payload = run(
+        quick=args.quick,
+        models=models,
+        ks=_parse_ks(args.ks),
+        seeds=tuple(int(s) for s in args.seeds.split(",")),
+        on_done=checkpoint,
+        max_length=args.max_length,
+        cache_dir=args.cache_dir,
+    )
+    seconds = time.perf_counter() - start
     if not args.quick:
-        save("german_credit_kshot", payload)
+        payload = merge(payload, args.out)
+        if set(models) == set(SKLEARN_MODELS):
+            payload["wall_seconds"] = seconds
+        save(args.out, payload)
     print(table(payload))
-    print(f"wall {payload['wall_seconds']:.0f} s")
+    print(f"wall {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -11,19 +11,23 @@ Settings (data under ``$DAYZERO_DATA``):
   multilingual encoder (USE v3) + logistic head; TF-IDF on character 1-3-grams.
 
 Methods: ``tfidf-lr``; ``frozen-lr`` (frozen encoder, vectors unit-normalised, logistic head with
-``head_C=10`` fixed beforehand, not tuned on test). ``--finetune`` runs instead, on seed 0 only
-(minutes per run on 2 CPU cores), ``full-ft`` (LP-FT: logistic probe, then full fine-tuning of
-MiniLM with cross-entropy, lr 4e-5, batch 16, ``--epochs`` epochs) and, for the 250-label setting,
-``setfit`` (contrastive step on 5 positive + 5 negative pairs per text, then a logistic head).
+``head_C=10`` fixed beforehand, not tuned on test). ``--finetune`` runs instead, on the first
+``--seeds`` seeds (default 1: minutes per run on 2 CPU cores), ``--methods`` or by default
+``full-ft`` (LP-FT: logistic probe, then full fine-tuning of MiniLM with cross-entropy, lr 4e-5,
+batch 16, ``--epochs`` epochs) and, for the 250-label setting,
+``setfit`` (contrastive step on 5 positive + 5 negative pairs per text, then a logistic head);
+``full-ft`` also runs on the 250-label setting when asked for.
 
 Accuracy and macro-F1 are the mean over seeds; ``*_ci`` is a 95 % percentile bootstrap interval
 (1,000 resamples) over the pooled test predictions of all seeds. ``wall_seconds`` covers every
 seed's fit and predict, including encoding (vectors are cached after the first seed, in a fresh
 temporary cache per run). Results are merged into ``bench/results/sentiment.json`` by
-(setting, method), so settings can be run separately::
+(setting, method, and epochs for fine-tuned methods), so settings can be run separately::
 
     DAYZERO_DATA=/work/shared/data python bench/sentiment.py
     DAYZERO_DATA=/work/shared/data python bench/sentiment.py --only phrasebank-50agree --finetune
+    DAYZERO_DATA=/work/shared/data python bench/sentiment.py --only phrasebank-50agree-250 \
+        --finetune --methods setfit,full-ft --epochs 3 --seeds 1
 """
 
 from __future__ import annotations
@@ -202,13 +206,19 @@ FINETUNE = {
 }
 
 
+def _key(row: dict) -> tuple[str, str, int | None]:
+    """Rows are kept per (setting, method, epochs): runs with more epochs sit beside fewer."""
+    tuned = row["method"] not in PLAN.get(row["setting"], [])
+    return row["setting"], row["method"], (row.get("params") or {}).get("epochs") if tuned else None
+
+
 def _merge(rows: list[dict]) -> Path:
     path = RESULTS / f"{NAME}.json"
     old = json.loads(path.read_text())["rows"] if path.is_file() else []
-    keys = {(r["setting"], r["method"]) for r in rows}
-    merged = [r for r in old if (r["setting"], r["method"]) not in keys] + rows
+    keys = {_key(r) for r in rows}
+    merged = [r for r in old if _key(r) not in keys] + rows
     order = {name: i for i, name in enumerate(PLAN)}
-    merged.sort(key=lambda r: (order.get(r["setting"], 99), r["method"]))
+    merged.sort(key=lambda r: (order.get(r["setting"], 99), r["method"], _key(r)[2] or 0))
     payload = {"benchmark": NAME, "machine": machine(), "rows": merged}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
@@ -220,17 +230,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="comma-separated settings")
     parser.add_argument("--finetune", action="store_true", help="only the fine-tuned rows")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    parser.add_argument(
+        "--methods", default=None, help="with --finetune: comma-separated, e.g. full-ft,setfit"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="with --finetune: seeds 0..N-1")
     args = parser.parse_args(argv)
     settings = args.only.split(",") if args.only else list(PLAN)
     cache_dir = tempfile.mkdtemp(prefix="dayzero-sentiment-cache-")
     for setting in settings:
         frame = _data(setting)
         splits = _splits(setting, frame)
-        methods = [FINETUNE[setting]] if args.finetune and setting in FINETUNE else PLAN[setting]
+        methods = PLAN[setting]
         if args.finetune:
-            splits = splits[:1]  # fine-tuning costs minutes per run on CPU: seed 0 only
             if setting not in FINETUNE:
                 continue
+            methods = args.methods.split(",") if args.methods else [FINETUNE[setting]]
+            splits = splits[: args.seeds]  # fine-tuning costs minutes per run on 2 CPU cores
         rows = []
         for method in methods:
             make = functools.partial(

@@ -93,9 +93,7 @@ def score(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = pd.DataFrame(
-                {"pd": scorer.predict_proba(frame)[:, 1], "points": scorer.points(frame)}
-            )
+            result = pd.DataFrame({"pd": scorer.predict_pd(frame), "points": scorer.points(frame)})
         unknown = scorer.unknown_values(frame)
         flagged = unknown.groupby("row")["column"].agg(";".join) if len(unknown) else {}
         result["unknown"] = [flagged.get(i, "") for i in range(len(frame))]

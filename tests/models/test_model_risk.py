@@ -1,4 +1,5 @@
-"""RiskScorer: scikit-learn contract, known-answer reason codes, bad input, save/load."""
+"""RiskScorer: scikit-learn contract, known-answer reason codes, bad input, PD semantics,
+save/load of every head (logistic, gbm, fine-tuned encoder)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,33 @@ from dayzero.models.risk import RiskScorer, UnknownCategoryWarning
 # Built at import: parametrize_with_checks needs the estimator when tests are collected.
 TINY = str(build_tiny_bert(tempfile.mkdtemp(prefix="risk-tiny-bert-")))
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; on a busy shared machine they lose up to 10x."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 EXPECTED_FAILURES: dict[str, str] = {}
+_NEAR_HALF = (
+    "a tiny random BERT fine-tuned for one epoch on numbers rendered as text stays near p = 0.5: "
+    "accuracy > 0.83 on blobs and equal labels across refits on other containers are out of reach"
+)
+ENCODER_EXPECTED_FAILURES = {
+    "check_classifiers_train": _NEAR_HALF,
+    "check_classifier_data_not_an_array": _NEAR_HALF,
+}
 
 
 def _expected(estimator):
-    return EXPECTED_FAILURES
+    return ENCODER_EXPECTED_FAILURES if estimator.head == "encoder" else EXPECTED_FAILURES
 
 
 @parametrize_with_checks(
@@ -31,6 +54,27 @@ def _expected(estimator):
 def test_sklearn_contract(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownCategoryWarning)
+        check(estimator)
+
+
+@pytest.mark.slow  # ~60 fits of a LoRA-tuned (tiny) encoder
+@parametrize_with_checks(
+    [
+        RiskScorer(
+            encoder=TINY,
+            head="encoder",
+            strategy_params={"r": 2},
+            epochs=1,
+            lr=1e-2,
+            max_length=32,
+            random_state=0,
+        )
+    ],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_contract_encoder_head(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         check(estimator)
 
 
@@ -148,8 +192,13 @@ def test_gbm_head_with_monotonic_constraint():
     grid = pd.concat([X.iloc[[0]]] * 5, ignore_index=True)
     grid["age"] = [20, 30, 40, 50, 60]
     assert np.all(np.diff(model.predict_proba(grid)[:, 1]) <= 1e-12)
-    with pytest.raises(NotImplementedError, match="head='logistic'"):
-        model.save(tempfile.mkdtemp())
+    folder = model.save(tempfile.mkdtemp())
+    loaded = RiskScorer.load(folder)
+    # The trees come back through safetensors + JSON, bit for bit.
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba(grid), model.predict_proba(grid))
+    assert loaded.monotonic == {"age": -1} and loaded.n_iter_ == model.n_iter_
+    assert not list(folder.glob("*.pkl"))
     with pytest.raises(ValueError, match="numeric columns"):
         RiskScorer(encoder=TINY, head="gbm", fusion=True, monotonic={"purpose": 1}).fit(X, y)
     with pytest.raises(ValueError, match="fusion=True"):
@@ -184,7 +233,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_bad_params():
     X, y = applicants(20)
-    with pytest.raises(ValueError, match="head must be"):
+    with pytest.raises(ValueError, match="head must be one of"):
         RiskScorer(encoder=TINY, head="svm").fit(X, y)
     with pytest.raises(ValueError, match="pdo"):
         RiskScorer(encoder=TINY, pdo=0).fit(X, y)
@@ -216,3 +265,116 @@ def test_sentiment_from_a_classifier_object():
     ).fit(X, y)
     assert model.sentiment_mean_ == pytest.approx(np.mean(y == 0))
     assert np.isfinite(model.points(X.assign(note=[None] * len(X)))).all()
+
+
+# ---- probability of default = probability of positive_label ------------------------------------
+
+
+def test_positive_label_picks_the_pd_column():
+    X, y = applicants(80)
+    labels = np.where(y == 1, "bad", "good")  # sorted: ["bad", "good"]; default is the smaller
+    model = RiskScorer(encoder=TINY, fusion=True, C=10.0, positive_label="bad", random_state=0)
+    model.fit(X, labels)
+    assert model.classes_.tolist() == ["bad", "good"] and model.positive_label_ == "bad"
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(model.predict_pd(X), proba[:, 0])
+    np.testing.assert_allclose(model.points(X), model.scale.points(proba[:, 0]))
+    assert model.predict_pd(X)[y == 1].mean() > model.predict_pd(X)[y == 0].mean()
+    first = model.explain(X.iloc[np.flatnonzero(y == 1)[:3]], top=1)
+    assert (first["field"] == "checking_account").all() and (first["contribution"] > 0).all()
+    assert model.report(X, labels).auc > 0.95
+    # The same data coded 1 = default, without positive_label: the same PD.
+    coded = RiskScorer(encoder=TINY, fusion=True, C=10.0, random_state=0).fit(X, y)
+    assert coded.positive_label_ == 1
+    np.testing.assert_allclose(coded.predict_pd(X), model.predict_pd(X), atol=1e-10)
+
+
+def test_positive_label_survives_save_load(tmp_path):
+    X, y = applicants(60)
+    labels = np.where(y == 1, "bad", "good")
+    model = RiskScorer(encoder=TINY, positive_label="bad", random_state=0).fit(X, labels)
+    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    assert loaded.positive_label_ == "bad"
+    np.testing.assert_allclose(loaded.predict_pd(X), model.predict_pd(X), atol=1e-12)
+
+
+def test_target_must_be_binary_and_positive_label_known():
+    X, y = applicants(30)
+    with pytest.raises(ValueError, match=r"binary target .* 3 classes .* map y to two labels"):
+        RiskScorer(encoder=TINY).fit(X, np.arange(30) % 3)
+    with pytest.raises(
+        ValueError, match=r"positive_label='default' is not a label of y .* \[0, 1\]"
+    ):
+        RiskScorer(encoder=TINY, positive_label="default").fit(X, y)
+
+
+# ---- head="encoder": the fine-tuned encoder scores ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder_head() -> tuple[RiskScorer, pd.DataFrame, np.ndarray]:
+    X, y = applicants(48)
+    model = RiskScorer(
+        encoder=TINY,
+        head="encoder",
+        strategy="lora",
+        strategy_params={"r": 4},
+        C=100.0,
+        epochs=4,
+        lr=1e-2,
+        batch_size=8,
+        max_length=64,
+        random_state=0,
+    )
+    return model.fit(X, y), X, y
+
+
+def test_encoder_head_learns_and_scores(encoder_head):
+    from dayzero.models.classifier import TextClassifier
+
+    model, X, y = encoder_head
+    assert isinstance(model.head_, TextClassifier)
+    assert model.head_.strategy_config_.name == "lora" and model.n_iter_ == 4
+    losses = model.head_.history_["losses"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.isfinite(proba).all()
+    assert model.report(X, y).auc > 0.9
+    assert np.isfinite(model.points(X)).all()
+
+
+def test_encoder_head_explain_is_exact_occlusion(encoder_head):
+    model, X, y = encoder_head
+    row = X.iloc[[int(np.flatnonzero(y == 1)[0])]]
+    reasons = model.explain(row, top=3)
+    assert len(reasons) == 3 and reasons["contribution"].is_monotonic_decreasing
+    field = reasons["field"].iloc[0]
+    occluded = row.astype(object).copy()
+    occluded[field] = None
+    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
+    assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
+
+
+def test_encoder_head_save_load(encoder_head, tmp_path):
+    model, X, _ = encoder_head
+    folder = model.save(tmp_path / "enc")
+    assert (folder / "encoder_head" / "adapter" / "adapter_model.safetensors").is_file()
+    loaded = RiskScorer.load(folder)
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-5)
+    assert not list(folder.rglob("*.pkl"))
+
+
+def test_encoder_head_bad_params():
+    X, y = applicants(20)
+    with pytest.raises(ValueError, match=r"fusion=True .* need head='logistic'"):
+        RiskScorer(encoder=TINY, head="encoder", fusion=True).fit(X, y)
+    with pytest.raises(ValueError, match="fine-tunes the encoder"):
+        RiskScorer(encoder=TINY, head="encoder", strategy="frozen").fit(X, y)
+
+
+def test_row_with_every_field_missing_is_scored():
+    X, y = applicants(40)
+    model = RiskScorer(encoder=TINY, random_state=0).fit(X, y)
+    empty = pd.DataFrame({c: [None] for c in X.columns})
+    assert model._texts(empty) == ["No information is given."]
+    assert np.isfinite(model.predict_pd(empty)).all()

@@ -1,11 +1,20 @@
-"""``RiskScorer``: applicant rows -> TabLLM-style text -> frozen encoder -> probability of default.
+"""``RiskScorer``: applicant rows -> TabLLM-style text -> encoder -> probability of default.
 
 Every applicant row is rendered with :func:`~dayzero.data.templates.serialize_row`'s sentence
-style ("The credit amount is 1,169. The purpose is car (new)."), free-text columns included,
-and encoded by a frozen :class:`~dayzero.encoders.encoder.TextEncoder` (loaded once per process
-and model path). A scikit-learn head (logistic regression or histogram gradient boosting) maps
-the vector, optionally concatenated with the raw tabular features and a sentiment score, to the
-probability of default.
+style ("The credit amount is 1,169. The purpose is car (new)."), free-text columns included.
+With ``head="logistic"`` or ``"gbm"`` the text is encoded by a frozen
+:class:`~dayzero.encoders.encoder.TextEncoder` (loaded once per process and model path) and a
+scikit-learn head (logistic regression or histogram gradient boosting) maps the vector,
+optionally concatenated with the raw tabular features and a sentiment score, to the probability
+of default. With ``head="encoder"`` the encoder itself is fine-tuned on the rendered text (a
+:class:`~dayzero.models.classifier.TextClassifier` with LoRA, full fine-tuning or the SetFit-style
+few-shot mode) and scores the applicants.
+
+Probability of default (PD): the target is binary, and the PD is the probability of the label
+``positive_label`` (by default the larger of the two labels: 1 for 0/1 targets, ``True`` for
+booleans). Pass ``positive_label`` for any other coding (e.g. ``"bad"`` for good/bad labels, or
+2 for German credit's original 1 = good / 2 = bad). :meth:`RiskScorer.predict_pd` returns it;
+``predict_proba`` keeps scikit-learn's column order (``classes_``, sorted).
 
 Bad input, documented and tested:
 
@@ -15,9 +24,17 @@ Bad input, documented and tested:
 * missing value (None, NaN, ``""``, ``"?"``): the field is skipped in the text, as TabLLM does;
   a missing numeric takes the training mean in the tabular block;
 * wrong type (a string in a numeric column): ``TypeError`` naming the column and the expected type;
-* columns differing from the training frame: ``ValueError`` listing missing and unexpected ones.
+* columns differing from the training frame: ``ValueError`` listing missing and unexpected ones;
+* a row with every field missing: rendered as ``"No information is given."``;
+* a target with other than two labels, or a ``positive_label`` that is not one of them:
+  ``ValueError`` saying what to pass.
 
 No input produces a NaN score silently: a non-finite probability raises.
+
+Saved as ``risk_scorer.json`` + ``risk_scorer.safetensors`` for every head: the gbm trees
+through :mod:`dayzero.models.gbm_io`, the fine-tuned encoder through
+:meth:`TextClassifier.save <dayzero.models.classifier.TextClassifier.save>` (in ``encoder_head/``).
+Never pickle.
 """
 
 from __future__ import annotations
@@ -38,8 +55,11 @@ from dayzero.data.templates import is_missing, serialize_row
 from dayzero.models.scorecard import PointsScale
 
 UNKNOWN = "unknown"
+EMPTY_ROW = "No information is given."
+HEADS = ("logistic", "gbm", "encoder")
 CONFIG_FILE = "risk_scorer.json"
 WEIGHTS_FILE = "risk_scorer.safetensors"
+ENCODER_HEAD_DIR = "encoder_head"
 _ENCODERS: dict[tuple[str, int], Any] = {}
 _MEMO: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _MEMO_LIMIT = 200_000
@@ -102,14 +122,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class RiskScorer(ClassifierMixin, BaseEstimator):
-    """Probability of default for applicants from a frozen text encoder over their rows.
+    """Probability of default for applicants from a text encoder over their rows.
 
     Parameters
     ----------
     encoder : str, default "all-MiniLM-L6-v2"
-        Model name or local folder of the frozen :class:`~dayzero.encoders.encoder.TextEncoder`.
-    head : {"logistic", "gbm"}, default "logistic"
-        ``LogisticRegression`` or ``HistGradientBoostingClassifier``.
+        Model name or local folder of the :class:`~dayzero.encoders.encoder.TextEncoder`.
+    head : {"logistic", "gbm", "encoder"}, default "logistic"
+        ``LogisticRegression`` or ``HistGradientBoostingClassifier`` on the frozen encoder's
+        vectors, or ``"encoder"``: the encoder fine-tuned on the rendered rows is the model
+        (a :class:`~dayzero.models.classifier.TextClassifier`; see ``strategy``). The encoder
+        head reads the text only: ``fusion``, ``sentiment`` and ``monotonic`` need another head.
+    positive_label : label, optional
+        The label that means default; the probability of default is its probability. Default:
+        the larger of the two labels (1 for 0/1 targets).
     text_columns : sequence of str, optional
         Free-text columns (rendered as they are, never flagged as unknown categories).
     fusion : bool, default False
@@ -127,9 +153,22 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         ``{numeric column: +1 | -1}``: probability of default may only rise (+1) or fall (-1)
         with that column. ``head="gbm"`` with ``fusion=True`` only.
     C : float, default 1.0
-        Inverse L2 strength of the logistic head.
+        Inverse L2 strength of the logistic head (for ``head="encoder"``: of the logistic
+        probe that initialises the fine-tuned head, or of the SetFit head).
     learning_rate, max_iter, max_depth, min_samples_leaf
         Settings of the gbm head.
+    strategy : str, default "lora"
+        ``head="encoder"``: the transfer strategy that fine-tunes the encoder (``"lora"``,
+        ``"full"``, ``"top_k"``, ...; see :func:`~dayzero.encoders.strategies.strategy_config`).
+    strategy_params : dict, optional
+        ``head="encoder"``: options of the strategy (``{"r": 8}`` for LoRA).
+    few_shot : bool, default False
+        ``head="encoder"``: SetFit-style mode (contrastive tuning on label pairs, then a logistic
+        head) instead of fine-tuning encoder and head with cross-entropy.
+    epochs : int, default 3
+        ``head="encoder"``: fine-tuning (or contrastive) epochs.
+    lr : float, default 3e-4
+        ``head="encoder"``: learning rate (3e-4 suits LoRA; use ~2e-5 for ``"full"``).
     labels, units : dict, optional
         Column -> label / unit for the text (``{"credit_amount": "DM"}``).
     max_length : int, default 128
@@ -137,21 +176,24 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     base_score, base_odds, pdo : float, default 600, 50, 20
         Points scaling of :meth:`points` (see :class:`~dayzero.models.scorecard.PointsScale`).
     batch_size : int, default 32
+        Encoding batch size; for ``head="encoder"`` also the fine-tuning batch size.
     random_state : int, optional
 
     Attributes
     ----------
     classes_ : ndarray
-        Class labels; ``predict_proba[:, 1]`` is the probability of ``classes_[1]`` (default).
+        The two labels, sorted; ``predict_proba`` columns follow this order.
+    positive_label_ : label
+        The label whose probability is the probability of default.
     columns_ : list of str
         Training columns; scoring frames must have exactly these.
     numeric_columns_, categorical_columns_ : list of str
     categories_ : dict
         Categorical column -> values seen in ``fit``.
     n_features_in_ : int
-    head_ : sklearn estimator
+    head_ : sklearn estimator or TextClassifier
     n_iter_ : int
-        Iterations the head ran (the most over classes).
+        Iterations the head ran (the most over classes; epochs for ``head="encoder"``).
 
     Notes
     -----
@@ -172,6 +214,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self,
         encoder: str = "all-MiniLM-L6-v2",
         head: str = "logistic",
+        positive_label: Any = None,
         text_columns: Sequence[str] | None = None,
         fusion: bool = False,
         text_weight: float = 1.0,
@@ -183,6 +226,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         max_iter: int = 100,
         max_depth: int | None = 3,
         min_samples_leaf: int = 5,
+        strategy: str = "lora",
+        strategy_params: Mapping[str, Any] | None = None,
+        few_shot: bool = False,
+        epochs: int = 3,
+        lr: float = 3e-4,
         labels: Mapping[str, str] | None = None,
         units: Mapping[str, str] | None = None,
         max_length: int = 128,
@@ -194,6 +242,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     ) -> None:
         self.encoder = encoder
         self.head = head
+        self.positive_label = positive_label
         self.text_columns = text_columns
         self.fusion = fusion
         self.text_weight = text_weight
@@ -205,6 +254,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
+        self.strategy = strategy
+        self.strategy_params = strategy_params
+        self.few_shot = few_shot
+        self.epochs = epochs
+        self.lr = lr
         self.labels = labels
         self.units = units
         self.max_length = max_length
@@ -221,18 +275,19 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         tags.input_tags.allow_nan = True
-        tags.classifier_tags.multi_class = True
+        # Probability of default: the target is binary (see positive_label).
+        tags.classifier_tags.multi_class = False
         return tags
 
     def fit(self, X: Any, y: Any) -> RiskScorer:
-        """Learn the head on the applicants ``X`` and labels ``y`` (1 / the larger = default).
+        """Learn the head on the applicants ``X`` and binary labels ``y``.
 
         Parameters
         ----------
         X : pandas.DataFrame
             One row per applicant (a 2-D array is accepted; its columns are named x0, x1, ...).
         y : array-like
-            Binary (or multi-class) labels.
+            Two labels; ``positive_label`` (default: the larger, 1 for 0/1) means default.
 
         Returns
         -------
@@ -271,6 +326,14 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 "y needs samples of at least 2 classes in the data, but the data contains only "
                 f"one class: {self.classes_.tolist()}"
             )
+        if len(self.classes_) > 2:
+            raise ValueError(
+                "Only binary classification is supported: RiskScorer needs a binary target "
+                f"(default / no default), but y has "
+                f"{len(self.classes_)} classes {self.classes_.tolist()[:10]}; map y to two labels "
+                "first, e.g. y = (status == 'defaulted').astype(int)"
+            )
+        self.positive_label_ = self._resolve_positive_label()
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.columns_ = list(frame.columns)
@@ -295,18 +358,34 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         std = np.nanstd(numeric, axis=0) if numeric.size else np.zeros(0)
         self.numeric_scale_ = np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0)
         self.sentiment_mean_ = 0.0
-        features = self._features(frame, fitting=True)
-        self.head_ = self._make_head(features.shape[1])
-        self.head_.fit(features, y_index)
+        inputs = self._inputs(frame, fitting=True)
+        if self.head == "encoder":
+            self.head_ = self._make_encoder_head()
+            with warnings.catch_warnings():
+                # The rendered rows are the training texts; nothing for the user to act on.
+                warnings.simplefilter("ignore", FutureWarning)
+                self.head_.fit(inputs, y_index)
+            self.n_iter_ = int(self.epochs)
+            return self
+        self.head_ = self._make_head(inputs.shape[1])
+        self.head_.fit(inputs, y_index)
         self.n_iter_ = int(np.max(self.head_.n_iter_))
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape ``(n, n_classes)``; column 1 is the probability of default."""
+        """Class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
+
+        The probability of default is the column of ``positive_label_`` (column 1 unless
+        ``positive_label`` is the smaller label); :meth:`predict_pd` returns it directly.
+        """
         check_is_fitted(self, "head_")
         frame = self._validate(X)
         self._warn_unknown(frame)
-        return self._proba(self._features(frame))
+        return self._proba(self._inputs(frame))
+
+    def predict_pd(self, X: Any) -> np.ndarray:
+        """Probability of default per row: the probability of ``positive_label_``."""
+        return self.predict_proba(X)[:, self._pd_column()]
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class label per row."""
@@ -314,11 +393,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Log-odds of default (binary) per row."""
-        proba = self.predict_proba(X)
-        if proba.shape[1] != 2:
-            return np.log(np.clip(proba, 1e-12, None))
-        p = np.clip(proba[:, 1], 1e-12, 1 - 1e-12)
+        """Log-odds of ``classes_[1]`` per row (scikit-learn's convention); that is the log-odds
+        of default unless ``positive_label`` is the smaller label."""
+        p = np.clip(self.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
         return np.log(p / (1 - p))
 
     # ---- scorecard ----------------------------------------------------------------------------
@@ -330,8 +407,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     def points(self, X: Any) -> np.ndarray:
         """Scorecard points per row (higher = safer), with points-to-double-odds scaling."""
-        self._require_binary("points")
-        return self.scale.points(self.predict_proba(X)[:, 1])
+        check_is_fitted(self, "head_")
+        return self.scale.points(self.predict_pd(X))
 
     def unknown_values(self, X: Any) -> pd.DataFrame:
         """Categorical values not seen in ``fit``: columns ``row``, ``column``, ``value``."""
@@ -356,7 +433,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             ``points`` (points the field costs; ``-factor * contribution``) and ``unknown``
             (the value was an unseen category, scored as "unknown").
         """
-        self._require_binary("explain")
+        check_is_fitted(self, "head_")
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise ValueError(f"top must be a positive int, got {top!r}")
         frame = self._validate(X)
@@ -396,7 +473,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X, y
-            Labelled applicants (1 = default).
+            Labelled applicants (``positive_label_`` = default).
         reference : pandas.DataFrame, optional
             Development population for PSI (e.g. the training frame); without it PSI is omitted.
 
@@ -406,15 +483,15 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """
         from dayzero.evaluate.risk_report import build_risk_report
 
-        self._require_binary("report")
+        check_is_fitted(self, "head_")
         frame = self._validate(X)
-        pd_ = self.predict_proba(frame)[:, 1]
+        pd_ = self.predict_pd(frame)
         ref = None
         if reference is not None:
             ref_frame = self._validate(reference)
-            ref = (ref_frame, self.predict_proba(ref_frame)[:, 1])
+            ref = (ref_frame, self.predict_pd(ref_frame))
         return build_risk_report(
-            np.asarray(y) == self.classes_[1],
+            np.asarray(y) == self.positive_label_,
             pd_,
             scale=self.scale,
             frame=frame,
@@ -425,19 +502,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     # ---- save / load --------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write ``risk_scorer.json`` + ``risk_scorer.safetensors`` (logistic head only).
+        """Write ``risk_scorer.json`` + ``risk_scorer.safetensors`` (+ ``encoder_head/``).
 
-        The gbm head is not saved: scikit-learn's HistGradientBoosting trees can only be
-        pickled, and dayzero never pickles. The encoder is frozen, so only its name is stored.
+        Every head is saved without pickle: the logistic head's coefficients, the gbm trees
+        through :func:`dayzero.models.gbm_io.gbm_to_state`, and the fine-tuned encoder through
+        :meth:`TextClassifier.save <dayzero.models.classifier.TextClassifier.save>`. A frozen
+        encoder is stored by name only.
         """
         check_is_fitted(self, "head_")
         from safetensors.numpy import save_file
 
-        if self.head != "logistic":
-            raise NotImplementedError(
-                "only head='logistic' can be saved: HistGradientBoosting trees need pickle, "
-                "which dayzero does not use; refit with head='logistic' to save"
-            )
         if self.sentiment is not None:
             raise NotImplementedError(
                 "a RiskScorer with a sentiment model cannot be saved; save the TextClassifier "
@@ -448,9 +522,25 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         params = {k: v for k, v in self.get_params().items() if k != "sentiment"}
         for key in ("text_columns",):
             params[key] = list(params[key]) if params[key] is not None else None
+        tensors = {
+            "numeric_mean": np.asarray(self.numeric_mean_, dtype=np.float64),
+            "numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float64),
+        }
+        head_state = None
+        if self.head == "logistic":
+            tensors["coef"] = np.ascontiguousarray(self.head_.coef_, dtype=np.float64)
+            tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, dtype=np.float64)
+        elif self.head == "gbm":
+            from dayzero.models.gbm_io import gbm_to_state
+
+            head_state, trees = gbm_to_state(self.head_)
+            tensors |= trees
+        else:
+            self.head_.save(folder / ENCODER_HEAD_DIR)
         state = {
             "params": params,
             "classes": self.classes_.tolist(),
+            "positive_label": self.classes_.tolist()[self._pd_column()],
             "columns": self.columns_,
             "numeric_columns": self.numeric_columns_,
             "categorical_columns": self.categorical_columns_,
@@ -459,17 +549,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None
             ),
             "sentiment_mean": self.sentiment_mean_,
+            "n_iter": self.n_iter_,
+            "head_state": head_state,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(state, indent=2, default=_json_default))
-        save_file(
-            {
-                "coef": np.ascontiguousarray(self.head_.coef_, dtype=np.float64),
-                "intercept": np.ascontiguousarray(self.head_.intercept_, dtype=np.float64),
-                "numeric_mean": np.asarray(self.numeric_mean_, dtype=np.float64),
-                "numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float64),
-            },
-            str(folder / WEIGHTS_FILE),
-        )
+        save_file(tensors, str(folder / WEIGHTS_FILE))
         return folder
 
     @classmethod
@@ -486,6 +570,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         weights = load_file(str(folder / WEIGHTS_FILE))
         model = cls(**state["params"])
         model.classes_ = np.asarray(state["classes"])
+        model.positive_label_ = model.classes_[
+            model.classes_.tolist().index(state["positive_label"])
+        ]
         model.columns_ = list(state["columns"])
         model.n_features_in_ = len(model.columns_)
         if state.get("feature_names_in") is not None:
@@ -494,21 +581,42 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         model.categorical_columns_ = list(state["categorical_columns"])
         model.categories_ = {k: list(v) for k, v in state["categories"].items()}
         model.sentiment_mean_ = float(state["sentiment_mean"])
+        model.n_iter_ = int(state["n_iter"])
         model.numeric_mean_ = weights["numeric_mean"]
         model.numeric_scale_ = weights["numeric_scale"]
-        head = LogisticRegression()
-        head.coef_ = weights["coef"]
-        head.intercept_ = weights["intercept"]
-        head.classes_ = np.arange(len(model.classes_))
-        head.n_features_in_ = head.coef_.shape[1]
+        if model.head == "logistic":
+            head = LogisticRegression()
+            head.coef_ = weights["coef"]
+            head.intercept_ = weights["intercept"]
+            head.classes_ = np.arange(len(model.classes_))
+            head.n_features_in_ = head.coef_.shape[1]
+        elif model.head == "gbm":
+            from dayzero.models.gbm_io import gbm_from_state
+
+            head = gbm_from_state(state["head_state"], weights)
+        else:
+            from dayzero.models.classifier import TextClassifier
+
+            head = TextClassifier.load(folder / ENCODER_HEAD_DIR)
         model.head_ = head
         return model
 
     # ---- internals ----------------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        if self.head not in ("logistic", "gbm"):
-            raise ValueError(f"head must be 'logistic' or 'gbm', got {self.head!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "encoder":
+            if self.fusion:
+                raise ValueError(
+                    "head='encoder' scores the rendered text alone; fusion=True (and sentiment, "
+                    "monotonic) need head='logistic' or head='gbm'"
+                )
+            if self.strategy == "frozen" and not self.few_shot:
+                raise ValueError(
+                    "head='encoder' fine-tunes the encoder: pass strategy='lora' / 'full' / ... or "
+                    "few_shot=True; a frozen encoder with a logistic head is head='logistic'"
+                )
         if self.monotonic:
             if self.head != "gbm" or not self.fusion:
                 raise ValueError(
@@ -522,10 +630,37 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             raise ValueError("sentiment needs fusion=True (the score is a tabular feature)")
         self.scale  # noqa: B018 - validates base_score / base_odds / pdo early
 
-    def _require_binary(self, what: str) -> None:
-        check_is_fitted(self, "head_")
-        if len(self.classes_) != 2:
-            raise ValueError(f"{what} needs a binary model (default / no default)")
+    def _resolve_positive_label(self) -> Any:
+        """``positive_label`` as one of ``classes_``, or a ValueError that says what to pass."""
+        if self.positive_label is None:
+            return self.classes_[1]
+        matches = [c for c in self.classes_ if c == self.positive_label]
+        if matches:
+            return matches[0]
+        raise ValueError(
+            f"positive_label={self.positive_label!r} is not a label of y (labels: "
+            f"{self.classes_.tolist()}); pass the label that means default, e.g. "
+            f"positive_label={self.classes_.tolist()[1]!r}"
+        )
+
+    def _pd_column(self) -> int:
+        return int(np.flatnonzero(self.classes_ == self.positive_label_)[0])
+
+    def _make_encoder_head(self):
+        from dayzero.models.classifier import TextClassifier
+
+        return TextClassifier(
+            encoder=self.encoder,
+            strategy=self.strategy,
+            strategy_params=dict(self.strategy_params) if self.strategy_params else None,
+            head_C=self.C,
+            few_shot=self.few_shot,
+            max_length=self.max_length,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            random_state=self.random_state,
+        )
 
     def _make_head(self, n_features: int):
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -614,7 +749,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 value = record[column]
                 if not is_missing(value) and str(value) not in self.categories_[column]:
                     record[column] = UNKNOWN
-        return [serialize_row(r, labels=self.labels, units=self.units) for r in records]
+        texts = [serialize_row(r, labels=self.labels, units=self.units) for r in records]
+        return [text if text.strip() else EMPTY_ROW for text in texts]
 
     def _numeric_block(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.numeric_columns_:
@@ -637,6 +773,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             scores[keep] = values
         return scores
 
+    def _inputs(self, frame: pd.DataFrame, fitting: bool = False) -> np.ndarray | list[str]:
+        """What the head reads: the rendered texts (encoder head) or the feature matrix."""
+        if self.head == "encoder":
+            return self._texts(frame)
+        return self._features(frame, fitting=fitting)
+
     def _features(self, frame: pd.DataFrame, fitting: bool = False) -> np.ndarray:
         vectors = _encode(self.encoder, self.max_length, self._texts(frame), self.batch_size)
         parts = [float(self.text_weight) * vectors]
@@ -655,14 +797,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 parts.append(scores[:, None])
         return np.hstack(parts)
 
-    def _proba(self, features: np.ndarray) -> np.ndarray:
-        proba = self.head_.predict_proba(features)
+    def _proba(self, inputs: np.ndarray | list[str]) -> np.ndarray:
+        proba = self.head_.predict_proba(inputs)
         if not np.all(np.isfinite(proba)):
             raise FloatingPointError("the head produced a non-finite probability; check the input")
         return proba
 
     def _logit(self, frame: pd.DataFrame) -> np.ndarray:
-        p = np.clip(self._proba(self._features(frame))[:, 1], 1e-12, 1 - 1e-12)
+        """Log-odds of default, from the same head that scores."""
+        p = self._proba(self._inputs(frame))[:, self._pd_column()]
+        p = np.clip(p, 1e-12, 1 - 1e-12)
         return np.log(p / (1 - p))
 
 
