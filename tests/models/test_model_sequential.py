@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from dayzero.data.schema import Dataset, Entities, Interactions
+from dayzero.data.templates import Template
 from dayzero.models import make_recommender
 from dayzero.models.base import NotFittedError, Recommender
 from dayzero.models.sequential import SequenceNet, SequentialRecommender
@@ -316,3 +317,149 @@ def test_same_seed_same_model_other_seed_other_model(dataset):
     _, sc = c.recommend_sequence(["s0", "l1"], k=10)
     np.testing.assert_array_equal(sa, sb)
     assert not np.allclose(sa, sc)
+
+
+# ---------------------------------------------------------------------- field tokens, content
+TITLE_ONLY = Template(["title"]).to_dict()
+
+
+def _blind_items(ids: list[str]) -> Entities:
+    """New items whose titles say nothing of their theme: only the genre token tells it."""
+    items = _items(ids)
+    items.frame["title"] = "untitled product"
+    return items
+
+
+def _theme_scores(model: SequentialRecommender) -> dict[str, list[float]]:
+    """For each theme history: the scores of the blind new items in ``NEW`` order."""
+    fresh = copy.deepcopy(model)
+    fresh.partial_fit_items(_blind_items(NEW))
+    out = {}
+    for theme in THEMES:
+        ids, scores = fresh.recommend_sequence([f"{theme}2", f"{theme}3"], k=len(fresh.item_map_))
+        out[theme] = [float(scores[ids.index(n)]) for n in NEW]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokens_model(dataset, tiny_bert_dir) -> SequentialRecommender:
+    return SequentialRecommender(
+        encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, field_tokens=True, **FAST
+    ).fit(dataset)
+
+
+def test_field_tokens_rank_a_new_item_with_uninformative_text_in_its_theme(
+    tokens_model, dataset, tiny_bert_dir
+):
+    # Without tokens the three blind items have the same text, hence exactly equal scores.
+    plain = SequentialRecommender(
+        encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, **{**FAST, "epochs": 2}
+    ).fit(dataset)
+    for scores in _theme_scores(plain).values():
+        assert scores[0] == scores[1] == scores[2]
+    # With them, the item whose genre token is the theme's scores highest for that theme.
+    assert sorted(tokens_model.tokens_.vocab_) == ["genres=horror", "genres=love", "genres=space"]
+    for theme, scores in _theme_scores(tokens_model).items():
+        assert int(np.argmax(scores)) == list(THEMES).index(theme), (theme, scores)
+
+
+def test_content_term_ranks_new_items_by_shared_tokens_even_for_an_id_only_model(dataset):
+    model = SequentialRecommender(text=False, content_weight=5.0, **FAST).fit(dataset)
+    for theme, scores in _theme_scores(model).items():
+        assert int(np.argmax(scores)) == list(THEMES).index(theme), (theme, scores)
+        # ID-only: a new item's sequence logit is 0, so its score is the content term alone.
+        others = [s for k, s in enumerate(scores) if k != list(THEMES).index(theme)]
+        assert max(others) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_content_score_is_logit_plus_weighted_cosine(dataset, tiny_bert_dir):
+    model = SequentialRecommender(
+        encoder=str(tiny_bert_dir), field_tokens=True, content_weight=2.0, **{**FAST, "epochs": 2}
+    ).fit(dataset)
+    history = ["s0", "l4"]
+    ids, scores = model.recommend_sequence(history, k=5, exclude=())
+    rows = model.item_map_.to_internal(history)
+    state = model._states([model.item_vectors_[torch.from_numpy(rows)]])[0]
+    content = model.content_vectors_
+    np.testing.assert_allclose(np.linalg.norm(content, axis=1), 1.0, atol=1e-5)
+    cosine = content[model.item_map_.to_internal(ids)] @ content[rows].mean(axis=0)
+    logit = (
+        model.item_vectors_[torch.from_numpy(model.item_map_.to_internal(ids))] @ state
+    ).numpy()
+    np.testing.assert_allclose(scores, logit + 2.0 * cosine, atol=1e-5)
+
+
+def test_learned_content_gate_trains_and_round_trips(dataset, tiny_bert_dir, tmp_path):
+    model = SequentialRecommender(
+        encoder=str(tiny_bert_dir),
+        field_tokens=True,
+        content_weight=1.0,
+        learn_content_weight=True,
+        **{**FAST, "epochs": 5},
+    ).fit(dataset)
+    weight = float(model.network_.content_weight.detach())
+    assert weight != 1.0  # a parameter of the network, moved by training
+    model.save(tmp_path / "gate")
+    loaded = Recommender.load(tmp_path / "gate")
+    assert float(loaded.network_.content_weight.detach()) == weight
+    for m in (model, loaded):
+        m.partial_fit_items(_blind_items(["s_new"]))
+    a, sa = model.recommend_sequence(["s0", "s1"], k=10)
+    b, sb = loaded.recommend_sequence(["s0", "s1"], k=10)
+    assert a == b
+    np.testing.assert_allclose(sa, sb, atol=1e-5)
+
+
+def _with_a_hit(seed: int = 0) -> Dataset:
+    """The themed data plus one item that every player acts on at a random step."""
+    rng = np.random.default_rng(seed)
+    base = make_dataset(seed).interactions.frame
+    users = base["user"].unique()
+    hits = pd.DataFrame(
+        {
+            "user": users,
+            "item": "hit",
+            "value": 1.0,
+            "timestamp": [1000 * int(u.split("user")[1]) + rng.integers(0, 6) for u in users],
+        }
+    )
+    frame = pd.concat([base, hits], ignore_index=True)
+    items = _items([f"{t}{k}" for t in THEMES for k in range(8)])
+    hit = pd.DataFrame({"title": ["hit game"], "genres": [["hit"]]}, index=["hit"])
+    return Dataset(Interactions(frame), items=Entities(pd.concat([items.frame, hit]), FIELDS))
+
+
+def test_popularity_debias_lowers_the_most_popular_item(tiny_bert_dir):
+    data = _with_a_hit()
+    ranks = []
+    for debias in (0.0, 3.0):
+        model = SequentialRecommender(
+            encoder=str(tiny_bert_dir), popularity_debias=debias, **FAST
+        ).fit(data)
+        ranked = [model.recommend_sequence([f"{t}0", f"{t}1"], k=26)[0] for t in THEMES]
+        ranks.append(np.mean([r.index("hit") for r in ranked]))
+    assert ranks[0] < 3  # learned as the likely next item of everybody
+    assert ranks[1] > ranks[0] + 3
+
+
+def test_bad_new_params():
+    for params in ({"content_weight": -1.0}, {"popularity_debias": "high"}, {"token_min_count": 0}):
+        with pytest.raises(ValueError, match=next(iter(params))):
+            SequentialRecommender(text=False, **params).fit(make_dataset())
+
+
+def test_content_at_scoring_only_is_a_late_fusion_of_the_same_network(dataset, tiny_bert_dir):
+    params = {**FAST, "epochs": 3, "encoder": str(tiny_bert_dir), "field_tokens": True}
+    plain = SequentialRecommender(**params).fit(dataset)
+    fused = SequentialRecommender(**params, content_weight=4.0, content_training=False).fit(dataset)
+    torch.testing.assert_close(fused.item_vectors_, plain.item_vectors_, atol=0, rtol=0)
+    history = ["h1", "s2"]
+    ids, scores = fused.recommend_sequence(history, k=len(fused.item_map_), exclude=())
+    base = dict(zip(*plain.recommend_sequence(history, k=len(ids), exclude=()), strict=True))
+    content = fused.content_vectors_
+    cosine = content[fused.item_map_.to_internal(ids)] @ content[
+        fused.item_map_.to_internal(history)
+    ].mean(axis=0)
+    np.testing.assert_allclose(scores, [base[i] for i in ids] + 4.0 * cosine, atol=1e-5)
+    with pytest.raises(ValueError, match="content_training"):
+        SequentialRecommender(learn_content_weight=True, content_training=False).fit(dataset)

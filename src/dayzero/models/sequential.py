@@ -5,11 +5,15 @@ A player is the sequence of items they acted on, in time order. A small causal t
 last ``max_len`` items and predicts the next one at every position. Each item's vector is
 
     item_vector(i) = W · text_vector(i) + id_embedding(i)      (ID dropped at random in training)
+                     [+ mean of field-token embeddings(i)]    (``field_tokens``: tags, genres, ...)
 
 where ``text_vector`` comes from the item's fields rendered by a template and encoded by a
 :class:`~dayzero.encoders.encoder.TextEncoder` (frozen and cached, or LoRA-adapted). The same
 function gives the input vectors and the output (scoring) vectors, so a game released today is
 scoreable today, and a player known by one action already gets personal recommendations.
+Options: a content-similarity term in the logits (``content_weight``: IDF-weighted field tokens
+beside the text vector, cosine to the mean of the history), learned or fixed, in training or at
+scoring only; and logit adjustment by popularity in training (``popularity_debias``).
 
 ``text=False`` is the ID-only SASRec baseline: an item without an ID embedding (one that had no
 training interactions) then has the zero vector and scores exactly 0 for everybody, whatever the
@@ -50,6 +54,7 @@ from torch import nn
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import FieldSpec, Template
+from dayzero.models.attributes import TokenEncoder
 from dayzero.models.base import Recommender, register, seen_by_user
 from dayzero.train.index_dataset import IndexDataset
 
@@ -95,6 +100,11 @@ class SequenceNet(nn.Module):
         Number of items with an ID embedding (0: no ID part).
     hidden, layers, heads, max_len, dropout
         Transformer shape.
+    n_tokens
+        Size of the field-token vocabulary (0: no token bag). Token ``n_tokens`` is padding.
+    content_weight, learn_content_weight
+        Weight of the content-similarity term of the logits (a learned scalar when
+        ``learn_content_weight``, starting from ``content_weight``).
     """
 
     def __init__(
@@ -106,6 +116,9 @@ class SequenceNet(nn.Module):
         heads: int,
         max_len: int,
         dropout: float,
+        n_tokens: int = 0,
+        content_weight: float = 0.0,
+        learn_content_weight: bool = False,
     ) -> None:
         super().__init__()
         if hidden % heads:
@@ -114,17 +127,36 @@ class SequenceNet(nn.Module):
         self.id_emb = nn.Embedding(n_ids, hidden) if n_ids else None
         if self.id_emb is not None:
             nn.init.normal_(self.id_emb.weight, std=hidden**-0.5)
+        self.token_emb = None
+        if n_tokens:
+            self.token_emb = nn.EmbeddingBag(
+                n_tokens + 1, hidden, mode="mean", padding_idx=n_tokens
+            )
+            nn.init.normal_(self.token_emb.weight, std=hidden**-0.5)
+            with torch.no_grad():
+                self.token_emb.weight[n_tokens].zero_()
+        weight = torch.tensor(float(content_weight))
+        if learn_content_weight:
+            self.content_weight = nn.Parameter(weight)
+        else:
+            # Not persistent: the fixed weight is a constructor parameter (older saves load).
+            self.register_buffer("content_weight", weight, persistent=False)
         self.pos_emb = nn.Embedding(max_len, hidden)
         self.blocks = nn.ModuleList(_Block(hidden, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(hidden)
         self.drop = nn.Dropout(dropout)
         self.hidden = hidden
 
-    def items(self, text: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
-        """Item vectors from text vectors ``(n, text_dim)`` and ID rows ``(n,)`` (-1: none)."""
+    def items(
+        self, text: torch.Tensor | None, ids: torch.Tensor, tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Item vectors from text vectors ``(n, text_dim)``, ID rows ``(n,)`` (-1: none) and
+        padded field-token rows ``(n, T)``."""
         out = torch.zeros((len(ids), self.hidden))
         if self.text_proj is not None:
             out = out + self.text_proj(text)
+        if self.token_emb is not None and tokens is not None and tokens.shape[1]:
+            out = out + self.token_emb(tokens)
         if self.id_emb is not None:
             has_id = (ids >= 0).unsqueeze(1)
             out = out + self.id_emb(ids.clamp(min=0)) * has_id
@@ -255,6 +287,23 @@ class SequentialRecommender(Recommender):
         Epochs of transformer training on the re-encoded item vectors after adaptation.
     max_length, encode_batch_size, cache_dir
         Encoder settings (tokens per text, batch size of ``encode``, embedding cache folder).
+    field_tokens, token_min_count
+        Add a bag of field tokens to each item vector: an ``EmbeddingBag`` over the item's
+        categorical and multi field values (tags, genres, developer, ...) seen at least
+        ``token_min_count`` times among the trained items. A new item shares these token
+        vectors with trained items (what a TF-IDF content model exploits).
+    content_weight, learn_content_weight
+        Add ``w * cosine(mean content of the history, content of the candidate)`` to every
+        logit, in training and scoring; an item's content vector is its IDF-weighted field-token
+        bag beside its text vector. ``learn_content_weight`` learns ``w`` (a scalar gate of the
+        network) starting from ``content_weight``.
+    content_training
+        Add the content term to the training logits too (the network learns around it);
+        ``False``: at scoring only (late fusion of a sequence model and a content kNN).
+    popularity_debias
+        Logit adjustment: training logits get ``+ popularity_debias * log(1 + count)`` of the
+        candidate, scoring does not, so the item vectors need not encode popularity and popular
+        old items do not crowd new ones out of a ranking over the whole catalogue.
     random_state
         Seed of every random choice (initialisation, windows, negatives, dropout).
     progress
@@ -303,6 +352,12 @@ class SequentialRecommender(Recommender):
         max_length: int = 128,
         encode_batch_size: int = 64,
         cache_dir: str | None = None,
+        field_tokens: bool = False,
+        token_min_count: int = 2,
+        content_weight: float = 0.0,
+        learn_content_weight: bool = False,
+        content_training: bool = True,
+        popularity_debias: float = 0.0,
         random_state: int = 0,
         progress: bool = False,
     ) -> None:
@@ -335,11 +390,22 @@ class SequentialRecommender(Recommender):
         self.max_length = max_length
         self.encode_batch_size = encode_batch_size
         self.cache_dir = cache_dir
+        self.field_tokens = field_tokens
+        self.token_min_count = token_min_count
+        self.content_weight = content_weight
+        self.learn_content_weight = learn_content_weight
+        self.content_training = content_training
+        self.popularity_debias = popularity_debias
         self.random_state = random_state
         self.progress = progress
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
+        if self.learn_content_weight and not self.content_training:
+            raise ValueError(
+                "sequential: learn_content_weight=True needs content_training=True "
+                "(the weight is learned through the training logits)"
+            )
         if not self.text and not self.use_ids:
             raise ValueError("sequential: text=False and use_ids=False leave no item vector")
         if not self.text and self.strategy != "frozen":
@@ -347,7 +413,19 @@ class SequentialRecommender(Recommender):
                 f"sequential: strategy={self.strategy!r} adapts the text encoder; "
                 "it needs text=True (or use strategy='frozen')"
             )
-        for name in ("hidden", "layers", "heads", "max_len", "epochs", "batch_size"):
+        for name in ("content_weight", "popularity_debias"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"sequential: `{name}` must be a number >= 0, got {value!r}")
+        for name in (
+            "hidden",
+            "layers",
+            "heads",
+            "max_len",
+            "epochs",
+            "batch_size",
+            "token_min_count",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"sequential: `{name}` must be a positive int, got {value!r}")
@@ -403,6 +481,80 @@ class SequentialRecommender(Recommender):
             )
         return out
 
+    @property
+    def _content_on(self) -> bool:
+        return bool(self.content_weight) or self.learn_content_weight
+
+    def _token_rows(self, entities: Entities | None, ids: Sequence[Hashable]) -> np.ndarray:
+        """Field-token indices per id, right-padded with the padding token ``(n, T)``."""
+        tokens = getattr(self, "tokens_", None)
+        if tokens is None:
+            return np.zeros((len(ids), 0), dtype=np.int64)
+        indices, offsets = tokens.transform(entities, ids)
+        bags = np.split(indices, offsets[1:]) if len(ids) else []
+        width = max((len(b) for b in bags), default=0)
+        out = np.full((len(ids), width), tokens.size, dtype=np.int64)
+        for row, bag in enumerate(bags):
+            unique = np.unique(bag)
+            out[row, : len(unique)] = unique
+        return out
+
+    def _content(self, text: np.ndarray, token_rows: np.ndarray) -> np.ndarray:
+        """Unit content vectors: IDF-weighted token bag (unit) beside the text vector (unit)."""
+        size = self.tokens_.size if getattr(self, "tokens_", None) is not None else 0
+        bag = np.zeros((len(token_rows), size), dtype=np.float32)
+        if size:
+            rows, cols = np.nonzero(token_rows < size)
+            bag[rows, token_rows[rows, cols]] = self.idf_[token_rows[rows, cols]]
+            bag /= np.maximum(np.linalg.norm(bag, axis=1, keepdims=True), 1e-12)
+        out = np.hstack([bag, text.astype(np.float32)])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def _fit_tokens(self, entities: Entities | None, known: Sequence[Hashable]) -> None:
+        """Token vocabulary and its IDF over the item table (fields are day-zero data, not
+        feedback), keeping the tokens that at least one trained item has: a developer with one
+        old and one new game gets a token, learned through the old game."""
+        self.tokens_ = None
+        if not (self.field_tokens or self._content_on) or entities is None:
+            return
+        tokens = TokenEncoder(min_count=self.token_min_count).fit(entities)
+        self.tokens_ = tokens
+        trained = np.unique(self._token_rows(entities.subset(known), entities.subset(known).ids))
+        keep = [t for t, i in tokens.vocab_.items() if i in set(trained.tolist())]
+        tokens.vocab_ = {t: i for i, t in enumerate(sorted(keep))}
+        rows = self._token_rows(entities, entities.ids)
+        df = np.bincount(rows[rows < tokens.size], minlength=tokens.size)
+        self.idf_ = (np.log((1 + len(rows)) / (1 + df)) + 1).astype(np.float32)
+
+    def _pad_token(self) -> int:
+        return self.tokens_.size if getattr(self, "tokens_", None) is not None else 0
+
+    def _n_tokens(self) -> int:
+        tokens = getattr(self, "tokens_", None)
+        return tokens.size if tokens is not None and self.field_tokens else 0
+
+    def _new_network(self) -> SequenceNet:
+        return SequenceNet(
+            self.text_dim_,
+            self.n_known_items_ if self.use_ids else 0,
+            self.hidden,
+            self.layers,
+            self.heads,
+            self.max_len,
+            self.dropout,
+            n_tokens=self._n_tokens(),
+            content_weight=self.content_weight,
+            learn_content_weight=self.learn_content_weight,
+        )
+
+    def _set_item_content(self, entities: Entities | None) -> None:
+        """Token rows and content vectors of every item of the model (from its fields)."""
+        ids = self.item_map_.ids
+        self.token_rows_ = self._token_rows(entities, ids)
+        self.content_vectors_ = (
+            self._content(self.text_vectors_, self.token_rows_) if self._content_on else None
+        )
+
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset) -> Self:
         """Learn next-item prediction from ``dataset.interactions`` in time order."""
@@ -445,6 +597,8 @@ class SequentialRecommender(Recommender):
             self.text_dim_ = 0
             self.text_vectors_ = np.zeros((len(self.item_map_), 0), dtype=np.float32)
         self.encode_seconds_ = time.perf_counter() - start
+        self._fit_tokens(dataset.items, known_items)
+        self._set_item_content(dataset.items)
 
         item_idx = self.item_map_.to_internal(actions["item"])
         per_user = pd.Series(item_idx).groupby(actions["user"].to_numpy(), sort=False).agg(list)
@@ -452,15 +606,7 @@ class SequentialRecommender(Recommender):
         self.sequences_ = _Sequences.from_lists(seqs)
         self.popularity_ = np.bincount(item_idx, minlength=self.n_known_items_).astype(np.float64)
 
-        self.network_ = SequenceNet(
-            self.text_dim_,
-            self.n_known_items_ if self.use_ids else 0,
-            self.hidden,
-            self.layers,
-            self.heads,
-            self.max_len,
-            self.dropout,
-        )
+        self.network_ = self._new_network()
         train, val = self._carve_validation(seqs, rng)
         if not train:
             raise ValueError(
@@ -520,16 +666,25 @@ class SequentialRecommender(Recommender):
         id_drop = self.id_dropout if self.text else 0.0
         ids = np.where(rng.random(len(need)) < id_drop, -1, need)
         ids[need >= self.n_known_items_] = -1
-        vectors = net.items(text, torch.from_numpy(ids))
-        local_in = np.searchsorted(need, np.maximum(inputs, 0))
+        tokens = torch.from_numpy(self.token_rows_[need]) if self._n_tokens() else None
+        vectors = net.items(text, torch.from_numpy(ids), tokens)
+        local_in = torch.from_numpy(np.searchsorted(need, np.maximum(inputs, 0)))
         real = torch.from_numpy(inputs >= 0).unsqueeze(-1)
-        states = net(vectors[torch.from_numpy(local_in)] * real, torch.from_numpy(lengths))
-        mask = targets >= 0
-        logits = (
-            states[torch.from_numpy(mask)]
-            @ vectors[torch.from_numpy(np.searchsorted(need, candidates))].T
-        )
-        labels = torch.from_numpy(np.searchsorted(candidates, targets[mask]))
+        states = net(vectors[local_in] * real, torch.from_numpy(lengths))
+        mask = torch.from_numpy(targets >= 0)
+        local_cand = torch.from_numpy(np.searchsorted(need, candidates))
+        logits = states[mask] @ vectors[local_cand].T
+        if self.content_vectors_ is not None and self.content_training:
+            content = torch.from_numpy(self.content_vectors_[need])
+            summed = torch.cumsum(content[local_in] * real, dim=1)
+            counts = torch.arange(1, inputs.shape[1] + 1, dtype=summed.dtype).view(1, -1, 1)
+            history = (summed / counts)[mask]
+            logits = logits + net.content_weight * (history @ content[local_cand].T)
+        if self.popularity_debias:
+            prior = np.log1p(self.popularity_[np.minimum(candidates, self.n_known_items_ - 1)])
+            prior[candidates >= self.n_known_items_] = 0.0
+            logits = logits + self.popularity_debias * torch.from_numpy(prior).float()
+        labels = torch.from_numpy(np.searchsorted(candidates, targets[targets >= 0]))
         return nn.functional.cross_entropy(logits, labels)
 
     def _train(
@@ -587,6 +742,12 @@ class SequentialRecommender(Recommender):
             chunk = val[start : start + 256]
             states = self._states([self.item_vectors_[torch.from_numpy(s)] for s, _ in chunk])
             scores = (states @ known.T).numpy()
+            if self.content_vectors_ is not None:
+                history = np.stack(
+                    [self.content_vectors_[s[-self.max_len :]].mean(axis=0) for s, _ in chunk]
+                )
+                weight = float(self.network_.content_weight.detach())
+                scores = scores + weight * history @ self.content_vectors_[: self.n_known_items_].T
             for row, (seq, target) in enumerate(chunk):
                 score = scores[row]
                 seen = seq[seq < self.n_known_items_]
@@ -653,6 +814,7 @@ class SequentialRecommender(Recommender):
         encoder.invalidate_fingerprint()
         self.network_.eval()
         self.text_vectors_ = self._encode(self.items_, self.item_map_.ids)
+        self._set_item_content(self.items_)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -661,15 +823,22 @@ class SequentialRecommender(Recommender):
         rows = np.arange(len(self.item_map_))
         rows[self.n_known_items_ :] = -1
         text = torch.from_numpy(self.text_vectors_) if self.text else None
-        self.item_vectors_ = self.network_.items(text, torch.from_numpy(rows))
+        tokens = torch.from_numpy(self.token_rows_) if self._n_tokens() else None
+        self.item_vectors_ = self.network_.items(text, torch.from_numpy(rows), tokens)
 
     @torch.no_grad()
-    def _unknown_vectors(self, n: int, entities: Entities | None, ids: list) -> torch.Tensor:
-        """Vectors of items outside the model: from text where ``entities`` has them."""
-        text = None
-        if self.text:
-            text = torch.from_numpy(self._encode(entities, ids)) if ids else torch.zeros((n, 0))
-        return self.network_.items(text, torch.full((n,), -1, dtype=torch.long))
+    def _unknown_vectors(
+        self, n: int, entities: Entities | None, ids: list
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Vectors (and content vectors) of items outside the model: from their fields where
+        ``entities`` has them."""
+        text_np = self._encode(entities, ids) if self.text else np.zeros((n, 0), dtype=np.float32)
+        token_rows = self._token_rows(entities, ids)
+        text = torch.from_numpy(text_np) if self.text else None
+        tokens = torch.from_numpy(token_rows) if self._n_tokens() else None
+        vectors = self.network_.items(text, torch.full((n,), -1, dtype=torch.long), tokens)
+        content = self._content(text_np, token_rows) if self._content_on else None
+        return vectors, content
 
     @torch.no_grad()
     def _states(self, sequences: list[torch.Tensor]) -> torch.Tensor:
@@ -685,9 +854,10 @@ class SequentialRecommender(Recommender):
 
     def _lookup(
         self, ids: Sequence[Hashable], entities: Entities | None = None, warn: bool = False
-    ) -> torch.Tensor:
-        """Item vectors for external ids: known items, items with fields (folded from text),
-        else (``warn``: dropped with a warning; otherwise: the unknown-item vector)."""
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Item vectors (and content vectors, or ``None``) for external ids: known items, items
+        with fields (folded from text), else (``warn``: dropped with a warning; otherwise: the
+        unknown-item vector)."""
         fields = self._fields(entities)
         rows = self.item_map_.to_internal(ids, missing=-1)
         unknown = [k for k, r in enumerate(rows) if r < 0]
@@ -702,19 +872,27 @@ class SequentialRecommender(Recommender):
                 stacklevel=4,
             )
         out = torch.zeros((len(ids), self.hidden))
+        content = None
+        if self.content_vectors_ is not None:
+            content = np.zeros((len(ids), self.content_vectors_.shape[1]), dtype=np.float32)
         known = rows >= 0
         if known.any():
             out[torch.from_numpy(known)] = self.item_vectors_[torch.from_numpy(rows[known])]
+            if content is not None:
+                content[known] = self.content_vectors_[rows[known]]
         if unknown:
-            vectors = self._unknown_vectors(
+            vectors, folded = self._unknown_vectors(
                 len(unknown), fields, [ids[k] if k in foldable else None for k in unknown]
             )
             out[torch.as_tensor(unknown)] = vectors
+            if content is not None:
+                content[unknown] = folded
         if warn and missing:
             keep = np.ones(len(ids), dtype=bool)
             keep[missing] = False
             out = out[torch.from_numpy(keep)]
-        return out
+            content = None if content is None else content[keep]
+        return out, content
 
     def _fields(self, entities: Entities | None) -> Entities | None:
         if entities is None:
@@ -739,14 +917,28 @@ class SequentialRecommender(Recommender):
 
     def _sequence_state(
         self, history: Sequence[Hashable], entities: Entities | None = None
-    ) -> torch.Tensor | None:
-        """State after ``history`` (external ids), or ``None`` when nothing in it is usable."""
+    ) -> tuple[torch.Tensor, np.ndarray | None] | None:
+        """State after ``history`` (external ids) and the mean content vector of its items,
+        or ``None`` when nothing in it is usable."""
         if not history:
             return None
-        vectors = self._lookup(list(history)[-self.max_len :], entities, warn=True)
+        vectors, content = self._lookup(list(history)[-self.max_len :], entities, warn=True)
         if len(vectors) == 0:
             return None
-        return self._states([vectors])[0]
+        return self._states([vectors])[0], None if content is None else content.mean(axis=0)
+
+    def _scores(
+        self,
+        state: tuple[torch.Tensor, np.ndarray | None],
+        vectors: torch.Tensor,
+        content: np.ndarray | None,
+    ) -> np.ndarray:
+        """Sequence logits of items (plus the weighted content similarity to the history)."""
+        scores = (vectors @ state[0]).numpy().astype(np.float64)
+        if content is not None and state[1] is not None:
+            weight = float(self.network_.content_weight.detach())
+            scores += weight * (content @ state[1]).astype(np.float64)
+        return scores
 
     def _popularity(self, item_idx: np.ndarray) -> np.ndarray:
         """log(1 + training count); 0 for items without training actions."""
@@ -757,7 +949,7 @@ class SequentialRecommender(Recommender):
 
     def _score_pairs(self, users, items, history) -> np.ndarray:
         scores = np.zeros(len(users))
-        item_vectors = self._lookup(list(items))
+        item_vectors, item_content = self._lookup(list(items))
         item_idx = self.item_map_.to_internal(items, missing=-1)
         positions: dict[Hashable, list[int]] = {}
         for k, user in enumerate(users):
@@ -768,16 +960,17 @@ class SequentialRecommender(Recommender):
             if state is None:
                 scores[rows] = self._popularity(item_idx[rows])
             else:
-                scores[rows] = (item_vectors[torch.from_numpy(rows)] @ state).numpy()
+                content = None if item_content is None else item_content[rows]
+                scores[rows] = self._scores(state, item_vectors[torch.from_numpy(rows)], content)
         return scores
 
     def _score_items(self, user, history) -> np.ndarray:
         return self._score_all(self._sequence_state(self._user_sequence(user, history)))
 
-    def _score_all(self, state: torch.Tensor | None) -> np.ndarray:
+    def _score_all(self, state: tuple[torch.Tensor, np.ndarray | None] | None) -> np.ndarray:
         if state is None:
             return self._popularity(np.arange(len(self.item_map_)))
-        return (self.item_vectors_ @ state).numpy().astype(np.float64)
+        return self._scores(state, self.item_vectors_, self.content_vectors_)
 
     def recommend_sequence(
         self,
@@ -822,7 +1015,7 @@ class SequentialRecommender(Recommender):
             if state is None:
                 scores = self._popularity(self.item_map_.to_internal(candidates, missing=-1))
             else:
-                scores = (self._lookup(candidates, entities) @ state).numpy().astype(np.float64)
+                scores = self._scores(state, *self._lookup(candidates, entities))
         blocked = set(history if exclude is None else exclude)
         keep = np.array([c not in blocked for c in candidates], dtype=bool)
         candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
@@ -856,6 +1049,12 @@ class SequentialRecommender(Recommender):
             self.item_map_.add(new)
             fresh = self._encode(items, new) if self.text else np.zeros((len(new), 0), np.float32)
             self.text_vectors_ = np.vstack([self.text_vectors_, fresh])
+            rows = self._token_rows(items, new)
+            self.token_rows_ = _stack_padded(self.token_rows_, rows, self._pad_token())
+            if self.content_vectors_ is not None:
+                self.content_vectors_ = np.vstack(
+                    [self.content_vectors_, self._content(fresh, rows)]
+                )
             self._refresh_item_vectors()
         if interactions is not None:
             self._remember_interactions(interactions)
@@ -877,13 +1076,17 @@ class SequentialRecommender(Recommender):
             seq_items=self.sequences_.items,
             seq_offsets=self.sequences_.offsets,
             popularity=self.popularity_,
+            token_rows=self.token_rows_,
         )
+        if self.content_vectors_ is not None:
+            arrays.update(content_vectors=self.content_vectors_, idf=self.idf_)
         extra = getattr(self, "_extra_history", None)
         extras = {
             "n_known_items": self.n_known_items_,
             "text_dim": self.text_dim_,
             "item_template": self.item_template_.to_dict(),
             "extra_history": None if extra is None else _frame_json(extra.frame),
+            "tokens": None if self.tokens_ is None else self.tokens_.to_json(),
         }
         return arrays, extras
 
@@ -897,15 +1100,14 @@ class SequentialRecommender(Recommender):
         if extras["extra_history"] is not None:
             self._extra_history = Interactions(_frame_from_json(extras["extra_history"]))
         self.items_ = None
-        self.network_ = SequenceNet(
-            self.text_dim_,
-            self.n_known_items_ if self.use_ids else 0,
-            self.hidden,
-            self.layers,
-            self.heads,
-            self.max_len,
-            self.dropout,
-        )
+        tokens = extras.get("tokens")
+        self.tokens_ = None if tokens is None else TokenEncoder.from_json(tokens)
+        empty = np.zeros((len(self.text_vectors_), 0), dtype=np.int64)
+        self.token_rows_ = arrays.get("token_rows", empty)
+        self.content_vectors_ = arrays.get("content_vectors")
+        if "idf" in arrays:
+            self.idf_ = arrays["idf"]
+        self.network_ = self._new_network()
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network_.load_state_dict(state)
         self._refresh_item_vectors()
@@ -946,6 +1148,15 @@ class SequentialRecommender(Recommender):
             self.strategy_config_ = config_from_dict(
                 json.loads((adapter / STRATEGY_FILE).read_text())
             )
+
+
+def _stack_padded(a: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
+    """Rows of two right-padded index matrices, padded to the wider one."""
+    width = max(a.shape[1], b.shape[1])
+    out = np.full((len(a) + len(b), width), pad, dtype=np.int64)
+    out[: len(a), : a.shape[1]] = a
+    out[len(a) :, : b.shape[1]] = b
+    return out
 
 
 def _frame_json(frame: pd.DataFrame) -> dict[str, Any]:
