@@ -23,3 +23,18 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     from dayzero.encoders.tiny import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch and one BLAS/OpenMP thread for a module: tiny models gain nothing from threads,
+    and on a busy shared machine they lose up to 10x. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)

@@ -7,24 +7,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dayzero.models.classifier import TextClassifier, check_texts, setfit_pairs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; on a busy shared machine they lose up to 10x."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 POSITIVE = ["profit rose sharply", "record profit and growth", "strong growth in sales"] * 3
 NEGATIVE = ["heavy losses and layoffs", "sales fell sharply", "loss widened, shares fell"] * 3

@@ -11,14 +11,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from dayzero.models.gbm_io import GBMLayoutError, gbm_from_state, gbm_to_state, load_gbm, save_gbm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; on a busy shared machine they lose up to 10x."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def numeric_and_categorical(n: int = 300, n_classes: int = 2, seed: int = 0):

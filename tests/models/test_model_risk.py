@@ -19,18 +19,7 @@ from dayzero.models.risk import RiskScorer, UnknownCategoryWarning
 TINY = str(build_tiny_bert(tempfile.mkdtemp(prefix="risk-tiny-bert-")))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; on a busy shared machine they lose up to 10x."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXPECTED_FAILURES: dict[str, str] = {}
 _NEAR_HALF = (

@@ -794,17 +794,8 @@ class SequentialRecommender(Recommender):
                 text[torch.as_tensor(with_text, dtype=torch.long)] = fresh
             return self._step_loss(self.network_, text, inputs, targets, lengths, candidates, rng)
 
-        trainer_config = TrainerConfig(
-            epochs=1,
-            batch_size=1,
-            lr=self.adapt_lr,
-            weight_decay=0.01,
-            schedule="linear",
-            warmup_ratio=0.1,
-            grad_clip=1.0,
-            max_steps=self.adapt_steps,
-            seed=self.random_state,
-            progress_bar=self.progress,
+        trainer_config = TrainerConfig.encoder_adaptation(
+            self.adapt_lr, self.adapt_steps, 1, self.random_state, self.progress
         )
         encoder.train()
         self.network_.train()

@@ -471,17 +471,12 @@ class TwoTowerRecommender(Recommender):
             pred = net.score(users[torch.from_numpy(np.concatenate(raters))], item_vec[rows_t])
             return torch.nn.functional.mse_loss(pred, torch.from_numpy(np.concatenate(targets)))
 
-        trainer_config = TrainerConfig(
-            epochs=1,
-            batch_size=min(self.adapt_items, len(candidates)),
-            lr=self.adapt_lr,
-            weight_decay=0.01,
-            schedule="linear",
-            warmup_ratio=0.1,
-            grad_clip=1.0,
-            max_steps=self.adapt_steps,
-            seed=self.random_state,
-            progress_bar=self.progress,
+        trainer_config = TrainerConfig.encoder_adaptation(
+            self.adapt_lr,
+            self.adapt_steps,
+            min(self.adapt_items, len(candidates)),
+            self.random_state,
+            self.progress,
         )
         encoder.train()
         history = Trainer(module, trainer_config, loss_fn).fit(

@@ -139,6 +139,26 @@ class TrainerConfig:
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("`resume=True` needs `checkpoint_dir`")
 
+    @classmethod
+    def encoder_adaptation(
+        cls, lr: float, max_steps: int, batch_size: int, seed: int, progress_bar: bool
+    ) -> TrainerConfig:
+        """The short run that adapts an encoder inside a recommender (two-tower, sequential):
+        one pass of ``max_steps`` steps, 10 % warmup then linear decay, weight decay 0.01 and
+        gradient clipping at 1, so a few hundred noisy steps cannot wreck pretrained weights."""
+        return cls(
+            epochs=1,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=0.01,
+            schedule="linear",
+            warmup_ratio=0.1,
+            grad_clip=1.0,
+            max_steps=max_steps,
+            seed=seed,
+            progress_bar=progress_bar,
+        )
+
 
 @dataclass
 class TrainingHistory:
