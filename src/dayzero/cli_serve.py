@@ -66,6 +66,14 @@ def serve(
             "processes write events to the store).",
         ),
     ] = 30.0,
+    update_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between background incremental updates (fine-tune on the events "
+            "since the served version's watermark, promote only if the gate passes); 0 = off.",
+        ),
+    ] = 0.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     torch_threads: Annotated[
         int,
@@ -103,6 +111,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         user_cache_size=user_cache_size,
         user_cache_ttl=user_cache_ttl,
+        update_every=update_every or None,
     )
     uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
 

@@ -67,6 +67,10 @@ class ServeConfig:
     user_cache_size, user_cache_ttl : int, float
         Known-user vectors kept between that user's writes (0 disables; see
         :class:`~dayzero.serve.state.UserVectorCache`) and the most seconds one is served.
+    update_every : float, optional
+        Run an incremental update (fine-tune since the watermark, gate, promote) in the
+        background every this many seconds (:class:`~dayzero.serve.schedule.UpdateSchedule`);
+        None (default) leaves updates to ``dayzero update`` and the admin endpoints.
     """
 
     store: str | Path
@@ -77,6 +81,7 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     user_cache_size: int = 100_000
     user_cache_ttl: float = 30.0
+    update_every: float | None = None
 
 
 # ---------------------------------------------------------------------- body limit
@@ -190,9 +195,18 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = state or _open_state(config, metrics)
         app.state.service = service
+        schedule = None
+        if config.update_every is not None:
+            from dayzero.serve.schedule import UpdateSchedule
+
+            schedule = UpdateSchedule(service, config.update_every)
+            schedule.start()
+        app.state.schedule = schedule
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.stop()
             if state is None:
                 service.close()
 

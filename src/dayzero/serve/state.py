@@ -288,6 +288,25 @@ class ServiceState:
             self.registry.promote(version)
             return version, previous
 
+    def follow_registry(self) -> str | None:
+        """Serve the registry's current version when something else promoted it (``dayzero
+        update`` in another process, the update schedule).
+
+        Returns
+        -------
+        The version now served, or None when the served one is already current.
+        """
+        with self._admin_lock:
+            current = self.registry.current()
+            if current is None or (self.served is not None and self.served.version == current):
+                return None
+            served = self._load(current)  # slow part, outside the fold lock
+            with self._fold_lock:
+                self._catch_up(served)
+                self._set_served(served)
+            log.info("now serving %s, promoted outside this process", current)
+            return current
+
     def rollback(self) -> tuple[str, str | None]:
         """Switch back to the previously promoted version (registry first, then the service).
 
