@@ -139,6 +139,8 @@ async def _no_receive() -> Message:  # pragma: no cover - JSONResponse never rea
 
 
 # ---------------------------------------------------------------------- dependencies
+# Plain attribute reads and a header compare: ``async def`` so FastAPI runs them on the event
+# loop instead of a thread-pool hop each (a hop costs more than the work, on every request).
 _key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key")
 ApiKey = Annotated[str | None, Depends(_key_header)]
 
@@ -152,19 +154,19 @@ def _check_key(config: ServeConfig, key: str | None) -> None:
         raise HTTPException(403, f"invalid API key in the {API_KEY_HEADER} header")
 
 
-def write_auth(request: Request, key: ApiKey) -> None:
+async def write_auth(request: Request, key: ApiKey) -> None:
     """Writes and admin calls need the key (when one is configured)."""
     _check_key(request.app.state.config, key)
 
 
-def read_auth(request: Request, key: ApiKey) -> None:
+async def read_auth(request: Request, key: ApiKey) -> None:
     """Reads need the key only with ``auth_reads``."""
     config: ServeConfig = request.app.state.config
     if config.auth_reads:
         _check_key(config, key)
 
 
-def get_service(request: Request) -> ServiceState:
+async def get_service(request: Request) -> ServiceState:
     return request.app.state.service
 
 
