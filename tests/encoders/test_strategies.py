@@ -294,3 +294,30 @@ def test_loading_onto_a_different_base_model_fails_clearly(tiny_bert_dir, batch,
     other = build_tiny_bert(tmp_path / "three-layers", num_layers=3)
     with pytest.raises(ValueError, match="does not fit this base model"):
         load_adapter(fresh(other), tmp_path / "adapter")
+
+
+@pytest.mark.parametrize("name", ["frozen", "lora", "full"])
+def test_an_encoder_adapted_inside_a_model_saves_and_loads_beside_it(name, tiny_bert_dir, tmp_path):
+    from dayzero.encoders.encoder import TextEncoder
+    from dayzero.encoders.strategies import load_adapted_encoder, save_adapted_encoder
+
+    encoder = TextEncoder(str(tiny_bert_dir), max_length=16)
+    config = strategy_config(name, **OPTIONS.get(name, {}))
+    encoder.model = apply_strategy(encoder.model, config)
+    with torch.no_grad():  # move the weights so a reload of the base alone would differ
+        for param in encoder.model.parameters():
+            if param.requires_grad:
+                param.add_(0.05)
+    encoder.eval()
+    encoder.invalidate_fingerprint()
+    save_adapted_encoder(encoder, name, config, tmp_path)
+    loaded = load_adapted_encoder(tmp_path, str(tiny_bert_dir), 16, None)
+    if name == "frozen":
+        assert loaded is None and not any(tmp_path.iterdir())
+        return
+    restored, restored_config = loaded
+    texts = ["a cheap spicy taco place", "quiet wine bar"]
+    assert torch.allclose(
+        torch.from_numpy(restored.encode(texts)), torch.from_numpy(encoder.encode(texts)), atol=1e-5
+    )
+    assert (restored_config is None) == (name == "full")

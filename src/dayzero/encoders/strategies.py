@@ -569,6 +569,49 @@ def _is_peft(model: nn.Module) -> bool:
     return isinstance(model, PeftModel)
 
 
+ENCODER_FOLDER = "encoder"
+ADAPTER_FOLDER = "encoder_adapter"
+
+
+def save_adapted_encoder(
+    encoder: Any, strategy: str, config: StrategyConfig | None, folder: str | Path
+) -> None:
+    """Save a :class:`~dayzero.encoders.encoder.TextEncoder` adapted inside a model, beside
+    that model: the adapter alone for peft methods (``folder/encoder_adapter``), the full
+    weights for ``full`` / ``top_k`` (``folder/encoder``). Nothing for ``frozen``."""
+    if strategy == "frozen":
+        return
+    folder = Path(folder)
+    if STRATEGIES[strategy].is_adapter:
+        save_adapter(encoder.model, config, folder / ADAPTER_FOLDER)
+    else:
+        encoder.save(folder / ENCODER_FOLDER)
+
+
+def load_adapted_encoder(
+    folder: str | Path, base: str, max_length: int, cache_dir: str | None
+) -> tuple[Any, StrategyConfig | None] | None:
+    """Load what :func:`save_adapted_encoder` wrote in ``folder`` (None when it wrote nothing).
+
+    Returns ``(encoder, config)``: an adapter goes onto a fresh ``base`` encoder and its
+    strategy config comes back too, so the loaded model can be saved again; full weights load
+    as they are (config None).
+    """
+    from dayzero.encoders.encoder import TextEncoder
+
+    folder = Path(folder)
+    if (folder / ENCODER_FOLDER).is_dir():
+        return TextEncoder.load(folder / ENCODER_FOLDER, cache_dir=cache_dir), None
+    adapter = folder / ADAPTER_FOLDER
+    if not adapter.is_dir():
+        return None
+    encoder = TextEncoder(base, max_length=max_length, cache_dir=cache_dir)
+    encoder.model = load_adapter(encoder.model, adapter)
+    encoder.eval()
+    config = config_from_dict(json.loads((adapter / STRATEGY_FILE).read_text()))
+    return encoder, config
+
+
 __all__ = [
     "STRATEGIES",
     "AdaLoraConfig",
@@ -584,8 +627,10 @@ __all__ = [
     "config_to_dict",
     "count_parameters",
     "find_layers",
+    "load_adapted_encoder",
     "load_adapter",
     "merge_for_serving",
+    "save_adapted_encoder",
     "save_adapter",
     "strategy_config",
 ]

@@ -1108,37 +1108,22 @@ class SequentialRecommender(Recommender):
         saved beside it in ``encoder_adapter/``. Item fields are not saved: after ``load``
         give new items with :meth:`partial_fit_items`."""
         folder = super().save(path)
-        if self.strategy != "frozen" and getattr(self, "_encoder_obj", None) is not None:
-            from dayzero.encoders.strategies import STRATEGIES, save_adapter
+        if getattr(self, "_encoder_obj", None) is not None:
+            from dayzero.encoders.strategies import save_adapted_encoder
 
-            encoder = self._encoder_obj
-            if STRATEGIES[self.strategy].is_adapter:
-                save_adapter(encoder.model, self.strategy_config_, folder / "encoder_adapter")
-            else:
-                encoder.save(folder / "encoder")
+            config = getattr(self, "strategy_config_", None)
+            save_adapted_encoder(self._encoder_obj, self.strategy, config, folder)
         return folder
 
     def _load_extra(self, folder: Path) -> None:
         """Restore an adapted encoder saved by :meth:`save` (used for new items' text)."""
-        import json
+        from dayzero.encoders.strategies import load_adapted_encoder
 
-        from dayzero.encoders.encoder import TextEncoder
-        from dayzero.encoders.strategies import STRATEGY_FILE, config_from_dict, load_adapter
-
-        if (folder / "encoder").is_dir():
-            self._encoder_obj = TextEncoder.load(folder / "encoder", cache_dir=self.cache_dir)
-        elif (folder / "encoder_adapter").is_dir():
-            adapter = folder / "encoder_adapter"
-            encoder = TextEncoder(
-                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
-            )
-            encoder.model = load_adapter(encoder.model, adapter)
-            encoder.eval()
-            self._encoder_obj = encoder
-            # Kept so that a loaded model can be saved again.
-            self.strategy_config_ = config_from_dict(
-                json.loads((adapter / STRATEGY_FILE).read_text())
-            )
+        loaded = load_adapted_encoder(folder, self.encoder, self.max_length, self.cache_dir)
+        if loaded is not None:
+            self._encoder_obj, config = loaded
+            if config is not None:  # kept so that a loaded model can be saved again
+                self.strategy_config_ = config
 
 
 def _stack_padded(a: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:

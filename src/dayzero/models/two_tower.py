@@ -1003,34 +1003,19 @@ class TwoTowerRecommender(Recommender):
         """Save the model; an adapted encoder is saved beside it (adapter alone for peft
         methods, full weights for ``full`` / ``top_k``)."""
         folder = super().save(path)
-        if self.strategy != "frozen" and getattr(self, "_encoder_obj", None) is not None:
-            from dayzero.encoders.strategies import STRATEGIES, save_adapter
+        if getattr(self, "_encoder_obj", None) is not None:
+            from dayzero.encoders.strategies import save_adapted_encoder
 
-            encoder = self._encoder_obj
-            if STRATEGIES[self.strategy].is_adapter:
-                save_adapter(encoder.model, self.strategy_config_, folder / "encoder_adapter")
-            else:
-                encoder.save(folder / "encoder")
+            config = getattr(self, "strategy_config_", None)
+            save_adapted_encoder(self._encoder_obj, self.strategy, config, folder)
         return folder
 
     def _load_extra(self, folder) -> None:
         """Restore an adapted encoder saved by :meth:`save` (lazily used for new entities)."""
-        from dayzero.encoders.encoder import TextEncoder
-        from dayzero.encoders.strategies import load_adapter
+        from dayzero.encoders.strategies import load_adapted_encoder
 
-        if (folder / "encoder").is_dir():
-            self._encoder_obj = TextEncoder.load(folder / "encoder", cache_dir=self.cache_dir)
-        elif (folder / "encoder_adapter").is_dir():
-            import json
-
-            from dayzero.encoders.strategies import STRATEGY_FILE, config_from_dict
-
-            encoder = TextEncoder(
-                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
-            )
-            encoder.model = load_adapter(encoder.model, folder / "encoder_adapter")
-            encoder.eval()
-            self._encoder_obj = encoder
-            # kept so that a loaded (e.g. fine-tuned) model can be saved again
-            strategy = (folder / "encoder_adapter" / STRATEGY_FILE).read_text()
-            self.strategy_config_ = config_from_dict(json.loads(strategy))
+        loaded = load_adapted_encoder(folder, self.encoder, self.max_length, self.cache_dir)
+        if loaded is not None:
+            self._encoder_obj, config = loaded
+            if config is not None:  # kept so that a loaded model can be saved again
+                self.strategy_config_ = config
