@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/warmup_curve.py
 	$(BIN)/python bench/index.py
 	$(BIN)/python bench/serve_load.py
+	$(BIN)/python bench/store_ingest.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
