@@ -69,3 +69,28 @@ def test_bad_target_and_columns(files, tiny_bert_dir):
         ],
     )
     assert result.exit_code != 0 and "RiskScorer.save" in result.output
+
+
+def test_good_bad_labels_with_positive_label(files, tiny_bert_dir):
+    """A good/bad target: --positive-label bad makes pd the probability of "bad"."""
+    frame = pd.read_csv(files / "train.csv")
+    frame["default"] = np.where(frame["default"] == 1, "bad", "good")
+    frame.to_csv(files / "goodbad.csv", index=False)
+    model = files / "gb-model"
+    fit = ["fit", "--data", str(files / "goodbad.csv"), "--target", "default", "--out", str(model)]
+    args = [*fit, "--encoder", str(tiny_bert_dir), "--C", "10", "--positive-label", "bad"]
+    result = runner.invoke(risk_app, args)
+    assert result.exit_code == 0, result.output
+    assert f"{int((frame['default'] == 'bad').sum())} with default = 'bad'" in result.output
+    new = pd.DataFrame({"checking": ["< 0 DM", "none"], "age": [30, 30]})
+    new.to_csv(files / "two.csv", index=False)
+    scores = files / "gb.csv"
+    args = ["score", "--model", str(model), "--data", str(files / "two.csv"), "--out", str(scores)]
+    assert runner.invoke(risk_app, args).exit_code == 0
+    table = pd.read_csv(scores)
+    assert table.loc[0, "pd"] > 0.5 > table.loc[1, "pd"]
+    assert table.loc[0, "points"] < table.loc[1, "points"]
+    wrong = runner.invoke(
+        risk_app, [*fit, "--encoder", str(tiny_bert_dir), "--positive-label", "x"]
+    )
+    assert wrong.exit_code != 0 and "--positive-label" in wrong.output

@@ -53,6 +53,13 @@ def fit(
     data: Annotated[Path, typer.Option(help="CSV of applicants with the target column.")],
     target: Annotated[str, typer.Option(help="Target column: 1 = default, 0 = good.")],
     out: Annotated[Path, typer.Option(help="Folder to save the model in.")],
+    positive_label: Annotated[
+        str | None,
+        typer.Option(
+            help="The target value that means default (e.g. 'bad' for good/bad labels); "
+            "default: the larger of the two values (1 for 0/1)."
+        ),
+    ] = None,
     encoder: Annotated[str, typer.Option(help="Encoder name or folder.")] = "all-MiniLM-L6-v2",
     text_column: Annotated[
         list[str] | None, typer.Option(help="Free-text column (repeatable).")
@@ -69,15 +76,36 @@ def fit(
     frame = _read(data)
     X, y = _split_target(frame, target, data)
     X = X.drop(columns=[c for c in (exclude or []) if c in X.columns])
+    label = None if positive_label is None else _as_label(positive_label, y)
     try:
         model = RiskScorer(
-            encoder=encoder, text_columns=text_column or None, fusion=fusion, C=c, random_state=0
+            encoder=encoder,
+            text_columns=text_column or None,
+            fusion=fusion,
+            C=c,
+            positive_label=label,
+            random_state=0,
         ).fit(X, y)
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     model.save(out)
     X.to_csv(out / REFERENCE_FILE, index=False)
-    typer.echo(f"fitted on {len(X)} applicants ({int((y == 1).sum())} defaults); saved to {out}")
+    defaults = int((y == model.positive_label_).sum())
+    typer.echo(
+        f"fitted on {len(X)} applicants ({defaults} with {target} = {model.positive_label_!r}, "
+        f"the default label); saved to {out}"
+    )
+
+
+def _as_label(text: str, y: pd.Series):
+    """``--positive-label`` as a value of ``y``'s type (the CSV reader typed the column)."""
+    for value in pd.unique(y):
+        if str(value) == text:
+            return value.item() if hasattr(value, "item") else value
+    raise typer.BadParameter(
+        f"{text!r} is not a value of the target column (values: {sorted(map(str, pd.unique(y)))})",
+        param_hint="--positive-label",
+    )
 
 
 @risk_app.command()
@@ -93,7 +121,8 @@ def score(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = pd.DataFrame({"pd": scorer.predict_pd(frame), "points": scorer.points(frame)})
+            pd_ = scorer.predict_pd(frame)
+            result = pd.DataFrame({"pd": pd_, "points": scorer.scale.points(pd_)})
         unknown = scorer.unknown_values(frame)
         flagged = unknown.groupby("row")["column"].agg(";".join) if len(unknown) else {}
         result["unknown"] = [flagged.get(i, "") for i in range(len(frame))]

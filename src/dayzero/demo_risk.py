@@ -67,8 +67,8 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
         model = RiskScorer(encoder=encoder, fusion=True, C=0.1, random_state=0).fit(X, data.y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pd_ = float(model.predict_proba(applicant)[0, 1])
-            points = float(model.points(applicant)[0])
+            pd_ = float(model.predict_pd(applicant)[0])
+            points = float(model.scale.points(pd_))
             reasons = model.explain(applicant, top=3)
     console.print(
         f"\n[bold]New applicant[/bold]: probability of default {pd_:.1%}, {points:.0f} points"

@@ -296,6 +296,38 @@ def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir):
         assert wrong.status_code == 422 and "salary" in wrong.json()["detail"]
 
 
+def test_risk_probability_is_of_the_positive_label_with_string_labels(
+    served_env, tmp_path, tiny_bert_dir
+):
+    """Labels "bad"/"good" with positive_label="bad": predict_proba's column 1 is P(good), so
+    the service must report predict_pd (P(bad)), and points must fall as risk rises."""
+    from dayzero.models.risk import RiskScorer
+
+    rng = np.random.default_rng(1)
+    checking = rng.choice(["< 0 DM", "no checking account"], size=80)
+    frame = pd.DataFrame({"checking_account": checking, "age": rng.integers(20, 70, size=80)})
+    labels = np.where(checking == "< 0 DM", "bad", "good")
+    scorer = RiskScorer(
+        encoder=str(tiny_bert_dir), fusion=True, C=10.0, positive_label="bad", random_state=0
+    )
+    scorer.fit(frame, labels).save(tmp_path / "risk")
+    env = _copy(served_env, tmp_path / "env")
+    config = ServeConfig(
+        store=env.store, registry=env.registry, api_key=API_KEY, risk_model=tmp_path / "risk"
+    )
+    rows = [
+        {"checking_account": "< 0 DM", "age": 30},
+        {"checking_account": "no checking account", "age": 30},
+    ]
+    with TestClient(create_app(config)) as c:
+        body = c.post("/v1/risk/score", json={"applicants": rows}, headers=KEY).json()
+    risky, safe = body["scores"]
+    assert risky["probability"] > 0.5 > safe["probability"]
+    assert risky["points"] < safe["points"]
+    expected = scorer.predict_pd(pd.DataFrame(rows))
+    np.testing.assert_allclose([risky["probability"], safe["probability"]], expected, rtol=1e-6)
+
+
 # ---------------------------------------------------------------------- admin
 def test_promote_and_rollback_swap_the_served_version(served_env, tmp_path):
     env = _copy(served_env, tmp_path / "env")

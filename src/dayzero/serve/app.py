@@ -480,7 +480,8 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownCategoryWarning)
-            proba = scorer.predict_proba(frame)[:, 1]
+            # predict_pd: the probability of positive_label_, whatever the label coding.
+            proba = scorer.predict_pd(frame)
             points = scorer.scale.points(proba)
             reasons = scorer.explain(frame, top=body.top)
     except (ValueError, TypeError) as exc:
