@@ -16,6 +16,7 @@ from dayzero.data.steam_protocols import (
     time_order,
     user_sequences,
 )
+from dayzero.data.templates import Template
 
 
 def _games(n: int = 20) -> Entities:
@@ -139,8 +140,12 @@ def test_new_games_are_the_latest_releases_and_never_in_training():
     assert test["item"].isin(split.new_games).all()
     everything = data.interactions.frame
     assert _key(test) == _key(everything[everything["item"].isin(split.new_games)])
-    # Nothing lost.
-    assert _key(pd.concat([split.train.interactions.frame, test])) == _key(everything)
+    # Nothing lost but the interactions with old games dated on or after the cut-off (undated
+    # ones included): they were not known at the split time.
+    old = everything[~everything["item"].isin(split.new_games)]
+    known = old[old["timestamp"] < split.cutoff]
+    assert _key(split.train.interactions.frame) == _key(known)
+    assert split.params["train_rows_after_cutoff"] == len(old) - len(known) > 0
     # Cut-off: every new game released on or after it, every dated old game before it.
     assert (release[split.new_games] >= split.cutoff).all()
     old_dated = release[split.old_games].dropna()
@@ -151,13 +156,19 @@ def test_new_games_are_the_latest_releases_and_never_in_training():
     assert len(split.new_games) >= int(np.ceil(0.15 * dated))
 
 
-def test_new_games_split_is_deterministic_and_keeps_metadata():
+def test_new_games_split_is_deterministic_and_keeps_new_metadata_apart():
     data = _dataset()
     a, b = new_games_split(data), new_games_split(data)
     assert a.new_games == b.new_games and a.cutoff == b.cutoff
-    # A new game's metadata is day-zero information: entity table and id map stay whole.
-    assert set(a.new_games) <= set(a.train.items.ids)
-    assert set(a.new_games) <= set(a.train.item_map.ids)
+    # Training knows only the games known at the cut-off (the undated one included); the held-out
+    # games' metadata comes separately, to be folded in after the fit.
+    release = data.items.frame["release_date"]
+    later = set(release.index[release >= a.cutoff])
+    assert set(a.new_games) <= later
+    assert set(a.train.items.ids) == set(data.items.ids) - later
+    assert not later & set(a.train.item_map.ids)
+    assert set(a.new_items.ids) == later
+    assert 3 in a.train.items  # undated
 
 
 def test_new_games_tasks_use_training_history_and_count_users_without_one():
@@ -167,12 +178,129 @@ def test_new_games_tasks_use_training_history_and_count_users_without_one():
     train = split.train.interactions.frame
     history = user_sequences(split.train.interactions)
     for task in tasks:
-        assert set(task.history) == set(train.loc[train["user"] == task.user, "item"])
-        assert list(task.history) == history[task.user]
+        assert set(task.history) <= set(train.loc[train["user"] == task.user, "item"])
+        assert list(task.history) == [i for i in history[task.user] if i in task.history]
         assert task.relevant <= set(split.new_games)
         assert not set(task.history) & task.relevant
     test_users = split.test.frame["user"].nunique()
     assert len(tasks) + split.params["users_without_history"] == test_users
+
+
+def _spanning() -> Dataset:
+    """Six games, the last released 2016-01-10 (held out); players whose histories span it."""
+    games = _games(6)
+    games.frame["release_date"] = pd.to_datetime(
+        ["2010-01-01", "2011-01-01", "2012-01-01", "2013-01-01", "2014-01-01", "2016-01-10"]
+    )
+    rows = [
+        # p: an old game, the new one in early access (before its release), then old games
+        # later the same year, after the release and undated: only the first is history.
+        ("p", 0, "2015-01-01"),
+        ("p", 5, "2015-03-01"),
+        ("p", 1, "2015-06-01"),
+        ("p", 4, "2016-02-01"),
+        ("p", 2, None),
+        # q: reviews the new game undated (later than everything): cut at the release date.
+        ("q", 0, "2015-01-01"),
+        ("q", 1, "2015-12-01"),
+        ("q", 2, "2016-01-10"),
+        ("q", 5, None),
+        # r: the same day as the held-out review cannot be ordered: left out.
+        ("r", 1, "2014-05-05"),
+        ("r", 2, "2015-05-05"),
+        ("r", 5, "2015-05-05"),
+        ("s", 0, "2013-01-01"),
+        ("s", 1, "2013-02-01"),
+    ]
+    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"]).assign(value=1.0)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return Dataset(Interactions(frame), None, games)
+
+
+def test_new_games_history_never_holds_an_event_after_the_split_time():
+    split = new_games_split(_spanning(), fraction=0.15)
+    assert split.new_games == [5] and split.cutoff == pd.Timestamp("2016-01-10")
+    tasks = {t.user: t for t in split.tasks()}
+    assert tasks["p"].history == (0,)
+    assert tasks["q"].history == (0, 1)
+    assert tasks["r"].history == (1,)
+    times = split.split_times()
+    assert times.to_dict() == {
+        "p": pd.Timestamp("2015-03-01"),
+        "q": pd.Timestamp("2016-01-10"),
+        "r": pd.Timestamp("2015-05-05"),
+    }
+    assert split.params["history_rows_after_split_time"] == 2  # p's 2015-06-01, r's same day
+    # Training stops at the cut-off: nothing dated on or after it, nothing undated.
+    train = split.train.interactions.frame
+    assert (train["timestamp"] < split.cutoff).all()
+    assert split.params["train_rows_after_cutoff"] == 3
+    pairs = zip(train["user"], train["item"], strict=True)
+    stamps = dict(zip(pairs, train["timestamp"], strict=True))
+    for task in tasks.values():
+        for item in task.history:
+            assert stamps[(task.user, item)] < times[task.user]
+
+
+def test_new_games_split_needs_timestamps_unless_told_otherwise():
+    frame = _spanning().interactions.frame.drop(columns="timestamp")
+    data = Dataset(Interactions(frame), None, _spanning().items)
+    with pytest.raises(ValueError, match="allow_untimed=True"):
+        new_games_split(data)
+    split = new_games_split(data, allow_untimed=True)
+    assert split.summary()["timed"] is False
+    assert {t.user: t.history for t in split.tasks()}["p"] == (0, 1, 4, 2)
+
+
+def test_new_games_text_statistics_are_fit_on_games_known_at_the_cut_off():
+    from dayzero.models.content_knn import ContentKNN
+
+    data = _spanning()
+    data.items.frame["title"] = [
+        f"Game {w}" for w in ("alpha", "beta", "gamma", "delta", "eps")
+    ] + ["Game beta zyzzyva"]
+    split = new_games_split(data, fraction=0.15)
+    model = ContentKNN(template=Template(["title"]).to_dict()).fit(split.train)
+    assert "beta" in model.vocabulary_
+    assert "zyzzyva" not in model.vocabulary_  # only in the held-out game's text
+    vocabulary, idf = list(model.vocabulary_), model.idf_.copy()
+    split.fold_in(model)  # new games through the fitted statistics, nothing refit
+    assert model.vocabulary_ == vocabulary
+    np.testing.assert_array_equal(model.idf_, idf)
+    assert model.similar_items(5, k=1)[0] == [1]  # shares "beta" with game 1
+
+
+def _timeline(seed: int = 0, n_users: int = 80, n_games: int = 20) -> Dataset:
+    """Players acting on games after their release (2010-2015), over six years."""
+    rng = np.random.default_rng(seed)
+    games = _games(n_games)
+    release = pd.Series(games.frame["release_date"]).fillna(pd.Timestamp("2010-01-01"))
+    rows = []
+    for u in range(n_users):
+        for item in rng.choice(n_games, size=int(rng.integers(2, 8)), replace=False):
+            stamp = release[item] + pd.Timedelta(days=int(rng.integers(1, 400)))
+            rows.append((f"u{u}", int(item), 1.0, stamp))
+    frame = pd.DataFrame(rows, columns=["user", "item", "value", "timestamp"])
+    return Dataset(Interactions(frame), None, games)
+
+
+def test_validation_splits_are_built_from_training_data_only():
+    data = _timeline()
+    games = new_games_split(data, fraction=0.2)
+    inner = games.validation_split()
+    assert inner.cutoff < games.cutoff
+    assert set(inner.test.frame["item"]) <= set(games.old_games)
+    assert not set(inner.new_items.ids) & set(games.new_items.ids)
+    assert set(inner.train.items.ids) | set(inner.new_items.ids) == set(games.train.items.ids)
+    train = set(_key(games.train.interactions.frame))
+    assert set(_key(pd.concat([inner.train.interactions.frame, inner.test.frame]))) <= train
+    assert len(inner.tasks()) > 0
+    players = new_players_split(data, seed=0)
+    slice_ = players.validation_split()
+    assert set(slice_.players) <= set(players.train.interactions.frame["user"])
+    assert not set(slice_.players) & set(players.players)
+    with pytest.raises(ValueError, match="nothing to train on"):
+        new_games_split(_dataset(), fraction=0.2).validation_split()
 
 
 def test_new_games_split_rejects_bad_input():

@@ -11,6 +11,28 @@ every dated review is on or before 2015-12-31, so an undated review is later tha
 one. :func:`time_order` therefore sorts by timestamp with NaT last; ties (the same day, or two
 undated reviews) keep the order of the rows in the frame, so the order is deterministic.
 
+Split time (new games)
+----------------------
+The *cut-off* is the release date of the earliest held-out game (midnight of that day). The
+new-games protocol pretends to stand at the cut-off: everything a model or a statistic is fit
+on, and everything a test player reveals, was known then.
+
+* An event is placed in time by its ``timestamp``; an undated event (NaT) is later than every
+  dated event and than the cut-off, so it is never "before" anything.
+* Training interactions are the interactions with old games dated strictly before the cut-off.
+* The *split time of a test player* is the earlier of the cut-off and the timestamp of the
+  player's earliest interaction with a held-out game (early-access games are reviewed before
+  their release date). The player's history is their training interactions dated strictly
+  before it: nothing on the same day (day resolution cannot order them) and nothing later.
+* The games known at the split time are the games released before the cut-off and the undated
+  ones; the training dataset's item table holds only them, so a vocabulary, an IDF or any other
+  text statistic fit on it has never seen a held-out game. Held-out games are folded in after
+  the fit (:meth:`NewGamesSplit.fold_in`), through the fitted statistics.
+* Interactions without a ``timestamp`` column (steam-200k; its file order is by playtime, not
+  time) cannot be placed in time: :func:`new_games_split` refuses them unless
+  ``allow_untimed=True``, which keeps every training interaction and the whole history (the
+  result is then optimistic, and ``summary()["timed"]`` is ``False``).
+
 Protocols
 ---------
 * :func:`new_games_split` (deterministic): games with interactions, sorted by release date, the
@@ -20,6 +42,12 @@ Protocols
 * :func:`new_players_split` (seeded): a ``fraction`` of the players with at least
   ``min_interactions`` interactions are held out entirely; each reveals its first ``k``
   interactions in time order, and the rest is the query.
+
+Model selection
+---------------
+``split.validation_split()`` builds the same protocol again from ``split.train`` alone (an
+earlier cut-off among the old games, or a slice of the training players): settings are chosen
+on it (:func:`dayzero.evaluate.ranking_eval.select_setting`), never on the test players.
 """
 
 from __future__ import annotations
@@ -207,20 +235,40 @@ def _nonempty(dataset: Dataset) -> pd.DataFrame:
 # --- new games ------------------------------------------------------------------------------------
 
 
+def event_times(frame: pd.DataFrame) -> pd.Series | None:
+    """The ``timestamp`` column as naive datetimes (int64 seconds read as seconds, time zones
+    converted to UTC), NaT where undated; ``None`` for a frame without timestamps."""
+    if TIMESTAMP not in frame.columns:
+        return None
+    stamps = frame[TIMESTAMP]
+    if pd.api.types.is_datetime64_any_dtype(stamps):
+        pass
+    elif pd.api.types.is_numeric_dtype(stamps) and not pd.api.types.is_bool_dtype(stamps):
+        stamps = pd.to_datetime(stamps, unit="s", errors="coerce")
+    else:
+        stamps = pd.to_datetime(stamps, errors="coerce", utc=True)
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps
+
+
 @dataclass
 class NewGamesSplit:
-    """Training data without any interaction with a new game, and every such interaction as test.
+    """What was known at the cut-off as training data; every interaction with a new game as test.
 
     Attributes
     ----------
     train
-        The dataset restricted to interactions with old games (entity tables and id maps whole:
-        a new game's metadata is day-zero information).
+        Interactions with old games dated before the cut-off, with the item table of the games
+        known then (released before the cut-off, or undated); see the module docstring.
     test
         Every interaction with a new game.
     new_games, old_games
-        Held-out games (release date on or after ``cutoff``) and the other games with
-        interactions (undated games included).
+        Held-out games with interactions (release date on or after ``cutoff``) and the other
+        games with interactions (undated games included).
+    new_items
+        The item table of every game released on or after ``cutoff``: day-zero metadata, given
+        to a model after its fit (:meth:`fold_in`).
     cutoff
         Release date of the earliest held-out game.
     params
@@ -233,14 +281,40 @@ class NewGamesSplit:
     old_games: list[Hashable]
     cutoff: pd.Timestamp
     params: dict[str, Any] = field(default_factory=dict)
+    new_items: Entities | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether events carry timestamps (histories and training are cut at the split time)."""
+        return bool(self.params.get("timed", True))
+
+    def split_times(self) -> pd.Series:
+        """Test player -> split time: the earlier of the cut-off and the player's first
+        held-out interaction (undated ones count as later than the cut-off)."""
+        frame = self.test.frame
+        stamps = event_times(frame)
+        if stamps is None:
+            raise ValueError("the interactions have no timestamp: there is no split time")
+        first = stamps.groupby(frame[USER].to_numpy(), sort=False).min()
+        return first.where(first < self.cutoff, self.cutoff)
 
     def tasks(self, min_history: int = 1) -> list[RankingTask]:
-        """One task per test user with at least ``min_history`` training interactions: the
-        history is the user's training interactions in time order, the relevant set the new
-        games the user interacted with. Users with fewer are counted in
-        ``params["users_without_history"]``."""
-        history = user_sequences(self.train.interactions)
+        """One task per test user with at least ``min_history`` interactions before their split
+        time (:meth:`split_times`): the history is those training interactions in time order,
+        the relevant set the new games the user interacted with. Users with fewer are counted in
+        ``params["users_without_history"]``, training rows left out of histories by the
+        per-player cut in ``params["history_rows_after_split_time"]``."""
+        train = self.train.interactions.frame
         relevant = self.test.frame.groupby(USER, sort=False)[ITEM].agg(frozenset)
+        rows = train.loc[train[USER].isin(relevant.index)]
+        cut = 0
+        if self.timed:
+            stamps = event_times(rows)
+            limit = rows[USER].map(self.split_times())
+            before = (stamps < limit).to_numpy()
+            cut = int((~before).sum())
+            rows = rows.loc[before]
+        history = user_sequences(Interactions(rows))
         tasks, skipped = [], 0
         for user, items in relevant.items():
             seen = history.get(user, [])
@@ -249,7 +323,26 @@ class NewGamesSplit:
                 continue
             tasks.append(RankingTask(user, tuple(seen), items))
         self.params["users_without_history"] = skipped
+        self.params["history_rows_after_split_time"] = cut
         return tasks
+
+    def fold_in(self, model: Any) -> Any:
+        """Give a model fitted on :attr:`train` the held-out games' metadata
+        (``model.partial_fit_items(new_items)``): they are embedded with the statistics fitted
+        at the cut-off, nothing is refit. Returns the model."""
+        if self.new_items is not None and len(self.new_items):
+            model.partial_fit_items(self.new_items)
+        return model
+
+    def validation_split(self) -> NewGamesSplit:
+        """The same protocol on :attr:`train` alone: the latest old games (same fraction) held
+        out at an earlier cut-off. Settings are chosen on it, never on the test players."""
+        return new_games_split(
+            self.train,
+            fraction=self.params["fraction"],
+            release_field=self.params.get("release_field", "release_date"),
+            allow_untimed=not self.timed,
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -265,26 +358,35 @@ class NewGamesSplit:
 
 
 def new_games_split(
-    dataset: Dataset, fraction: float = 0.15, release_field: str = "release_date"
+    dataset: Dataset,
+    fraction: float = 0.15,
+    release_field: str = "release_date",
+    allow_untimed: bool = False,
 ) -> NewGamesSplit:
     """Hold out the latest-released ``fraction`` of the games with interactions.
 
     Parameters
     ----------
     dataset
-        Interactions with item entities that carry ``release_field`` (a date; missing allowed).
+        Interactions (with ``timestamp``) with item entities that carry ``release_field`` (a
+        date; missing allowed).
     fraction
         Share in ``(0, 1)`` of the dated games with interactions to hold out (the latest by
         release date). Every game released on or after the cut-off date (the release date of the
         ``ceil(fraction * n)``-th latest game) is held out, so ties at the cut-off go together.
     release_field
         Item field holding the release date.
+    allow_untimed
+        Accept interactions without a ``timestamp`` column: nothing can then be cut at the split
+        time (training and histories keep every interaction with an old game).
 
     Returns
     -------
     NewGamesSplit
-        Deterministic (no seed): the rule depends on release dates only. Games without a release
-        date (or without metadata) stay in training.
+        Deterministic (no seed): the rule depends on release dates and timestamps only. Games
+        without a release date (or without metadata) stay in training. Training holds the
+        interactions with old games dated before the cut-off and the item table of the games
+        known then (see the module docstring for the split time).
     """
     fraction = _check_fraction("fraction", fraction)
     frame = _nonempty(dataset)
@@ -293,10 +395,16 @@ def new_games_split(
             f"new_games_split needs item entities with a {release_field!r} column; "
             "load the games with their metadata (load_steam_reviews(with_games=True))"
         )
+    stamps = event_times(frame)
+    if stamps is None and not allow_untimed:
+        raise ValueError(
+            "new_games_split: the interactions have no 'timestamp' column, so nothing can be "
+            "cut at the split time; give timestamps, or pass allow_untimed=True to keep every "
+            "training interaction in the histories (optimistic)"
+        )
     games = pd.unique(frame[ITEM])
-    release = pd.to_datetime(
-        dataset.items.frame[release_field].reindex(games), errors="coerce"
-    ).dropna()
+    all_release = pd.to_datetime(dataset.items.frame[release_field], errors="coerce")
+    release = all_release.reindex(games).dropna()
     if len(release) < 2:
         raise ValueError("new_games_split needs at least two games with a release date")
     n_new = max(1, int(np.ceil(fraction * len(release))))
@@ -309,16 +417,34 @@ def new_games_split(
             f"every dated game is released on or after {cutoff.date()}; lower the fraction"
         )
     is_new = frame[ITEM].isin(new).to_numpy()
-    train = dataset.with_interactions(Interactions(frame.loc[~is_new]))
+    # NaT compares False: undated events are later than the cut-off.
+    before = np.ones(len(frame), dtype=bool) if stamps is None else (stamps < cutoff).to_numpy()
+    later = all_release.index[(all_release >= cutoff).to_numpy()].tolist()
+    known = dataset.items.subset(dataset.items.frame.index.difference(later, sort=False))
+    if not (~is_new & before).any():
+        raise ValueError(
+            f"new_games_split: no interaction with an old game is dated before the cut-off "
+            f"{cutoff.date()}, so there is nothing to train on; lower the fraction"
+        )
+    train = Dataset(Interactions(frame.loc[~is_new & before]), dataset.users, known, dataset.name)
     new_games = [g for g in games if g in new]
     old_games = [g for g in games if g not in new]
     params = {
         "fraction": fraction,
+        "release_field": release_field,
+        "timed": stamps is not None,
         "dated_games": len(release),
         "undated_games_in_train": len(games) - len(release),
+        "train_rows_after_cutoff": int((~is_new & ~before).sum()),
     }
     return NewGamesSplit(
-        train, Interactions(frame.loc[is_new]), new_games, old_games, cutoff, params
+        train,
+        Interactions(frame.loc[is_new]),
+        new_games,
+        old_games,
+        cutoff,
+        params,
+        dataset.items.subset(later),
     )
 
 
@@ -377,6 +503,20 @@ class NewPlayersSplit:
         ]
         self.params.setdefault("skipped", {})[int(k)] = len(sequences) - len(tasks)
         return tasks
+
+    def fold_in(self, model: Any) -> Any:
+        """Nothing to fold in: every game is in :attr:`train`'s item table. Returns the model."""
+        return model
+
+    def validation_split(self) -> NewPlayersSplit:
+        """The same protocol on :attr:`train` alone: a slice of the training players (same
+        fraction and seed) held out. Settings are chosen on it, never on the test players."""
+        return new_players_split(
+            self.train,
+            fraction=self.params["fraction"],
+            min_interactions=self.params["min_interactions"],
+            seed=self.params["seed"],
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -464,6 +604,7 @@ __all__: Sequence[str] = (
     "NewPlayersSplit",
     "RankingTask",
     "catalogue",
+    "event_times",
     "game_texts",
     "history_interactions",
     "new_games_split",
