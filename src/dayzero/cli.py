@@ -118,7 +118,8 @@ def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
         table.add_column(column)
     results = []
     for recommender in recommenders:
-        recommender.fit(split.train)
+        # New games are known by their metadata only after the fit (fitted text statistics).
+        split.fold_in(recommender.fit(split.train))
         rows = evaluate_protocol(recommender_scorer(recommender), split, games, k=experiment.k)
         results.append({"model": recommender.name, "rows": rows})
         for row in rows:

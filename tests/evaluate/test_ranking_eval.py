@@ -115,13 +115,14 @@ def test_subsample_is_seeded_and_keeps_order():
 
 def _data() -> Dataset:
     rng = np.random.default_rng(0)
+    release = pd.Series(pd.date_range("2012-01-01", periods=12, freq="90D"))
     rows = []
     for u in range(30):
         for item in rng.choice(12, size=int(rng.integers(2, 6)), replace=False):
-            stamp = pd.Timestamp("2015-01-01") + pd.Timedelta(days=int(rng.integers(0, 90)))
+            # Players act on a game after its release.
+            stamp = release[item] + pd.Timedelta(days=int(rng.integers(1, 90)))
             rows.append((f"u{u}", int(item), 1.0, stamp))
     frame = pd.DataFrame(rows, columns=["user", "item", "value", "timestamp"])
-    release = pd.Series(pd.date_range("2012-01-01", periods=12, freq="90D"))
     games = pd.DataFrame(
         {"title": [f"G{i}" for i in range(12)], "release_date": release.to_numpy()},
         index=range(12),
@@ -175,3 +176,91 @@ def test_evaluate_protocol_rows_for_both_protocols():
     assert all(r["users"] <= 4 for r in rows)
     with pytest.raises(TypeError, match="NewGamesSplit"):
         evaluate_protocol(popularity(games), object(), catalogue)
+
+
+def _genre_data(test_genre_shift: int = 0) -> Dataset:
+    """30 games of three genres released 2010-2015; each player keeps to one genre and acts on
+    games after their release. ``test_genre_shift`` rewrites only the interactions with the
+    latest games (the held-out ones of a 20 % new-games split)."""
+    rng = np.random.default_rng(0)
+    release = pd.Series(pd.date_range("2010-01-01", periods=30, freq="60D"))
+    games = pd.DataFrame(
+        {
+            "title": [f"G{i}" for i in range(30)],
+            "genres": [[f"genre{i % 3}"] for i in range(30)],
+            "release_date": release.to_numpy(),
+        },
+        index=range(30),
+    )
+    rows = []
+    for u in range(120):
+        genre = u % 3
+        mine = [i for i in range(30) if i % 3 == genre]
+        for item in rng.choice(mine, size=6, replace=False):
+            if item >= 24:  # held out below: the player's genre is ignored there
+                item = 24 + (item + test_genre_shift) % 6
+            stamp = release[item] + pd.Timedelta(days=int(rng.integers(1, 300)))
+            rows.append((f"u{u}", int(item), 1.0, stamp))
+    frame = pd.DataFrame(rows, columns=["user", "item", "value", "timestamp"])
+    frame = frame.drop_duplicates(["user", "item"])
+    return Dataset(Interactions(frame), None, Entities(games, {"title": "text", "genres": "multi"}))
+
+
+def test_select_setting_chooses_on_training_players_only():
+    from dayzero.evaluate.ranking_eval import select_setting
+
+    seen = []
+
+    def fit(weight, validation):
+        seen.append(validation)
+        items = validation.train.items.add(validation.new_items)  # the fold-in
+        genre = {i: items.record(i)["genres"][0] for i in items.ids}
+        noise = {i: np.random.default_rng(i).random() for i in items.ids}
+
+        def score(history, candidates):
+            liked = [genre[h] for h in history]
+            return np.array([weight * liked.count(genre[c]) + noise[c] for c in candidates])
+
+        return score
+
+    grid = (0.0, 1.0, 10.0)
+    split = new_games_split(_genre_data(), fraction=0.2)
+    selection = select_setting(fit, split.validation_split(), grid, k=3, n_resamples=20)
+    # Content helps on the validation players: a positive weight wins over noise alone.
+    assert selection.chosen > 0.0
+    assert selection.scores[selection.chosen] > selection.scores[0.0]
+    assert selection.users > 0
+    # The fit never saw a test interaction, a held-out game, or anything after the cut-off.
+    test_pairs = set(zip(split.test.frame["user"], split.test.frame["item"], strict=True))
+    for validation in seen:
+        for frame in (validation.train.interactions.frame, validation.test.frame):
+            assert not frame["item"].isin(split.new_games).any()
+            assert (frame["timestamp"] < split.cutoff).all()
+            assert not set(zip(frame["user"], frame["item"], strict=True)) & test_pairs
+        assert not set(validation.new_items.ids) & set(split.new_games)
+    # Altering the test interactions changes nothing in the choice.
+    other = new_games_split(_genre_data(test_genre_shift=1), fraction=0.2)
+    assert _key(other.test.frame) != _key(split.test.frame)
+    again = select_setting(fit, other.validation_split(), grid, k=3, n_resamples=20)
+    assert again.scores == selection.scores and again.chosen == selection.chosen
+    with pytest.raises(ValueError, match="grid is empty"):
+        select_setting(fit, split.validation_split(), ())
+
+
+def _key(frame: pd.DataFrame) -> list[tuple]:
+    return sorted(map(tuple, frame[["user", "item"]].astype(str).to_numpy().tolist()))
+
+
+def test_new_games_are_ranked_among_all_games_when_the_catalogue_is_the_training_one():
+    from dayzero.data.steam_protocols import catalogue
+
+    split = new_games_split(_genre_data(), fraction=0.2)
+    games = catalogue(split.train)
+    assert not set(games) & set(split.new_games)  # known at the cut-off only
+
+    def scorer(history, candidates):
+        return np.array([1.0 if c in split.new_games else 0.0 for c in candidates])
+
+    rows = evaluate_protocol(scorer, split, games, k=20, n_resamples=20)
+    assert rows[1]["n_candidates"] == len(games) + len(split.new_games)
+    assert rows[1]["metrics"]["recall@20"] == 1.0

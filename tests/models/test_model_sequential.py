@@ -463,3 +463,38 @@ def test_content_at_scoring_only_is_a_late_fusion_of_the_same_network(dataset, t
     np.testing.assert_allclose(scores, [base[i] for i in ids] + 4.0 * cosine, atol=1e-5)
     with pytest.raises(ValueError, match="content_training"):
         SequentialRecommender(learn_content_weight=True, content_training=False).fit(dataset)
+
+
+def test_token_statistics_of_the_new_games_protocol_are_fit_on_games_known_at_the_cut_off():
+    from dayzero.data.steam_protocols import new_games_split
+
+    base = make_dataset().interactions.frame
+    old = base.assign(
+        timestamp=pd.Timestamp("2014-01-01") + pd.to_timedelta(base["timestamp"], "s")
+    )
+    new = pd.DataFrame(
+        {"user": ["s-user0", "l-user0"], "item": ["s_new", "l_new"], "value": 1.0}
+    ).assign(timestamp=pd.Timestamp("2016-06-01"))
+    items = _items([f"{t}{k}" for t in THEMES for k in range(8)] + ["s_new", "l_new"])
+    # "rare" is on one old game and one new one: twice in the catalogue, once at the cut-off.
+    items.frame.loc["s0", "genres"] = ["space", "rare"]
+    items.frame.loc["s_new", "genres"] = ["space", "rare"]
+    items.frame["release_date"] = pd.Timestamp("2010-01-01")
+    items.frame.loc[["s_new", "l_new"], "release_date"] = pd.Timestamp("2016-01-01")
+    data = Dataset(Interactions(pd.concat([old, new], ignore_index=True)), items=items)
+    split = new_games_split(data, fraction=0.05)
+    assert split.new_games == ["s_new", "l_new"]
+    model = SequentialRecommender(
+        text=False, field_tokens=True, content_weight=1.0, token_min_count=2, **FAST
+    ).fit(split.train)
+    assert sorted(model.tokens_.vocab_) == ["genres=horror", "genres=love", "genres=space"]
+    # IDF over the 24 games known at the cut-off (8 per theme).
+    np.testing.assert_allclose(model.idf_, np.log(25 / 9) + 1, rtol=1e-6)
+    vocab, idf = dict(model.tokens_.vocab_), model.idf_.copy()
+    split.fold_in(model)  # the new games through the fitted vocabulary and IDF
+    assert model.tokens_.vocab_ == vocab
+    np.testing.assert_array_equal(model.idf_, idf)
+    rows = model.token_rows_[model.item_map_.to_internal(["s_new"])]
+    assert sorted(rows[rows < model.tokens_.size].tolist()) == [vocab["genres=space"]]
+    ids, _ = model.recommend_sequence(["s1", "s2"], k=2, items=["s_new", "l_new"])
+    assert ids[0] == "s_new"

@@ -8,6 +8,10 @@ items are removed, and each named candidate set is ranked on its own (for exampl
 only, and every game): Recall@K and NDCG@K per user, averaged over users, each with a percentile
 bootstrap interval over users. Ties are broken by a seeded random order, never by catalogue
 position, so a model that gives every candidate the same score measures chance.
+
+Settings (a fusion weight, say) are chosen by :func:`select_setting` on a protocol's
+``validation_split()``, which is carved out of the training data: the test players are never
+looked at.
 """
 
 from __future__ import annotations
@@ -254,7 +258,8 @@ def evaluate_protocol(
         :class:`~dayzero.data.steam_protocols.NewPlayersSplit` (one setting per ``k`` in
         ``ks``: the first ``k`` actions revealed, the rest ranked among ``catalogue``).
     catalogue
-        Every game that can be recommended.
+        Every game that can be recommended (the new games of a ``NewGamesSplit`` are added when
+        missing).
     k
         Metric cut-off.
     max_users
@@ -267,10 +272,13 @@ def evaluate_protocol(
     rows: list[dict[str, Any]] = []
     if isinstance(split, NewGamesSplit):
         tasks = subsample(split.tasks(), max_users, seed)
+        # A catalogue built from the training data (the games known at the cut-off) still
+        # ranks the new games among every game.
+        every = list(dict.fromkeys([*catalogue, *split.new_games]))
         results = evaluate_ranking(
             scorer,
             tasks,
-            {"new games": split.new_games, "all games": list(catalogue)},
+            {"new games": split.new_games, "all games": every},
             k=k,
             n_resamples=n_resamples,
             random_state=seed,
@@ -294,3 +302,79 @@ def evaluate_protocol(
     else:
         raise TypeError(f"split must be a NewGamesSplit or NewPlayersSplit, not {type(split)}")
     return rows
+
+
+@dataclass
+class Selection:
+    """A setting chosen on a validation split: the value, and the criterion of every value."""
+
+    chosen: Any
+    scores: dict[Any, float]
+    criterion: str
+    users: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "scores": {str(k): v for k, v in self.scores.items()},
+            "criterion": self.criterion,
+            "users": self.users,
+        }
+
+
+def select_setting(
+    fit: Callable[[Any, Any], Scorer],
+    validation: Any,
+    grid: Sequence[Any],
+    k: int = 20,
+    ks: Sequence[int] = (1, 3, 5),
+    max_users: int | None = 400,
+    n_resamples: int = 200,
+    seed: int = 0,
+) -> Selection:
+    """Choose a setting on a validation split built from training data only.
+
+    Parameters
+    ----------
+    fit
+        ``fit(value, validation) -> scorer``: fit a model with setting ``value`` on
+        ``validation.train`` (folding in what :meth:`validation.fold_in` gives) and return its
+        scorer. It is only ever handed the validation split.
+    validation
+        ``split.validation_split()`` of a Steam protocol split: the same protocol carved out of
+        ``split.train`` (an earlier cut-off, or a slice of the training players). Never the
+        test split.
+    grid
+        Candidate values, in order of preference: ties go to the earliest.
+    k, ks, max_users, n_resamples, seed
+        As in :func:`evaluate_protocol` (at most ``max_users`` validation users per setting).
+
+    Returns
+    -------
+    Selection
+        The value with the highest mean Recall@k over the protocol's settings, and every
+        value's mean.
+    """
+    from dayzero.data.steam_protocols import catalogue as games_of
+
+    if not len(grid):
+        raise ValueError("select_setting: grid is empty; give at least one value to try")
+    games = games_of(validation.train)
+    scores: dict[Any, float] = {}
+    users = 0
+    for value in grid:
+        rows = evaluate_protocol(
+            fit(value, validation),
+            validation,
+            games,
+            k=k,
+            ks=ks,
+            max_users=max_users,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        scores[value] = float(np.mean([row["metrics"][f"recall@{k}"] for row in rows]))
+        users = max(row["users"] for row in rows)
+    best = max(scores.values())
+    chosen = next(value for value in grid if scores[value] == best)
+    return Selection(chosen, scores, f"mean recall@{k} over the settings", users)
