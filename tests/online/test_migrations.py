@@ -20,11 +20,11 @@ def _build(url: str, target: int) -> sa.Engine:
 
 def test_new_store_is_at_the_latest_version(store_url):
     with open_store(store_url) as store:
-        assert store.schema_version() == LATEST_VERSION == 2
+        assert store.schema_version() == LATEST_VERSION == 3
     engine, _ = _make_engine(store_url)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT version, description FROM schema_version").all()
-        assert [version for version, _ in sorted(rows)] == [1, 2]
+        assert [version for version, _ in sorted(rows)] == [1, 2, 3]
         # Reopening applies nothing.
         assert migrations.upgrade(conn) == []
     engine.dispose()
@@ -39,8 +39,30 @@ def test_code_tables_match_the_migrated_schema(store_url):
     indexed = {
         tuple(index["column_names"]) for index in inspector.get_indexes("events")
     }  # the two lookups the service does per request, and the time index of step 2
-    assert {("user",), ("item",), ("ts",)} <= indexed
+    assert {("user",), ("item",), ("ts",), ("idempotency_key",)} <= indexed
+    unique = {
+        tuple(index["column_names"]) for index in inspector.get_indexes("events") if index["unique"]
+    }
+    assert ("idempotency_key",) in unique
     engine.dispose()
+
+
+def test_upgrade_from_version_2_keeps_events_and_leaves_their_key_empty(store_url):
+    engine = _build(store_url, target=2)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                'INSERT INTO events ("user", item, kind, value, ts, context) '
+                "VALUES ('u1', 'i1', 'rating', 4.0, 1714566615123456, '{}')"
+            )
+        )
+    engine.dispose()
+    with open_store(store_url) as store:
+        (old,) = store.events()
+        assert old.idempotency_key is None
+        ids = store.append_events([Event("u2", "i2", idempotency_key="k"), Event("u3", "i3")])
+        again = store.append_events([Event("u2", "i2", idempotency_key="k")])
+        assert list(again) == ids[:1] and again.new == 0 and store.count_events() == 3
 
 
 def test_upgrade_from_version_1_keeps_data(store_url):
@@ -55,7 +77,7 @@ def test_upgrade_from_version_1_keeps_data(store_url):
     engine.dispose()
 
     with open_store(store_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         (old,) = store.events()
         assert (old.user, old.item, old.value, old.context) == ("u1", "i1", 4.0, {"a": "é"})
         assert old.ts.isoformat() == "2024-05-01T12:30:15.123456+00:00"
@@ -91,18 +113,19 @@ def test_failed_step_rolls_back_and_leaves_the_version(store_url, monkeypatch):
 
     def broken(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE half_done (x INTEGER)"))
-        raise RuntimeError("step 3 failed")
+        raise RuntimeError("the next step failed")
 
+    step = LATEST_VERSION + 1
     monkeypatch.setattr(
-        migrations, "MIGRATIONS", (*migrations.MIGRATIONS, Migration(3, "broken", broken))
+        migrations, "MIGRATIONS", (*migrations.MIGRATIONS, Migration(step, "broken", broken))
     )
-    monkeypatch.setattr(migrations, "LATEST_VERSION", 3)
-    with pytest.raises(RuntimeError, match="step 3 failed"):
+    monkeypatch.setattr(migrations, "LATEST_VERSION", step)
+    with pytest.raises(RuntimeError, match="the next step failed"):
         open_store(store_url)
     monkeypatch.undo()
 
     with open_store(store_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST_VERSION
     engine, _ = _make_engine(store_url)
     assert not sa.inspect(engine).has_table("half_done")
     engine.dispose()

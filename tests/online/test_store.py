@@ -126,6 +126,12 @@ def test_numpy_values_are_accepted(store):
 
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+# Ids follow the one id rule (id_problem): no "/", no control characters, not "." / "..".
+IDS = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/"),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s.strip() and s not in (".", ".."))
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -137,8 +143,8 @@ JSON_VALUES = st.recursive(
 )
 EVENTS = st.builds(
     Event,
-    user=TEXT.filter(str.strip),
-    item=TEXT.filter(str.strip),
+    user=IDS,
+    item=IDS,
     kind=st.sampled_from(["rating", "click", "add_to_cart"]),
     value=st.floats(allow_nan=False, allow_infinity=False),
     ts=st.datetimes(
@@ -227,6 +233,24 @@ BAD_EVENTS = [
     (Event("u", "i", context=["a"]), "events[0].context must be a dict"),
     (Event("u", "i", ts=datetime(2024, 1, 1)), "events[0].ts=2024-01-01T00:00:00 is naive"),
     (Event("u", "i", ts="2024-01-01T00:00:00Z"), "events[0].ts must be a datetime"),
+    (Event("a/b", "i"), "events[0].user contains '/'"),
+    (Event("u", "../../etc/passwd"), "events[0].item contains '/'"),
+    (Event("..", "i"), "events[0].user is '..'"),
+    (Event("u", "tab\there"), "events[0].item contains the control character"),
+    (
+        Event("u", "i", ts=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))),
+        "events[0].ts=0001-01-01T00:00:00+14:00 is outside 1900-01-01 .. 2200-01-01",
+    ),
+    (
+        Event(
+            "u", "i", ts=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=14)))
+        ),
+        "is outside 1900-01-01 .. 2200-01-01",
+    ),
+    (Event("u", "i", ts=datetime(1899, 12, 31, 23, 59, tzinfo=UTC)), "events[0].ts=1899"),
+    (Event("u", "i", idempotency_key=""), "events[0].idempotency_key='' must be"),
+    (Event("u", "i", idempotency_key="k" * 129), "at most 128"),
+    (Event("u", "i", idempotency_key=5), "events[0].idempotency_key=5 must be"),
 ]
 
 
@@ -255,6 +279,9 @@ BAD_RECORDS = [
     (EntityRecord("a", fields={"when": datetime(2024, 1, 1)}), "items[0].fields['when'] is a"),
     (EntityRecord("a", fields={"x": math.inf}), "JSON has no NaN/inf"),
     (EntityRecord("a", text="bad\x00text"), "items[0].text contains a NUL character"),
+    (EntityRecord("a/b"), "items[0].id contains '/'"),
+    (EntityRecord("."), "items[0].id is '.'"),
+    (EntityRecord("new\nline"), "items[0].id contains the control character"),
 ]
 
 
@@ -265,6 +292,77 @@ def test_bad_records_are_refused(sqlite_store, record, message):
         store.upsert_items([record])
     assert message in str(info.value)
     assert store.items() == []
+
+
+def test_time_range_bounds_are_inclusive(sqlite_store):
+    from dayzero.online.store import MAX_TS, MIN_TS
+
+    sqlite_store.append_events([Event("u", "i", ts=MIN_TS), Event("u", "j", ts=MAX_TS)])
+    assert [e.ts for e in sqlite_store.events()] == [MIN_TS, MAX_TS]
+
+
+def test_rows_stored_out_of_range_are_read_back_clamped(store):
+    """A bad time written before the range check (or by hand) must not break any reader."""
+    from dayzero.online.store import EVENTS, MAX_TS, MIN_TS
+
+    store.append_events([Event("u", "i", ts=T0)])
+    with store._write(EVENTS) as conn:
+        for ts in (-(2**62), 2**62):
+            conn.execute(
+                sa.insert(EVENTS),
+                {"user": "u", "item": "i", "kind": "rating", "value": 1.0, "ts": ts, "context": {}},
+            )
+    assert [e.ts for e in store.events(user="u")] == [T0, MIN_TS, MAX_TS]
+    frame = store.events_frame()
+    assert list(frame["ts"]) == [pd.Timestamp(t) for t in (T0, MIN_TS, MAX_TS)]
+
+
+def test_idempotency_keys_store_each_event_once(store):
+    batch = [
+        Event("u", "i1", value=4.0, idempotency_key="k1"),
+        Event("u", "i2", value=3.0, idempotency_key="k2"),
+        Event("u", "i3"),
+    ]
+    first = store.append_events(batch)
+    assert first.new == 3 and first == sorted(first)
+    retry = store.append_events([*batch[:2], Event("u", "i4", idempotency_key="k4")])
+    assert retry[:2] == first[:2] and retry.new == 1 and retry[2] > first[2]
+    assert store.count_events() == 4
+    assert {e.idempotency_key for e in store.events()} == {"k1", "k2", None, "k4"}
+    # the same key twice in one batch: stored once, both positions get its id
+    twice = store.append_events([Event("v", "i", idempotency_key="k5")] * 2)
+    assert twice[0] == twice[1] and twice.new == 1 and store.count_events() == 5
+    # a retry without ts matches a stored event whose ts the server filled in
+    keyless_ts = store.append_events([Event("w", "i", idempotency_key="k6")])
+    assert store.append_events([Event("w", "i", idempotency_key="k6")]) == keyless_ts
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"user": "other"},
+        {"item": "other"},
+        {"value": 1.0},
+        {"kind": "click"},
+        {"context": {"a": 1}},
+        {"ts": T0 + timedelta(seconds=1)},
+    ],
+)
+def test_a_reused_idempotency_key_for_another_event_is_refused(sqlite_store, changed):
+    from dayzero.online.store import IdempotencyConflictError
+
+    store = sqlite_store
+    original = Event("u", "i", value=4.0, ts=T0, idempotency_key="k")
+    store.append_events([original])
+    name = next(iter(changed))
+    with pytest.raises(IdempotencyConflictError, match=f"another {name}"):
+        store.append_events([Event("x", "y"), dataclasses.replace(original, **changed)])
+    assert store.count_events() == 1  # nothing of the refused batch
+    with pytest.raises(IdempotencyConflictError, match=r"events\[1\]"):
+        store.append_events(
+            [Event("v", "i", idempotency_key="z"), Event("v", "j", idempotency_key="z")]
+        )
+    assert store.count_events() == 1
 
 
 def test_bad_arguments(store):

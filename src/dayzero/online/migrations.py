@@ -92,9 +92,18 @@ def _v2_received_at(conn: Connection) -> None:
     sa.Index("ix_events_ts", events.c.ts).create(conn)
 
 
+def _v3_idempotency_key(conn: Connection) -> None:
+    # NULL for events sent without a key (all older rows): both databases let a UNIQUE index
+    # hold any number of NULLs, so only real keys must be unique.
+    conn.execute(sa.text("ALTER TABLE events ADD COLUMN idempotency_key VARCHAR(128)"))
+    events = sa.Table("events", sa.MetaData(), sa.Column("idempotency_key", sa.String(128)))
+    sa.Index("ux_events_idempotency_key", events.c.idempotency_key, unique=True).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "items, users and events tables", _v1_initial),
     Migration(2, "events.received_at column and an index on events(ts)", _v2_received_at),
+    Migration(3, "events.idempotency_key column with a unique index", _v3_idempotency_key),
 )
 LATEST_VERSION: int = MIGRATIONS[-1].version
 

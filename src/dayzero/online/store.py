@@ -13,6 +13,17 @@ Guarantees
   so ``last_event_id()`` is a safe watermark: every event with a smaller id is already visible.
 * Items and users carry a ``seq`` that grows with every insert *and* update, so
   ``items(after_seq=s)`` returns everything added or changed since ``s`` was seen.
+* An event may carry an ``idempotency_key``: an event whose key is already stored is not stored
+  again (its first id is returned), so a client that retries a batch it got no answer for never
+  writes it twice. The same key on a different event is refused (:class:`IdempotencyConflictError`).
+
+Ids and times
+-------------
+One rule for every user and item id, on every path (:func:`id_problem`): 1 to 256 characters,
+not all spaces, valid Unicode, no ``/`` and no control characters, and not ``.`` or ``..``, so
+that any stored id can be read back as one URL path segment. Event times lie between
+:data:`MIN_TS` and :data:`MAX_TS`; a row outside them (written by an older release) is read back
+clamped to that range, never an error.
 
 Examples
 --------
@@ -31,6 +42,7 @@ import math
 import numbers
 import re
 import threading
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,26 +61,57 @@ from dayzero.online import migrations
 from dayzero.online.migrations import EVENT_ID, SchemaVersionError
 
 __all__ = [
+    "MAX_TS",
+    "MIN_TS",
     "EntityRecord",
     "Event",
+    "EventIds",
     "EventStore",
+    "IdempotencyConflictError",
     "SchemaError",
     "SchemaVersionError",
     "SqlEventStore",
     "StoreClosedError",
+    "id_problem",
     "open_store",
 ]
 
 MAX_ID_LENGTH = 256
+MAX_KEY_LENGTH = 128
 KIND_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 EVENT_COLUMNS = ("id", "user", "item", "kind", "value", "ts", "context")
+#: Event times outside [MIN_TS, MAX_TS] are refused: far outside any interaction log, and near
+#: the ends of ``datetime`` an offset such as +14:00 overflows when converted to UTC.
+MIN_TS = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_QUERY_CHUNK = 500  # keys per IN (...) query
 _PG_MIGRATION_LOCK = 0x6461797A65726F  # "dayzero": serialises concurrent first opens
 
 
 class StoreClosedError(RuntimeError):
     """Raised when a closed store is used."""
+
+
+class IdempotencyConflictError(SchemaError):
+    """An idempotency key that is already stored (or repeated in the batch) names a different
+    event: the client reused a key it must not reuse."""
+
+
+class EventIds(list):
+    """The ids :meth:`EventStore.append_events` returns, one per event in input order.
+
+    Attributes
+    ----------
+    new : int
+        Events stored by this call; the others were already stored under their idempotency key
+        (or repeat one within the batch) and got that event's id.
+    """
+
+    def __init__(self, ids: Sequence[int] = (), new: int | None = None) -> None:
+        super().__init__(ids)
+        self.new = len(self) if new is None else new
 
 
 @dataclass(frozen=True)
@@ -111,6 +154,9 @@ class Event:
         JSON-serialisable extra information (device, page, query...).
     id : int
         Assigned by the store, strictly increasing; 0 before insert.
+    idempotency_key : str, optional
+        A client-chosen unique key (1 to 128 characters, e.g. a UUID): an event whose key is
+        already stored is not stored again.
     """
 
     user: str
@@ -120,6 +166,7 @@ class Event:
     ts: datetime | None = None
     context: dict[str, Any] = field(default_factory=dict)
     id: int = 0
+    idempotency_key: str | None = None
 
 
 class EventStore(ABC):
@@ -141,8 +188,15 @@ class EventStore(ABC):
         """Insert or replace users; returns each record's new ``seq`` (see :meth:`upsert_items`)."""
 
     @abstractmethod
-    def append_events(self, events: Sequence[Event]) -> list[int]:
-        """Append events in one transaction, durable before return; returns their ids in order."""
+    def append_events(self, events: Sequence[Event]) -> EventIds:
+        """Append events in one transaction, durable before return; returns their ids in order.
+
+        An event whose ``idempotency_key`` is already stored (or appears earlier in the batch)
+        is not stored again: its position gets the stored event's id (``EventIds.new`` counts
+        the events actually stored). A key that names a different user, item, kind, value,
+        context or (when given) time raises :class:`IdempotencyConflictError`, and nothing of
+        the batch is stored.
+        """
 
     @abstractmethod
     def get_item(self, id: str) -> EntityRecord | None:
@@ -227,6 +281,7 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
         sa.Column("ts", sa.BigInteger, nullable=False),
         sa.Column("context", sa.JSON, nullable=False),
         sa.Column("received_at", sa.BigInteger, nullable=True),
+        sa.Column("idempotency_key", sa.String(MAX_KEY_LENGTH), nullable=True),
         sqlite_autoincrement=True,
     )
     return metadata, entity("items"), entity("users"), events
@@ -251,8 +306,55 @@ def _micros(ts: datetime) -> int:
     return (ts - _EPOCH) // _MICROSECOND
 
 
+_MIN_US = _micros(MIN_TS)
+_MAX_US = _micros(MAX_TS)
+
+
 def _from_micros(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
+    # Clamped: a row written before times were range-checked must not make reads fail.
+    return _EPOCH + timedelta(microseconds=min(max(int(value), _MIN_US), _MAX_US))
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a user or item id, or None when it can (see the module notes).
+
+    Examples
+    --------
+    >>> id_problem("movie-42") is None
+    True
+    >>> id_problem("a/b")
+    "contains '/'; ids are single URL path segments, use another separator (e.g. ':')"
+    """
+    if not value.strip():
+        return "is empty; give a non-empty id"
+    if len(value) > MAX_ID_LENGTH:
+        return (
+            f"has {len(value)} characters; ids are at most {MAX_ID_LENGTH}, use a shorter id "
+            "(e.g. a hash of the long one)"
+        )
+    if "/" in value:
+        return "contains '/'; ids are single URL path segments, use another separator (e.g. ':')"
+    if value in (".", ".."):
+        return f"is {value!r}, which URLs read as a relative path; choose another id"
+    if "\x00" in value:
+        return "contains a NUL character; remove it"
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"contains the control character {control!r}; remove it"
+    return _unicode_problem(value)
+
+
+def _unicode_problem(value: str) -> str | None:
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "contains an unpaired surrogate (not valid Unicode); decode the input as UTF-8, "
+            "e.g. with errors='replace'"
+        )
+    return None
 
 
 def _check_id(value: Any, name: str) -> str:
@@ -260,28 +362,33 @@ def _check_id(value: Any, name: str) -> str:
         raise SchemaError(
             f"{name} must be a str, got {type(value).__name__} {value!r}; pass str(id)"
         )
-    if not value.strip():
-        raise SchemaError(f"{name} is empty; give a non-empty id")
-    if len(value) > MAX_ID_LENGTH:
+    problem = id_problem(value)
+    if problem is not None:
+        raise SchemaError(f"{name} {problem}")
+    return value
+
+
+def check_ts(ts: datetime, name: str) -> int:
+    """``ts`` (timezone-aware) as UTC microseconds, or SchemaError outside [MIN_TS, MAX_TS]."""
+    try:
+        micros = _micros(ts)
+    except OverflowError:
+        micros = None
+    if micros is None or not _MIN_US <= micros <= _MAX_US:
         raise SchemaError(
-            f"{name} has {len(value)} characters; ids are at most {MAX_ID_LENGTH}, use a shorter "
-            "id (e.g. a hash of the long one)"
+            f"{name}={ts.isoformat()} is outside {MIN_TS.date()} .. {MAX_TS.date()} (UTC); "
+            "send the time the event happened, or omit ts for the server's clock"
         )
-    return _check_text(value, name)
+    return micros
 
 
 def _check_text(value: str, name: str) -> str:
     """``value`` if both databases can store it as text (no NUL, valid UTF-8), else SchemaError."""
     if "\x00" in value:
         raise SchemaError(f"{name} contains a NUL character; remove it")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SchemaError(
-                f"{name} contains an unpaired surrogate (not valid Unicode); decode the input "
-                "as UTF-8, e.g. with errors='replace'"
-            ) from None
+    problem = _unicode_problem(value)
+    if problem is not None:
+        raise SchemaError(f"{name} {problem}")
     return value
 
 
@@ -367,7 +474,17 @@ def _event_row(event: Event, name: str, now: int) -> dict[str, Any]:
             "e.g. datetime.now(timezone.utc) or ts.replace(tzinfo=timezone.utc)"
         )
     else:
-        ts_us = _micros(ts)
+        ts_us = check_ts(ts, f"{name}.ts")
+    key = event.idempotency_key
+    if key is not None and (
+        not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH
+    ):
+        raise SchemaError(
+            f"{name}.idempotency_key={key!r} must be a non-empty str of at most "
+            f"{MAX_KEY_LENGTH} characters (e.g. a UUID), or None"
+        )
+    if key is not None:
+        _check_text(key, f"{name}.idempotency_key")
     return {
         "user": _check_id(event.user, f"{name}.user"),
         "item": _check_id(event.item, f"{name}.item"),
@@ -376,6 +493,7 @@ def _event_row(event: Event, name: str, now: int) -> dict[str, Any]:
         "ts": ts_us,
         "context": _check_object(event.context, f"{name}.context"),
         "received_at": now,
+        "idempotency_key": key,
     }
 
 
@@ -522,21 +640,63 @@ class SqlEventStore(EventStore):
 
     # -- events --
 
-    def append_events(self, events: Sequence[Event]) -> list[int]:
+    def append_events(self, events: Sequence[Event]) -> EventIds:
         events = _check_batch(events, "events")
         now = _micros(datetime.now(UTC))
         rows = [_event_row(e, f"events[{i}]", now) for i, e in enumerate(events)]
         if not rows:
-            return []
+            return EventIds()
+        given_ts = [e.ts is not None for e in events]
         with self._write(EVENTS) as conn:
-            if not self._sqlite:
-                stmt = sa.insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True)
-                return list(conn.execute(stmt, rows).scalars())
-            # SQLAlchemy runs RETURNING row by row on SQLite; a plain executemany is ~2x faster,
-            # and AUTOINCREMENT under the exclusive write lock hands out consecutive ids.
-            conn.execute(sa.insert(EVENTS), rows)
-            last = int(conn.execute(sa.select(sa.func.max(EVENTS.c.id))).scalar())
-            return list(range(last - len(rows) + 1, last + 1))
+            stored = self._stored_keys(conn, rows)
+            ids: list[int | None] = [None] * len(rows)
+            first: dict[str, int] = {}  # key -> position of its first fresh row in the batch
+            fresh: list[int] = []
+            for pos, row in enumerate(rows):
+                key = row["idempotency_key"]
+                if key is not None and key in stored:
+                    _same_event(stored[key], row, given_ts[pos], pos)
+                    ids[pos] = int(stored[key]["id"])
+                elif key is not None and key in first:
+                    earlier = rows[first[key]]
+                    _same_event(earlier, row, given_ts[pos] and given_ts[first[key]], pos)
+                else:
+                    if key is not None:
+                        first[key] = pos
+                    fresh.append(pos)
+            new_ids = self._insert_events(conn, [rows[p] for p in fresh])
+        for pos, new_id in zip(fresh, new_ids, strict=True):
+            ids[pos] = new_id
+        for pos, row in enumerate(rows):
+            if ids[pos] is None:  # repeats a key given earlier in this batch
+                ids[pos] = ids[first[row["idempotency_key"]]]
+        return EventIds(ids, new=len(fresh))
+
+    def _stored_keys(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = sorted({r["idempotency_key"] for r in rows if r["idempotency_key"] is not None})
+        stored: dict[str, Any] = {}
+        columns = [EVENTS.c[n] for n in ("id", "user", "item", "kind", "value", "ts", "context")]
+        for start in range(0, len(keys), _QUERY_CHUNK):
+            chunk = keys[start : start + _QUERY_CHUNK]
+            stmt = sa.select(EVENTS.c.idempotency_key, *columns).where(
+                EVENTS.c.idempotency_key.in_(chunk)
+            )
+            for key, *values in conn.execute(stmt):
+                stored[key] = dict(zip(("id", "user", "item", "kind", "value", "ts", "context"),
+                                       values, strict=True))  # fmt: skip
+        return stored
+
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        if not self._sqlite:
+            stmt = sa.insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True)
+            return list(conn.execute(stmt, rows).scalars())
+        # SQLAlchemy runs RETURNING row by row on SQLite; a plain executemany is ~2x faster,
+        # and AUTOINCREMENT under the exclusive write lock hands out consecutive ids.
+        conn.execute(sa.insert(EVENTS), rows)
+        last = int(conn.execute(sa.select(sa.func.max(EVENTS.c.id))).scalar())
+        return list(range(last - len(rows) + 1, last + 1))
 
     def _event_select(
         self, after: int, upto: int | None, user: str | None, limit: int | None
@@ -563,7 +723,7 @@ class SqlEventStore(EventStore):
         user: str | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        stmt = self._event_select(after, upto, user, limit)
+        stmt = self._event_select(after, upto, user, limit).add_columns(EVENTS.c.idempotency_key)
         with self._read() as conn:
             return [
                 Event(
@@ -574,8 +734,9 @@ class SqlEventStore(EventStore):
                     ts=_from_micros(ts),
                     context=context,
                     id=id_,
+                    idempotency_key=key,
                 )
-                for id_, user_, item, kind, value, ts, context in conn.execute(stmt)
+                for id_, user_, item, kind, value, ts, context, key in conn.execute(stmt)
             ]
 
     def events_frame(self, after: int = 0, upto: int | None = None) -> pd.DataFrame:
@@ -585,7 +746,8 @@ class SqlEventStore(EventStore):
         frame = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
         frame = frame.astype({"id": "int64", "user": object, "item": object, "kind": object})
         frame["value"] = frame["value"].astype("float64")
-        frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="us", utc=True)
+        micros = frame["ts"].astype("int64").clip(_MIN_US, _MAX_US)  # see _from_micros
+        frame["ts"] = pd.to_datetime(micros, unit="us", utc=True)
         return frame
 
     def last_event_id(self) -> int:
@@ -605,6 +767,17 @@ class SqlEventStore(EventStore):
         if not self._closed:
             self._closed = True
             self._engine.dispose()
+
+
+def _same_event(stored: Mapping[str, Any], row: Mapping[str, Any], compare_ts: bool, pos: int):
+    """Raise IdempotencyConflictError unless ``row`` is the event stored under its key."""
+    names = ["user", "item", "kind", "value", "context"] + (["ts"] if compare_ts else [])
+    differ = [n for n in names if stored[n] != row[n]]
+    if differ:
+        raise IdempotencyConflictError(
+            f"events[{pos}].idempotency_key={row['idempotency_key']!r} is already used by an "
+            f"event with another {', '.join(differ)}; use a new key for a new event"
+        )
 
 
 def _entity_select(table: sa.Table) -> sa.Select:
