@@ -33,11 +33,17 @@ def serve(
         str | None,
         typer.Option(
             envvar="DAYZERO_API_KEY",
-            help="Key required in the X-API-Key header of writes and admin calls "
-            "(default: $DAYZERO_API_KEY; without one, writes are open to anyone).",
+            help="Key required in the X-API-Key header of every call but /healthz and /metrics "
+            "(default: $DAYZERO_API_KEY; without one, everything is open to anyone).",
         ),
     ] = None,
-    auth_reads: Annotated[bool, typer.Option(help="Require the API key for reads too.")] = False,
+    public_reads: Annotated[
+        bool,
+        typer.Option(
+            help="Serve reads (recommendations, similar items, model info, risk) without the "
+            "key; a user's recommendations with exclude_seen=false still need it."
+        ),
+    ] = False,
     risk_model: Annotated[
         Path | None, typer.Option(help="RiskScorer folder served at POST /v1/risk/score.")
     ] = None,
@@ -66,6 +72,14 @@ def serve(
             "processes write events to the store).",
         ),
     ] = 30.0,
+    follow_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between two reads of the registry's current pointer: a version "
+            "promoted or rolled back by another process is served within that time; 0 = off.",
+        ),
+    ] = 2.0,
     update_every: Annotated[
         float,
         typer.Option(
@@ -106,11 +120,12 @@ def serve(
         store=store,
         registry=registry,
         api_key=api_key or None,
-        auth_reads=auth_reads,
+        public_reads=public_reads,
         risk_model=risk_model,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         user_cache_size=user_cache_size,
         user_cache_ttl=user_cache_ttl,
+        follow_every=follow_every or None,
         update_every=update_every or None,
     )
     uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)

@@ -320,6 +320,60 @@ def test_save_under_peft_keeps_the_base_reference_and_refuses_a_changed_base(
         encoder.save(tmp_path / "saved-2")
 
 
+def _evil_folder(tiny_bert_dir, tmp_path, marker) -> Path:
+    """A saved-encoder folder whose config.json auto_map names a module that writes ``marker``
+    on import, and whose text_encoder.json asks for trust_remote_code."""
+    import json
+
+    folder = tmp_path / "evil"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "evil.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from transformers import BertConfig as EvilConfig, BertModel as EvilModel\n"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    saved = {
+        "model_name_or_path": str(folder),
+        "weights_saved": True,
+        "model_kwargs": {"trust_remote_code": True, "use_safetensors": False},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(saved))
+    return folder
+
+
+def test_a_saved_folder_never_turns_on_trust_remote_code(tiny_bert_dir, tmp_path):
+    marker = tmp_path / "ran"
+    folder = _evil_folder(tiny_bert_dir, tmp_path, marker)
+    encoder = TextEncoder.load(folder)
+    assert not marker.exists(), "code named by the model folder ran"
+    assert encoder.encode(TEXTS).shape == (len(TEXTS), encoder.dim)
+    # Pointing TextEncoder at the folder directly does not run it either (explicitly off).
+    TextEncoder(folder)
+    assert not marker.exists()
+
+
+def test_saved_weights_are_read_from_safetensors_only(tiny_bert_dir, tmp_path):
+    import json
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "model.safetensors").unlink()
+    # A pickle that writes a file when loaded: what a hostile pytorch_model.bin would do.
+    payload = pickle.dumps(type("P", (), {"__reduce__": lambda self: (
+        Path.write_text, (marker, "x"))})())  # fmt: skip
+    (folder / "pytorch_model.bin").write_bytes(payload)
+    (folder / CONFIG_FILE).write_text(
+        json.dumps({"model_name_or_path": str(folder), "weights_saved": True})
+    )
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin \(pickle files are never loaded"):
+        TextEncoder.load(folder)
+    assert not marker.exists()
+
+
 def test_load_reports_a_folder_without_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="save"):
         TextEncoder.load(tmp_path)

@@ -165,6 +165,16 @@ def test_save_then_load_on_a_fresh_base_gives_identical_outputs(
         assert not torch.allclose(outputs(fresh(tiny_bert_dir), batch), expected, atol=1e-4)
 
 
+def test_an_adapter_is_loaded_from_safetensors_only(tiny_bert_dir, batch, tmp_path):
+    """peft falls back to a pickled adapter_model.bin: load_adapter refuses instead."""
+    model, config = trained("lora", tiny_bert_dir, batch)
+    save_adapter(model, config, tmp_path / "adapter")
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    weights.rename(tmp_path / "adapter" / "adapter_model.bin")
+    with pytest.raises(ValueError, match=r"adapter_model\.safetensors is missing"):
+        load_adapter(fresh(tiny_bert_dir), tmp_path / "adapter")
+
+
 @pytest.mark.parametrize("name", ["top_k", "lora", "prefix"])
 def test_load_adapter_trainable_continues_training(name, tiny_bert_dir, batch, tmp_path):
     model, config = trained(name, tiny_bert_dir, batch)

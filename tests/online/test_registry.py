@@ -263,3 +263,128 @@ def test_numpy_integer_watermark_is_accepted(tmp_path):
     reg = ModelRegistry(tmp_path)
     v = reg.publish(_writer(b"x"), {}, np.int64(42), {})
     assert reg.info(v)["watermark"] == 42
+
+
+# --- manifest paths and shape ----------------------------------------------------------------
+
+
+def _rewrite_manifest(reg: ModelRegistry, version: str, edit) -> None:
+    path = reg.root / version / "MANIFEST.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../v000001/weights.bin", "/etc/hostname", "index/../../v000001/weights.bin", "a/./../b"],
+)
+def test_a_manifest_may_not_name_files_outside_its_version(tmp_path, name):
+    reg = ModelRegistry(tmp_path)
+    v1, v2 = _publish(reg, 1), _publish(reg, 2)
+    outside = (tmp_path / v2 / name) if not name.startswith("/") else Path(name)
+    entry = {"size": 0, "sha256": ""}
+    if outside.is_file():
+        data = outside.read_bytes()
+        import hashlib
+
+        entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _rewrite_manifest(reg, v2, lambda m: m["files"].update({name: entry}))
+    with pytest.raises(CorruptVersionError, match="outside"):
+        reg.verify(v2)
+    with pytest.raises(CorruptVersionError):
+        reg.promote(v2)
+    assert reg.current() is None
+    reg.verify(v1)
+
+
+def test_a_link_inside_a_version_is_refused_even_if_hashed(tmp_path):
+    import hashlib
+
+    reg = ModelRegistry(tmp_path)
+    v1, v2 = _publish(reg, 1), _publish(reg, 2)
+    (tmp_path / v2 / "index" / "vectors.bin").unlink()
+    (tmp_path / v2 / "index" / "vectors.bin").symlink_to(tmp_path / v1 / "index" / "vectors.bin")
+    data = (tmp_path / v1 / "index" / "vectors.bin").read_bytes()
+    entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _rewrite_manifest(reg, v2, lambda m: m["files"].update({"index/vectors.bin": entry}))
+    with pytest.raises(CorruptVersionError, match="link"):
+        reg.verify(v2)
+    linked_dir = tmp_path / _publish(reg, 3)
+    shutil_target = linked_dir / "index"
+    for path in shutil_target.iterdir():
+        path.unlink()
+    shutil_target.rmdir()
+    shutil_target.symlink_to(tmp_path / v1 / "index")
+    with pytest.raises(CorruptVersionError, match="link"):
+        reg.verify(linked_dir.name)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [[], {"weights.bin": "x"}, {"weights.bin": {"size": "100"}}, None, {"": {"size": 1}}],
+)
+def test_a_malformed_manifest_is_a_corrupt_version(tmp_path, files):
+    reg = ModelRegistry(tmp_path)
+    v = _publish(reg, 1)
+    _rewrite_manifest(reg, v, lambda m: m.update({"files": files}))
+    with pytest.raises(CorruptVersionError, match=r"MANIFEST\.json"):
+        reg.verify(v)
+
+
+# --- compare-and-swap promotion ----------------------------------------------------------------
+
+
+def test_promote_with_an_expected_current_version_is_a_compare_and_swap(tmp_path):
+    from dayzero.online.registry import StalePromotionError
+
+    reg = ModelRegistry(tmp_path)
+    v1, v2, v3 = (_publish(reg, t) for t in (1, 2, 3))
+    reg.promote(v1)
+    reg.promote(v2, expected=v1)
+    assert reg.current() == v2
+    with pytest.raises(StalePromotionError, match=f"current version is {v2}, not {v1}"):
+        reg.promote(v3, expected=v1)
+    assert reg.current() == v2
+    assert [e["version"] for e in reg.history()] == [v1, v2]
+
+
+def test_a_scheduled_promote_cannot_undo_an_operators_rollback(tmp_path):
+    """The race of the issue: an update starts from v2, the operator rolls back to v1 while it
+    trains, and the update's promote of its child must then be refused, from any thread."""
+    from dayzero.online.registry import StalePromotionError
+
+    reg = ModelRegistry(tmp_path)
+    v1, v2, child = (_publish(reg, t) for t in (1, 2, 3))
+    reg.promote(v1)
+    reg.promote(v2)
+    parent = reg.current()  # the updater reads its parent ...
+    started, rolled = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def updater() -> None:
+        started.set()
+        rolled.wait(10)  # ... trains meanwhile ...
+        try:
+            ModelRegistry(tmp_path).promote(child, expected=parent)  # ... then promotes
+            outcome.append("promoted")
+        except StalePromotionError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=updater)
+    thread.start()
+    started.wait(10)
+    assert ModelRegistry(tmp_path).rollback() == v1  # the operator, another registry object
+    rolled.set()
+    thread.join(10)
+    assert isinstance(outcome[0], StalePromotionError)
+    assert reg.current() == v1
+
+
+def test_previous_versions_are_the_rollback_history_newest_first(tmp_path):
+    reg = ModelRegistry(tmp_path)
+    v1, v2, v3 = (_publish(reg, t) for t in (1, 2, 3))
+    assert reg.previous_versions() == []
+    for v in (v1, v2, v3):
+        reg.promote(v)
+    assert reg.previous_versions() == [v2, v1]

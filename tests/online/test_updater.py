@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dayzero.data.schema import Dataset, Interactions
+from dayzero.models.two_tower import TwoTowerRecommender
 from dayzero.online.registry import ModelRegistry
 from dayzero.online.serving_model import ServingModel
 from dayzero.online.store import EntityRecord, Event, open_store
@@ -222,3 +223,44 @@ def test_update_result_serialises(bootstrapped):
     store, registry, params, _ = bootstrapped
     result = OnlineUpdater(store, registry, UpdaterConfig(model_params=params)).update()
     assert json.loads(json.dumps(result.to_dict()))["status"] == "no-new-events"
+
+
+def test_an_update_never_undoes_an_operators_rollback(bootstrapped, monkeypatch):
+    """The operator rolls back while the update fine-tunes: the candidate is published but not
+    promoted (compare-and-swap on the registry pointer), and the rollback stands."""
+    from tests.serve.conftest import republish
+
+    store, registry, params, v1 = bootstrapped
+    v2 = republish(registry, v1, {"mae": 0.5})
+    registry.promote(v2)
+    _new_fans(store)
+    original = TwoTowerRecommender.fine_tune
+
+    def fine_tune_while_the_operator_rolls_back(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        assert ModelRegistry(registry.root).rollback() == v1  # another process, say
+        return out
+
+    monkeypatch.setattr(TwoTowerRecommender, "fine_tune", fine_tune_while_the_operator_rolls_back)
+    config = UpdaterConfig(model_params=params, epochs=1, tolerance=10.0, holdout=0.25)
+    result = OnlineUpdater(store, registry, config).update()
+    assert result.status == "superseded" and not result.promoted
+    assert result.parent == v2 and result.version not in (v1, v2)
+    assert registry.current() == v1
+    assert registry.info(result.version)["metrics"]["status"] == "superseded"
+
+
+def test_update_works_on_a_store_with_an_out_of_range_time(bootstrapped):
+    """One bad time stored before times were range-checked must not stop every update."""
+    import sqlalchemy as sa
+
+    from dayzero.online.store import EVENTS
+
+    store, registry, params, _ = bootstrapped
+    _new_fans(store)
+    with store._write(EVENTS) as conn:
+        row = {"user": "fan0", "item": "r5", "kind": "rating", "value": 5.0, "context": {}}
+        conn.execute(sa.insert(EVENTS), {**row, "ts": -(2**62)})
+    config = UpdaterConfig(model_params=params, epochs=1, tolerance=10.0, holdout=0.25)
+    result = OnlineUpdater(store, registry, config).update()
+    assert result.status == "promoted" and result.new_events == 33

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,14 @@ def menv(served_env, tmp_path_factory) -> Env:
 @pytest.fixture(scope="module")
 def client(menv):
     app = create_app(ServeConfig(store=menv.store, registry=menv.registry, api_key=API_KEY))
-    with TestClient(app) as c:
+    with TestClient(app, headers=KEY) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def anon(client):
+    """The same running app, without the API key."""
+    return TestClient(client.app)
 
 
 def themes(env: Env, ids: list[str]) -> list[str]:
@@ -183,21 +190,43 @@ def test_implicit_events_and_timestamps(client):
         ("/v1/admin/rollback", None),
     ],
 )
-def test_writes_and_admin_need_the_key(client, path, body):
-    missing = client.post(path, json=body)
+def test_writes_and_admin_need_the_key(anon, path, body):
+    missing = anon.post(path, json=body)
     assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
-    wrong = client.post(path, json=body, headers={"X-API-Key": "nope"})
+    wrong = anon.post(path, json=body, headers={"X-API-Key": "nope"})
     assert wrong.status_code == 403
 
 
-def test_reads_need_the_key_only_when_configured(served_env, tmp_path):
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/v1/users/ua0/recommendations", None),
+        ("post", "/v1/recommendations", {"k": 3}),
+        ("get", "/v1/items/a0/similar", None),
+        ("get", "/v1/model", None),
+        ("post", "/v1/risk/score", {"applicants": [{"age": 30}]}),
+    ],
+)
+def test_reads_need_the_key_by_default(anon, method, path, body):
+    response = getattr(anon, method)(path, **({"json": body} if body else {}))
+    assert response.status_code == 401 and "X-API-Key" in response.json()["detail"]
+    assert anon.get("/healthz").status_code == 200  # liveness stays open
+
+
+def test_public_reads_never_reveal_a_users_history_without_the_key(served_env, tmp_path):
+    """With --public-reads anyone may read, but diffing exclude_seen=false against true would
+    recover the items a user rated: that one needs the key."""
     env = _copy(served_env, tmp_path / "env")
-    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY, auth_reads=True)
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY, public_reads=True)
     with TestClient(create_app(config)) as c:
-        assert c.get("/v1/users/ua0/recommendations").status_code == 401
-        assert c.get("/v1/model").status_code == 401
-        assert c.get("/v1/users/ua0/recommendations", headers=KEY).status_code == 200
-        assert c.get("/healthz").status_code == 200  # liveness stays open
+        assert c.get("/v1/users/ua0/recommendations", params={"k": 100}).status_code == 200
+        assert c.get("/v1/model").status_code == 200
+        leak = c.get("/v1/users/ua0/recommendations", params={"k": 100, "exclude_seen": False})
+        assert leak.status_code == 401 and "exclude_seen" in leak.json()["detail"]
+        allowed = c.get(
+            "/v1/users/ua0/recommendations", params={"exclude_seen": False}, headers=KEY
+        )
+        assert allowed.status_code == 200
 
 
 # ---------------------------------------------------------------------- validation
@@ -261,6 +290,163 @@ def test_too_large_bodies_get_413(served_env, tmp_path):
         )
 
 
+# ---------------------------------------------------------------------- attacks
+def _stored_events(env: Env, user: str) -> list:
+    store = open_store(env.store)
+    try:
+        return store.events(user=user)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1850-06-01T00:00:00Z",
+        "2300-01-01T00:00:00Z",
+    ],
+)
+def test_out_of_range_timestamps_are_refused(client, menv, ts):
+    user = f"ts-{ts[:4]}"
+    event = {"user": user, "item": "a0", "ts": ts}
+    response = client.post("/v1/events", json={"events": [event]})
+    assert response.status_code == 422, response.text
+    assert "ts" in json.dumps(response.json()["detail"])
+    assert _stored_events(menv, user) == []
+    assert client.get(f"/v1/users/{user}/recommendations").status_code == 200
+
+
+def _raw(client, method: str, path: str, raw: str):
+    headers = {"Content-Type": "application/json"}
+    return getattr(client, method)(path, content=raw.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/items", '{"items": [{"id": "\\ud800"}]}'),
+        ("/v1/items", '{"items": [{"id": "x", "text": "a\\ud800b"}]}'),
+        ("/v1/items", '{"items": [{"id": "x", "fields": {"\\udc80": 1}}]}'),
+        ("/v1/users", '{"users": [{"id": "u", "text": "\\ud800"}]}'),
+        ("/v1/events", '{"events": [{"user": "\\ud800", "item": "a0"}]}'),
+        ("/v1/events", '{"events": [{"user": "u", "item": "a0", "context": {"q": "\\ud800"}}]}'),
+        ("/v1/recommendations", '{"profile": "\\ud800"}'),
+        ("/v1/recommendations", '{"recent": [{"item": "\\ud800"}]}'),
+        ("/v1/admin/promote", '{"version": "\\ud800"}'),
+        ("/v1/risk/score", '{"applicants": [{"age": "\\ud800"}]}'),
+    ],
+)
+def test_lone_surrogates_are_a_422_not_a_dropped_connection(client, path, raw):
+    response = _raw(client, "post", path, raw)
+    assert response.status_code == 422, response.text
+    assert "surrogate" in json.dumps(response.json()["detail"])
+
+
+def test_a_refused_batch_is_not_committed(client, menv):
+    store = open_store(menv.store)
+    try:
+        before = (len(store.items()), len(store.users()))
+    finally:
+        store.close()
+    items = {"items": [{"id": "dup-item", "text": ACTION}, {"id": "dup-item", "text": ROMANCE}]}
+    refused = client.post("/v1/items", json=items)
+    assert refused.status_code == 422 and "items[1].id" in json.dumps(refused.json()["detail"])
+    users = {"users": [{"id": "dup-user"}, {"id": "dup-user", "text": "again"}]}
+    refused = client.post("/v1/users", json=users)
+    assert refused.status_code == 422 and "users[1].id" in json.dumps(refused.json()["detail"])
+    store = open_store(menv.store)
+    try:
+        assert (len(store.items()), len(store.users())) == before
+        assert store.get_item("dup-item") is None and store.get_user("dup-user") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("bad", ["a/b", "../../etc/passwd", "..", ".", "tab\there", "nl\n"])
+def test_ids_that_no_read_path_could_serve_are_refused_at_write(client, menv, bad):
+    for path, body, field in (
+        ("/v1/items", {"items": [{"id": bad}]}, "id"),
+        ("/v1/users", {"users": [{"id": bad}]}, "id"),
+        ("/v1/events", {"events": [{"user": bad, "item": "a0"}]}, "user"),
+        ("/v1/events", {"events": [{"user": "u", "item": bad}]}, "item"),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert field in json.dumps(response.json()["detail"])
+    assert _stored_events(menv, "u") == []
+
+
+def test_every_id_a_write_accepts_can_be_read_back(client):
+    for item in ("with space", "ünïcødé", "a?b#c%d", "x+y=z", "dot.in.middle"):
+        assert client.post("/v1/items", json={"items": [{"id": item, "text": ACTION}]}).is_success
+        from urllib.parse import quote
+
+        response = client.get(f"/v1/items/{quote(item, safe='')}/similar", params={"k": 2})
+        assert response.status_code == 200, (item, response.text)
+        assert response.json()["item"] == item
+
+
+def test_retried_events_with_an_idempotency_key_are_stored_once(client, menv):
+    events = [
+        {"user": "retry", "item": "a1", "value": 5, "idempotency_key": "e-1"},
+        {"user": "retry", "item": "a2", "value": 4, "idempotency_key": "e-2"},
+    ]
+    first = client.post("/v1/events", json={"events": events}).json()
+    again = client.post("/v1/events", json={"events": events}).json()
+    assert again["ids"] == first["ids"] and again["duplicates"] == 2 and again["stored"] == 0
+    assert len(_stored_events(menv, "retry")) == 2
+    batch = [{"user": "retry-b", "item": "a3"}, {"user": "retry-b", "item": "a4"}]
+    one = client.post("/v1/events", json={"events": batch}, headers={"Idempotency-Key": "b-1"})
+    two = client.post("/v1/events", json={"events": batch}, headers={"Idempotency-Key": "b-1"})
+    assert one.json()["ids"] == two.json()["ids"] and len(_stored_events(menv, "retry-b")) == 2
+    reused = [{"user": "someone-else", "item": "a1", "idempotency_key": "e-1"}]
+    conflict = client.post("/v1/events", json={"events": reused})
+    assert conflict.status_code == 409 and "e-1" in conflict.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/events", {"events": [{"user": "u", "item": "a0", "value": True}]}, "value"),
+        ("/v1/events", {"events": [{"user": "u", "item": "a0", "value": "5"}]}, "value"),
+        ("/v1/recommendations", {"k": "5"}, "k"),
+        ("/v1/recommendations", {"k": True}, "k"),
+        ("/v1/recommendations", {"exclude_seen": "no"}, "exclude_seen"),
+        ("/v1/recommendations", {"recent": [{"item": "a0", "value": False}]}, "value"),
+        ("/v1/risk/score", {"applicants": [{"age": 30}], "top": "2"}, "top"),
+        ("/v1/items", {"items": [{"id": "big", "fields": {"blob": "x" * 20_000}}]}, "fields"),
+        (
+            "/v1/events",
+            {"events": [{"user": "u", "item": "a0", "context": {"b": "x" * 20_000}}]},
+            "context",
+        ),
+        (
+            "/v1/items",
+            {"items": [{"id": "deep", "fields": {"a": [[[[[[[[[[1]]]]]]]]]]}}]},
+            "fields",
+        ),
+    ],
+)
+def test_types_are_strict_and_attributes_bounded(client, path, body, field):
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in json.dumps(response.json()["detail"])
+
+
+def test_an_item_write_keeps_unrelated_users_cached(client):
+    service = client.app.state.service
+    client.get("/v1/users/ua2/recommendations")
+    client.get("/v1/users/ub2/recommendations")
+    hits = service.user_cache.hits
+    assert client.post(
+        "/v1/items", json={"items": [{"id": "cache-new", "text": ACTION}]}
+    ).is_success
+    client.get("/v1/users/ua2/recommendations")
+    assert service.user_cache.hits == hits + 1  # ua2 never touched the new item: still cached
+
+
 # ---------------------------------------------------------------------- risk
 def test_risk_without_a_model_is_a_clear_404(client):
     response = client.post("/v1/risk/score", json={"applicants": [{"age": 30}]})
@@ -283,7 +469,7 @@ def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir):
         {"checking_account": "< 0 DM", "age": 30},
         {"checking_account": "no checking account", "age": 30},
     ]
-    with TestClient(create_app(config)) as c:
+    with TestClient(create_app(config), headers=KEY) as c:
         body = c.post("/v1/risk/score", json={"applicants": rows, "top": 2}).json()
         risky, safe = body["scores"]
         assert risky["probability"] > safe["probability"]
@@ -319,7 +505,7 @@ def test_risk_probability_is_of_the_positive_label_with_string_labels(
         {"checking_account": "< 0 DM", "age": 30},
         {"checking_account": "no checking account", "age": 30},
     ]
-    with TestClient(create_app(config)) as c:
+    with TestClient(create_app(config), headers=KEY) as c:
         body = c.post("/v1/risk/score", json={"applicants": rows}, headers=KEY).json()
     risky, safe = body["scores"]
     assert risky["probability"] > 0.5 > safe["probability"]
@@ -334,7 +520,8 @@ def test_promote_and_rollback_swap_the_served_version(served_env, tmp_path):
     registry = ModelRegistry(env.registry)
     v2 = republish(registry, "v000001", {"mae": 0.4})
     with TestClient(
-        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY))
+        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)),
+        headers=KEY,
     ) as c:
         c.post("/v1/items", json={"items": [{"id": "r_new", "text": ROMANCE}]}, headers=KEY)
         promoted = c.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
@@ -358,7 +545,8 @@ def test_corrupt_version_is_refused_and_the_old_one_kept(served_env, tmp_path):
     v2 = republish(registry, "v000001", {"mae": 0.4})
     (registry.path(v2, verify=False) / "serving.json").write_text("{}")
     with TestClient(
-        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY))
+        create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)),
+        headers=KEY,
     ) as c:
         response = c.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
         assert response.status_code == 409 and "serving.json" in response.json()["detail"]
@@ -366,9 +554,181 @@ def test_corrupt_version_is_refused_and_the_old_one_kept(served_env, tmp_path):
     assert registry.current() == "v000001"
 
 
+class _Pickled:
+    """Unpickling this runs code: it writes a marker file (what an attacker's pickle would do)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "unpickled"))
+
+
+def _corrupt_copy(registry: ModelRegistry, version: str, damage) -> str:
+    """Publish a copy of ``version`` damaged by ``damage(folder)`` before hashing, so the
+    manifest matches the damaged files: only the loader can notice."""
+    source = registry.path(version)
+
+    def write(folder: Path) -> None:
+        from dayzero.online.registry import RESERVED
+
+        for path in source.iterdir():
+            if path.name in RESERVED:
+                continue
+            copy = shutil.copytree if path.is_dir() else shutil.copy2
+            copy(path, folder / path.name)
+        damage(folder)
+
+    return registry.publish(write, {"mae": 0.9}, registry.info(version)["watermark"], {})
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _pickle_to(path: Path, marker: Path) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps(_Pickled(marker)))
+
+
+def _edit_json(path: Path, edit) -> None:
+    value = json.loads(path.read_text())
+    edit(value)
+    path.write_text(json.dumps(value))
+
+
+def _short_ids(meta: dict) -> None:
+    meta["ids"] = meta["ids"][:-3]
+
+
+CORRUPTIONS = {
+    "model/state.safetensors": lambda f, m: _pickle_to(f / "model" / "state.safetensors", m),
+    "state.safetensors": lambda f, m: _truncate(f / "model" / "state.safetensors"),
+    "vectors.safetensors": lambda f, m: _truncate(f / "index" / "vectors.safetensors"),
+    "serving.json": lambda f, m: _edit_json(f / "serving.json", lambda c: c.update(dim=7)),
+    "model/config.json": lambda f, m: (f / "model" / "config.json").write_text("{not json"),
+    "index.json": lambda f, m: _edit_json(f / "index" / "index.json", _short_ids),
+    "pytorch_model.bin": lambda f, m: (
+        (f / "model" / "encoder").mkdir(),
+        _pickle_to(f / "model" / "encoder" / "pytorch_model.bin", m),
+        (f / "model" / "encoder" / "text_encoder.json").write_text(
+            json.dumps({"model_name_or_path": str(f), "weights_saved": True})
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("damaged", sorted(CORRUPTIONS))
+def test_a_damaged_version_is_refused_with_409_naming_the_file(served_env, tmp_path, damaged):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    marker = tmp_path / "pwned"
+    bad = _corrupt_copy(registry, "v000001", lambda folder: CORRUPTIONS[damaged](folder, marker))
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)
+    with TestClient(create_app(config), headers=KEY) as c:
+        response = c.post("/v1/admin/promote", json={"version": bad})
+        assert response.status_code == 409, response.text
+        assert damaged.split("/")[-1] in response.json()["detail"], response.json()
+        assert c.get("/v1/model").json()["version"] == "v000001"
+        assert c.get("/v1/users/ua0/recommendations").status_code == 200
+    assert registry.current() == "v000001"
+    assert not marker.exists(), "a pickle from the model folder was unpickled"
+
+
+def test_a_manifest_without_files_is_a_409(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    bad = _corrupt_copy(registry, "v000001", lambda folder: None)
+    (registry.root / bad / "MANIFEST.json").write_text(json.dumps({"files": []}))
+    with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
+        response = c.post("/v1/admin/promote", json={"version": bad})
+        assert response.status_code == 409 and "MANIFEST.json" in response.json()["detail"]
+
+
+def test_a_corrupt_current_version_at_start_up_falls_back_to_the_newest_good_one(
+    served_env, tmp_path
+):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    good = republish(registry, "v000001", {"mae": 0.45})
+    damaged = _corrupt_copy(
+        registry, "v000001", lambda f: _truncate(f / "model" / "state.safetensors")
+    )
+    registry.promote(good)
+    registry.promote(damaged)
+    with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
+        info = c.get("/v1/model").json()
+        assert info["version"] == good and info["metrics"] == {"mae": 0.45}
+        assert damaged in info["notice"] and "state.safetensors" in info["notice"]
+        assert c.get("/healthz").json() == {"status": "ok", "version": good}
+        assert c.get("/v1/users/ua0/recommendations").status_code == 200
+    assert registry.current() == damaged  # the operator decides; the service says what it did
+
+
+def test_a_trust_remote_code_setting_in_a_model_folder_is_never_obeyed(
+    served_env, tmp_path, tiny_bert_dir
+):
+    """A version whose encoder folder asks for trust_remote_code, with a config.json auto_map
+    naming a module beside it: promoting it must not import that module."""
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    marker = tmp_path / "remote-code-ran"
+
+    def plant(folder: Path) -> None:
+        encoder = folder / "model" / "encoder"
+        shutil.copytree(tiny_bert_dir, encoder)
+        (encoder / "evil.py").write_text(
+            f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+            "from transformers import BertConfig as EvilConfig, BertModel as EvilModel\n"
+        )
+        _edit_json(
+            encoder / "config.json",
+            lambda c: c.update(
+                auto_map={"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+            ),
+        )
+        (encoder / "text_encoder.json").write_text(
+            json.dumps(
+                {
+                    "model_name_or_path": str(encoder),
+                    "weights_saved": True,
+                    "max_length": 32,
+                    "model_kwargs": {"trust_remote_code": True},
+                }
+            )
+        )
+
+    bad = _corrupt_copy(registry, "v000001", plant)
+    with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
+        response = c.post("/v1/admin/promote", json={"version": bad})
+        assert response.status_code in (200, 409), response.text
+    assert not marker.exists(), "code from the model folder ran"
+
+
+def test_the_server_follows_a_promote_made_by_another_process(served_env, tmp_path):
+    env = _copy(served_env, tmp_path / "env")
+    registry = ModelRegistry(env.registry)
+    v2 = republish(registry, "v000001", {"mae": 0.4})
+    config = ServeConfig(env.store, env.registry, API_KEY, follow_every=0.05)
+    with TestClient(create_app(config), headers=KEY) as c:
+        assert c.get("/v1/model").json()["version"] == "v000001"
+        ModelRegistry(env.registry).promote(v2)  # `dayzero update` elsewhere, say
+        deadline = time.monotonic() + 10
+        while c.get("/v1/model").json()["version"] != v2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/v1/model").json()["version"] == v2
+        ModelRegistry(env.registry).rollback()
+        deadline = time.monotonic() + 10
+        while c.get("/v1/model").json()["version"] != "v000001" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/v1/model").json()["version"] == "v000001"
+
+
 def test_without_a_promoted_version_reads_say_how_to_get_one(tmp_path):
     config = ServeConfig(store=tmp_path / "e.db", registry=tmp_path / "models", api_key=API_KEY)
-    with TestClient(create_app(config)) as c:
+    with TestClient(create_app(config), headers=KEY) as c:
         assert c.get("/healthz").json() == {"status": "no-model", "version": None}
         response = c.get("/v1/users/u/recommendations")
         assert response.status_code == 503 and "dayzero update" in response.json()["detail"]

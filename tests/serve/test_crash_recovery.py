@@ -1,5 +1,7 @@
 """kill -9 the real server while a client streams events; every acknowledged event survives, and
-the restarted server serves the last promoted version with its index (and replays fold-in)."""
+the restarted server serves the last promoted version with its index (and replays fold-in). The
+client retries what was in flight (and an acknowledged batch, as if its answer had been lost)
+with the same Idempotency-Key: nothing is stored twice."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ def test_acknowledged_events_survive_kill_9(env, tmp_path):
 
     server = ServerProcess(env, tmp_path / "server.log").start()
     acknowledged: list[int] = []
+    in_flight: list[tuple[str, list[dict]]] = []  # batches sent, answer not read (yet)
+    last_acknowledged: list[tuple[str, list[dict]]] = []
     sent = threading.Event()
     stop = threading.Event()
     errors: list[str] = []
@@ -39,20 +43,25 @@ def test_acknowledged_events_survive_kill_9(env, tmp_path):
                     }
                     for k in range(BATCH)
                 ]
+                key = f"batch-{n}"
                 n += BATCH
+                in_flight.append((key, batch))
+                headers = {**KEY, "Idempotency-Key": key}
                 try:
-                    response = http.post("/v1/events", json={"events": batch}, headers=KEY)
+                    response = http.post("/v1/events", json={"events": batch}, headers=headers)
                 except httpx.TransportError:
                     return  # the server died mid-request: that batch was not acknowledged
                 if response.status_code != 200:
                     errors.append(response.text)
                     return
                 acknowledged.extend(response.json()["ids"])
+                in_flight.remove((key, batch))
+                last_acknowledged[:] = [(key, batch)]
                 if len(acknowledged) >= 10 * BATCH:
                     sent.set()
 
     try:
-        with httpx.Client(base_url=server.url, timeout=30.0) as http:
+        with httpx.Client(base_url=server.url, timeout=30.0, headers=KEY) as http:
             item = {"items": [{"id": "r_crash", "text": f"{ROMANCE} crash"}]}
             assert http.post("/v1/items", json=item, headers=KEY).status_code == 200
             promoted = http.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
@@ -79,7 +88,7 @@ def test_acknowledged_events_survive_kill_9(env, tmp_path):
 
     with (
         ServerProcess(env, tmp_path / "restart.log") as again,
-        httpx.Client(base_url=again.url, timeout=30.0) as http,
+        httpx.Client(base_url=again.url, timeout=30.0, headers=KEY) as http,
     ):
         info = http.get("/v1/model").json()
         assert info["version"] == v2 == registry.current()
@@ -92,3 +101,18 @@ def test_acknowledged_events_survive_kill_9(env, tmp_path):
             "/v1/events", json={"events": [{"user": "after", "item": "a0"}]}, headers=KEY
         ).json()
         assert ack["ids"][0] > max(acknowledged)
+        # The client retries the batch the kill cut off, and the last acknowledged one.
+        for key, batch in [*in_flight, *last_acknowledged]:
+            retry = http.post(
+                "/v1/events",
+                json={"events": batch},
+                headers={**KEY, "Idempotency-Key": key},
+            )
+            assert retry.status_code == 200, retry.text
+    store = open_store(env.store)
+    try:
+        numbers = [e.context["n"] for e in store.events(after=watermark) if "n" in e.context]
+    finally:
+        store.close()
+    assert len(numbers) == len(set(numbers)), "a retried event was stored twice"
+    assert set(numbers) == set(range(max(numbers) + 1)), "a retried event is missing"

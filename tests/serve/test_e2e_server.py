@@ -7,6 +7,8 @@ leading their first list, and that theme must then fill the whole list.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -18,7 +20,7 @@ KEY = {"X-API-Key": API_KEY}
 def test_new_user_profile_then_three_events_change_the_recommendations(env, tmp_path):
     with (
         ServerProcess(env, tmp_path / "server.log") as server,
-        httpx.Client(base_url=server.url, timeout=30.0) as http,
+        httpx.Client(base_url=server.url, timeout=30.0, headers=KEY) as http,
     ):
         user = "brand-new-user"
         profile = {"users": [{"id": user, "text": "I watch a film every weekend"}]}
@@ -47,6 +49,24 @@ def test_new_user_profile_then_three_events_change_the_recommendations(env, tmp_
         assert http.get("/v1/items/a_fresh/similar").status_code == 200
         metrics = http.get("/metrics").text
         assert "dayzero_events_ingested_total 3.0" in metrics
+
+
+def test_a_running_server_follows_a_promote_made_by_another_process(env, tmp_path):
+    """Without --update-every: `dayzero update` (here: this test process) promotes, and the
+    server serves the new version within --follow-every seconds."""
+    from dayzero.online.registry import ModelRegistry
+    from tests.serve.conftest import republish
+
+    registry = ModelRegistry(env.registry)
+    v2 = republish(registry, "v000001", {"mae": 0.41})
+    server = ServerProcess(env, tmp_path / "server.log", "--follow-every", "0.2")
+    with server, httpx.Client(base_url=server.url, timeout=30.0, headers=KEY) as http:
+        assert http.get("/v1/model").json()["version"] == "v000001"
+        registry.promote(v2)
+        deadline = time.monotonic() + 20
+        while http.get("/v1/model").json()["version"] != v2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert http.get("/v1/model").json()["version"] == v2, server.log_text()
 
 
 def test_demo_data_loads_into_a_store(tmp_path):
@@ -82,7 +102,10 @@ def test_serve_bootstraps_the_demo_on_a_fresh_machine(tmp_path):
 
     env = Env(tmp_path / "events.db", tmp_path / "models", (), ())
     server = ServerProcess(env, tmp_path / "server.log", "--bootstrap-demo")
-    with server.start(timeout=900), httpx.Client(base_url=server.url, timeout=60.0) as http:
+    with (
+        server.start(timeout=900),
+        httpx.Client(base_url=server.url, timeout=60.0, headers=KEY) as http,
+    ):
         assert http.get("/healthz").json() == {"status": "ok", "version": "v000001"}
         body = http.post("/v1/recommendations", json={"profile": NEW_DINER, "k": 5}).json()
         assert len(body["items"]) == 5

@@ -46,6 +46,19 @@ def test_defaults():
         (s.RiskIn, {"applicants": []}, "applicants"),
         (s.RiskIn, {"applicants": [{}], "top": 0}, "top"),
         (s.PromoteIn, {"version": "../../etc"}, "version"),
+        (s.EntityIn, {"id": "a/b"}, "id"),
+        (s.EntityIn, {"id": ".."}, "id"),
+        (s.EntityIn, {"id": "x", "fields": {"a": "x" * s.MAX_JSON_BYTES}}, "fields"),
+        (s.ItemsIn, {"items": [{"id": "x"}, {"id": "x"}]}, "items"),
+        (s.UsersIn, {"users": [{"id": "x"}, {"id": "y"}, {"id": "x"}]}, "users"),
+        (s.EventIn, {"user": "u", "item": "i", "value": True}, "value"),
+        (s.EventIn, {"user": "u", "item": "i", "value": "4"}, "value"),
+        (s.EventIn, {"user": "u", "item": "i", "ts": "1899-12-31T23:00:00Z"}, "ts"),
+        (s.EventIn, {"user": "u", "item": "i", "ts": "0001-01-01T00:00:00+14:00"}, "ts"),
+        (s.EventIn, {"user": "u", "item": "i", "idempotency_key": ""}, "idempotency_key"),
+        (s.RecommendIn, {"k": "5"}, "k"),
+        (s.RecommendIn, {"exclude_seen": 1}, "exclude_seen"),
+        (s.RiskIn, {"applicants": [{}], "top": 2.0}, "top"),
     ],
 )
 def test_refusals_name_the_field(model, data, field):
@@ -60,3 +73,17 @@ def test_bounds_are_inclusive():
         s.MAX_BATCH_EVENTS
     )
     assert s.EventIn(user="u", item="i", kind="_click2").kind == "_click2"
+
+
+def test_naive_times_are_utc_and_the_range_is_inclusive():
+    assert s.EventIn(user="u", item="i", ts="2024-01-01T00:00:00").ts.utcoffset().seconds == 0
+    assert s.EventIn(user="u", item="i", ts="1900-01-01T00:00:00Z").ts.year == 1900
+    assert s.EventIn(user="u", item="i", ts="2200-01-01T00:00:00Z").ts.year == 2200
+    assert s.EventIn(user="u", item="i", value=4).value == 4.0  # JSON integers are numbers
+
+
+def test_a_lone_surrogate_anywhere_is_refused_with_its_place():
+    with pytest.raises(ValidationError, match=r"items\[0\]\.fields\.a\[1\] contains an unpaired"):
+        s.ItemsIn.model_validate({"items": [{"id": "x", "fields": {"a": ["ok", "\ud800"]}}]})
+    with pytest.raises(ValidationError, match="profile contains an unpaired"):
+        s.RecommendIn.model_validate({"profile": "\udfff"})

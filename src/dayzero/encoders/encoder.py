@@ -119,6 +119,8 @@ class TextEncoder(torch.nn.Module):
         Weight dtype; ``None`` keeps the checkpoint's. ``encode`` always returns float32.
     model_kwargs : dict, optional
         Extra keyword arguments for ``from_pretrained`` (e.g. ``gguf_file``); JSON values only.
+        ``trust_remote_code`` is off unless given here (or to :meth:`load`) by the caller: a
+        model folder never turns it on by itself.
 
     Attributes
     ----------
@@ -400,13 +402,29 @@ class TextEncoder(torch.nn.Module):
         folder: str | os.PathLike,
         device: str | torch.device = "cpu",
         cache_dir: str | os.PathLike | None = None,
+        trust_remote_code: bool = False,
     ) -> TextEncoder:
-        """Rebuild an encoder written by :meth:`save`."""
+        """Rebuild an encoder written by :meth:`save`.
+
+        Nothing in the folder can make loading run code: ``trust_remote_code`` (and any other
+        option that would) is taken from this call's argument only, never from the saved
+        ``text_encoder.json``, and saved weights are read from safetensors only (a pickled
+        ``pytorch_model.bin`` is refused, never unpickled).
+        """
         folder = Path(folder)
         path = folder / CONFIG_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: is {folder} a folder written by save()?")
-        config = TextEncoderConfig(**json.loads(path.read_text()))
+        try:
+            config = TextEncoderConfig(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a text encoder config ({exc})") from None
+        kwargs = {k: v for k, v in config.model_kwargs.items() if k not in _CODE_OPTIONS}
+        if trust_remote_code:
+            kwargs["trust_remote_code"] = True
+        if config.weights_saved:
+            _require_safetensors(folder)
+            kwargs["use_safetensors"] = True
         source = str(folder) if config.weights_saved else config.model_name_or_path
         encoder = cls(
             source,
@@ -415,7 +433,7 @@ class TextEncoder(torch.nn.Module):
             device=device,
             cache_dir=cache_dir,
             torch_dtype=config.torch_dtype,
-            model_kwargs=config.model_kwargs,
+            model_kwargs=kwargs,
         )
         if config.weights_saved:
             encoder.base_model = config.base_model or config.model_name_or_path
@@ -438,10 +456,29 @@ class TextEncoder(torch.nn.Module):
         return self._weights_hash(*named) == self._pristine_weights
 
 
+# from_pretrained options that can make loading run code or unpickle: never read from a file.
+_CODE_OPTIONS = frozenset({"trust_remote_code", "code_revision", "use_safetensors"})
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def _require_safetensors(folder: Path) -> None:
+    """Refuse a saved-weights folder whose weights are not (only) safetensors."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    found = f"; it holds {', '.join(pickles)} (pickle files are never loaded)" if pickles else ""
+    raise ValueError(
+        f"{folder} has no {WEIGHTS_FILE}{found}: save the encoder again with TextEncoder.save"
+    )
+
+
 def _load_pretrained(path: str, dtype: torch.dtype | None, model_kwargs: dict[str, Any]):
     from transformers import AutoModel, AutoTokenizer
 
     kwargs = dict(model_kwargs)
+    # Explicitly off unless the caller asked: transformers' default (None) may prompt or load
+    # a module named by the folder's config.json auto_map.
+    kwargs["trust_remote_code"] = bool(kwargs.get("trust_remote_code", False))
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
@@ -463,7 +500,9 @@ def _load_pretrained(path: str, dtype: torch.dtype | None, model_kwargs: dict[st
 
 def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     keep = ("gguf_file", "revision", "subfolder", "trust_remote_code")
-    return {k: v for k, v in model_kwargs.items() if k in keep}
+    kwargs = {k: v for k, v in model_kwargs.items() if k in keep}
+    kwargs["trust_remote_code"] = bool(kwargs.get("trust_remote_code", False))
+    return kwargs
 
 
 def _clamp_max_length(max_length: int, model: torch.nn.Module, tokenizer: Any) -> int:

@@ -33,6 +33,7 @@ from torch import nn
 
 STRATEGY_FILE = "strategy.json"
 TRAINABLE_FILE = "trainable.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's name; never its pickled .bin
 FORMAT_VERSION = 1
 
 # Dotted paths of the transformer block list in common architectures, tried in order.
@@ -499,6 +500,13 @@ def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = Fa
     spec = _spec(config.name)
     if spec.is_adapter:
         import peft
+
+        if not (folder / ADAPTER_WEIGHTS).is_file():
+            # peft would fall back to a pickled adapter_model.bin: never unpickle.
+            raise ValueError(
+                f"{folder / ADAPTER_WEIGHTS} is missing; adapters are loaded from safetensors "
+                "only (save it again with save_adapter)"
+            )
 
         # peft refuses is_trainable=True for prompt learning because a prefix_projection MLP is
         # not saved; ours trains the prefix embedding itself, so unfreezing it is exact.

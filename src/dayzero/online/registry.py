@@ -43,7 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CorruptVersionError", "ModelRegistry", "RegistryError", "UnknownVersionError"]
+__all__ = [
+    "CorruptVersionError",
+    "ModelRegistry",
+    "RegistryError",
+    "StalePromotionError",
+    "UnknownVersionError",
+]
 
 MANIFEST = "MANIFEST.json"
 METRICS = "metrics.json"
@@ -72,6 +78,11 @@ class CorruptVersionError(RegistryError):
 
 class UnknownVersionError(RegistryError, LookupError):
     """No version of that name exists in the registry."""
+
+
+class StalePromotionError(RegistryError):
+    """A compare-and-swap promotion found another current version than the one expected (an
+    operator or another updater changed it meanwhile); nothing was changed."""
 
 
 class ModelRegistry:
@@ -182,25 +193,51 @@ class ModelRegistry:
         return removed
 
     # ------------------------------------------------------------------ promote / rollback
-    def promote(self, version: str) -> None:
-        """Make ``version`` current (verified first); a no-op if it already is."""
+    def promote(self, version: str, expected: str | None = None) -> None:
+        """Make ``version`` current (verified first); a no-op if it already is.
+
+        Parameters
+        ----------
+        version : str
+            The version to promote.
+        expected : str, optional
+            Compare-and-swap: promote only if the current version is still ``expected`` (the
+            one a background update started from), else raise :class:`StalePromotionError` and
+            change nothing. An operator's promote or rollback in the meantime therefore wins
+            over a scheduled update. ``None`` promotes unconditionally (an operator's intent).
+        """
         with self._locked():
             self.verify(version)
             pointer = self._read_pointer()
+            if expected is not None:
+                current = None if pointer is None else pointer["version"]
+                if current != expected:
+                    raise StalePromotionError(
+                        f"not promoting {version}: the current version is {current}, not "
+                        f"{expected} (it changed while {version} was prepared); promote it "
+                        "explicitly if it should still be served"
+                    )
             if pointer is not None and pointer["version"] == version:
                 return
             stack = [] if pointer is None else [*pointer["stack"], pointer["version"]]
             self._write_pointer(version, stack)
             self._log("promote", version, None if pointer is None else pointer["version"])
 
-    def rollback(self) -> str:
+    def rollback(self, expected: str | None = None) -> str:
         """Return to the version promoted before the current one and return its name.
 
         Repeated rollbacks walk further back. Raises :class:`RegistryError` when there is
         nothing to roll back to and :class:`CorruptVersionError` if that version is damaged.
+        ``expected``: roll back only if the current version is still this one (else
+        :class:`StalePromotionError`).
         """
         with self._locked():
             pointer = self._read_pointer()
+            if expected is not None and (pointer is None or pointer["version"] != expected):
+                current = None if pointer is None else pointer["version"]
+                raise StalePromotionError(
+                    f"not rolling back: the current version is {current}, not {expected}"
+                )
             if pointer is None or not pointer["stack"]:
                 raise RegistryError(
                     f"nothing to roll back to in {self.root}: "
@@ -227,6 +264,12 @@ class ModelRegistry:
                 "promote an existing version (see versions()) to repair it"
             )
         return version
+
+    def previous_versions(self) -> list[str]:
+        """The versions promoted before the current one, newest first: where :meth:`rollback`
+        goes, one step at a time (empty before a second promotion)."""
+        pointer = self._read_pointer()
+        return [] if pointer is None else list(reversed(pointer["stack"]))
 
     # ------------------------------------------------------------------ reading versions
     def path(self, version: str, verify: bool = True) -> Path:
@@ -256,8 +299,9 @@ class ModelRegistry:
             ) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptVersionError(f"{version}: {MANIFEST} is unreadable ({exc})") from None
+        _check_manifest(version, expected)
         for rel, entry in sorted(expected.items()):
-            target = folder / rel
+            target = _inside(folder, rel, version)
             if not target.is_file():
                 raise CorruptVersionError(f"{version}: file {rel} is missing")
             size = target.stat().st_size
@@ -403,6 +447,49 @@ class ModelRegistry:
             return time.time() - staging.stat().st_mtime > _STAGING_GRACE_S
         except FileNotFoundError:
             return False
+
+
+def _check_manifest(version: str, files: Any) -> None:
+    """``files`` is ``{relative path: {"sha256": str, "size": int}}``, else CorruptVersionError."""
+    if not isinstance(files, dict):
+        raise CorruptVersionError(
+            f"{version}: {MANIFEST} 'files' is a {type(files).__name__}, not an object of "
+            "path -> {sha256, size}; publish the version again"
+        )
+    for rel, entry in files.items():
+        good = (
+            isinstance(rel, str)
+            and rel
+            and isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("size"), int)
+            and not isinstance(entry.get("size"), bool)
+        )
+        if not good:
+            raise CorruptVersionError(
+                f"{version}: {MANIFEST} entry {rel!r}: {entry!r} is not {{sha256, size}}; "
+                "publish the version again"
+            )
+
+
+def _inside(folder: Path, rel: str, version: str) -> Path:
+    """``folder / rel``, refusing any path that leaves the folder or passes through a link."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or not parts:
+        raise CorruptVersionError(
+            f"{version}: {MANIFEST} names {rel!r}, a path outside the version folder"
+        )
+    target = folder
+    for part in parts:
+        target = target / part
+        if target.is_symlink():
+            raise CorruptVersionError(f"{version}: {target.relative_to(folder)} is a link")
+    resolved_root = folder.resolve()
+    if not target.resolve().is_relative_to(resolved_root):
+        raise CorruptVersionError(
+            f"{version}: {MANIFEST} names {rel!r}, a path outside the version folder"
+        )
+    return target
 
 
 def _now() -> str:

@@ -50,6 +50,48 @@ INDEX_FOLDER = "index"
 CONFIG_FILE = "serving.json"
 TEXT_FIELD = "text"
 DEFAULT_KIND_VALUES: dict[str, float | None] = {"rating": None}
+# Saved versions hold safetensors, JSON, text and faiss files; these would be pickles.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+
+
+class ArtifactError(ValueError):
+    """A file of a saved model folder cannot be loaded; the message names the file."""
+
+
+def check_artifacts(folder: str | Path) -> None:
+    """Refuse a model folder with a file no loader may read, before any loader reads it.
+
+    Checks every file: no pickle (by suffix: never unpickled, whatever its checksum), every
+    ``.json`` parses, every ``.safetensors`` has a whole, valid header that covers the file
+    (truncated or replaced weights fail here). Cheap: the tensors themselves are not read.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the first bad file (relative to ``folder``) and what is wrong with it.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if path.suffix in PICKLE_SUFFIXES:
+            raise ArtifactError(
+                f"{rel}: a pickle-format file; dayzero never unpickles (save with safetensors)"
+            )
+        if path.suffix == ".json":
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ArtifactError(f"{rel}: not valid JSON ({exc})") from None
+        elif path.suffix == ".safetensors":
+            try:
+                with safe_open(str(path), "np") as handle:
+                    handle.keys()
+            except Exception as exc:  # safetensors raises its own SafetensorError
+                raise ArtifactError(f"{rel}: not a complete safetensors file ({exc})") from None
 
 
 def with_text_field(template: Template) -> Template:
@@ -285,13 +327,26 @@ class ServingModel:
         config_file = folder / CONFIG_FILE
         if not config_file.is_file():
             raise FileNotFoundError(f"{config_file} is missing: {folder} is not a ServingModel")
+        check_artifacts(folder)
         config = json.loads(config_file.read_text())
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{config_file}: unsupported format_version {config.get('format_version')}"
+        if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+            found = config.get("format_version") if isinstance(config, dict) else config
+            raise ArtifactError(f"{CONFIG_FILE}: unsupported format_version {found!r}")
+        try:
+            model = TwoTowerRecommender.load(folder / MODEL_FOLDER)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # any failure of the model's own files: say where
+            raise ArtifactError(
+                f"{MODEL_FOLDER}/ (config.json, state.safetensors, encoder): cannot be loaded "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            serving = cls(model, config["kind_values"], config["implicit_value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{CONFIG_FILE}: {type(exc).__name__}: {exc}") from None
+        if serving.dim != config.get("dim"):
+            raise ArtifactError(
+                f"{CONFIG_FILE}: dim {config.get('dim')!r} != model width {serving.dim}"
             )
-        model = TwoTowerRecommender.load(folder / MODEL_FOLDER)
-        serving = cls(model, config["kind_values"], config["implicit_value"])
-        if serving.dim != config["dim"]:
-            raise ValueError(f"{config_file}: dim {config['dim']} != model width {serving.dim}")
         return serving.warm_up()

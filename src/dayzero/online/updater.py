@@ -28,6 +28,12 @@
   in this update; they stay in the store, are pooled at request time by the service and can be
   replayed by later updates. With no held-out slice (no user has two new ratings) the update is
   rejected with status ``"no-gate"`` unless ``promote_without_gate`` is set.
+
+  Promotion is a compare-and-swap on the registry pointer (``promote(version, expected=parent)``):
+  if an operator (or another updater) promoted or rolled back while this update trained, the
+  candidate is not promoted and the status is ``"superseded"``; an update never undoes an
+  operator's decision. (A change in the instant between publishing and promoting leaves a
+  candidate whose ``metrics.json`` says ``"promoted"``; the registry's history says what was.)
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from dayzero.data.schema import Dataset, Entities, Interactions, SchemaError
 from dayzero.data.templates import FieldSpec, Template
 from dayzero.evaluate.metrics import ndcg_at_k
 from dayzero.models.two_tower import TwoTowerRecommender
+from dayzero.online.registry import StalePromotionError
 from dayzero.online.serving_model import (
     DEFAULT_KIND_VALUES,
     TEXT_FIELD,
@@ -141,8 +148,9 @@ class UpdateResult:
     """What :meth:`OnlineUpdater.update` did.
 
     ``status`` is ``"promoted"``, ``"rejected"`` (gate failed), ``"no-gate"`` (no held-out
-    slice) or ``"no-new-events"``; ``version`` is the published candidate (None when nothing
-    was published).
+    slice), ``"superseded"`` (the current version changed while the update ran, so its
+    candidate was not promoted) or ``"no-new-events"``; ``version`` is the published candidate
+    (None when nothing was published).
     """
 
     status: str
@@ -365,6 +373,8 @@ class OnlineUpdater:
             status = "promoted" if config.promote_without_gate else "no-gate"
         else:
             status = "promoted" if gate.passed else "rejected"
+        if status == "promoted" and self.registry.current() != parent:
+            status = "superseded"
         promote = status == "promoted"
         result_metrics = {
             "status": status,
@@ -381,7 +391,11 @@ class OnlineUpdater:
             config={"kind": "fine-tune", "parent": parent, "updater": asdict(config)},
         )
         if promote:
-            self.registry.promote(version)
+            try:
+                self.registry.promote(version, expected=parent)
+            except StalePromotionError as exc:
+                log.warning("update: %s", exc)
+                status, promote = "superseded", False
         log.info(
             "update %s -> %s: %s (MAE %s -> %s, nDCG@%d %s -> %s, %d held-out ratings; %s)",
             parent, version, status, _fmt(gate.current_mae), _fmt(gate.candidate_mae), gate.k,

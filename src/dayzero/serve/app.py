@@ -21,7 +21,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -56,10 +56,13 @@ class ServeConfig:
     registry : str or Path
         Model registry folder.
     api_key : str, optional
-        Required in the ``X-API-Key`` header of writes and admin calls. ``None`` leaves them
-        open (a warning is logged): for local experiments only.
-    auth_reads : bool, default False
-        Also require the key for reads (recommendations, similar items, model info, risk).
+        Required in the ``X-API-Key`` header of every call but ``/healthz``, ``/metrics`` and
+        the docs. ``None`` leaves everything open (a warning is logged): for local experiments
+        only.
+    public_reads : bool, default False
+        Serve reads (recommendations, similar items, model info, risk scores) without the key.
+        Even then a user's recommendations with ``exclude_seen=false`` need the key: compared
+        with the default list they reveal which items that user interacted with.
     risk_model : str or Path, optional
         A ``RiskScorer.save`` folder served at ``POST /v1/risk/score``.
     max_body_bytes : int
@@ -67,6 +70,10 @@ class ServeConfig:
     user_cache_size, user_cache_ttl : int, float
         Known-user vectors kept between that user's writes (0 disables; see
         :class:`~dayzero.serve.state.UserVectorCache`) and the most seconds one is served.
+    follow_every : float, optional
+        Seconds between two reads of the registry's current pointer: a version promoted or
+        rolled back by another process (``dayzero update``, another replica) is served within
+        that time (:class:`~dayzero.serve.schedule.RegistryWatch`). None turns it off.
     update_every : float, optional
         Run an incremental update (fine-tune since the watermark, gate, promote) in the
         background every this many seconds (:class:`~dayzero.serve.schedule.UpdateSchedule`);
@@ -76,11 +83,12 @@ class ServeConfig:
     store: str | Path
     registry: str | Path
     api_key: str | None = None
-    auth_reads: bool = False
+    public_reads: bool = False
     risk_model: str | Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     user_cache_size: int = 100_000
     user_cache_ttl: float = 30.0
+    follow_every: float | None = 2.0
     update_every: float | None = None
 
 
@@ -160,10 +168,25 @@ async def write_auth(request: Request, key: ApiKey) -> None:
 
 
 async def read_auth(request: Request, key: ApiKey) -> None:
-    """Reads need the key only with ``auth_reads``."""
+    """Reads need the key unless the service was started with ``public_reads``."""
     config: ServeConfig = request.app.state.config
-    if config.auth_reads:
+    if not config.public_reads:
         _check_key(config, key)
+
+
+async def history_auth(request: Request, key: ApiKey, exclude_seen: bool = True) -> None:
+    """``exclude_seen=false`` reveals a user's history (diffed against the default list): it
+    needs the key even with ``public_reads``."""
+    config: ServeConfig = request.app.state.config
+    if exclude_seen or not config.public_reads or config.api_key is None:
+        return  # read_auth has checked the key already where one is needed
+    if not key:
+        raise HTTPException(
+            401,
+            f"exclude_seen=false reveals the user's history: send the API key in the "
+            f"{API_KEY_HEADER} header, or leave exclude_seen at true",
+        )
+    _check_key(config, key)
 
 
 async def get_service(request: Request) -> ServiceState:
@@ -191,24 +214,29 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
     """
     metrics = ServiceMetrics()
     if config.api_key is None:
-        log.warning("no API key configured: writes and admin calls are open to anyone")
+        log.warning("no API key configured: reads, writes and admin calls are open to anyone")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from dayzero.serve.schedule import RegistryWatch, UpdateSchedule
+
         service = state or _open_state(config, metrics)
         app.state.service = service
+        threads = []
+        if config.follow_every is not None:
+            threads.append(RegistryWatch(service, config.follow_every))
         schedule = None
         if config.update_every is not None:
-            from dayzero.serve.schedule import UpdateSchedule
-
             schedule = UpdateSchedule(service, config.update_every)
-            schedule.start()
+            threads.append(schedule)
         app.state.schedule = schedule
+        for thread in threads:
+            thread.start()
         try:
             yield
         finally:
-            if schedule is not None:
-                schedule.stop()
+            for thread in threads:
+                thread.stop()
             if state is None:
                 service.close()
 
@@ -232,6 +260,7 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
     writes = [Depends(write_auth)]
     reads = [Depends(read_auth)]
     errors = {422: {"model": s.ErrorOut}, 413: {"model": s.ErrorOut}}
+    conflict = {409: {"model": s.ErrorOut}}
     auth_errors = {401: {"model": s.ErrorOut}, 403: {"model": s.ErrorOut}}
 
     # ------------------------------------------------------------------ writes
@@ -264,18 +293,35 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
         response_model=s.WriteAck,
         dependencies=writes,
         tags=["writes"],
-        responses={**errors, **auth_errors},
+        responses={**errors, **auth_errors, **conflict},
     )
-    def post_events(body: s.EventsIn, svc: Service) -> s.WriteAck:
-        """Append a batch of interactions in one transaction (durable before the answer)."""
-        ids = svc.add_events([_event(e) for e in body.events])
-        return s.WriteAck(stored=len(ids), ids=ids)
+    def post_events(
+        body: s.EventsIn,
+        svc: Service,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                min_length=1,
+                max_length=s.MAX_BATCH_KEY,
+                description="A unique key for this batch: a retry with the same key stores "
+                "nothing twice (event n gets the key '<key>#n' unless it carries its own).",
+            ),
+        ] = None,
+    ) -> s.WriteAck:
+        """Append a batch of interactions in one transaction (durable before the answer).
+
+        Send an ``idempotency_key`` per event, or an ``Idempotency-Key`` header per batch,
+        and retry freely: an event whose key is already stored is answered with its stored
+        id and not stored again."""
+        events = [_event(e, idempotency_key, n) for n, e in enumerate(body.events)]
+        ids = svc.add_events(events)
+        return s.WriteAck(stored=ids.new, ids=list(ids), duplicates=len(ids) - ids.new)
 
     # ------------------------------------------------------------------ reads
     @app.get(
         "/v1/users/{user_id}/recommendations",
         response_model=s.RecommendOut,
-        dependencies=reads,
+        dependencies=[*reads, Depends(history_auth)],
         tags=["recommendations"],
         responses={**errors, **auth_errors, 503: {"model": s.ErrorOut}},
     )
@@ -352,6 +398,7 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
                 index_size=0,
                 index_kind=None,
                 folded_items=0,
+                notice=svc.notice,
             )
         info = served.info
         return s.ModelOut(
@@ -362,6 +409,7 @@ def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAP
             index_size=len(served.index),
             index_kind=served.index.kind,
             folded_items=served.folded,
+            notice=svc.notice,
         )
 
     # ------------------------------------------------------------------ admin
@@ -439,14 +487,23 @@ def _entity(e: s.EntityIn):
     return EntityRecord(id=e.id, text=e.text, fields=dict(e.fields))
 
 
-def _event(e: s.EventIn):
+def _event(e: s.EventIn, batch_key: str | None = None, position: int = 0):
     from dayzero.online.store import Event
 
     ts = e.ts
     if ts is not None and ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)  # naive times are read as UTC, the store's clock
+    key = e.idempotency_key
+    if key is None and batch_key is not None:
+        key = f"{batch_key}#{position}"
     return Event(
-        user=e.user, item=e.item, kind=e.kind, value=e.value, ts=ts, context=dict(e.context)
+        user=e.user,
+        item=e.item,
+        kind=e.kind,
+        value=e.value,
+        ts=ts,
+        context=dict(e.context),
+        idempotency_key=key,
     )
 
 
@@ -515,35 +572,49 @@ def _jsonable(value):
     return value
 
 
-def _finite_json(value):
-    """``value`` with NaN / infinities replaced by their names (JSON has no such numbers)."""
+def _encodable_json(value):
+    """``value`` as JSON can carry it: NaN / infinities by their names (JSON has no such
+    numbers), text that is not valid Unicode (lone surrogates) with backslash escapes."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return _encodable_text(value)
     if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_json(v) for v in value]
+        return {_encodable_text(str(k)): _encodable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable_json(v) for v in value]
     return value
+
+
+def _encodable_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _install_errors(app: FastAPI) -> None:
     from dayzero.data.schema import SchemaError
     from dayzero.online.registry import CorruptVersionError, RegistryError, UnknownVersionError
+    from dayzero.online.store import IdempotencyConflictError
 
     def error(status: int):
         async def handler(request: Request, exc: Exception) -> JSONResponse:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            return JSONResponse({"detail": str(message)}, status_code=status)
+            return JSONResponse({"detail": _encodable_text(str(message))}, status_code=status)
 
         return handler
 
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes the input, which fails to encode when it is NaN/inf.
-        detail = _finite_json(jsonable_encoder(exc.errors()))
+        # FastAPI's own handler echoes the input, which fails to encode when it is NaN/inf or
+        # holds a lone surrogate (the connection then dropped without an answer).
+        detail = _encodable_json(jsonable_encoder(exc.errors()))
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(SchemaError, error(422))
+    app.add_exception_handler(IdempotencyConflictError, error(409))
     app.add_exception_handler(UnknownItemError, error(404))
     app.add_exception_handler(BadRequestError, error(422))
     app.add_exception_handler(NoModelError, error(503))

@@ -6,11 +6,23 @@ with a 422 whose ``detail`` names the field, before any work is done.
 
 from __future__ import annotations
 
+import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from dayzero.online.store import MAX_KEY_LENGTH, MAX_TS, MIN_TS, id_problem
 
 MAX_ID = 256
 MAX_TEXT = 4_000
@@ -21,11 +33,32 @@ MAX_K = 100
 MAX_FIELDS = 64
 MAX_APPLICANTS = 100
 MAX_TOP_REASONS = 10
+# An Idempotency-Key header: the n-th event's key is "<key>#n", within the store's 128.
+MAX_BATCH_KEY = 100
 # Ratings, clicks and weights are small numbers; a bound keeps user vectors finite.
 MAX_ABS_VALUE = 1e6
+# Attributes and context are small JSON documents: bounded in size and depth, so that one
+# request cannot fill the store (or the encoder's input) with megabytes of JSON.
+MAX_JSON_BYTES = 16_384
+MAX_JSON_DEPTH = 8
 
-# At least one non-space character: the store refuses empty ids.
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"\S")]
+
+def _valid_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(f"the id {problem}")
+    return value
+
+
+# The store's one rule for ids (dayzero.online.store.id_problem): an id that is accepted can be
+# read back as one URL path segment.
+IdStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID), AfterValidator(_valid_id)
+]
+# JSON booleans are not numbers and JSON strings are not counts: no silent coercion.
+Value = Annotated[float, Strict(), Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
 # The store's event kinds: short identifiers such as "rating", "click", "purchase".
 KindStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")]
 
@@ -36,9 +69,64 @@ def _finite(value: float, name: str) -> float:
     return value
 
 
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """The first place in ``value`` holding a lone surrogate (text JSON allows, Unicode not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = _surrogate_path(key, f"{path} key" if path else "key")
+            found = where or _surrogate_path(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _bounded_json(value: dict[str, Any], name: str) -> dict[str, Any]:
+    """``value`` if it is a small JSON document (see MAX_JSON_BYTES / MAX_JSON_DEPTH)."""
+
+    def depth(item: Any) -> int:
+        if isinstance(item, dict):
+            return 1 + max((depth(v) for v in item.values()), default=0)
+        if isinstance(item, list):
+            return 1 + max((depth(v) for v in item), default=0)
+        return 0
+
+    if depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"{name} nests deeper than {MAX_JSON_DEPTH} levels; flatten it")
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "replace"))
+    if size > MAX_JSON_BYTES:
+        raise ValueError(
+            f"{name} is {size} bytes of JSON; at most {MAX_JSON_BYTES}: keep long text in "
+            "`text` and large data out of the service"
+        )
+    return value
+
+
 class _Strict(BaseModel):
     # Unknown keys are refused so that a misspelt field is an error, not silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # A lone surrogate ("\ud800") is valid JSON text but not Unicode: refused here, before
+        # it can reach the store, the tokenizer or an error message that echoes it.
+        where = _surrogate_path(data, "")
+        if where is not None:
+            raise ValueError(
+                f"{where} contains an unpaired surrogate (not valid Unicode); send UTF-8 text"
+            )
+        return data
 
 
 class EntityIn(_Strict):
@@ -49,8 +137,25 @@ class EntityIn(_Strict):
     fields: dict[str, Any] = Field(
         default_factory=dict,
         max_length=MAX_FIELDS,
-        description="JSON attributes (genre, price, ...).",
+        description=f"JSON attributes (genre, price, ...); at most {MAX_JSON_BYTES} bytes.",
     )
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _bounded_json(value, "fields")
+
+
+def _unique_ids(entities: list[EntityIn], name: str) -> list[EntityIn]:
+    seen: dict[str, int] = {}
+    for position, entity in enumerate(entities):
+        if entity.id in seen:
+            raise ValueError(
+                f"{name}[{position}].id {entity.id!r} repeats {name}[{seen[entity.id]}].id; "
+                "send each id once per batch (a batch is stored all or nothing)"
+            )
+        seen[entity.id] = position
+    return entities
 
 
 class ItemsIn(_Strict):
@@ -58,11 +163,21 @@ class ItemsIn(_Strict):
 
     items: list[EntityIn] = Field(min_length=1, max_length=MAX_BATCH_ENTITIES)
 
+    @field_validator("items")
+    @classmethod
+    def _once(cls, value: list[EntityIn]) -> list[EntityIn]:
+        return _unique_ids(value, "items")
+
 
 class UsersIn(_Strict):
     """``POST /v1/users``: a batch of user profiles to add or replace."""
 
     users: list[EntityIn] = Field(min_length=1, max_length=MAX_BATCH_ENTITIES)
+
+    @field_validator("users")
+    @classmethod
+    def _once(cls, value: list[EntityIn]) -> list[EntityIn]:
+        return _unique_ids(value, "users")
 
 
 class EventIn(_Strict):
@@ -71,16 +186,48 @@ class EventIn(_Strict):
     user: IdStr
     item: IdStr
     kind: KindStr = "rating"
-    value: float = Field(
-        1.0, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, description="Rating or weight (finite)."
+    value: Value = Field(1.0, description="Rating or weight (a finite JSON number).")
+    ts: datetime | None = Field(
+        None,
+        description=f"When it happened ({MIN_TS.year} to {MAX_TS.year}); naive times are UTC; "
+        "the server's clock when omitted.",
     )
-    ts: datetime | None = Field(None, description="UTC time; the server's clock when omitted.")
     context: dict[str, Any] = Field(default_factory=dict, max_length=MAX_FIELDS)
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="A unique key per event (e.g. a UUID): a retried event with a key already "
+        "stored is not stored again.",
+    )
 
     @field_validator("value")
     @classmethod
     def _value_finite(cls, value: float) -> float:
         return _finite(value, "value")
+
+    @field_validator("ts")
+    @classmethod
+    def _ts_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=UTC)  # naive times are read as UTC, the store's clock
+        try:
+            in_range = MIN_TS <= value <= MAX_TS
+        except OverflowError:  # +14:00 on 0001-01-01 has no UTC time
+            in_range = False
+        if not in_range:
+            raise ValueError(
+                f"{value.isoformat()} is outside {MIN_TS.date()} .. {MAX_TS.date()} (UTC); send "
+                "the time the event happened, or omit ts for the server's clock"
+            )
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _context_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _bounded_json(value, "context")
 
 
 class EventsIn(_Strict):
@@ -92,15 +239,20 @@ class EventsIn(_Strict):
 class WriteAck(BaseModel):
     """What a write stored (committed before this answer was sent)."""
 
-    stored: int
+    stored: int = Field(description="Records stored by this call.")
     ids: list[int] = Field(description="Store-assigned sequence numbers (events: event ids).")
+    duplicates: int = Field(
+        0,
+        description="Events not stored again because their idempotency key was already stored "
+        "(their ids are the stored events' ids).",
+    )
 
 
 class RecentItem(_Strict):
     """An interaction revealed by an anonymous user at request time (never stored)."""
 
     item: IdStr
-    value: float = Field(1.0, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)
+    value: Value = 1.0
     kind: KindStr = "rating"
 
     @field_validator("value")
@@ -114,8 +266,8 @@ class RecommendIn(_Strict):
 
     profile: str | None = Field(None, max_length=MAX_TEXT, description="Free-text profile.")
     recent: list[RecentItem] = Field(default_factory=list, max_length=MAX_RECENT)
-    k: int = Field(10, ge=1, le=MAX_K)
-    exclude_seen: bool = Field(True, description="Leave out the items in ``recent``.")
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    exclude_seen: StrictBool = Field(True, description="Leave out the items in ``recent``.")
 
 
 class Recommendation(BaseModel):
@@ -142,7 +294,12 @@ class RiskIn(_Strict):
     """``POST /v1/risk/score``: applicants as rows of the training columns."""
 
     applicants: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_APPLICANTS)
-    top: int = Field(3, ge=1, le=MAX_TOP_REASONS, description="Reason codes per applicant.")
+    top: StrictInt = Field(3, ge=1, le=MAX_TOP_REASONS, description="Reason codes per applicant.")
+
+    @field_validator("applicants")
+    @classmethod
+    def _rows_bounded(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [_bounded_json(row, f"applicants[{i}]") for i, row in enumerate(value)]
 
 
 class Reason(BaseModel):
@@ -170,6 +327,11 @@ class ModelOut(BaseModel):
     index_size: int
     index_kind: str | None
     folded_items: int = Field(description="Items folded in since the version was loaded.")
+    notice: str | None = Field(
+        None,
+        description="Why the served version is not the registry's current one (a damaged "
+        "version the service refused), or None.",
+    )
 
 
 class PromoteIn(_Strict):

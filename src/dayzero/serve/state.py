@@ -18,10 +18,11 @@ Concurrency
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,15 +35,18 @@ if TYPE_CHECKING:
     from dayzero.models.risk import RiskScorer
     from dayzero.online.registry import ModelRegistry
     from dayzero.online.serving_model import ServingModel
-    from dayzero.online.store import EntityRecord, Event, EventStore
+    from dayzero.online.store import EntityRecord, Event, EventIds, EventStore
     from dayzero.serve.index import VectorIndex
     from dayzero.serve.metrics import ServiceMetrics
+
+from dayzero.online.registry import RegistryError
 
 log = logging.getLogger("dayzero.serve")
 _thread = threading.local()
 
 INDEX_FOLDER = "index"
 FOLD_CHUNK = 64
+_ITEM_LOG = 1024  # item additions the user cache remembers for in-flight requests
 # The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
 # bias terms, not the item's taste direction (see dayzero.online.serving_model).
 N_BIAS_COLUMNS = 3
@@ -95,11 +99,12 @@ class UserVectorCache:
     """Per-user vectors and seen items, recomputed after each event or profile for that user.
 
     An entry is dropped when an event or profile of its user is written through this service,
-    when items are added (a history item may have gained a vector), when another version is
-    served, and after ``ttl`` seconds (a bound on staleness when something other than this
-    process writes events to the store). A request that read the store before a write for its
-    user committed does not cache its (stale) result: each user has a write counter, checked
-    again under the lock when the result is stored.
+    when an item the user has events on is added (that history item may have just gained a
+    vector; other users keep their entries), when another version is served, and after ``ttl``
+    seconds (a bound on staleness when something other than this process writes events to the
+    store). A request that read the store before a write for its user committed does not cache
+    its (stale) result: each user has a write counter, and item additions a generation number,
+    checked again under the lock when the result is stored.
 
     Parameters
     ----------
@@ -115,14 +120,16 @@ class UserVectorCache:
         self._entries: OrderedDict[str, _UserEntry] = OrderedDict()
         self._writes: dict[str, int] = {}
         self._epoch = 0
+        self._item_generation = 0
+        self._added: deque[tuple[int, frozenset[str]]] = deque(maxlen=_ITEM_LOG)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def token(self, user: str) -> tuple[int, int]:
+    def token(self, user: str) -> tuple[int, int, int]:
         """Write counters to hand back to :meth:`put` (read before reading the store)."""
         with self._lock:
-            return self._epoch, self._writes.get(user, 0)
+            return self._epoch, self._writes.get(user, 0), self._item_generation
 
     def get(self, user: str, version: str) -> _UserEntry | None:
         if self.size <= 0:
@@ -141,12 +148,14 @@ class UserVectorCache:
             self.hits += 1
             return entry
 
-    def put(self, user: str, token: tuple[int, int], entry: _UserEntry) -> None:
+    def put(self, user: str, token: tuple[int, int, int], entry: _UserEntry) -> None:
         if self.size <= 0:
             return
         with self._lock:
-            if token != (self._epoch, self._writes.get(user, 0)):
-                return  # a write for this user (or new items) landed meanwhile
+            if token[:2] != (self._epoch, self._writes.get(user, 0)):
+                return  # a write for this user (or a version swap) landed meanwhile
+            if token[2] != self._item_generation and self._added_since(token[2], entry.seen):
+                return  # one of the user's history items was added meanwhile
             self._entries[user] = entry
             self._entries.move_to_end(user)
             while len(self._entries) > self.size:
@@ -157,6 +166,22 @@ class UserVectorCache:
             for user in users:
                 self._writes[user] = self._writes.get(user, 0) + 1
                 self._entries.pop(user, None)
+
+    def invalidate_items(self, items: Sequence[str]) -> None:
+        """Items were added: drop the users with events on any of them."""
+        added = frozenset(items)
+        with self._lock:
+            self._item_generation += 1
+            self._added.append((self._item_generation, added))
+            stale = [u for u, entry in self._entries.items() if entry.seen & added]
+            for user in stale:
+                del self._entries[user]
+
+    def _added_since(self, generation: int, seen: frozenset[str]) -> bool:
+        """Whether an item in ``seen`` was added after ``generation`` (True when unknown)."""
+        if not self._added or self._added[0][0] > generation + 1:
+            return True  # the log no longer reaches back that far
+        return any(gen > generation and ids & seen for gen, ids in self._added)
 
     def clear(self) -> None:
         with self._lock:
@@ -195,6 +220,9 @@ class ServiceState:
         self.metrics = metrics
         self.user_cache = user_cache if user_cache is not None else UserVectorCache()
         self.served: Served | None = None
+        #: Why the service serves another version than the registry's current one (or none).
+        self.notice: str | None = None
+        self._refused: str | None = None  # a current version found unloadable
         self._model_lock = threading.RLock()
         self._fold_lock = threading.Lock()
         self._admin_lock = threading.Lock()
@@ -208,16 +236,41 @@ class ServiceState:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Load the registry's current version (if any) and fold in what the store added since."""
+        """Load the registry's current version (if any) and fold in what the store added since.
+
+        When the current version cannot be loaded (damaged files), the newest version of the
+        rollback history that loads is served instead, and :attr:`notice` says so; the registry
+        pointer is left to the operator. With no loadable version the service starts without
+        a model (writes only) rather than not at all.
+        """
         version = self.registry.current()
         if version is None:
             log.warning("no promoted model version in %s: serving writes only", self.registry)
             return
-        with self._fold_lock:
-            served = self._load(version)
-            self._catch_up(served)
-            self._set_served(served)
-        log.info("serving %s (%d items in the index)", version, len(served.index))
+        failures: list[str] = []
+        for candidate in [version, *self.registry.previous_versions()]:
+            try:
+                with self._fold_lock:
+                    served = self._load(candidate)
+                    self._catch_up(served)
+                    self._set_served(served)
+            except RegistryError as exc:
+                failures.append(str(exc))
+                log.error("cannot serve %s: %s", candidate, exc)
+                continue
+            if candidate != version:
+                self.notice = (
+                    f"the registry's current version {version} cannot be loaded ({failures[0]}); "
+                    f"serving {candidate}, the newest good version of the rollback history. "
+                    f"Promote a good version (or roll back) to clear this."
+                )
+                self._refused = version
+                log.warning(self.notice)
+            log.info("serving %s (%d items in the index)", candidate, len(served.index))
+            return
+        self._refused = version
+        self.notice = f"no version of the rollback history can be loaded: {'; '.join(failures)}"
+        log.error(self.notice)
 
     def close(self) -> None:
         self.store.close()
@@ -234,12 +287,36 @@ class ServiceState:
 
     # ------------------------------------------------------------------ versions
     def _load(self, version: str) -> Served:
-        """Verify and load a version, then fold in every store item it does not know."""
+        """Verify and load a version, then fold in every store item it does not know.
+
+        Any failure to load it is a :class:`CorruptVersionError` whose message names the
+        version and the file; the version being served is not touched.
+        """
+        from dayzero.online.registry import CorruptVersionError
+
+        self.registry.verify(version)
+        folder = Path(self.registry.path(version, verify=False))
+        try:
+            model, index = self._read_version(folder)
+        except Exception as exc:
+            message = str(exc).replace(f"{folder}/", "").replace(str(folder), version)
+            raise CorruptVersionError(f"{version}: cannot be loaded: {message}") from exc
+        info = dict(self.registry.info(version))
+        served = Served(version=version, model=model, index=index, info=info)
+        # Fold-in failures below are the store's items, not the version's files: not wrapped.
+        served.loaded_ids = set(model.known_items())
+        served.known_users = set(model.known_users())
+        records = self.store.items()
+        fresh = [r for r in records if r.id not in served.loaded_ids or r.id not in index]
+        self._fold_items(served, fresh, locked=False)
+        served.item_seq = max((r.seq for r in records), default=0)
+        return served
+
+    @staticmethod
+    def _read_version(folder: Path) -> tuple[ServingModel, VectorIndex]:
         from dayzero.online.serving_model import ServingModel
         from dayzero.serve.index import VectorIndex
 
-        self.registry.verify(version)
-        folder = Path(self.registry.path(version))
         model = ServingModel.load(folder)
         if (folder / INDEX_FOLDER).is_dir():
             index = VectorIndex.load(folder / INDEX_FOLDER)
@@ -248,18 +325,8 @@ class ServiceState:
             index = VectorIndex(dim=model.dim)
             index.add(ids, vectors)
         if index.dim != model.dim:
-            raise ValueError(
-                f"version {version}: index width {index.dim} != model width {model.dim}"
-            )
-        info = dict(self.registry.info(version))
-        served = Served(version=version, model=model, index=index, info=info)
-        served.loaded_ids = set(model.known_items())
-        served.known_users = set(model.known_users())
-        records = self.store.items()
-        fresh = [r for r in records if r.id not in served.loaded_ids or r.id not in index]
-        self._fold_items(served, fresh, locked=False)
-        served.item_seq = max((r.seq for r in records), default=0)
-        return served
+            raise ValueError(f"{INDEX_FOLDER}/: index width {index.dim} != model width {model.dim}")
+        return model, index
 
     def _catch_up(self, served: Served) -> None:
         """Fold in items the store committed after ``served.item_seq`` (under ``_fold_lock``)."""
@@ -286,6 +353,7 @@ class ServiceState:
                 self._catch_up(served)
                 self._set_served(served)
             self.registry.promote(version)
+            self.notice, self._refused = None, None
             return version, previous
 
     def follow_registry(self) -> str | None:
@@ -298,12 +366,24 @@ class ServiceState:
         """
         with self._admin_lock:
             current = self.registry.current()
-            if current is None or (self.served is not None and self.served.version == current):
+            if current is None:
                 return None
-            served = self._load(current)  # slow part, outside the fold lock
+            if self.served is not None and self.served.version == current:
+                self.notice, self._refused = None, None  # serving what the registry says
+                return None
+            if current == self._refused:
+                return None  # already found unloadable; retried when the pointer moves
+            try:
+                served = self._load(current)  # slow part, outside the fold lock
+            except RegistryError as exc:
+                self._refused = current
+                self.notice = f"the registry's current version {current} cannot be loaded: {exc}"
+                log.error("not following the registry: %s", self.notice)
+                return None
             with self._fold_lock:
                 self._catch_up(served)
                 self._set_served(served)
+            self.notice, self._refused = None, None
             log.info("now serving %s, promoted outside this process", current)
             return current
 
@@ -314,21 +394,29 @@ class ServiceState:
         """
         with self._admin_lock:
             previous = self.registry.current()
-            target = self.registry.rollback()
+            target = self.registry.rollback(expected=previous)
             try:
                 served = self._load(target)
             except Exception:
                 if previous is not None:
-                    self.registry.promote(previous)
+                    # Compare-and-swap: undo only our own rollback, never a later change.
+                    with contextlib.suppress(RegistryError):
+                        self.registry.promote(previous, expected=target)
                 raise
             with self._fold_lock:
                 self._catch_up(served)
                 self._set_served(served)
+            self.notice, self._refused = None, None
             return target, previous
 
     # ------------------------------------------------------------------ writes
     def add_items(self, records: Sequence[EntityRecord]) -> list[int]:
-        """Commit items to the store, then fold them into the served model and index."""
+        """Check the batch, commit it to the store, then fold it into the served model and
+        index. A batch the fold-in would refuse (a repeated id) is refused before anything
+        is committed."""
+        from dayzero.online.serving_model import records_to_entities
+
+        records_to_entities(records, "item")  # raises SchemaError naming the field
         seqs = self.store.upsert_items(records)
         if self.metrics is not None:
             self.metrics.entities.labels("item").inc(len(records))
@@ -340,7 +428,8 @@ class ServiceState:
                 served.item_seq = max(served.item_seq, *seqs)
                 if self.metrics is not None:
                     self.metrics.index_size.set(len(served.index))
-            self.user_cache.clear()  # a user's history item may have just gained a vector
+            # A user's history item may have just gained a vector: those users only.
+            self.user_cache.invalidate_items([r.id for r in records])
         return seqs
 
     def _fold_items(self, served: Served, records: Sequence[EntityRecord], locked: bool) -> None:
@@ -364,13 +453,14 @@ class ServiceState:
             self.metrics.entities.labels("user").inc(len(records))
         return seqs
 
-    def add_events(self, events: Sequence[Event]) -> list[int]:
+    def add_events(self, events: Sequence[Event]) -> EventIds:
         """Commit events in one transaction; each user's vector is recomputed from the store at
-        their next request, so the events count from the moment this returns."""
+        their next request, so the events count from the moment this returns. Events whose
+        idempotency key is already stored are not stored again (see ``EventIds.new``)."""
         ids = self.store.append_events(events)
         self.user_cache.invalidate(list({e.user for e in events}))
         if self.metrics is not None:
-            self.metrics.events.inc(len(ids))
+            self.metrics.events.inc(ids.new)
         return ids
 
     # ------------------------------------------------------------------ reads
