@@ -29,6 +29,9 @@ OUTCOMES = {
     "not promoted ({parent} stays current)",
     "no-gate": "[yellow]not promoted[/yellow]: {reason}; {version} is published, {parent} "
     "stays current and its events are seen again next time (--promote-without-gate to force)",
+    "superseded": "[yellow]not promoted[/yellow]: the current version changed while the update "
+    "ran (an operator's promote or rollback wins); {version} is published, promote it by hand "
+    "if it should be served",
     "no-new-events": "nothing to do: no events after the watermark of {parent}",
 }
 
