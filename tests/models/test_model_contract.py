@@ -1,15 +1,25 @@
-"""Behaviour every classical baseline shares, parametrised over the registered baselines."""
+"""The base-class contract (params protocol, save/load of folded-in history) and the behaviour every
+classical baseline shares, parametrised over the registered baselines."""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import BASELINES, build
 from dayzero.data.schema import Dataset, Interactions
-from dayzero.models.base import REGISTRY, NotFittedError, Recommender
+from dayzero.models.base import (
+    REGISTRY,
+    NotFittedError,
+    Recommender,
+    history_from_json,
+    history_to_json,
+)
 
 EXPECTED = {
     "global-mean",
@@ -143,3 +153,83 @@ def test_fit_rejects_empty_interactions(name, catalogue):
     )
     with pytest.raises(ValueError, match="no interactions"):
         build(name).fit(empty)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_sklearn_clone_and_params_protocol(name):
+    from sklearn.base import clone
+
+    model = build(name)
+    params = model.get_params(deep=False)
+    assert model.get_params(deep=True) == params == model.get_params()
+    copy = clone(model)
+    assert type(copy) is type(model) and copy is not model
+    assert copy.get_params(deep=False) == params
+    first = next(iter(params), None)
+    if first is not None:
+        assert model.set_params(**{first: params[first]}) is model
+    with pytest.raises(ValueError, match="no_such_param"):
+        model.set_params(no_such_param=1)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_clone_of_a_fitted_model_is_unfitted(name, fitted):
+    from sklearn.base import clone
+
+    model = fitted(name)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and not hasattr(copy, "item_map_")
+    with pytest.raises(NotFittedError):
+        copy.predict(["ua0"], ["a1"])
+
+
+TIMESTAMPS = {
+    "int-seconds": [1_700_000_000, 1_700_000_100],
+    "naive": [pd.Timestamp("2024-03-01 12:00"), pd.Timestamp("2024-03-31 03:30")],
+    "named-zone": [
+        pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin"),
+        pd.Timestamp("2024-03-31 03:30", tz="Europe/Berlin"),  # after the DST switch
+    ],
+    "fixed-offset": [
+        dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(2024, 3, 2, 12, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
+    "python-naive": [dt.datetime(2024, 3, 1, 12), dt.datetime(2024, 3, 2, 12)],
+    "far-past": [dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31)],  # beyond int64 nanoseconds
+}
+
+
+@pytest.mark.parametrize("kind", TIMESTAMPS)
+def test_history_json_round_trip_keeps_timestamps(kind):
+    stamps = TIMESTAMPS[kind]
+    rows = [("u1", "i1", 5.0, stamps[0]), (np.int64(7), "i2", 1.0, stamps[1])]
+    history = Interactions.from_records(rows)
+    data = json.loads(json.dumps(history_to_json(history)))
+    back = history_from_json(data)
+    pd.testing.assert_series_equal(back.frame["user"], history.frame["user"], check_dtype=False)
+    assert back.frame["value"].tolist() == [5.0, 1.0]
+    assert [pd.Timestamp(v) for v in back.frame["timestamp"]] == [pd.Timestamp(v) for v in stamps]
+
+
+def test_history_json_reads_the_formats_saved_before():
+    plain = {"user": ["u"], "item": ["i"], "value": [4.0]}
+    assert history_from_json(plain).frame.to_dict(orient="list") == plain
+    sequential = {  # SequentialRecommender wrote datetimes as int64 nanoseconds
+        "columns": {"user": ["u"], "item": ["i"], "value": [4.0], "timestamp": [10**18]},
+        "datetimes": ["timestamp"],
+    }
+    stamp = history_from_json(sequential).frame["timestamp"].iloc[0]
+    assert stamp == pd.Timestamp(10**18, unit="ns")
+
+
+def test_folded_in_timestamps_in_two_zones_become_utc_and_naive_with_aware_is_refused(fitted):
+    model = copy.deepcopy(fitted("item-mean"))
+    berlin = pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin")
+    model._remember_interactions(Interactions.from_records([("u", "a1", 5.0, berlin)]))
+    utc = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
+    model._remember_interactions(Interactions.from_records([("u", "a2", 5.0, utc)]))
+    stamps = model._extra_history.frame["timestamp"]
+    assert str(stamps.dt.tz) == "UTC" and stamps.is_monotonic_increasing
+    naive = Interactions.from_records([("u", "a3", 5.0, dt.datetime(2024, 3, 2))])
+    with pytest.raises(ValueError, match=r"timestamp.*timezone-naive.*tz_localize"):
+        model._remember_interactions(naive)

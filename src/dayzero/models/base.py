@@ -15,7 +15,7 @@ one test user's support can never leak into another's prediction.
 
 from __future__ import annotations
 
-import inspect
+import datetime as dt
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 from safetensors.numpy import load_file, save_file
+from sklearn.base import BaseEstimator
+from sklearn.utils import metadata_routing
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 
@@ -55,31 +58,33 @@ class NotFittedError(RuntimeError):
     """The model was used before ``fit``."""
 
 
-class Recommender(ABC):
+class Recommender(BaseEstimator, ABC):
     """Base class of every recommender.
 
     Subclasses store their constructor arguments unchanged (scikit-learn style), keep fitted
     state in attributes ending in ``_``, and implement :meth:`fit`, :meth:`_score_pairs`,
-    :meth:`_score_items` and the state hooks for save/load.
+    :meth:`_score_items` and the state hooks for save/load. The parameter protocol is
+    scikit-learn's own (:class:`sklearn.base.BaseEstimator`): ``get_params(deep=True)``,
+    ``set_params(**params)``, and ``sklearn.base.clone(model)`` gives an unfitted copy with
+    equal params. :func:`dayzero.testing.check_recommender` checks the whole contract.
     """
 
     name: ClassVar[str] = "recommender"
+    # fit and predict take a Dataset and ids, not sklearn's (X, y) with routed metadata: no
+    # set_fit_request / set_predict_request methods.
+    __metadata_request__fit: ClassVar[dict] = {"dataset": metadata_routing.UNUSED}
+    __metadata_request__predict: ClassVar[dict] = {
+        "users": metadata_routing.UNUSED,
+        "items": metadata_routing.UNUSED,
+        "history": metadata_routing.UNUSED,
+    }
     #: Arrays in ``_state()`` are saved in safetensors; everything else JSON.
     user_map_: IdMap
     item_map_: IdMap
 
     # ----------------------------------------------------------------- params
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, as stored on the instance."""
-        sig = inspect.signature(type(self).__init__)
-        return {
-            p: getattr(self, p)
-            for p in sig.parameters
-            if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
-        }
-
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------------- contract
@@ -162,11 +167,20 @@ class Recommender(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no item similarity")
 
     def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        """Fold in new (or more) interactions of users and their profiles without refitting."""
+        """Fold in new (or more) interactions of users and their profiles without refitting.
+
+        The interactions' items count as seen by their users from now on (``filter_seen``).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
 
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        """Add new items (from their fields, and interactions if any) without refitting."""
+        """Add new items (from their fields, and interactions if any) without refitting.
+
+        ``interactions`` (of these items or any other) are folded in as by
+        :meth:`partial_fit_users`: they count for their users at request time and their items
+        are seen by them. A model that does not read item fields keeps an item without
+        interactions unknown (each documents its cold fallback).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
 
     def _remember_interactions(self, interactions: Interactions) -> None:
@@ -175,7 +189,12 @@ class Recommender(ABC):
         if not len(interactions):
             return
         previous = getattr(self, "_extra_history", None)
-        self._extra_history = interactions if previous is None else previous.concat(interactions)
+        if previous is None:
+            self._extra_history = interactions
+        else:
+            self._extra_history = Interactions(
+                pd.concat(_same_timezone(previous.frame, interactions.frame), ignore_index=True)
+            )
         seen = getattr(self, "seen_", None)
         if seen is None:
             seen = self.seen_ = {}
@@ -202,6 +221,14 @@ class Recommender(ABC):
             seen.update(frame.loc[frame["user"] == user, "item"].tolist())
         return seen
 
+    def _forget_fit(self, keep: Sequence[str] = ()) -> None:
+        """Drop every attribute but what ``__init__`` sets (and ``keep``): whatever an earlier
+        ``fit``, ``partial_fit_*`` or ``add_user_text`` left, so that a second ``fit`` equals a
+        fresh one."""
+        from_init = set(vars(type(self)(**self.get_params(deep=False))))
+        for attribute in set(vars(self)) - from_init - set(keep):
+            delattr(self, attribute)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_map_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
@@ -211,12 +238,10 @@ class Recommender(ABC):
         """Fitted state as (arrays for safetensors, JSON-serialisable extras)."""
         return {}, {}
 
-    def _set_state(  # noqa: B027  (optional hook: stateless models need no restore)
-        self, arrays: dict[str, np.ndarray], extras: dict[str, Any]
-    ) -> None:
+    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
         """Restore what :meth:`_state` returned."""
 
-    def _load_extra(self, folder: Path) -> None:  # noqa: B027  (optional hook)
+    def _load_extra(self, folder: Path) -> None:
         """Restore files a subclass's ``save`` wrote beside config and state (e.g. an adapter)."""
 
     def save(self, path: str | Path) -> Path:
@@ -229,7 +254,7 @@ class Recommender(ABC):
         config = {
             "format_version": FORMAT_VERSION,
             "model": self.name,
-            "params": self.get_params(),
+            "params": self.get_params(deep=False),
             "user_ids": self.user_map_.to_json(),
             "item_ids": self.item_map_.to_json(),
             "seen": [[u, sorted(map(_json_id, v), key=str)] for u, v in _json_items(seen)],
@@ -278,6 +303,76 @@ def _json_id(value: Any) -> Any:
 
 def _json_items(mapping: dict) -> list[tuple[Any, Any]]:
     return [(_json_id(k), v) for k, v in mapping.items()]
+
+
+def _same_timezone(old: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two frames with comparable timestamps: timezone-aware ones in different zones are
+    both converted to UTC (order unchanged); naive mixed with aware is refused."""
+    if "timestamp" not in old.columns or "timestamp" not in new.columns:
+        return old, new
+    a, b = old["timestamp"], new["timestamp"]
+    if not (pd.api.types.is_datetime64_any_dtype(a) and pd.api.types.is_datetime64_any_dtype(b)):
+        return old, new
+    tz_a, tz_b = getattr(a.dt, "tz", None), getattr(b.dt, "tz", None)
+    if (tz_a is None) != (tz_b is None):
+        raise ValueError(
+            "interactions `timestamp`: these are timezone-"
+            f"{'naive' if tz_b is None else 'aware'} but the ones folded in before are timezone-"
+            f"{'naive' if tz_a is None else 'aware'}; give every timestamp with a timezone "
+            "(e.g. frame['timestamp'].dt.tz_localize('UTC')) or none"
+        )
+    if tz_a is not None and str(tz_a) != str(tz_b):
+        old = old.assign(timestamp=a.dt.tz_convert("UTC"))
+        new = new.assign(timestamp=b.dt.tz_convert("UTC"))
+    return old, new
+
+
+def history_to_json(interactions: Interactions) -> dict[str, Any]:
+    """Interactions (folded-in history) as JSON: ids and values as they are, timestamps as ISO
+    8601 text (naive, timezone-aware or python ``datetime`` objects alike).
+
+    Returns
+    -------
+    dict
+        ``{"columns": {name: values}, "iso_datetimes": {name: timezone or None},
+        "iso_objects": [names]}``; read back by :func:`history_from_json`.
+    """
+    columns: dict[str, list] = {}
+    iso_datetimes: dict[str, str | None] = {}
+    iso_objects: list[str] = []
+    for name in interactions.frame.columns:
+        values = interactions.frame[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            tz = getattr(values.dt, "tz", None)
+            iso_datetimes[name] = None if tz is None else str(tz)
+            columns[name] = [None if pd.isna(v) else v.isoformat() for v in values]
+        elif values.dtype == object and any(isinstance(v, dt.date) for v in values):
+            iso_objects.append(name)
+            columns[name] = [
+                v.isoformat() if isinstance(v, dt.date) else None if pd.isna(v) else _json_id(v)
+                for v in values
+            ]
+        else:
+            columns[name] = [_json_id(v) for v in values.tolist()]
+    return {"columns": columns, "iso_datetimes": iso_datetimes, "iso_objects": iso_objects}
+
+
+def history_from_json(data: dict[str, Any]) -> Interactions:
+    """Inverse of :func:`history_to_json`; also reads the formats saved before it (a plain
+    column dict, and ``"datetimes"`` columns as int64 nanoseconds)."""
+    if "columns" not in data:
+        return Interactions(pd.DataFrame(data))
+    frame = pd.DataFrame(data["columns"])
+    for name in data.get("datetimes", []):
+        frame[name] = pd.to_datetime(frame[name], unit="ns")
+    for name, tz in data.get("iso_datetimes", {}).items():
+        parsed = pd.to_datetime(frame[name], format="ISO8601", utc=tz is not None)
+        frame[name] = parsed if tz is None else parsed.dt.tz_convert(tz)
+    for name in data.get("iso_objects", []):
+        frame[name] = pd.Series(
+            [pd.Timestamp(v) if isinstance(v, str) else v for v in frame[name]], dtype=object
+        )
+    return Interactions(frame)
 
 
 def seen_by_user(interactions: Interactions) -> dict[Hashable, set[Hashable]]:
