@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -237,3 +239,90 @@ def test_a_loaded_lora_model_can_be_fine_tuned_and_saved_again(catalogue, tiny_b
         again.predict(["late", "ua0"], ["r1", "a_cold"]),
         atol=1e-5,
     )
+
+
+FIELDS = {"title": "text", "genre": "multi", "year": "categorical"}
+
+
+def _new_action_item(item: str = "a_new") -> Entities:
+    frame = pd.DataFrame(
+        {"title": ["explosions car chase new"], "genre": [["Action"]], "year": ["1999"]},
+        index=[item],
+    )
+    return Entities(frame, dict(FIELDS))
+
+
+def test_partial_fit_items_remembers_the_interactions_for_their_raters(catalogue, tiny_bert_dir):
+    quick = {**FAST, "epochs": 5}
+    with_rows = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    without = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    raters = catalogue.users_b[:2]
+    rows = Interactions.from_records([(u, "a_new", 5.0) for u in raters])
+    with_rows.partial_fit_items(_new_action_item(), rows)
+    without.partial_fit_items(_new_action_item())
+    # the rows count for the raters as if given by partial_fit_users: pooled and seen
+    assert all("a_new" in with_rows.seen_items(u) for u in raters)
+    assert "a_new" not in with_rows.recommend(raters[0], k=100)[0]
+    users, items = [*raters, *raters], ["a1", "a1", "r1", "r1"]
+    assert not np.allclose(with_rows.predict(users, items), without.predict(users, items))
+    # exactly what partial_fit_users does with the same rows
+    folded = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    folded.partial_fit_items(_new_action_item()).partial_fit_users(rows)
+    np.testing.assert_array_equal(with_rows.predict(users, items), folded.predict(users, items))
+
+
+def test_user_texts_survive_save_and_load(catalogue, tiny_bert_dir, tmp_path):
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model.fit(catalogue.dataset).add_user_text("talker", "love kiss wedding romance heart")
+    model.add_user_text("ua0", "explosions car chase fight gun hero")
+    again = Recommender.load(model.save(tmp_path / "m"))
+    assert again.user_texts_ == model.user_texts_
+    users, items = ["talker", "talker", "ua0", "ua0"], ["a1", "r_cold", "a1", "r_cold"]
+    np.testing.assert_array_equal(again.predict(users, items), model.predict(users, items))
+
+
+STAMPS = {
+    "naive-datetime": (dt.datetime(2024, 3, 1, 12), dt.datetime(2024, 3, 2, 8, 30)),
+    "aware-two-zones": (
+        pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin"),
+        dt.datetime(2024, 3, 2, 8, 30, tzinfo=dt.UTC),
+    ),
+}
+
+
+@pytest.mark.parametrize("stamps", STAMPS)
+def test_folded_in_history_with_datetime_timestamps_saves_and_loads(
+    catalogue, tiny_bert_dir, tmp_path, stamps
+):
+    first, second = STAMPS[stamps]
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model.fit(catalogue.dataset)
+    model.partial_fit_users(
+        Interactions.from_records([("later", "r0", 5.0, first), ("later", "a0", 1.0, first)])
+    )
+    model.partial_fit_items(
+        _new_action_item(), Interactions.from_records([("ua0", "a_new", 5.0, second)])
+    )
+    again = Recommender.load(model.save(tmp_path / "m"))
+    users, items = ["later", "later", "ua0", "ua0"], ["r1", "a_new", "a1", "a_new"]
+    np.testing.assert_array_equal(again.predict(users, items), model.predict(users, items))
+    assert again.seen_items("later") == {"r0", "a0"}
+
+
+@pytest.mark.parametrize("strategy", ["frozen", "lora"])
+def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir, strategy):
+    from sklearn.base import clone
+
+    params = {**FAST, "epochs": 5, "strategy": strategy, "adapt_steps": 3, "adapt_items": 4}
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), refit_epochs=1, **params)
+    model.fit(catalogue.dataset)
+    model.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("ua0", "r1", 5.0)]))
+    model.add_user_text("talker", "love kiss wedding romance heart")
+    model.fit(catalogue.dataset)
+    fresh = clone(model).fit(catalogue.dataset)
+    users = ["later", "later", "ua0", "ua0", "talker", "ub1"]
+    items = ["r2", "a1", "r1", "a_cold", "r1", "r_cold"]
+    np.testing.assert_array_equal(model.predict(users, items), fresh.predict(users, items))
+    assert model.seen_items("later") == set() and model.seen_items("ua0") == fresh.seen_items("ua0")
+    assert getattr(model, "user_texts_", {}) == {}
+    assert model.history_ == fresh.history_

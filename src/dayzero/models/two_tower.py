@@ -32,7 +32,13 @@ import torch
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import Template, entity_template
 from dayzero.models.attributes import AttributeEncoder, TokenEncoder
-from dayzero.models.base import Recommender, register, seen_by_user
+from dayzero.models.base import (
+    Recommender,
+    history_from_json,
+    history_to_json,
+    register,
+    seen_by_user,
+)
 from dayzero.models.towers import HybridTowers
 from dayzero.train.index_dataset import IndexDataset
 
@@ -226,7 +232,22 @@ class TwoTowerRecommender(Recommender):
             self._encoder_obj = TextEncoder(
                 self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
             )
+            self._encoder_key = self._wanted_encoder()
         return self._encoder_obj
+
+    def _wanted_encoder(self) -> tuple:
+        return (str(self.encoder), self.max_length, self.cache_dir)
+
+    def _pristine_encoder_kept(self) -> tuple[str, ...]:
+        """What :meth:`fit` may keep of the last run: the loaded encoder, while it is the
+        pretrained one with the current settings (loading it again is the slow part); an
+        adapted encoder never survives a refit."""
+        pristine = (
+            getattr(self, "_encoder_obj", None) is not None
+            and getattr(self, "strategy_config_", None) is None
+            and getattr(self, "_encoder_key", None) == self._wanted_encoder()
+        )
+        return ("_encoder_obj", "_encoder_key") if pristine else ()
 
     def _content(
         self,
@@ -253,11 +274,18 @@ class TwoTowerRecommender(Recommender):
 
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset) -> Self:
-        rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(self.random_state)
+        """Train the towers (and adapt the encoder, by ``strategy``) on ``dataset``.
+
+        A second call starts over, as a fresh model with the same params would: users, items,
+        texts and interactions folded in since, training history and an adapted encoder are
+        all dropped.
+        """
         inter = dataset.interactions
         if len(inter) == 0:
             raise ValueError("two-tower: the dataset has no interactions to fit on")
+        self._forget_fit(keep=self._pristine_encoder_kept())
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
         self.item_template_ = entity_template(self.item_template, dataset.items)
         self.user_template_ = entity_template(self.user_template, dataset.users)
         self.item_attributes_ = AttributeEncoder().fit(dataset.items)
@@ -708,13 +736,17 @@ class TwoTowerRecommender(Recommender):
 
         The cost is proportional to the new items: their content, token bags and vectors are
         appended and every item already in the model keeps its own (also after ``load``, when
-        the model holds no item table).
+        the model holds no item table). ``interactions`` (with these items or others) are
+        folded in as :meth:`partial_fit_users` does: pooled for their users at request time,
+        their items seen by them.
         """
         self._check_fitted()
         new = [i for i in items.ids if i not in self.item_map_]
         self.items_ = items if self.items_ is None else self.items_.add(items)
         if new:
             self._append_items(items, new)
+        if interactions is not None:
+            self._remember_interactions(interactions)
         return self
 
     @torch.no_grad()
@@ -962,7 +994,8 @@ class TwoTowerRecommender(Recommender):
             "user_template": self.user_template_.to_dict(),
             "item_attributes": self.item_attributes_.to_json(),
             "user_attributes": self.user_attributes_.to_json(),
-            "extra_history": None if extra is None else extra.frame.to_dict(orient="list"),
+            "extra_history": None if extra is None else history_to_json(extra),
+            "user_texts": [[u, t] for u, t in getattr(self, "user_texts_", {}).items()],
         }
         return arrays, extras
 
@@ -981,7 +1014,9 @@ class TwoTowerRecommender(Recommender):
         self._fit_frame = (arrays["fit_users"], arrays["fit_items"], arrays["fit_values"])
         self._train_history = _Episodes(*self._fit_frame)
         if extras["extra_history"] is not None:
-            self._extra_history = Interactions(pd.DataFrame(extras["extra_history"]))
+            self._extra_history = history_from_json(extras["extra_history"])
+        if extras.get("user_texts"):
+            self.user_texts_ = {u: t for u, t in extras["user_texts"]}
         self.items_ = self.users_ = None
         self.network_ = HybridTowers(
             self.item_content_.shape[1],
