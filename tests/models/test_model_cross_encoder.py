@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dayzero.data.schema import Interactions
+from dayzero.data.schema import Entities, Interactions
 from dayzero.data.templates import Template
 from dayzero.models.base import Recommender
 from dayzero.models.cross_encoder import CrossEncoderRecommender
@@ -172,3 +172,61 @@ def test_bad_parameters_are_named(params, match, catalogue, tiny_bert_dir):
     model = CrossEncoderRecommender(encoder=str(tiny_bert_dir), **{**TINY, **params})
     with pytest.raises(ValueError, match=match):
         model.fit(catalogue.dataset)
+
+
+def _quick(tiny_bert_dir, **override) -> CrossEncoderRecommender:
+    params = {**TINY, "strategy_params": {"r": 4}, "epochs": 1, "validation": 0.1, **override}
+    return CrossEncoderRecommender(encoder=str(tiny_bert_dir), **params)
+
+
+def _new_item(catalogue) -> Entities:
+    entities = catalogue.items_entities(["a0"])
+    entities.frame.index = ["a_new"]
+    return entities
+
+
+def test_partial_fit_items_remembers_the_interactions_for_their_raters(catalogue, tiny_bert_dir):
+    model = _quick(tiny_bert_dir).fit(catalogue.dataset)
+    before = model.user_text("ub0")
+    rows = Interactions.from_records([("ub0", "a_new", 5.0), ("ub1", "a_new", 5.0)])
+    model.partial_fit_items(_new_item(catalogue))
+    expected = model.user_text("ub0", history=rows)
+    model.partial_fit_items(_new_item(catalogue), rows)
+    assert "a_new" in model.seen_items("ub0") and "a_new" in model.seen_items("ub1")
+    assert "a_new" not in model.recommend("ub0", k=100)[0]
+    # the new rating enters the rater's text, as a partial_fit_users row would
+    assert model.user_text("ub0") == expected != before
+
+
+def test_folded_in_history_with_datetime_timestamps_saves_and_loads(
+    catalogue, tiny_bert_dir, tmp_path
+):
+    import datetime as dt
+
+    import pandas as pd
+
+    model = _quick(tiny_bert_dir).fit(catalogue.dataset)
+    berlin = pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin")
+    rows = [("later", "r0", 5.0, berlin), ("later", "a0", 1.0, berlin + pd.Timedelta("1h"))]
+    model.partial_fit_users(Interactions.from_records(rows))
+    utc = dt.datetime(2024, 3, 2, 8, 30, tzinfo=dt.UTC)
+    model.partial_fit_items(
+        _new_item(catalogue), Interactions.from_records([("ua0", "a_new", 5.0, utc)])
+    )
+    again = Recommender.load(model.save(tmp_path / "m"))
+    users, items = ["later", "later", "ua0", "ua0"], ["r1", "a_new", "a1", "a_new"]
+    np.testing.assert_array_equal(again.predict(users, items), model.predict(users, items))
+    assert again.user_text("later") == model.user_text("later")
+
+
+def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir):
+    from sklearn.base import clone
+
+    model = _quick(tiny_bert_dir).fit(catalogue.dataset)
+    model.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("ua0", "r1", 5.0)]))
+    model.fit(catalogue.dataset)
+    fresh = clone(model).fit(catalogue.dataset)
+    users, items = ["later", "later", "ua0", "ub1"], ["r2", "a1", "r1", "r_cold"]
+    np.testing.assert_array_equal(model.predict(users, items), fresh.predict(users, items))
+    assert model.seen_items("later") == set() and model.user_text("later") == ""
+    assert model.history_ == fresh.history_

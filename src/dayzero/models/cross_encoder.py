@@ -55,7 +55,13 @@ from torch import nn
 
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import Template, entity_template, format_value
-from dayzero.models.base import Recommender, register, seen_by_user
+from dayzero.models.base import (
+    Recommender,
+    history_from_json,
+    history_to_json,
+    register,
+    seen_by_user,
+)
 from dayzero.train.index_dataset import IndexDataset
 
 NAME_CHARS = 60
@@ -260,10 +266,15 @@ class CrossEncoderRecommender(Recommender):
 
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset) -> Self:
-        """Fine-tune the encoder (by ``strategy``) and the head on the training ratings (MSE)."""
+        """Fine-tune the encoder (by ``strategy``) and the head on the training ratings (MSE).
+
+        A second call starts over from the pretrained encoder, as a fresh model would: users
+        and items folded in since and the earlier training history are dropped.
+        """
         from dayzero.encoders.strategies import apply_strategy
 
         self._check_params()
+        self._forget_fit()
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         inter = dataset.interactions
@@ -633,7 +644,12 @@ class CrossEncoderRecommender(Recommender):
 
     # ------------------------------------------------------------------ fold-in
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        """Add items from their fields: they are scored from their text at once."""
+        """Add items from their fields: they are scored from their text at once.
+
+        ``interactions`` (with these items or others) are folded in as
+        :meth:`partial_fit_users` does: they enter their users' rating summaries at request
+        time and their items are seen by them.
+        """
         self._check_fitted()
         new = [i for i in items.ids if i not in self.item_map_]
         if new:
@@ -641,6 +657,8 @@ class CrossEncoderRecommender(Recommender):
             texts = self._render_items(items, new)
             self.item_texts_.extend(texts)
             self.item_names_.extend(self._name_items(items, new, texts))
+        if interactions is not None:
+            self._remember_interactions(interactions)
         return self
 
     def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
@@ -685,7 +703,7 @@ class CrossEncoderRecommender(Recommender):
             "adapter_json": adapter_json,
             "history": self.history_,
             "train_seconds": self.train_seconds_,
-            "extra_history": None if extra is None else extra.frame.to_dict(orient="list"),
+            "extra_history": None if extra is None else history_to_json(extra),
         }
         return arrays, extras
 
@@ -708,7 +726,7 @@ class CrossEncoderRecommender(Recommender):
         )
         self._context = _Ratings(*self._fit_frame)
         if extras["extra_history"] is not None:
-            self._extra_history = Interactions(pd.DataFrame(extras["extra_history"]))
+            self._extra_history = history_from_json(extras["extra_history"])
         self._build_network(self.global_mean_)
         text_encoder = self.network_.encoder
         with tempfile.TemporaryDirectory() as tmp:
