@@ -55,7 +55,13 @@ from torch import nn
 from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.data.templates import FieldSpec, Template
 from dayzero.models.attributes import TokenEncoder
-from dayzero.models.base import Recommender, register, seen_by_user
+from dayzero.models.base import (
+    Recommender,
+    history_from_json,
+    history_to_json,
+    register,
+    seen_by_user,
+)
 from dayzero.train.index_dataset import IndexDataset
 
 _TEXT_KINDS = ("text", "multi", "categorical")
@@ -1076,7 +1082,7 @@ class SequentialRecommender(Recommender):
             "n_known_items": self.n_known_items_,
             "text_dim": self.text_dim_,
             "item_template": self.item_template_.to_dict(),
-            "extra_history": None if extra is None else _frame_json(extra.frame),
+            "extra_history": None if extra is None else history_to_json(extra),
             "tokens": None if self.tokens_ is None else self.tokens_.to_json(),
         }
         return arrays, extras
@@ -1089,7 +1095,7 @@ class SequentialRecommender(Recommender):
         self.sequences_ = _Sequences(arrays["seq_items"], arrays["seq_offsets"])
         self.popularity_ = arrays["popularity"]
         if extras["extra_history"] is not None:
-            self._extra_history = Interactions(_frame_from_json(extras["extra_history"]))
+            self._extra_history = history_from_json(extras["extra_history"])
         self.items_ = None
         tokens = extras.get("tokens")
         self.tokens_ = None if tokens is None else TokenEncoder.from_json(tokens)
@@ -1133,26 +1139,3 @@ def _stack_padded(a: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
     out[: len(a), : a.shape[1]] = a
     out[len(a) :, : b.shape[1]] = b
     return out
-
-
-def _frame_json(frame: pd.DataFrame) -> dict[str, Any]:
-    """A frame as JSON-able columns; datetime columns as int64 ns (None for NaT)."""
-    columns, datetimes = {}, []
-    for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            datetimes.append(column)
-            ns = values.to_numpy("datetime64[ns]").astype(np.int64)
-            columns[column] = [
-                None if m else int(v) for v, m in zip(ns, values.isna(), strict=True)
-            ]
-        else:
-            columns[column] = [v.item() if isinstance(v, np.generic) else v for v in values]
-    return {"columns": columns, "datetimes": datetimes}
-
-
-def _frame_from_json(data: dict[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(data["columns"])
-    for column in data["datetimes"]:
-        frame[column] = pd.to_datetime(frame[column], unit="ns")
-    return frame
