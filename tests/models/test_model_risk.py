@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -254,6 +255,29 @@ def test_sentiment_from_a_classifier_object():
     ).fit(X, y)
     assert model.sentiment_mean_ == pytest.approx(np.mean(y == 0))
     assert np.isfinite(model.points(X.assign(note=[None] * len(X)))).all()
+
+
+def test_clone_keeps_a_fitted_sentiment_model():
+    from dayzero.models.classifier import TextClassifier
+
+    notes = ["good job", "great income", "money trouble", "bad debt"] * 3
+    moods = ["pos", "pos", "neg", "neg"] * 3
+    sentiment = TextClassifier(encoder=TINY, max_length=16, random_state=0).fit(notes, moods)
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY, text_columns=["note"], fusion=True, sentiment=sentiment, random_state=0
+    ).fit(X, y)
+    copy = clone(model)
+    # a pretrained component, never fitted by the scorer: shared, not replaced by a blank copy
+    assert copy.sentiment is sentiment and not hasattr(copy, "head_")
+    assert copy.get_params(deep=True) == copy.get_params(deep=False)
+    np.testing.assert_array_equal(copy.fit(X, y).predict_pd(X), model.predict_pd(X))
+    assert clone(model, safe=False).sentiment is sentiment
+    assert clone(RiskScorer(sentiment=None)).sentiment is None
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = RiskScorer(sentiment=sentiment).set_score_request(sample_weight=True)
+        assert clone(routed).get_metadata_routing().score.requests == {"sample_weight": True}
 
 
 # ---- probability of default = probability of positive_label ------------------------------------

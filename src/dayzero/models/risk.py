@@ -39,6 +39,7 @@ Never pickle.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -146,7 +147,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         counts next to the tabular one under the head's regularisation.
     sentiment : callable or TextClassifier, optional
         Scores the ``sentiment_column`` text: a callable ``list[str] -> array`` or an object
-        with ``predict_proba`` (its last column is used). Added as one fusion feature.
+        with ``predict_proba`` (its last column is used), already fitted. Added as one fusion
+        feature. A pretrained component: the scorer never fits it, so ``sklearn.base.clone``
+        (and so ``GridSearchCV``, ``cross_val_score``, ...) keeps this very object instead of
+        an unfitted copy, and ``get_params(deep=True)`` does not expose its parameters (see
+        Notes).
     sentiment_column : str, optional
         The text column ``sentiment`` reads; defaults to the first of ``text_columns``.
     monotonic : dict, optional
@@ -197,6 +202,13 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    Cloning: scikit-learn clones nested estimators deep, which would replace a fitted
+    ``sentiment`` model with an unfitted copy that ``fit`` never trains (scikit-learn wraps
+    such pre-fitted components in ``sklearn.frozen.FrozenEstimator``). ``sentiment`` is
+    always such a component here, so :meth:`__sklearn_clone__` clones every other parameter
+    and passes the same ``sentiment`` object on; wrapping it in ``FrozenEstimator`` yourself
+    works too. The object is shared, not copied: change it and every clone sees the change.
+
     ``score(X, y)`` keeps scikit-learn's meaning (mean accuracy); scorecard points are
     :meth:`points`. :meth:`explain` measures each field's contribution by occlusion: the change
     in the model's log-odds of default when that field alone is removed from the row (skipped
@@ -269,6 +281,35 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # ---- scikit-learn API -------------------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters. ``deep`` changes nothing: the only estimator-like parameter,
+        ``sentiment``, is a pretrained component whose own parameters are not the scorer's
+        (``set_params(sentiment__...)`` would change the caller's fitted model in place).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn's protocol.
+
+        Returns
+        -------
+        dict
+        """
+        return super().get_params(deep=False)
+
+    def __sklearn_clone__(self) -> RiskScorer:
+        """An unfitted copy with cloned parameters, except ``sentiment``: the same object."""
+        from sklearn.base import clone
+
+        params = {
+            key: value if key == "sentiment" else clone(value, safe=False)
+            for key, value in self.get_params().items()
+        }
+        copied = type(self)(**params)
+        if "_metadata_request" in vars(self):  # set_score_request(...) survives, as in sklearn
+            copied._metadata_request = copy.deepcopy(self._metadata_request)
+        return copied
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
