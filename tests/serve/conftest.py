@@ -158,15 +158,19 @@ def served_env(tmp_path_factory, tiny_bert_dir) -> Env:
     return Env(root / "events.db", root / "models", action, romance)
 
 
+def copy_env(source: Env, target: Path) -> Env:
+    """A copy of ``source``'s store and registry in the new folder ``target``."""
+    target.mkdir(parents=True)
+    for path in source.store.parent.glob("events.db*"):
+        shutil.copy2(path, target / path.name)
+    shutil.copytree(source.registry, target / "models")
+    return Env(target / "events.db", target / "models", source.action, source.romance)
+
+
 @pytest.fixture
 def env(served_env, tmp_path) -> Env:
     """A private copy of ``served_env`` for one test."""
-    target = tmp_path / "served"
-    target.mkdir()
-    for path in served_env.store.parent.glob("events.db*"):
-        shutil.copy2(path, target / path.name)
-    shutil.copytree(served_env.registry, target / "models")
-    return Env(target / "events.db", target / "models", served_env.action, served_env.romance)
+    return copy_env(served_env, tmp_path / "served")
 
 
 def free_port() -> int:

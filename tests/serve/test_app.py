@@ -15,17 +15,12 @@ from fastapi.testclient import TestClient
 from dayzero.online.registry import ModelRegistry
 from dayzero.online.store import open_store
 from dayzero.serve.app import ServeConfig, create_app
-from tests.serve.conftest import ACTION, API_KEY, ROMANCE, Env, republish
+from tests.serve.conftest import ACTION, API_KEY, ROMANCE, Env, copy_env, republish
 
 KEY = {"X-API-Key": API_KEY}
 
 
-def _copy(served_env: Env, target) -> Env:
-    target.mkdir(parents=True)
-    for path in served_env.store.parent.glob("events.db*"):
-        shutil.copy2(path, target / path.name)
-    shutil.copytree(served_env.registry, target / "models")
-    return Env(target / "events.db", target / "models", served_env.action, served_env.romance)
+_copy = copy_env
 
 
 @pytest.fixture(scope="module")
@@ -453,14 +448,24 @@ def test_risk_without_a_model_is_a_clear_404(client):
     assert response.status_code == 404 and "--risk-model" in response.json()["detail"]
 
 
-def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir):
+@pytest.mark.parametrize(
+    ("labels", "positive"),
+    [((1, 0), None), (("bad", "good"), "bad")],
+    ids=["one-zero", "bad-good"],
+)
+def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir, labels, positive):
+    """With bad/good labels, predict_proba's column 1 is P(good): the service must report
+    predict_pd (the probability of positive_label), and points must fall as risk rises."""
     from dayzero.models.risk import RiskScorer
 
     rng = np.random.default_rng(0)
     checking = rng.choice(["< 0 DM", "no checking account"], size=80)
     frame = pd.DataFrame({"checking_account": checking, "age": rng.integers(20, 70, size=80)})
-    scorer = RiskScorer(encoder=str(tiny_bert_dir), fusion=True, C=10.0, random_state=0)
-    scorer.fit(frame, (checking == "< 0 DM").astype(int)).save(tmp_path / "risk")
+    y = np.where(checking == "< 0 DM", labels[0], labels[1])
+    scorer = RiskScorer(
+        encoder=str(tiny_bert_dir), fusion=True, C=10.0, positive_label=positive, random_state=0
+    )
+    scorer.fit(frame, y).save(tmp_path / "risk")
     env = _copy(served_env, tmp_path / "env")
     config = ServeConfig(
         store=env.store, registry=env.registry, api_key=API_KEY, risk_model=tmp_path / "risk"
@@ -472,46 +477,14 @@ def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir):
     with TestClient(create_app(config), headers=KEY) as c:
         body = c.post("/v1/risk/score", json={"applicants": rows, "top": 2}).json()
         risky, safe = body["scores"]
-        assert risky["probability"] > safe["probability"]
+        assert risky["probability"] > 0.5 > safe["probability"]
         assert risky["points"] < safe["points"]
         assert risky["reasons"][0]["field"] == "checking_account"
         assert len(risky["reasons"]) == 2
-        expected = scorer.predict_proba(pd.DataFrame(rows))[:, 1]
+        expected = scorer.predict_pd(pd.DataFrame(rows))
         np.testing.assert_allclose([risky["probability"], safe["probability"]], expected, rtol=1e-6)
         wrong = c.post("/v1/risk/score", json={"applicants": [{"salary": 1}]})
         assert wrong.status_code == 422 and "salary" in wrong.json()["detail"]
-
-
-def test_risk_probability_is_of_the_positive_label_with_string_labels(
-    served_env, tmp_path, tiny_bert_dir
-):
-    """Labels "bad"/"good" with positive_label="bad": predict_proba's column 1 is P(good), so
-    the service must report predict_pd (P(bad)), and points must fall as risk rises."""
-    from dayzero.models.risk import RiskScorer
-
-    rng = np.random.default_rng(1)
-    checking = rng.choice(["< 0 DM", "no checking account"], size=80)
-    frame = pd.DataFrame({"checking_account": checking, "age": rng.integers(20, 70, size=80)})
-    labels = np.where(checking == "< 0 DM", "bad", "good")
-    scorer = RiskScorer(
-        encoder=str(tiny_bert_dir), fusion=True, C=10.0, positive_label="bad", random_state=0
-    )
-    scorer.fit(frame, labels).save(tmp_path / "risk")
-    env = _copy(served_env, tmp_path / "env")
-    config = ServeConfig(
-        store=env.store, registry=env.registry, api_key=API_KEY, risk_model=tmp_path / "risk"
-    )
-    rows = [
-        {"checking_account": "< 0 DM", "age": 30},
-        {"checking_account": "no checking account", "age": 30},
-    ]
-    with TestClient(create_app(config), headers=KEY) as c:
-        body = c.post("/v1/risk/score", json={"applicants": rows}, headers=KEY).json()
-    risky, safe = body["scores"]
-    assert risky["probability"] > 0.5 > safe["probability"]
-    assert risky["points"] < safe["points"]
-    expected = scorer.predict_pd(pd.DataFrame(rows))
-    np.testing.assert_allclose([risky["probability"], safe["probability"]], expected, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------- admin

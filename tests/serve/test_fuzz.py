@@ -5,7 +5,6 @@ the request, the service answers JSON without a 5xx, and a refused write stores 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from dayzero.online.registry import ModelRegistry
 from dayzero.online.store import open_store
 from dayzero.serve.app import ServeConfig, create_app
 from dayzero.serve.state import ServiceState
-from tests.serve.conftest import API_KEY
+from tests.serve.conftest import API_KEY, copy_env
 
 # Bounded: a few examples per operation keeps the file well under a minute on 2 cores.
 MAX_EXAMPLES = 12
@@ -28,14 +27,11 @@ MAX_EXAMPLES = 12
 
 @pytest.fixture(scope="module")
 def api_schema(served_env, tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz")
-    for path in served_env.store.parent.glob("events.db*"):
-        shutil.copy2(path, root / path.name)
-    shutil.copytree(served_env.registry, root / "models")
-    store = open_store(root / "events.db")
-    state = ServiceState(store, ModelRegistry(root / "models"))
+    env = copy_env(served_env, tmp_path_factory.mktemp("fuzz") / "env")
+    store = open_store(env.store)
+    state = ServiceState(store, ModelRegistry(env.registry))
     state.start()
-    config = ServeConfig(store=root / "events.db", registry=root / "models", api_key=API_KEY)
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(config, state=state))
     store.close()
 
@@ -118,11 +114,8 @@ def _event_strategy():
 
 @pytest.fixture(scope="module")
 def targeted(served_env, tmp_path_factory):
-    root = tmp_path_factory.mktemp("targeted")
-    for path in served_env.store.parent.glob("events.db*"):
-        shutil.copy2(path, root / path.name)
-    shutil.copytree(served_env.registry, root / "models")
-    config = ServeConfig(store=root / "events.db", registry=root / "models", api_key=API_KEY)
+    env = copy_env(served_env, tmp_path_factory.mktemp("targeted") / "env")
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)
     with TestClient(create_app(config), headers=KEY) as client:
         yield client
 
