@@ -33,10 +33,10 @@ RANKING_ONLY = {"popularity"}
 
 
 def measure(dataset: str, protocol: str, model: str, seed: int) -> dict:
-    import dayzero.models  # noqa: F401
+    import dayzero.recommend  # noqa: F401
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.runner import evaluate_split
-    from dayzero.models.base import make_recommender
+    from dayzero.recommend.contract import make_recommender
 
     experiment = get_experiment(dataset, protocol)
     split = experiment.split(seed=seed)

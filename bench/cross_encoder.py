@@ -28,7 +28,7 @@ USER_FIELDS = ["gender", "age", "occupation"]
 
 def sample_segments(split, n_tasks: int, seed: int) -> dict:
     """A sub-Segment of ``n_tasks`` random users (their support and query) per test segment."""
-    from dayzero.data.split import Segment
+    from dayzero.core.split import Segment
 
     rng = np.random.default_rng(seed)
     out = {}
@@ -79,10 +79,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from dayzero.data.datasets.melu import load_ml1m_melu
-    from dayzero.data.meta_tasks import melu_split
-    from dayzero.data.templates import FieldSpec, Template
-    from dayzero.models.cross_encoder import CrossEncoderRecommender
+    from dayzero.core.templates import FieldSpec, Template
+    from dayzero.datasets.melu import load_ml1m_melu
+    from dayzero.evaluate.protocols.melu import melu_split
+    from dayzero.recommend.cross_encoder import CrossEncoderRecommender
 
     split = melu_split(load_ml1m_melu(args.data))
     segments = sample_segments(split, args.tasks, args.seed)
@@ -111,7 +111,7 @@ def main() -> None:
     tt = None
     tt_fit = None
     if not args.no_two_tower:
-        from dayzero.models.two_tower import TwoTowerRecommender
+        from dayzero.recommend.two_tower import TwoTowerRecommender
 
         tt = TwoTowerRecommender(cache_dir="/tmp/dz_cache", epochs=10, random_state=args.seed)
         start = time.perf_counter()

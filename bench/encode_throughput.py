@@ -52,8 +52,8 @@ def measure(texts: list[str], batch_size: int, chunk_batches: int = 4) -> dict:
     """
     from sentence_transformers import SentenceTransformer
 
-    from dayzero.encoders import TextEncoder
-    from dayzero.encoders.encoder import DEFAULT_MODEL, resolve_model_path
+    from dayzero.text import TextEncoder
+    from dayzero.text.encoder import DEFAULT_MODEL, resolve_model_path
 
     encoder = TextEncoder(max_length=MAX_LENGTH, cache_dir=tempfile.mkdtemp(prefix="dz-bench-"))
     reference = SentenceTransformer(resolve_model_path(DEFAULT_MODEL), device="cpu")
@@ -119,7 +119,7 @@ def measure(texts: list[str], batch_size: int, chunk_batches: int = 4) -> dict:
 def _int8_or_none(encoder):
     """The int8 ONNX export of ``encoder`` where onnxruntime is installed, else ``None``."""
     try:
-        from dayzero.encoders.onnx_int8 import OnnxInt8Encoder
+        from dayzero.text.onnx_int8 import OnnxInt8Encoder
 
         return OnnxInt8Encoder.export(encoder, tempfile.mkdtemp(prefix="dz-onnx-"), min_cosine=0)
     except ImportError:

@@ -79,7 +79,7 @@ def _pair_iterations(k: int) -> int:
 def _draw(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Class-balanced k rows; when a class has fewer than k/2 rows (240 bads at k=512), all of it
     and the rest from the other class, as TabLLM's sampler does when a class runs out."""
-    from dayzero.data.splits import kshot_sample
+    from dayzero.evaluate.protocols.splits import kshot_sample
 
     counts = np.bincount(y)
     if counts.min() * 2 >= k:
@@ -101,7 +101,7 @@ def _tabular(frame, columns):
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from dayzero.data.datasets.german_credit import CATEGORICAL, NUMERIC
+    from dayzero.datasets.german_credit import CATEGORICAL, NUMERIC
 
     del columns
     return ColumnTransformer(
@@ -200,7 +200,7 @@ def _tuned_fit_predict(
     name: str, texts, y, pick, test, encoder, max_length: int, seed: int
 ) -> np.ndarray:
     """Fit one fine-tuned text model on the rows ``pick``; probability of default on ``test``."""
-    from dayzero.models.classifier import TextClassifier
+    from dayzero.risk.text_classifier import TextClassifier
 
     k = len(pick)
     vectors = encoder.encode([texts[i] for i in pick], batch_size=32, normalize=True)
@@ -260,11 +260,11 @@ def run(
 ) -> dict:
     """Score ``models`` at every k and seed; ``on_done(partial payload)`` after every k and
     after every fine-tuned fit."""
-    from dayzero.data.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
-    from dayzero.data.splits import train_test_split_stratified
-    from dayzero.data.templates import serialize_row
-    from dayzero.encoders.encoder import TextEncoder
-    from dayzero.evaluate.classification import roc_auc
+    from dayzero.core.templates import serialize_row
+    from dayzero.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
+    from dayzero.evaluate.protocols.splits import train_test_split_stratified
+    from dayzero.risk.metrics import roc_auc
+    from dayzero.text.encoder import TextEncoder
 
     data = load_german_credit()
     frame = data.X[[*CATEGORICAL, *NUMERIC]].reset_index(drop=True)

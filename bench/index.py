@@ -104,7 +104,7 @@ def measure(family: str, dim: int, n: int, kind: str, seed: int) -> dict:
     import faiss
     import numpy as np
 
-    from dayzero.serve.index import VectorIndex
+    from dayzero.online.index import VectorIndex
 
     x = vectors(family, n, dim, seed)
     ids = [str(i) for i in range(n)]

@@ -62,10 +62,10 @@ def select_shrinkage(params: dict, cache_dir: str) -> dict:
     """Choose ``support_shrinkage`` on held-out meta_training items (never on test)."""
     import torch
 
-    from dayzero.data.datasets.melu import load_ml1m_melu
-    from dayzero.data.meta_tasks import melu_split
+    from dayzero.datasets.melu import load_ml1m_melu
+    from dayzero.evaluate.protocols.melu import melu_split
     from dayzero.evaluate.runner import evaluate_segment
-    from dayzero.models.two_tower import TwoTowerRecommender
+    from dayzero.recommend.two_tower import TwoTowerRecommender
 
     torch.set_num_threads(2)
     split = melu_split(load_ml1m_melu(), validation_items=0.1, seed=0)
@@ -83,11 +83,11 @@ def select_shrinkage(params: dict, cache_dir: str) -> dict:
 def measure(params: dict, cache_dir: str, also_without_correction: bool = False) -> dict:
     import torch
 
-    import dayzero.models  # noqa: F401
-    from dayzero.data.datasets.melu import load_ml1m_melu
-    from dayzero.data.meta_tasks import melu_split
+    import dayzero.recommend  # noqa: F401
+    from dayzero.datasets.melu import load_ml1m_melu
+    from dayzero.evaluate.protocols.melu import melu_split
     from dayzero.evaluate.runner import evaluate_split
-    from dayzero.models.two_tower import TwoTowerRecommender
+    from dayzero.recommend.two_tower import TwoTowerRecommender
 
     torch.set_num_threads(2)
     split = melu_split(load_ml1m_melu())

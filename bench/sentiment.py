@@ -46,16 +46,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from dayzero.data.datasets.sentiment import (
+from dayzero.datasets.sentiment import (
     load_chnsenticorp,
     load_financial_phrasebank,
     load_twitter_financial_news,
     load_waimai,
 )
-from dayzero.data.splits import kshot_sample, train_test_split_stratified
-from dayzero.evaluate.classification import accuracy, macro_f1
 from dayzero.evaluate.intervals import bootstrap_ci
-from dayzero.models.classifier import TextClassifier
+from dayzero.evaluate.protocols.splits import kshot_sample, train_test_split_stratified
+from dayzero.risk.metrics import accuracy, macro_f1
+from dayzero.risk.text_classifier import TextClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine

@@ -141,10 +141,10 @@ def _base_records(seed: int = 0):
 
 def build_base(cache: Path) -> Path:
     """Store + trained ServingModel on the base catalogue (cached; MiniLM encodings cached)."""
-    from dayzero.data.schema import Dataset, Interactions
-    from dayzero.models.two_tower import TwoTowerRecommender
-    from dayzero.online.serving_model import ServingModel, records_to_entities
+    from dayzero.core.schema import Dataset, Interactions
+    from dayzero.online.serving import ServingModel, records_to_entities
     from dayzero.online.store import open_store
+    from dayzero.recommend.two_tower import TwoTowerRecommender
 
     base = cache / "base"
     if (base / "model" / "serving.json").is_file():
@@ -180,9 +180,9 @@ def build_base(cache: Path) -> Path:
 
 def build_size(cache: Path, base: Path, n_items: int, seed: int = 0) -> Path:
     """A store copy and a registry whose promoted version serves ``n_items`` items."""
+    from dayzero.online.index import VectorIndex
     from dayzero.online.registry import ModelRegistry
-    from dayzero.online.serving_model import ServingModel
-    from dayzero.serve.index import VectorIndex
+    from dayzero.online.serving import ServingModel
 
     folder = cache / f"n{n_items}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -238,7 +238,7 @@ def start_server(folder: Path, log: Path, *extra: str) -> tuple[subprocess.Popen
     command = [
         sys.executable,
         "-m",
-        "dayzero.cli_serve",
+        "dayzero.cli.serve",
         "--store",
         str(folder / "events.db"),
         "--registry",

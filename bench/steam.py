@@ -7,23 +7,22 @@
 Data: the positive ("recommend") reviews of steam-reviews joined to steam-games metadata
 (join rates reported), one row per (player, game); game text = title + genres + tags + specs +
 developer. steam-200k is joined to steam-games by title and its join rates are reported.
-Protocols (dayzero.data.steam_protocols): *new games* (latest 15 % of the games by release date
+Protocols (dayzero.evaluate.protocols.steam): *new games* (latest 15 % of the games by release date
 held out entirely; ranked among the new games and among every game) and *new players* (20 % of
 the players with >= 2 positives held out; first k = 1, 3, 5 actions revealed), and *new games*
 again on steam-200k plays joined to steam-games (no timestamps, so nothing can be cut at the split
 time there: flagged in the report). In the new-games protocols everything is fit on what was known
-at the split time (dayzero.data.steam_protocols): interactions dated before the cut-off, the item
-table and text statistics of the games released before it; the new games are folded in after the
-fit, and each test history stops at the player's split time. Models: popularity,
-item-kNN, content kNN on TF-IDF and on frozen MiniLM vectors, ID-only SASRec, the two-tower
-hybrid (positives as rating 1), and the text-initialised sequential model (frozen encoder with
-and without ID embeddings; LoRA with ``--lora``). Each (protocol, model) runs in its own process
-(wall time and peak memory are its own: data loading + fit + evaluation), with one torch thread.
-The content weight of the -content and -fusion variants is chosen per protocol from
-``CONTENT_WEIGHTS`` on the protocol's validation split (carved out of the training data: an
-earlier cut-off among the old games, or a slice of the training players), never on test users.
-Writes ``bench/results/steam.json`` and ``bench/results/steam.md``.
-"""
+at the split time (dayzero.evaluate.protocols.steam): interactions dated before the cut-off, the
+item table and text statistics of the games released before it; the new games are folded in after
+the fit, and each test history stops at the player's split time. Models: popularity, item-kNN,
+content kNN on TF-IDF and on frozen MiniLM vectors, ID-only SASRec, the two-tower hybrid (positives
+as rating 1), and the text-initialised sequential model (frozen encoder with and without ID
+embeddings; LoRA with ``--lora``). Each (protocol, model) runs in its own process (wall time and
+peak memory are its own: data loading + fit + evaluation), with one torch thread. The content weight
+of the -content and -fusion variants is chosen per protocol from ``CONTENT_WEIGHTS`` on the
+protocol's validation split (carved out of the training data: an earlier cut-off among the old
+games, or a slice of the training players), never on test users. Writes ``bench/results/steam.json``
+and ``bench/results/steam.md``."""
 
 from __future__ import annotations
 
@@ -99,7 +98,7 @@ class TfidfContent:
         import numpy as np
         import scipy.sparse as sp
 
-        from dayzero.data.steam_protocols import game_texts
+        from dayzero.evaluate.protocols.steam import game_texts
 
         texts = {i: t for i, t in game_texts(items).items() if i not in self.row}
         if texts:
@@ -126,7 +125,7 @@ class EncoderContent(TfidfContent):
     """The same content kNN on frozen all-MiniLM-L6-v2 vectors of the game text (cached)."""
 
     def __init__(self, texts: dict) -> None:
-        from dayzero.encoders.encoder import TextEncoder
+        from dayzero.text.encoder import TextEncoder
 
         self.ids = list(texts)
         self.row = {item: n for n, item in enumerate(self.ids)}
@@ -138,8 +137,8 @@ class EncoderContent(TfidfContent):
 
 
 def _data(protocol: str = "new-games"):
-    from dayzero.data.datasets.steam import load_steam_200k, load_steam_games, load_steam_reviews
-    from dayzero.data.steam_protocols import steam_200k_implicit, steam_implicit
+    from dayzero.datasets.steam import load_steam_200k, load_steam_games, load_steam_reviews
+    from dayzero.evaluate.protocols.steam import steam_200k_implicit, steam_implicit
 
     if protocol == "new-games-200k":
         return steam_200k_implicit(load_steam_200k(behaviour="play"), load_steam_games())
@@ -147,7 +146,7 @@ def _data(protocol: str = "new-games"):
 
 
 def _split(protocol: str, dataset, seed: int):
-    from dayzero.data.steam_protocols import new_games_split, new_players_split
+    from dayzero.evaluate.protocols.steam import new_games_split, new_players_split
 
     if protocol == "new-games-200k":
         # steam-200k has no timestamps (its file order is by playtime): nothing can be cut.
@@ -159,7 +158,7 @@ def _split(protocol: str, dataset, seed: int):
 
 def _without_release(entities):
     """The attribute encoder takes numeric fields as floats: leave the release date out."""
-    from dayzero.data.schema import Entities
+    from dayzero.core.schema import Entities
 
     fields = {k: v for k, v in entities.fields.items() if k != "release_date"}
     return Entities(entities.frame, fields, entities.kind)
@@ -178,17 +177,17 @@ class _NoRelease:
 def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
     """Fit ``model`` on ``split.train`` (what was known at the split time), fold in the
     split's new games, and return (scorer, extra info). ``params`` override the constructor's."""
-    from dayzero.data.steam_protocols import GAME_TEMPLATE, game_texts
-    from dayzero.evaluate.ranking_eval import recommender_scorer, sequence_scorer
+    from dayzero.evaluate.protocols.steam import GAME_TEMPLATE, game_texts
+    from dayzero.evaluate.ranking import recommender_scorer, sequence_scorer
 
     train = split.train
     if model == "popularity":
-        from dayzero.models.popularity import Popularity
+        from dayzero.recommend.baselines.popularity import Popularity
 
         fitted = split.fold_in(Popularity().fit(train))
         return recommender_scorer(fitted), {}
     if model == "item-knn":
-        from dayzero.models.item_knn import ItemKNN
+        from dayzero.recommend.baselines.item_knn import ItemKNN
 
         knn = ItemKNN(k_neighbors=100, centered=False, scoring="similarity").fit(train)
         return recommender_scorer(split.fold_in(knn)), {"k_neighbors": 100}
@@ -197,8 +196,8 @@ def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
         scorer = split.fold_in(kind(game_texts(train.items)))
         return scorer, {"fit_games": len(train.items)}
     if model == "two-tower":
-        from dayzero.data.schema import Dataset
-        from dayzero.models.two_tower import TwoTowerRecommender
+        from dayzero.core.schema import Dataset
+        from dayzero.recommend.two_tower import TwoTowerRecommender
 
         train = Dataset(
             train.interactions,
@@ -217,7 +216,7 @@ def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
         ).fit(train)
         split.fold_in(_NoRelease(tt))
         return recommender_scorer(tt), {"note": "positives as rating 1 (implicit)"}
-    from dayzero.models.sequential import SequentialRecommender
+    from dayzero.recommend.sequential import SequentialRecommender
 
     seq = SequentialRecommender(
         item_template=GAME_TEMPLATE.to_dict(),
@@ -237,7 +236,7 @@ def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
 
 def _tuned(model: str, split, seed: int, epochs: int) -> dict:
     """The settings of ``model`` chosen on ``split.validation_split()`` (training data only)."""
-    from dayzero.evaluate.ranking_eval import select_setting
+    from dayzero.evaluate.ranking import select_setting
 
     if model not in TUNED:
         return {}
@@ -258,8 +257,8 @@ def measure(protocol: str, model: str, seed: int, max_users: int | None, epochs:
 
     import torch
 
-    from dayzero.data.steam_protocols import catalogue
-    from dayzero.evaluate.ranking_eval import evaluate_protocol
+    from dayzero.evaluate.protocols.steam import catalogue
+    from dayzero.evaluate.ranking import evaluate_protocol
 
     # One thread: on a shared, oversubscribed machine more threads spin and run ~10x slower.
     torch.set_num_threads(1)
@@ -291,7 +290,7 @@ def measure(protocol: str, model: str, seed: int, max_users: int | None, epochs:
 
 def data_report() -> dict:
     """Join rates of steam-reviews and steam-200k to steam-games, and dataset sizes."""
-    from dayzero.data.datasets.steam import (
+    from dayzero.datasets.steam import (
         load_steam_200k,
         load_steam_games,
         match_steam_200k_to_games,

@@ -6,7 +6,7 @@
    the shipped ``tallrec-movie`` files example by example.
 2. For ``k`` = 16, 64, 256 and seeds 0-4, draw ``k`` training examples as TALLRec does (plain
    seeded sampling from the 8,000-example train part).
-3. Select the hyper-parameters of :class:`~dayzero.models.preference.PreferenceClassifier` on
+3. Select the hyper-parameters of :class:`~dayzero.recommend.preference.PreferenceClassifier` on
    VALID: every grid point is fitted on all 15 (k, seed) samples; the point with the highest
    mean valid AUC over them is kept (one setting for every k).
 4. Report test AUC once for that setting, for the no-text variant (like rate + year, same
@@ -57,8 +57,8 @@ def _summary(values: list[float]) -> dict:
 
 
 def _auc_of(config, encoder, train, samples, evaluate) -> tuple[list[float], float]:
-    from dayzero.evaluate.classification import roc_auc
-    from dayzero.models.preference import PreferenceClassifier
+    from dayzero.recommend.preference import PreferenceClassifier
+    from dayzero.risk.metrics import roc_auc
 
     aucs, start = [], time.perf_counter()
     for index in samples:
@@ -73,12 +73,12 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="data root (default $DAYZERO_DATA)")
     args = parser.parse_args()
 
-    from dayzero.data.datasets.tallrec import load_tallrec_movie
-    from dayzero.data.splits import kshot_sample
-    from dayzero.data.tallrec_protocol import build_tallrec_movie, compare_with_files
-    from dayzero.encoders.encoder import TextEncoder
-    from dayzero.evaluate.classification import roc_auc
-    from dayzero.models.preference import PreferenceConfig
+    from dayzero.datasets.tallrec import load_tallrec_movie
+    from dayzero.evaluate.protocols.splits import kshot_sample
+    from dayzero.evaluate.protocols.tallrec import build_tallrec_movie, compare_with_files
+    from dayzero.recommend.preference import PreferenceConfig
+    from dayzero.risk.metrics import roc_auc
+    from dayzero.text.encoder import TextEncoder
 
     began = time.perf_counter()
     rebuilt = build_tallrec_movie(args.data)

@@ -55,7 +55,7 @@ def _score_users(model, users, revealed, query, n, use_history: bool) -> dict[st
     """Mean over users of MAE, nDCG@5 (query ratings) and Recall@10 (all items)."""
     import numpy as np
 
-    from dayzero.data.schema import Interactions
+    from dayzero.core.schema import Interactions
     from dayzero.evaluate.metrics import ndcg_at_k, recall_at_k
 
     history = revealed[revealed["rank"] < n]
@@ -89,11 +89,11 @@ def measure(
     import numpy as np
     import torch
 
-    import dayzero.models  # noqa: F401  (registers the baselines)
-    from dayzero.data.datasets.melu import load_ml1m_melu
-    from dayzero.data.schema import Interactions
-    from dayzero.models.base import make_recommender
-    from dayzero.models.two_tower import TwoTowerRecommender
+    import dayzero.recommend  # noqa: F401  (registers the baselines)
+    from dayzero.core.schema import Interactions
+    from dayzero.datasets.melu import load_ml1m_melu
+    from dayzero.recommend.contract import make_recommender
+    from dayzero.recommend.two_tower import TwoTowerRecommender
 
     torch.set_num_threads(2)
     data = load_ml1m_melu()

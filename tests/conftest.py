@@ -20,7 +20,7 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer random BERT (model + tokenizer) built once per session; copy it before mutating."""
-    from dayzero.encoders.tiny import build_tiny_bert
+    from tests.tiny_bert import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 

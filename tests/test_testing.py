@@ -9,11 +9,11 @@ from typing import Any, Self
 import numpy as np
 import pytest
 
-import dayzero.models  # noqa: F401  (registers every recommender)
-from dayzero.data.schema import Dataset, Entities, Interactions
-from dayzero.data.templates import Template
-from dayzero.models.base import REGISTRY, Recommender
-from dayzero.models.means import ItemMean
+import dayzero.recommend  # noqa: F401  (registers every recommender)
+from dayzero.core.schema import Dataset, Entities, Interactions
+from dayzero.core.templates import Template
+from dayzero.recommend.baselines.means import ItemMean
+from dayzero.recommend.contract import REGISTRY, Recommender
 from dayzero.testing import CHECKS, check_recommender, make_contract_catalogue
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dayzero.data.schema import Dataset, Entities, IdMap, Interactions
-from dayzero.data.templates import FieldSpec, Template, serialize_row
+from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.templates import FieldSpec, Template, serialize_row
 
 __version__ = "0.1.0"
 

@@ -1,10 +1,10 @@
 """The recommender contract as a public check, in the spirit of scikit-learn's ``check_estimator``.
 
-:func:`check_recommender` runs every rule of :class:`~dayzero.models.base.Recommender` on a small
-synthetic catalogue whose answers are known (two user groups with opposite tastes over two item
-groups, texts and genres that reveal the group, cold items with fields only, integer timestamps),
-and raises an ``AssertionError`` naming the first check that fails. It checks the protocol, not
-the quality: a model that predicts badly but keeps the contract passes.
+:func:`check_recommender` runs every rule of :class:`~dayzero.recommend.contract.Recommender` on a
+small synthetic catalogue whose answers are known (two user groups with opposite tastes over two
+item groups, texts and genres that reveal the group, cold items with fields only, integer
+timestamps), and raises an ``AssertionError`` naming the first check that fails. It checks the
+protocol, not the quality: a model that predicts badly but keeps the contract passes.
 
 Write a new recommender, then::
 
@@ -22,7 +22,7 @@ The checks, in the order they run (:data:`CHECKS`):
     ``__init__`` stores each argument unchanged (the same object) and sets nothing else.
 ``not_fitted``
     ``predict``, ``recommend``, ``save`` and ``partial_fit_*`` before ``fit`` raise
-    :class:`~dayzero.models.base.NotFittedError` (``partial_fit_*`` may raise
+    :class:`~dayzero.recommend.contract.NotFittedError` (``partial_fit_*`` may raise
     ``NotImplementedError`` instead).
 ``empty_fit``
     ``fit`` on a dataset without interactions raises ``ValueError``.
@@ -79,8 +79,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dayzero.data.schema import Dataset, Entities, Interactions
-from dayzero.models.base import NotFittedError, Recommender
+from dayzero.core.schema import Dataset, Entities, Interactions
+from dayzero.recommend.contract import NotFittedError, Recommender
 
 __all__ = ["CHECKS", "ContractCatalogue", "check_recommender", "make_contract_catalogue"]
 
@@ -207,7 +207,7 @@ def check_recommender(
     *,
     skip: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Check that a recommender keeps the :class:`~dayzero.models.base.Recommender` contract.
+    """Check that a recommender keeps the :class:`~dayzero.recommend.contract.Recommender` contract.
 
     Parameters
     ----------
@@ -235,7 +235,7 @@ def check_recommender(
 
     Examples
     --------
-    >>> from dayzero.models import ItemMean
+    >>> from dayzero.recommend import ItemMean
     >>> from dayzero.testing import check_recommender
     >>> results = check_recommender(ItemMean(user_bias=True))
     >>> results["fit_idempotent"]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dayzero.evaluate.classification import roc_auc
 from dayzero.evaluate.intervals import bootstrap_ci, mean_ci
+from dayzero.risk.metrics import roc_auc
 
 
 def test_bootstrap_of_two_values_spans_both():

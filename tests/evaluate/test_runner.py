@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from dayzero.data.schema import Dataset, IdMap, Interactions
-from dayzero.data.split import ColdStartSplit, Segment
+from dayzero.core.schema import Dataset, IdMap, Interactions
+from dayzero.core.split import ColdStartSplit, Segment
 from dayzero.evaluate.report import results_table, write_json
 from dayzero.evaluate.runner import evaluate_split
-from dayzero.models.base import Recommender, seen_by_user
+from dayzero.recommend.contract import Recommender, seen_by_user
 
 
 class SpyModel(Recommender):

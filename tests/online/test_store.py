@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dayzero.data.schema import SchemaError
+from dayzero.core.schema import SchemaError
 from dayzero.online.store import (
     EntityRecord,
     Event,

@@ -6,10 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from dayzero.data.schema import Dataset, Interactions
-from dayzero.models.two_tower import TwoTowerRecommender
+from dayzero.core.schema import Dataset, Interactions
 from dayzero.online.registry import ModelRegistry
-from dayzero.online.serving_model import ServingModel
+from dayzero.online.serving import ServingModel
 from dayzero.online.store import EntityRecord, Event, open_store
 from dayzero.online.updater import (
     OnlineUpdater,
@@ -18,7 +17,8 @@ from dayzero.online.updater import (
     string_ids,
     typed_entities,
 )
-from tests.models.conftest import make_catalogue
+from dayzero.recommend.two_tower import TwoTowerRecommender
+from tests.recommend.conftest import make_catalogue
 
 FAST = {
     "dim": 8,

@@ -7,7 +7,7 @@ users ``ub*`` the reverse. The model uses the tiny random BERT (the text is not 
 from here: the trained item vectors and history pooling are).
 
 ``served_env`` is built once per session; ``env`` copies it per test, so tests may write.
-``ServerProcess`` runs the real service (``python -m dayzero.cli_serve``) on a free loopback port.
+``ServerProcess`` runs the real service (``python -m dayzero.cli.serve``) on a free loopback port.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def catalogue_records(seed: int = 0):
 
 def train_version(store, registry, encoder: str, metrics: dict | None = None) -> str:
     """Fit a two-tower on everything in ``store``, publish it (model + index) and return it."""
-    from dayzero.data.schema import Dataset, Interactions
-    from dayzero.models.two_tower import TwoTowerRecommender
-    from dayzero.online.serving_model import ServingModel, records_to_entities
+    from dayzero.core.schema import Dataset, Interactions
+    from dayzero.online.serving import ServingModel, records_to_entities
+    from dayzero.recommend.two_tower import TwoTowerRecommender
 
     frame = store.events_frame()
     interactions = Interactions(frame[["user", "item", "value"]].reset_index(drop=True))
@@ -114,8 +114,8 @@ def republish(registry, version: str, metrics: dict, extra_index_item: str | Non
     """Publish a copy of ``version``'s files (model, index) as a new version, without loading
     the model: a cheap second version to promote and roll back to. ``extra_index_item`` adds
     an item to the copy's saved index only (so a test can tell the saved index was loaded)."""
+    from dayzero.online.index import VectorIndex
     from dayzero.online.registry import RESERVED
-    from dayzero.serve.index import VectorIndex
 
     source = registry.path(version)
 
@@ -180,7 +180,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m dayzero.cli_serve`` on 127.0.0.1, ready once ``/healthz`` answers."""
+    """``python -m dayzero.cli.serve`` on 127.0.0.1, ready once ``/healthz`` answers."""
 
     def __init__(self, env: Env, log: Path, *extra: str) -> None:
         self.env = env
@@ -194,7 +194,7 @@ class ServerProcess:
         command = [
             sys.executable,
             "-m",
-            "dayzero.cli_serve",
+            "dayzero.cli.serve",
             "--store",
             str(self.env.store),
             "--registry",

@@ -456,7 +456,7 @@ def test_risk_without_a_model_is_a_clear_404(client):
 def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir, labels, positive):
     """With bad/good labels, predict_proba's column 1 is P(good): the service must report
     predict_pd (the probability of positive_label), and points must fall as risk rises."""
-    from dayzero.models.risk import RiskScorer
+    from dayzero.risk.scorer import RiskScorer
 
     rng = np.random.default_rng(0)
     checking = rng.choice(["< 0 DM", "no checking account"], size=80)

@@ -1,4 +1,4 @@
-"""End to end against the real server process (``python -m dayzero.cli_serve`` on loopback).
+"""End to end against the real server process (``python -m dayzero.cli.serve`` on loopback).
 
 A brand-new user POSTs a profile, gets recommendations, POSTs three events, and the next
 recommendations change accordingly: the user rates three items of the theme that was *not*
@@ -70,10 +70,10 @@ def test_a_running_server_follows_a_promote_made_by_another_process(env, tmp_pat
 
 
 def test_demo_data_loads_into_a_store(tmp_path):
-    from dayzero.cli_serve import load_demo_into
-    from dayzero.data.datasets.restaurant import load_restaurant
+    from dayzero.cli.serve import load_demo_into
+    from dayzero.core.settings import DEMO_DATA
+    from dayzero.datasets.restaurant import load_restaurant
     from dayzero.online.store import open_store
-    from dayzero.settings import DEMO_DATA
 
     dataset = load_restaurant(DEMO_DATA / "restaurant-uci")
     store = open_store(tmp_path / "events.db")
@@ -86,7 +86,7 @@ def test_demo_data_loads_into_a_store(tmp_path):
 
 
 def test_bootstrap_demo_keeps_an_existing_version(env):
-    from dayzero.cli_serve import bootstrap_demo_version
+    from dayzero.cli.serve import bootstrap_demo_version
     from dayzero.online.registry import ModelRegistry
 
     before = ModelRegistry(env.registry).versions()
@@ -97,7 +97,7 @@ def test_bootstrap_demo_keeps_an_existing_version(env):
 @pytest.mark.slow
 def test_serve_bootstraps_the_demo_on_a_fresh_machine(tmp_path):
     """`serve --bootstrap-demo` on empty folders: MiniLM two-tower on the restaurant data."""
-    from dayzero.demo import NEW_DINER
+    from dayzero.cli.demo import NEW_DINER
     from tests.serve.conftest import Env
 
     env = Env(tmp_path / "events.db", tmp_path / "models", (), ())

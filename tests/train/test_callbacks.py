@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from transformers import AutoModel, AutoTokenizer
 
-from dayzero.encoders.strategies import apply_strategy, strategy_config
+from dayzero.text.adapters import apply_strategy, strategy_config
 from dayzero.train.callbacks import AdaLoraBudgetCallback, Callback, find_adalora
 from dayzero.train.trainer import Trainer, TrainerConfig
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dayzero.data.split import ColdStartSplit
+from dayzero.core.split import ColdStartSplit
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class Experiment:
     """A dataset + protocol + task, and the metric cut-off ``k``.
 
     ``task="history-ranking"`` set-ups (Steam) build a
-    :class:`~dayzero.data.steam_protocols.NewGamesSplit` or ``NewPlayersSplit`` instead of a
-    :class:`ColdStartSplit` and are evaluated by :mod:`dayzero.evaluate.ranking_eval`;
+    :class:`~dayzero.evaluate.protocols.steam.NewGamesSplit` or ``NewPlayersSplit`` instead of a
+    :class:`ColdStartSplit` and are evaluated by :mod:`dayzero.evaluate.ranking`;
     ``model_params`` gives models the settings the data needs (implicit feedback).
     """
 
@@ -38,16 +38,16 @@ class Experiment:
 
 
 def _melu(path=None, seed: int = 0, **params: Any) -> ColdStartSplit:
-    from dayzero.data.datasets.melu import load_ml1m_melu
-    from dayzero.data.meta_tasks import melu_split
+    from dayzero.datasets.melu import load_ml1m_melu
+    from dayzero.evaluate.protocols.melu import melu_split
 
     return melu_split(load_ml1m_melu(path), seed=seed, **params)
 
 
 def _holdout(dataset_name: str) -> Callable[..., ColdStartSplit]:
     def build(path=None, seed: int = 0, **params: Any) -> ColdStartSplit:
-        from dayzero.data.datasets import load
-        from dayzero.data.splits import holdout_split
+        from dayzero.datasets import load
+        from dayzero.evaluate.protocols.splits import holdout_split
 
         return holdout_split(load(dataset_name, path), seed=seed, **params)
 
@@ -56,8 +56,8 @@ def _holdout(dataset_name: str) -> Callable[..., ColdStartSplit]:
 
 def _temporal(dataset_name: str) -> Callable[..., ColdStartSplit]:
     def build(path=None, seed: int = 0, quantile: float = 0.8, **params: Any) -> ColdStartSplit:
-        from dayzero.data.datasets import load
-        from dayzero.data.splits import temporal_split
+        from dayzero.datasets import load
+        from dayzero.evaluate.protocols.splits import temporal_split
 
         dataset = load(dataset_name, path)
         cutoff = dataset.interactions.frame["timestamp"].quantile(quantile)
@@ -68,8 +68,12 @@ def _temporal(dataset_name: str) -> Callable[..., ColdStartSplit]:
 
 def _steam(protocol: str) -> Callable[..., Any]:
     def build(path=None, seed: int = 0, **params: Any) -> Any:
-        from dayzero.data.datasets.steam import load_steam_reviews
-        from dayzero.data.steam_protocols import new_games_split, new_players_split, steam_implicit
+        from dayzero.datasets.steam import load_steam_reviews
+        from dayzero.evaluate.protocols.steam import (
+            new_games_split,
+            new_players_split,
+            steam_implicit,
+        )
 
         data = steam_implicit(load_steam_reviews(path)).dataset
         if protocol == "new-games":

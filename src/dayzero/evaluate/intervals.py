@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from dayzero.evaluate._checks import as_vector, check_k, same_length
+from dayzero.core.checks import as_vector, check_k, same_length
 
 
 def _check_confidence(confidence: float, n_resamples: int) -> None:

@@ -8,7 +8,7 @@ Inputs are validated: empty input, mismatched lengths and NaN raise ``ValueError
 argument, so a metric never returns a silently wrong value.
 
 Classification and risk metrics (AUC, Gini, KS, log loss, calibration, PSI, ...) live in
-:mod:`dayzero.evaluate.classification`, confidence intervals in :mod:`dayzero.evaluate.intervals`;
+:mod:`dayzero.risk.metrics`, confidence intervals in :mod:`dayzero.evaluate.intervals`;
 both are re-exported here, so ``from dayzero.evaluate import metrics; metrics.roc_auc(...)`` works
 for all of them.
 """
@@ -20,8 +20,9 @@ from typing import Literal
 
 import numpy as np
 
-from dayzero.evaluate._checks import as_vector, check_k, id_list, same_length
-from dayzero.evaluate.classification import (
+from dayzero.core.checks import as_vector, check_k, id_list, same_length
+from dayzero.evaluate.intervals import bootstrap_ci, mean_ci
+from dayzero.risk.metrics import (
     KSResult,
     accuracy,
     brier_score,
@@ -33,7 +34,6 @@ from dayzero.evaluate.classification import (
     psi,
     roc_auc,
 )
-from dayzero.evaluate.intervals import bootstrap_ci, mean_ci
 
 __all__ = [
     "KSResult",

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from dayzero.data.split import SEGMENTS
+from dayzero.core.split import SEGMENTS
 from dayzero.evaluate.runner import EvaluationResult
 
 

@@ -23,9 +23,9 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from dayzero.data.split import ColdStartSplit, Segment
+from dayzero.core.split import ColdStartSplit, Segment
 from dayzero.evaluate import metrics
-from dayzero.models.base import Recommender
+from dayzero.recommend.contract import Recommender
 
 Task = Literal["rating", "ranking"]
 

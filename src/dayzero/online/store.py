@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from dayzero.data.schema import SchemaError
+from dayzero.core.schema import SchemaError
 from dayzero.online import migrations
 from dayzero.online.migrations import EVENT_ID, SchemaVersionError
 

@@ -6,7 +6,7 @@
   store's contents, publishes it with ``watermark = store.last_event_id()`` and promotes it.
 * :meth:`OnlineUpdater.update` takes the events after the current version's watermark and
 
-  1. turns them into ratings (kind mapping of :mod:`dayzero.online.serving_model`; one rating
+  1. turns them into ratings (kind mapping of :mod:`dayzero.online.serving`; one rating
      per user-item pair, the latest explicit event winning);
   2. holds out, per user with at least two new ratings, the most recent ``holdout`` fraction
      (at least one) as the gate slice; the rest is the training slice;
@@ -49,18 +49,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dayzero.data.schema import Dataset, Entities, Interactions, SchemaError
-from dayzero.data.templates import FieldSpec, Template
+from dayzero.core.schema import Dataset, Entities, Interactions, SchemaError
+from dayzero.core.templates import FieldSpec, Template
 from dayzero.evaluate.metrics import ndcg_at_k
-from dayzero.models.two_tower import TwoTowerRecommender
 from dayzero.online.registry import StalePromotionError
-from dayzero.online.serving_model import (
+from dayzero.online.serving import (
     DEFAULT_KIND_VALUES,
     TEXT_FIELD,
     ServingModel,
     records_to_entities,
     resolve_events,
 )
+from dayzero.recommend.two_tower import TwoTowerRecommender
 
 if TYPE_CHECKING:
     from dayzero.online.registry import ModelRegistry

@@ -465,7 +465,7 @@ def _open_state(config: ServeConfig, metrics: ServiceMetrics) -> ServiceState:
 
     risk = None
     if config.risk_model is not None:
-        from dayzero.models.risk import RiskScorer
+        from dayzero.risk.scorer import RiskScorer
 
         risk = RiskScorer.load(config.risk_model)
     store = open_store(config.store)
@@ -524,7 +524,7 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
     import numpy as np
     import pandas as pd
 
-    from dayzero.models.risk import UnknownCategoryWarning
+    from dayzero.risk.scorer import UnknownCategoryWarning
 
     scorer = svc.risk
     if scorer is None:
@@ -595,7 +595,7 @@ def _encodable_text(text: str) -> str:
 
 
 def _install_errors(app: FastAPI) -> None:
-    from dayzero.data.schema import SchemaError
+    from dayzero.core.schema import SchemaError
     from dayzero.online.registry import CorruptVersionError, RegistryError, UnknownVersionError
     from dayzero.online.store import IdempotencyConflictError
 

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from dayzero.models.risk import RiskScorer
+    from dayzero.online.index import VectorIndex
     from dayzero.online.registry import ModelRegistry
-    from dayzero.online.serving_model import ServingModel
+    from dayzero.online.serving import ServingModel
     from dayzero.online.store import EntityRecord, Event, EventIds, EventStore
-    from dayzero.serve.index import VectorIndex
+    from dayzero.risk.scorer import RiskScorer
     from dayzero.serve.metrics import ServiceMetrics
 
 from dayzero.online.registry import RegistryError
@@ -48,7 +48,7 @@ INDEX_FOLDER = "index"
 FOLD_CHUNK = 64
 _ITEM_LOG = 1024  # item additions the user cache remembers for in-flight requests
 # The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
-# bias terms, not the item's taste direction (see dayzero.online.serving_model).
+# bias terms, not the item's taste direction (see dayzero.online.serving).
 N_BIAS_COLUMNS = 3
 
 
@@ -314,8 +314,8 @@ class ServiceState:
 
     @staticmethod
     def _read_version(folder: Path) -> tuple[ServingModel, VectorIndex]:
-        from dayzero.online.serving_model import ServingModel
-        from dayzero.serve.index import VectorIndex
+        from dayzero.online.index import VectorIndex
+        from dayzero.online.serving import ServingModel
 
         model = ServingModel.load(folder)
         if (folder / INDEX_FOLDER).is_dir():
@@ -414,7 +414,7 @@ class ServiceState:
         """Check the batch, commit it to the store, then fold it into the served model and
         index. A batch the fold-in would refuse (a repeated id) is refused before anything
         is committed."""
-        from dayzero.online.serving_model import records_to_entities
+        from dayzero.online.serving import records_to_entities
 
         records_to_entities(records, "item")  # raises SchemaError naming the field
         seqs = self.store.upsert_items(records)

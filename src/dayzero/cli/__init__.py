@@ -1,0 +1,5 @@
+"""The ``dayzero`` command line (typer): ``dayzero --help`` lists the commands."""
+
+from dayzero.cli.main import app
+
+__all__ = ["app"]

@@ -1,0 +1,159 @@
+"""The ``dayzero`` command line: ``datasets``, ``models``, ``evaluate``, ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dayzero.cli.risk import risk_app
+from dayzero.cli.serve import serve
+from dayzero.cli.update import bootstrap, update
+
+app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
+console = Console()
+app.add_typer(risk_app, name="risk")
+
+
+@app.command()
+def datasets(
+    data: Annotated[Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")] = None,
+) -> None:
+    """Show which dataset loaders find their files."""
+    from dayzero.datasets import DATASETS, available
+
+    status = available(data)
+    table = Table(title="datasets")
+    for column in ("name", "status", "licence"):
+        table.add_column(column)
+    for name, info in DATASETS.items():
+        state = status.get(name, "missing")
+        colour = "green" if state.startswith("found") else "yellow"
+        table.add_row(name, f"[{colour}]{state}[/{colour}]", info.licence)
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the registered recommenders."""
+    import dayzero.recommend  # noqa: F401  (registers the models)
+    from dayzero.recommend.contract import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()
+        console.print(f"[bold]{name}[/bold]  {doc[0] if doc else ''}")
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[str, typer.Option(help="Dataset name, e.g. ml-1m-melu.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Model name (repeatable), see `dayzero models`; steam: popularity."),
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="Protocol (default: the dataset's first).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
+    ci: Annotated[bool, typer.Option(help="Show 95% bootstrap confidence intervals.")] = False,
+) -> None:
+    """Fit models on a cold-start split and report every segment (warm / new users / new items /
+    both) on its own."""
+    import dayzero.recommend  # noqa: F401
+    from dayzero.evaluate.experiments import get_experiment
+    from dayzero.evaluate.report import results_table, write_json
+    from dayzero.evaluate.runner import evaluate_split
+    from dayzero.recommend.contract import make_recommender
+
+    try:
+        experiment = get_experiment(dataset, protocol)
+        if not model:
+            if experiment.task != "history-ranking":
+                raise typer.BadParameter("give at least one --model (see `dayzero models`)")
+            model = ["popularity"]
+        recommenders = [
+            make_recommender(name, **experiment.model_params.get(name, {})) for name in model
+        ]
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from exc
+    if experiment.task == "history-ranking":
+        _evaluate_history(experiment, recommenders, data, seed, output, ci)
+        return
+    with console.status(f"building the {experiment.protocol} split of {dataset}"):
+        split = experiment.split(data, seed=seed)
+    results = []
+    for recommender in recommenders:
+        results.append(
+            evaluate_split(
+                recommender,
+                split,
+                task=experiment.task,
+                k=experiment.k,
+                relevance_threshold=experiment.relevance_threshold,
+            )
+        )
+    console.print(results_table(results, title=f"{dataset} / {experiment.protocol}", show_ci=ci))
+    if output is not None:
+        write_json({"dataset": dataset, "split": split.summary(), "results": results}, output)
+        console.print(f"wrote {output}")
+
+
+def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
+    """Steam-style protocols: players known only by their history (ranking_eval)."""
+    from dayzero.evaluate.protocols.steam import catalogue
+    from dayzero.evaluate.ranking import evaluate_protocol, recommender_scorer
+    from dayzero.evaluate.report import write_json
+
+    with console.status(f"building the {experiment.protocol} split of {experiment.dataset}"):
+        split = experiment.split(data, seed=seed)
+    games = catalogue(split.train)
+    recall, ndcg = f"recall@{experiment.k}", f"ndcg@{experiment.k}"
+    table = Table(title=f"{experiment.dataset} / {experiment.protocol}")
+    for column in ("model", "setting", "users", recall, ndcg, f"chance {recall}"):
+        table.add_column(column)
+    results = []
+    for recommender in recommenders:
+        # New games are known by their metadata only after the fit (fitted text statistics).
+        split.fold_in(recommender.fit(split.train))
+        rows = evaluate_protocol(recommender_scorer(recommender), split, games, k=experiment.k)
+        results.append({"model": recommender.name, "rows": rows})
+        for row in rows:
+            cells = []
+            for metric in (recall, ndcg):
+                text = f"{row['metrics'][metric]:.4f}"
+                if ci:
+                    low, high = row["ci"][metric]
+                    text += f" [{low:.4f}, {high:.4f}]"
+                cells.append(text)
+            chance = f"{row['chance'][recall]:.4f}"
+            table.add_row(recommender.name, row["setting"], str(row["users"]), *cells, chance)
+    console.print(table)
+    if output is not None:
+        write_json(
+            {"dataset": experiment.dataset, "split": split.summary(), "results": results}, output
+        )
+        console.print(f"wrote {output}")
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the demo split.")] = 0,
+) -> None:
+    """End-to-end demo on the shipped restaurant data (offline)."""
+    from dayzero.cli.demo import run_demo
+
+    run_demo(console, seed=seed)
+
+
+# Online commands, listed after the offline ones in `dayzero --help`.
+app.command("bootstrap")(bootstrap)
+app.command("update")(update)
+app.command("serve")(serve)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,226 @@
+"""``dayzero serve``: run the HTTP service (uvicorn, one worker) over a store and a registry.
+
+    dayzero serve --store events.db --registry models/ --api-key "$KEY"
+    dayzero serve --store events.db --registry models/ --bootstrap-demo     # fresh machine
+    python -m dayzero.cli.serve --store ... --registry ...                   # same, without the CLI
+
+``--bootstrap-demo`` fills an empty store with the restaurant data shipped in the package and
+trains, publishes and promotes a first version when the registry has none, so the service has
+something to serve on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+log = logging.getLogger("dayzero.serve")
+
+
+def serve(
+    store: Annotated[
+        str,
+        typer.Option(help="Event store: a SQLite file path, sqlite:///path or postgresql://..."),
+    ] = "dayzero-events.db",
+    registry: Annotated[Path, typer.Option(help="Model registry folder.")] = Path("dayzero-models"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAYZERO_API_KEY",
+            help="Key required in the X-API-Key header of every call but /healthz and /metrics "
+            "(default: $DAYZERO_API_KEY; without one, everything is open to anyone).",
+        ),
+    ] = None,
+    public_reads: Annotated[
+        bool,
+        typer.Option(
+            help="Serve reads (recommendations, similar items, model info, risk) without the "
+            "key; a user's recommendations with exclude_seen=false still need it."
+        ),
+    ] = False,
+    risk_model: Annotated[
+        Path | None, typer.Option(help="RiskScorer folder served at POST /v1/risk/score.")
+    ] = None,
+    bootstrap_demo: Annotated[
+        bool,
+        typer.Option(
+            help="When the registry is empty, load the shipped restaurant demo data into the "
+            "store and train, publish and promote a first version."
+        ),
+    ] = False,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body accepted, in MiB (413 beyond).", min=0.001)
+    ] = 8.0,
+    user_cache_size: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Users whose vectors are kept between their writes (0: recompute every request).",
+        ),
+    ] = 100_000,
+    user_cache_ttl: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds a cached user vector may be served (bounds staleness when other "
+            "processes write events to the store).",
+        ),
+    ] = 30.0,
+    follow_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between two reads of the registry's current pointer: a version "
+            "promoted or rolled back by another process is served within that time; 0 = off.",
+        ),
+    ] = 2.0,
+    update_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between background incremental updates (fine-tune on the events "
+            "since the served version's watermark, promote only if the gate passes); 0 = off.",
+        ),
+    ] = 0.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    torch_threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="PyTorch intra-op threads. 1 is fastest for per-request work: one user-tower "
+            "pass or one sentence is too small to split, and waking a second thread costs more "
+            "than it saves on a busy machine; requests run in parallel across the threadpool.",
+        ),
+    ] = 1,
+) -> None:
+    """Serve recommendations, events, items, users, risk scores and model admin over HTTP."""
+    # Before torch loads: OpenMP's default thread count, used by threadpool workers.
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads))
+    import torch
+    import uvicorn
+
+    from dayzero.serve.app import ServeConfig, create_app
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(torch_threads)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if risk_model is not None and not risk_model.is_dir():
+        raise typer.BadParameter(f"{risk_model} is not a folder", param_hint="--risk-model")
+    if bootstrap_demo:
+        version = bootstrap_demo_version(store, registry)
+        if version is not None:
+            typer.echo(f"bootstrapped demo version {version}")
+    config = ServeConfig(
+        store=store,
+        registry=registry,
+        api_key=api_key or None,
+        public_reads=public_reads,
+        risk_model=risk_model,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        user_cache_size=user_cache_size,
+        user_cache_ttl=user_cache_ttl,
+        follow_every=follow_every or None,
+        update_every=update_every or None,
+    )
+    uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
+
+
+def bootstrap_demo_version(store: str | Path, registry: str | Path) -> str | None:
+    """Create and promote a first version from the shipped restaurant data if none exists.
+
+    Parameters
+    ----------
+    store : str or Path
+        Event store URL; the demo items, users and ratings are written to it when it holds no
+        events yet.
+    registry : str or Path
+        Model registry folder.
+
+    Returns
+    -------
+    str or None
+        The new version, or None when the registry already had a current version.
+    """
+    from dayzero.online.registry import ModelRegistry
+    from dayzero.online.store import open_store
+    from dayzero.online.updater import OnlineUpdater
+
+    models = ModelRegistry(registry)
+    if models.current() is not None:
+        return None
+    events = open_store(store)
+    try:
+        if events.count_events() == 0:
+            load_demo_into(events)
+        return OnlineUpdater(events, models).bootstrap(events)
+    finally:
+        events.close()
+
+
+def load_demo_into(store) -> int:
+    """Write the shipped restaurant items, diners and ratings into ``store``; returns #events."""
+    from datetime import UTC, datetime, timedelta
+
+    from dayzero.core.settings import DEMO_DATA
+    from dayzero.core.templates import entity_template
+    from dayzero.datasets.restaurant import load_restaurant
+    from dayzero.online.store import EntityRecord, Event
+
+    dataset = load_restaurant(DEMO_DATA / "restaurant-uci")
+    for entities, upsert in (
+        (dataset.items, store.upsert_items),
+        (dataset.users, store.upsert_users),
+    ):
+        if entities is None:
+            continue
+        template = entity_template(None, entities)
+        records = [entities.record(i) for i in entities.ids]
+        texts = template.render_many(records)
+        upsert(
+            [
+                EntityRecord(id=str(i), text=t, fields=_json_fields(r))
+                for i, t, r in zip(entities.ids, texts, records, strict=True)
+            ]
+        )
+    frame = dataset.interactions.frame
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = list(zip(frame["user"], frame["item"], frame["value"], strict=True))
+    events = [
+        Event(user=str(u), item=str(i), value=float(v), ts=start + timedelta(minutes=n))
+        for n, (u, i, v) in enumerate(rows)
+    ]
+    for chunk in range(0, len(events), 1000):
+        store.append_events(events[chunk : chunk + 1000])
+    return len(events)
+
+
+def _json_fields(record: dict) -> dict:
+    import math
+
+    import numpy as np
+
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        if isinstance(value, tuple | np.ndarray):
+            value = list(value)
+        out[str(key)] = value
+    return out
+
+
+def main() -> None:
+    """Entry point of ``python -m dayzero.cli.serve``."""
+    typer.run(serve)
+
+
+if __name__ == "__main__":
+    main()

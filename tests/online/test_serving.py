@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dayzero.core.schema import Interactions, SchemaError
+from dayzero.online.serving import ServingModel, records_to_entities, with_text_field
+from dayzero.online.store import EntityRecord, Event
+from dayzero.recommend.two_tower import TwoTowerRecommender
+from tests.recommend.conftest import make_catalogue
+
+FAST = {
+    "dim": 8,
+    "hidden": 32,
+    "epochs": 40,
+    "batch_users": 8,
+    "lr": 1e-2,
+    "validation": 0.0,
+    "max_length": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return make_catalogue()
+
+
+@pytest.fixture(scope="module")
+def fitted(catalogue, tiny_bert_dir):
+    return TwoTowerRecommender(encoder=str(tiny_bert_dir), support_shrinkage=2.0, **FAST).fit(
+        catalogue.dataset
+    )
+
+
+@pytest.fixture
+def serving(fitted, tmp_path):
+    # a private copy per test: fold-in mutates the model
+    fitted.save(tmp_path / "copy")
+    return ServingModel.from_recommender(TwoTowerRecommender.load(tmp_path / "copy"))
+
+
+def _scores(serving: ServingModel, vector: np.ndarray, items: list[str]) -> np.ndarray:
+    rows = serving.model.item_map_.to_internal(items)
+    return serving.mu + serving.model.item_serving_vectors(rows) @ vector
+
+
+def test_inner_product_equals_predict_for_known_users(serving, catalogue):
+    items = ["a1", "r1", "a_cold", "r_cold", "a5"]
+    for user in catalogue.users_a[:2] + catalogue.users_b[:2]:
+        vector = serving.user_vector(user, None, [])
+        expected = serving.model.predict([user] * len(items), items)
+        np.testing.assert_allclose(_scores(serving, vector, items), expected, atol=1e-5)
+    assert vector.shape == (serving.dim,) and vector.dtype == np.float32
+
+
+def test_inner_product_equals_predict_for_a_new_user_with_history(serving):
+    # a_cold / r_cold are content-only: the support shift is part of the score
+    events = [
+        Event("newbie", "a0", "rating", 5.0, id=1),
+        Event("newbie", "r_cold", "rating", 1.0, id=2),
+        Event("newbie", "a_cold", "rating", 4.0, id=3),
+    ]
+    history = Interactions.from_records([("newbie", e.item, e.value) for e in events])
+    items = ["a1", "r1", "a_cold", "r_cold", "r2"]
+    expected = serving.model.predict(["newbie"] * len(items), items, history=history)
+    vector = serving.user_vector("newbie", None, events)
+    assert vector[-1] != 0.0  # a support shift was learned from the content-only ratings
+    np.testing.assert_allclose(_scores(serving, vector, items), expected, atol=1e-5)
+
+
+def test_index_scores_of_new_items_equal_predict(serving, catalogue):
+    ids, vectors = serving.add_items(
+        [
+            EntityRecord("a_text", text="explosions car chase fight gun hero"),
+            EntityRecord("r_fields", fields={"title": "love kiss", "genre": ["Romance"]}),
+        ]
+    )
+    assert ids == ["a_text", "r_fields"] and vectors.shape == (2, serving.dim)
+    assert vectors[:, -1].tolist() == [1.0, 1.0]  # content-only
+    user = catalogue.users_a[0]
+    history = Interactions.from_records([(user, "r_cold", 2.0)])
+    expected = serving.model.predict([user, user], ids, history=history)
+    vector = serving.user_vector(user, None, [Event(user, "r_cold", "rating", 2.0)])
+    np.testing.assert_allclose(serving.mu + vectors @ vector, expected, atol=1e-5)
+    full_ids, full = serving.item_vectors()
+    np.testing.assert_allclose(full[full_ids.index("a_text")], vectors[0], atol=1e-6)
+
+
+def test_a_text_only_item_is_encoded_from_its_text(serving):
+    template = serving.model.item_template_
+    assert template.render({"text": "a heist in Rome"}) == "Text: a heist in Rome"
+    (_, empty), (_, described) = (
+        serving.add_items([EntityRecord("blank")]),
+        serving.add_items([EntityRecord("heist", text="a heist in Rome")]),
+    )
+    assert not np.allclose(empty, described)
+
+
+def test_with_text_field_keeps_existing_renders():
+    from dayzero.core.templates import Template
+
+    template = Template(["title"])
+    wider = with_text_field(template)
+    assert wider.render({"title": "Heat"}) == template.render({"title": "Heat"})
+    assert with_text_field(wider) is wider
+
+
+def test_a_profile_sentence_serves_an_anonymous_user_without_storing_it(serving):
+    model = serving.model
+    vector = serving.user_vector(None, "explosions car chase fight gun hero", [])
+    model.add_user_text("talker", "explosions car chase fight gun hero")
+    items = ["a1", "r1", "a_cold"]
+    expected = model.predict(["talker"] * 3, items)
+    np.testing.assert_allclose(_scores(serving, vector, items), expected, atol=1e-5)
+    assert "anonymous" not in getattr(model, "user_texts_", {})
+    assert None not in getattr(model, "user_texts_", {})
+
+
+def test_events_map_kinds_and_are_not_double_counted(serving, catalogue):
+    user = catalogue.users_a[0]
+    trained = next(iter(serving.model.seen_[user]))
+    events = [
+        Event(user, trained, "rating", 1.0),  # already in training history: skipped
+        Event(user, "a_cold", "click", 1.0),  # implicit: the highest training value
+        Event(user, "r_cold", "rating", 2.0),
+        Event(user, "r_cold", "click", 1.0),  # an explicit rating wins over a later click
+        Event(user, "a_cold", "rating", 3.0),  # and over an earlier click
+    ]
+    items, values = serving.history(user, events)
+    assert items == ["a_cold", "r_cold"]
+    assert values.tolist() == [3.0, 2.0]
+    assert serving.history(user, [Event(user, "a_cold", "click")])[1].tolist() == [5.0]
+    custom = ServingModel(serving.model, kind_values={"rating": None, "click": 4.0})
+    assert custom.history(user, [Event(user, "a_cold", "click")])[1].tolist() == [4.0]
+
+
+def test_history_changes_the_recommendations(serving):
+    ids, vectors = serving.item_vectors()
+    likes_action = serving.user_vector(
+        None, None, [Event("x", "a0", "rating", 5.0), Event("x", "r0", "rating", 1.0)]
+    )
+    likes_romance = serving.user_vector(
+        None, None, [Event("x", "a0", "rating", 1.0), Event("x", "r0", "rating", 5.0)]
+    )
+    top = [ids[i] for i in np.argsort(-(vectors @ likes_action))[:4]]
+    assert all(i.startswith("a") for i in top)
+    top = [ids[i] for i in np.argsort(-(vectors @ likes_romance))[:4]]
+    assert all(i.startswith("r") for i in top)
+
+
+def test_save_load_round_trip(serving, catalogue, tmp_path):
+    serving.add_items([EntityRecord("a_text", text="explosions car chase")])
+    serving.save(tmp_path / "v")
+    again = ServingModel.load(tmp_path / "v")
+    assert again.dim == serving.dim and again.known_items() == serving.known_items()
+    ids, vectors = serving.item_vectors()
+    ids2, vectors2 = again.item_vectors()
+    assert ids == ids2
+    np.testing.assert_allclose(vectors2, vectors, atol=1e-6)
+    events = [Event("n", "a_text", "rating", 5.0)]
+    np.testing.assert_allclose(
+        again.user_vector("n", "likes action", events),
+        serving.user_vector("n", "likes action", events),
+        atol=1e-6,
+    )
+    assert (tmp_path / "v" / "index").is_dir()
+
+
+def test_string_ids_are_required(catalogue, tiny_bert_dir):
+    from dayzero.core.schema import Dataset
+
+    rows = [(1, 10, 5.0), (1, 11, 1.0), (2, 10, 1.0), (2, 11, 5.0)]
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 1})
+    model.fit(Dataset(Interactions.from_records(rows)))
+    with pytest.raises(SchemaError, match="string user ids"):
+        ServingModel.from_recommender(model)
+
+
+def test_bad_records_name_the_field():
+    with pytest.raises(SchemaError, match="`id`"):
+        records_to_entities([EntityRecord("")])
+    with pytest.raises(SchemaError, match="twice"):
+        records_to_entities([EntityRecord("a"), EntityRecord("a")])

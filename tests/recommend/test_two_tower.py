@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dayzero.core.schema import Entities, Interactions
+from dayzero.core.split import Segment
+from dayzero.recommend.contract import Recommender
+from dayzero.recommend.two_tower import TwoTowerRecommender, pairwise_ranking_loss
+
+FAST = {
+    "dim": 8,
+    "hidden": 32,
+    "epochs": 60,
+    "batch_users": 8,
+    "lr": 1e-2,
+    "validation": 0.0,
+    "max_length": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def model(catalogue, tiny_bert_dir):
+    return TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+
+
+def test_cold_items_go_to_the_right_group(model, catalogue):
+    for user in catalogue.users_a[:3]:
+        action, romance = model.predict([user, user], ["a_cold", "r_cold"])
+        assert action > romance + 0.5
+    for user in catalogue.users_b[:3]:
+        action, romance = model.predict([user, user], ["a_cold", "r_cold"])
+        assert romance > action + 0.5
+
+
+def test_new_user_is_personalised_by_history_alone(model, catalogue):
+    history = Interactions.from_records([("newbie", "a0", 5.0), ("newbie", "r0", 1.0)])
+    ids, _ = model.recommend("newbie", k=4, history=history)
+    assert all(i.startswith("a") for i in ids)
+    flipped = Interactions.from_records([("newbie", "a0", 1.0), ("newbie", "r0", 5.0)])
+    ids, _ = model.recommend("newbie", k=4, history=flipped)
+    assert all(i.startswith("r") for i in ids)
+    # without history the new user is not personalised, and history was not stored
+    plain = model.predict(["newbie"] * 2, ["a1", "r1"])
+    again = model.predict(["newbie"] * 2, ["a1", "r1"])
+    np.testing.assert_array_equal(plain, again)
+
+
+def test_query_ratings_cannot_change_predictions(model, catalogue):
+    """The model sees the support set only: altering query ratings changes no prediction."""
+    support = Interactions.from_records([("n1", "a0", 5.0), ("n1", "r1", 2.0)])
+    query = Interactions.from_records([("n1", "a2", 4.0), ("n1", "r3", 1.0), ("n1", "a_cold", 5.0)])
+    altered = Interactions(query.frame.assign(value=[1.0, 5.0, 2.0]))
+
+    def predictions(q: Interactions) -> np.ndarray:
+        ((_, sup, qry),) = Segment("new_users", support, q).tasks()
+        return model.predict(qry.frame["user"].tolist(), qry.frame["item"].tolist(), history=sup)
+
+    np.testing.assert_array_equal(predictions(query), predictions(altered))
+
+
+def test_save_load_round_trip(model, catalogue, tmp_path):
+    model.save(tmp_path / "tt")
+    again = Recommender.load(tmp_path / "tt")
+    users = catalogue.users_a[:2] + catalogue.users_b[:2] + ["stranger"]
+    items = ["a1", "r1", "a_cold", "r_cold", "a2"]
+    history = Interactions.from_records([("stranger", "a0", 5.0)])
+    np.testing.assert_allclose(
+        again.predict(users, items, history), model.predict(users, items, history), atol=1e-6
+    )
+
+
+def test_partial_fit_items_scores_a_new_item_from_its_fields(catalogue, tiny_bert_dir):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    frame = pd.DataFrame(
+        {
+            "title": ["explosions car chase fight gun hero new"],
+            "genre": [["Action", "Thriller"]],
+            "year": ["1999"],
+        },
+        index=["a_new"],
+    )
+    fields = {"title": "text", "genre": "multi", "year": "categorical"}
+    fresh.partial_fit_items(Entities(frame, fields))
+    user_a, user_b = catalogue.users_a[0], catalogue.users_b[0]
+    assert fresh.predict([user_a], ["a_new"])[0] > fresh.predict([user_b], ["a_new"])[0]
+    assert "a_new" in fresh.recommend(user_a, k=20, filter_seen=False)[0]
+
+
+def test_pairwise_ranking_loss_prefers_correct_order():
+    target = torch_tensor([5.0, 1.0, 3.0, 3.0])
+    groups = torch_tensor([0, 0, 1, 1], dtype="int64")
+    good = pairwise_ranking_loss(torch_tensor([2.0, 0.0, 1.0, 1.0]), target, groups)
+    bad = pairwise_ranking_loss(torch_tensor([0.0, 2.0, 1.0, 1.0]), target, groups)
+    assert float(good) < float(bad)
+    # only the one pair within user 0 counts: softplus(-2)
+    assert float(good) == pytest.approx(np.log1p(np.exp(-2.0)), rel=1e-5)
+
+
+def torch_tensor(values, dtype="float32"):
+    import torch
+
+    return torch.tensor(values, dtype=getattr(torch, dtype))
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_adapted_encoder_trains_and_round_trips(catalogue, tiny_bert_dir, tmp_path, strategy):
+    model = TwoTowerRecommender(
+        encoder=str(tiny_bert_dir),
+        strategy=strategy,
+        adapt_steps=4,
+        adapt_items=4,
+        refit_epochs=2,
+        **{**FAST, "epochs": 20},
+    ).fit(catalogue.dataset)
+    trainable, total = model.encoder_parameters_
+    assert 0 < trainable <= total and (strategy == "full") == (trainable == total)
+    assert len(model.adapt_losses_) == 4
+    user_a = catalogue.users_a[0]
+    assert model.predict([user_a], ["a_cold"])[0] > model.predict([user_a], ["r_cold"])[0]
+    model.save(tmp_path / strategy)
+    again = Recommender.load(tmp_path / strategy)
+    items = ["a1", "r1", "a_cold"]
+    np.testing.assert_allclose(
+        again.predict([user_a] * 3, items), model.predict([user_a] * 3, items), atol=1e-6
+    )
+    # a new item encoded by the reloaded (adapted) encoder gets the same vector as before
+    frame = pd.DataFrame(
+        {"title": ["love kiss new"], "genre": [["Romance"]], "year": ["1999"]}, index=["r_new"]
+    )
+    fields = {"title": "text", "genre": "multi", "year": "categorical"}
+    model.partial_fit_items(Entities(frame, fields))
+    again.partial_fit_items(Entities(frame, fields))
+    np.testing.assert_allclose(
+        again.predict([user_a], ["r_new"]), model.predict([user_a], ["r_new"]), atol=1e-5
+    )
+
+
+def test_a_user_described_in_one_sentence_is_served(model):
+    model.add_user_text("talker", "explosions car chase fight gun hero")
+    ids, scores = model.recommend("talker", k=3)
+    assert len(ids) == 3 and np.all(np.diff(scores) <= 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        model.add_user_text("talker", "  ")
+
+
+def test_partial_fit_users_folds_in_interactions(catalogue, tiny_bert_dir):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    fresh.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("later", "a0", 1.0)]))
+    ids, _ = fresh.recommend("later", k=4)
+    assert all(i.startswith("r") for i in ids) and "r0" not in ids
+
+
+def test_fine_tune_gives_new_users_and_items_id_embeddings(catalogue, tiny_bert_dir, tmp_path):
+    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    n_users, n_items = fresh.n_known_users_, fresh.n_known_items_
+    old = catalogue.dataset.interactions.frame
+    before = np.abs(fresh.predict(old["user"], old["item"]) - old["value"]).mean()
+    # a new user who loves romance, and a cold item (fields, no ratings) now rated
+    rows = [("fan", item, 5.0 if item.startswith("r") else 1.0) for item in ("r0", "r1", "a0")]
+    rows += [(u, "r_cold", 5.0) for u in catalogue.users_b[:5]]
+    rows += [(u, "r_cold", 1.0) for u in catalogue.users_a[:5]]
+    replay = catalogue.dataset.interactions
+    fresh.fine_tune(Interactions.from_records(rows), epochs=10, replay=replay)
+    assert fresh.n_known_users_ == n_users + 1 and fresh.n_known_items_ == n_items + 1
+    assert fresh.item_map_.ids.index("r_cold") < fresh.n_known_items_  # moved among the known
+    assert fresh.network_.user_id.num_embeddings == n_users + 1
+    assert "r1" in fresh.seen_["fan"]
+    fan = fresh.predict(["fan", "fan"], ["r2", "a2"])
+    assert fan[0] > fan[1] + 0.5
+    # replay keeps the old ratings about as well fitted as before
+    after = np.abs(fresh.predict(old["user"], old["item"]) - old["value"]).mean()
+    assert after < before + 0.3
+    fresh.save(tmp_path / "ft")
+    again = Recommender.load(tmp_path / "ft")
+    np.testing.assert_allclose(
+        again.predict(["fan", "ua0"], ["r2", "r_cold"]),
+        fresh.predict(["fan", "ua0"], ["r2", "r_cold"]),
+        atol=1e-6,
+    )
+
+
+def test_fine_tune_rejects_bad_input(model):
+    with pytest.raises(ValueError, match="empty"):
+        model.fine_tune(Interactions.empty())
+    with pytest.raises(ValueError, match="epochs"):
+        model.fine_tune(Interactions.from_records([("ua0", "a1", 5.0)]), epochs=0)
+
+
+def test_serving_vectors_reproduce_predict(model):
+    history = Interactions.from_records([("n9", "a0", 5.0), ("n9", "r_cold", 2.0)])
+    items = ["a1", "r_cold", "a_cold"]
+    expected = model.predict(["n9"] * 3, items, history=history)
+    user = model.user_serving_vector("n9", ["a0", "r_cold"], [5.0, 2.0])
+    rows = model.item_serving_vectors(model.item_map_.to_internal(items))
+    np.testing.assert_allclose(float(model.network_.mu) + rows @ user, expected, atol=1e-5)
+
+
+def test_partial_fit_items_after_load_keeps_existing_token_bags(catalogue, tiny_bert_dir, tmp_path):
+    items = catalogue.dataset.items
+    # overlapping casts: too many names for one-hot attributes, so they become tokens
+    cast = [[f"p{j}" for j in range(4 * k, 4 * k + 8)] for k in range(len(items))]
+    frame = items.frame.assign(cast=cast)
+    dataset = catalogue.dataset.with_interactions(catalogue.dataset.interactions)
+    dataset.items = Entities(frame, {**items.fields, "cast": "multi"})
+    fitted = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 2})
+    fitted.fit(dataset)
+    assert fitted.item_tokens_.size > 0
+    fitted.save(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    new = Entities(frame.iloc[:1].rename(index=lambda _: "copy"), dict(dataset.items.fields))
+    again.partial_fit_items(new)
+    np.testing.assert_allclose(
+        again.predict(["ua0"] * 2, ["a1", "r1"]),
+        fitted.predict(["ua0"] * 2, ["a1", "r1"]),
+        atol=1e-6,
+    )
+
+
+def test_a_loaded_lora_model_can_be_fine_tuned_and_saved_again(catalogue, tiny_bert_dir, tmp_path):
+    model = TwoTowerRecommender(
+        encoder=str(tiny_bert_dir),
+        strategy="lora",
+        adapt_steps=2,
+        adapt_items=4,
+        refit_epochs=1,
+        **{**FAST, "epochs": 2},
+    ).fit(catalogue.dataset)
+    model.save(tmp_path / "first")
+    again = Recommender.load(tmp_path / "first")
+    again.fine_tune(Interactions.from_records([("late", "r0", 5.0), ("late", "a0", 1.0)]))
+    again.save(tmp_path / "second")
+    third = Recommender.load(tmp_path / "second")
+    np.testing.assert_allclose(
+        third.predict(["late", "ua0"], ["r1", "a_cold"]),
+        again.predict(["late", "ua0"], ["r1", "a_cold"]),
+        atol=1e-5,
+    )
+
+
+FIELDS = {"title": "text", "genre": "multi", "year": "categorical"}
+
+
+def _new_action_item(item: str = "a_new") -> Entities:
+    frame = pd.DataFrame(
+        {"title": ["explosions car chase new"], "genre": [["Action"]], "year": ["1999"]},
+        index=[item],
+    )
+    return Entities(frame, dict(FIELDS))
+
+
+def test_partial_fit_items_remembers_the_interactions_for_their_raters(catalogue, tiny_bert_dir):
+    quick = {**FAST, "epochs": 5}
+    with_rows = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    without = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    raters = catalogue.users_b[:2]
+    rows = Interactions.from_records([(u, "a_new", 5.0) for u in raters])
+    with_rows.partial_fit_items(_new_action_item(), rows)
+    without.partial_fit_items(_new_action_item())
+    # the rows count for the raters as if given by partial_fit_users: pooled and seen
+    assert all("a_new" in with_rows.seen_items(u) for u in raters)
+    assert "a_new" not in with_rows.recommend(raters[0], k=100)[0]
+    users, items = [*raters, *raters], ["a1", "a1", "r1", "r1"]
+    assert not np.allclose(with_rows.predict(users, items), without.predict(users, items))
+    # exactly what partial_fit_users does with the same rows
+    folded = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    folded.partial_fit_items(_new_action_item()).partial_fit_users(rows)
+    np.testing.assert_array_equal(with_rows.predict(users, items), folded.predict(users, items))
+
+
+def test_user_texts_survive_save_and_load(catalogue, tiny_bert_dir, tmp_path):
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model.fit(catalogue.dataset).add_user_text("talker", "love kiss wedding romance heart")
+    model.add_user_text("ua0", "explosions car chase fight gun hero")
+    again = Recommender.load(model.save(tmp_path / "m"))
+    assert again.user_texts_ == model.user_texts_
+    users, items = ["talker", "talker", "ua0", "ua0"], ["a1", "r_cold", "a1", "r_cold"]
+    np.testing.assert_array_equal(again.predict(users, items), model.predict(users, items))
+
+
+STAMPS = {
+    "naive-datetime": (dt.datetime(2024, 3, 1, 12), dt.datetime(2024, 3, 2, 8, 30)),
+    "aware-two-zones": (
+        pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin"),
+        dt.datetime(2024, 3, 2, 8, 30, tzinfo=dt.UTC),
+    ),
+}
+
+
+@pytest.mark.parametrize("stamps", STAMPS)
+def test_folded_in_history_with_datetime_timestamps_saves_and_loads(
+    catalogue, tiny_bert_dir, tmp_path, stamps
+):
+    first, second = STAMPS[stamps]
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model.fit(catalogue.dataset)
+    model.partial_fit_users(
+        Interactions.from_records([("later", "r0", 5.0, first), ("later", "a0", 1.0, first)])
+    )
+    model.partial_fit_items(
+        _new_action_item(), Interactions.from_records([("ua0", "a_new", 5.0, second)])
+    )
+    again = Recommender.load(model.save(tmp_path / "m"))
+    users, items = ["later", "later", "ua0", "ua0"], ["r1", "a_new", "a1", "a_new"]
+    np.testing.assert_array_equal(again.predict(users, items), model.predict(users, items))
+    assert again.seen_items("later") == {"r0", "a0"}
+
+
+@pytest.mark.parametrize("strategy", ["frozen", "lora"])
+def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir, strategy):
+    from sklearn.base import clone
+
+    params = {**FAST, "epochs": 5, "strategy": strategy, "adapt_steps": 3, "adapt_items": 4}
+    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), refit_epochs=1, **params)
+    model.fit(catalogue.dataset)
+    model.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("ua0", "r1", 5.0)]))
+    model.add_user_text("talker", "love kiss wedding romance heart")
+    model.fit(catalogue.dataset)
+    fresh = clone(model).fit(catalogue.dataset)
+    users = ["later", "later", "ua0", "ua0", "talker", "ub1"]
+    items = ["r2", "a1", "r1", "a_cold", "r1", "r_cold"]
+    np.testing.assert_array_equal(model.predict(users, items), fresh.predict(users, items))
+    assert model.seen_items("later") == set() and model.seen_items("ua0") == fresh.seen_items("ua0")
+    assert getattr(model, "user_texts_", {}) == {}
+    assert model.history_ == fresh.history_

@@ -1,0 +1,393 @@
+"""RiskScorer: scikit-learn contract, known-answer reason codes, bad input, PD semantics,
+save/load of every head (logistic, gbm, fine-tuned encoder)."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from dayzero.risk.scorer import RiskScorer, UnknownCategoryWarning
+from tests.tiny_bert import build_tiny_bert
+
+# Built at import: parametrize_with_checks needs the estimator when tests are collected.
+TINY = str(build_tiny_bert(tempfile.mkdtemp(prefix="risk-tiny-bert-")))
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+EXPECTED_FAILURES: dict[str, str] = {}
+_NEAR_HALF = (
+    "a tiny random BERT fine-tuned for one epoch on numbers rendered as text stays near p = 0.5: "
+    "accuracy > 0.83 on blobs and equal labels across refits on other containers are out of reach"
+)
+ENCODER_EXPECTED_FAILURES = {
+    "check_classifiers_train": _NEAR_HALF,
+    "check_classifier_data_not_an_array": _NEAR_HALF,
+}
+
+
+def _expected(estimator):
+    return ENCODER_EXPECTED_FAILURES if estimator.head == "encoder" else EXPECTED_FAILURES
+
+
+@parametrize_with_checks(
+    [RiskScorer(encoder=TINY, fusion=True, max_length=64, random_state=0)],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_contract(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownCategoryWarning)
+        check(estimator)
+
+
+@pytest.mark.slow  # ~60 fits of a LoRA-tuned (tiny) encoder
+@parametrize_with_checks(
+    [
+        RiskScorer(
+            encoder=TINY,
+            head="encoder",
+            strategy_params={"r": 2},
+            epochs=1,
+            lr=1e-2,
+            max_length=32,
+            random_state=0,
+        )
+    ],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_contract_encoder_head(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+def applicants(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Only the checking account decides default; age and purpose are noise."""
+    rng = np.random.default_rng(seed)
+    checking = rng.choice(["< 0 DM", "no checking account", ">= 200 DM"], size=n)
+    frame = pd.DataFrame(
+        {
+            "checking_account": checking,
+            "purpose": rng.choice(["car", "furniture", "education"], size=n),
+            "age": rng.integers(20, 70, size=n),
+        }
+    )
+    return frame, (checking == "< 0 DM").astype(int)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[RiskScorer, pd.DataFrame, np.ndarray]:
+    X, y = applicants()
+    return RiskScorer(encoder=TINY, fusion=True, C=10.0, random_state=0).fit(X, y), X, y
+
+
+def test_fit_predict_and_sklearn_score(fitted):
+    model, X, y = fitted
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert model.score(X, y) == pytest.approx(np.mean(model.predict(X) == y))
+    assert model.score(X, y) > 0.95
+    assert clone(model).get_params()["fusion"] is True
+
+
+def test_points_follow_pdo_scaling(fitted):
+    model, X, _ = fitted
+    p = model.predict_proba(X)[:, 1]
+    points = model.points(X)
+    np.testing.assert_allclose(points, 600 + 20 / np.log(2) * (np.log((1 - p) / p) - np.log(50)))
+    assert points[p.argmax()] == points.min()
+
+
+def test_reason_codes_find_the_deciding_field(fitted):
+    model, X, y = fitted
+    bad_rows = np.flatnonzero(y == 1)[:5]
+    reasons = model.explain(X.iloc[bad_rows], top=3)
+    first = reasons[reasons["rank"] == 1]
+    assert (first["field"] == "checking_account").all()
+    assert (first["contribution"] > 0).all()
+    assert set(reasons.columns) == {
+        "row",
+        "rank",
+        "field",
+        "value",
+        "contribution",
+        "points",
+        "unknown",
+    }
+
+
+def test_explain_is_exact_occlusion(fitted):
+    model, X, _ = fitted
+    row = X.iloc[[0]]
+    reasons = model.explain(row, top=3)
+    occluded = row.astype(object).copy()
+    field = reasons["field"].iloc[0]
+    occluded[field] = None
+    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
+    assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
+
+
+def test_unknown_category_is_flagged_not_nan(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].copy()
+    new["purpose"] = "space travel"
+    with pytest.warns(UnknownCategoryWarning, match="purpose"):
+        p = model.predict_proba(new)
+    assert np.isfinite(p).all()
+    table = model.unknown_values(new)
+    assert table.to_dict(orient="records") == [
+        {"row": 0, "column": "purpose", "value": "space travel"}
+    ]
+    assert "The purpose is unknown." in model._texts(new)[0]
+    reasons = model.explain(new, top=3)
+    assert reasons.loc[reasons["field"] == "purpose", "unknown"].all()
+
+
+def test_missing_field_is_skipped(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].astype(object).copy()
+    new["age"] = None
+    assert "age" not in model._texts(new)[0]
+    assert np.isfinite(model.points(new)).all()
+
+
+def test_wrong_type_names_column(fitted):
+    model, X, _ = fitted
+    new = X.iloc[[0]].astype(object).copy()
+    new["age"] = "forty"
+    with pytest.raises(TypeError, match="'age' must be numeric"):
+        model.predict_proba(new)
+
+
+def test_columns_must_match_training(fitted):
+    model, X, _ = fitted
+    new = X.drop(columns=["age"]).assign(income=1)
+    with pytest.raises(ValueError, match=r"missing \['age'\], unexpected \['income'\]"):
+        model.predict_proba(new)
+
+
+def test_gbm_head_with_monotonic_constraint():
+    X, y = applicants(200)
+    model = RiskScorer(
+        encoder=TINY, head="gbm", fusion=True, monotonic={"age": -1}, max_iter=20, random_state=0
+    ).fit(X, y)
+    grid = pd.concat([X.iloc[[0]]] * 5, ignore_index=True)
+    grid["age"] = [20, 30, 40, 50, 60]
+    assert np.all(np.diff(model.predict_proba(grid)[:, 1]) <= 1e-12)
+    folder = model.save(tempfile.mkdtemp())
+    loaded = RiskScorer.load(folder)
+    # The trees come back through safetensors + JSON, bit for bit.
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba(grid), model.predict_proba(grid))
+    assert loaded.monotonic == {"age": -1} and loaded.n_iter_ == model.n_iter_
+    assert not list(folder.glob("*.pkl"))
+    with pytest.raises(ValueError, match="numeric columns"):
+        RiskScorer(encoder=TINY, head="gbm", fusion=True, monotonic={"purpose": 1}).fit(X, y)
+    with pytest.raises(ValueError, match="fusion=True"):
+        RiskScorer(encoder=TINY, monotonic={"age": 1}).fit(X, y)
+
+
+def test_text_columns_and_sentiment():
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY,
+        text_columns=["note"],
+        fusion=True,
+        sentiment=lambda texts: [1.0 if "good" in t else 0.0 for t in texts],
+        random_state=0,
+    ).fit(X, y)
+    assert "The note is good job." in model._texts(X.iloc[[int(np.argmin(y))]])[0]
+    assert model.explain(X.iloc[[0]], top=4)["field"].isin(X.columns).all()
+    with pytest.raises(NotImplementedError, match="sentiment"):
+        model.save(tempfile.mkdtemp())
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    model, X, _ = fitted
+    model.save(tmp_path / "m")
+    loaded = RiskScorer.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-12)
+    assert not list((tmp_path / "m").glob("*.pkl"))
+    with pytest.raises(FileNotFoundError, match=r"RiskScorer\.save"):
+        RiskScorer.load(tmp_path / "nothing")
+
+
+def test_bad_params():
+    X, y = applicants(20)
+    with pytest.raises(ValueError, match="head must be one of"):
+        RiskScorer(encoder=TINY, head="svm").fit(X, y)
+    with pytest.raises(ValueError, match="pdo"):
+        RiskScorer(encoder=TINY, pdo=0).fit(X, y)
+    with pytest.raises(ValueError, match="text_columns"):
+        RiskScorer(encoder=TINY, text_columns=["nope"]).fit(X, y)
+
+
+def test_report_from_model(fitted, tmp_path):
+    model, X, y = fitted
+    report = model.report(X, y, reference=X)
+    assert report.auc > 0.95 and report.score_psi == pytest.approx(0.0)
+    assert set(report.feature_psi) == set(X.columns)
+    assert report.to_html(tmp_path / "r.html").is_file()
+
+
+class _Sentiment:
+    """Stands in for a fitted TextClassifier: predict_proba over texts, last column positive."""
+
+    def predict_proba(self, texts):
+        positive = np.array([1.0 if "good" in t else 0.0 for t in texts])
+        return np.column_stack([1 - positive, positive])
+
+
+def test_sentiment_from_a_classifier_object():
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY, text_columns=["note"], fusion=True, sentiment=_Sentiment(), random_state=0
+    ).fit(X, y)
+    assert model.sentiment_mean_ == pytest.approx(np.mean(y == 0))
+    assert np.isfinite(model.points(X.assign(note=[None] * len(X)))).all()
+
+
+def test_clone_keeps_a_fitted_sentiment_model():
+    from dayzero.risk.text_classifier import TextClassifier
+
+    notes = ["good job", "great income", "money trouble", "bad debt"] * 3
+    moods = ["pos", "pos", "neg", "neg"] * 3
+    sentiment = TextClassifier(encoder=TINY, max_length=16, random_state=0).fit(notes, moods)
+    X, y = applicants(60)
+    X["note"] = np.where(y == 1, "money trouble", "good job")
+    model = RiskScorer(
+        encoder=TINY, text_columns=["note"], fusion=True, sentiment=sentiment, random_state=0
+    ).fit(X, y)
+    copy = clone(model)
+    # a pretrained component, never fitted by the scorer: shared, not replaced by a blank copy
+    assert copy.sentiment is sentiment and not hasattr(copy, "head_")
+    assert copy.get_params(deep=True) == copy.get_params(deep=False)
+    np.testing.assert_array_equal(copy.fit(X, y).predict_pd(X), model.predict_pd(X))
+    assert clone(model, safe=False).sentiment is sentiment
+    assert clone(RiskScorer(sentiment=None)).sentiment is None
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = RiskScorer(sentiment=sentiment).set_score_request(sample_weight=True)
+        assert clone(routed).get_metadata_routing().score.requests == {"sample_weight": True}
+
+
+# ---- probability of default = probability of positive_label ------------------------------------
+
+
+def test_positive_label_picks_the_pd_column():
+    X, y = applicants(80)
+    labels = np.where(y == 1, "bad", "good")  # sorted: ["bad", "good"]; default is the smaller
+    model = RiskScorer(encoder=TINY, fusion=True, C=10.0, positive_label="bad", random_state=0)
+    model.fit(X, labels)
+    assert model.classes_.tolist() == ["bad", "good"] and model.positive_label_ == "bad"
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(model.predict_pd(X), proba[:, 0])
+    np.testing.assert_allclose(model.points(X), model.scale.points(proba[:, 0]))
+    assert model.predict_pd(X)[y == 1].mean() > model.predict_pd(X)[y == 0].mean()
+    first = model.explain(X.iloc[np.flatnonzero(y == 1)[:3]], top=1)
+    assert (first["field"] == "checking_account").all() and (first["contribution"] > 0).all()
+    assert model.report(X, labels).auc > 0.95
+    # The same data coded 1 = default, without positive_label: the same PD.
+    coded = RiskScorer(encoder=TINY, fusion=True, C=10.0, random_state=0).fit(X, y)
+    assert coded.positive_label_ == 1
+    np.testing.assert_allclose(coded.predict_pd(X), model.predict_pd(X), atol=1e-10)
+
+
+def test_positive_label_survives_save_load(tmp_path):
+    X, y = applicants(60)
+    labels = np.where(y == 1, "bad", "good")
+    model = RiskScorer(encoder=TINY, positive_label="bad", random_state=0).fit(X, labels)
+    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    assert loaded.positive_label_ == "bad"
+    np.testing.assert_allclose(loaded.predict_pd(X), model.predict_pd(X), atol=1e-12)
+
+
+def test_target_must_be_binary_and_positive_label_known():
+    X, y = applicants(30)
+    with pytest.raises(ValueError, match=r"binary target .* 3 classes .* map y to two labels"):
+        RiskScorer(encoder=TINY).fit(X, np.arange(30) % 3)
+    with pytest.raises(
+        ValueError, match=r"positive_label='default' is not a label of y .* \[0, 1\]"
+    ):
+        RiskScorer(encoder=TINY, positive_label="default").fit(X, y)
+
+
+# ---- head="encoder": the fine-tuned encoder scores ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder_head() -> tuple[RiskScorer, pd.DataFrame, np.ndarray]:
+    X, y = applicants(48)
+    model = RiskScorer(
+        encoder=TINY,
+        head="encoder",
+        strategy="lora",
+        strategy_params={"r": 4},
+        C=100.0,
+        epochs=4,
+        lr=1e-2,
+        batch_size=8,
+        max_length=64,
+        random_state=0,
+    )
+    return model.fit(X, y), X, y
+
+
+def test_encoder_head_learns_and_scores(encoder_head):
+    from dayzero.risk.text_classifier import TextClassifier
+
+    model, X, y = encoder_head
+    assert isinstance(model.head_, TextClassifier)
+    assert model.head_.strategy_config_.name == "lora" and model.n_iter_ == 4
+    losses = model.head_.history_["losses"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.isfinite(proba).all()
+    assert model.report(X, y).auc > 0.9
+    assert np.isfinite(model.points(X)).all()
+
+
+def test_encoder_head_explain_is_exact_occlusion(encoder_head):
+    model, X, y = encoder_head
+    row = X.iloc[[int(np.flatnonzero(y == 1)[0])]]
+    reasons = model.explain(row, top=3)
+    assert len(reasons) == 3 and reasons["contribution"].is_monotonic_decreasing
+    field = reasons["field"].iloc[0]
+    occluded = row.astype(object).copy()
+    occluded[field] = None
+    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
+    assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
+
+
+def test_encoder_head_save_load(encoder_head, tmp_path):
+    model, X, _ = encoder_head
+    folder = model.save(tmp_path / "enc")
+    assert (folder / "encoder_head" / "adapter" / "adapter_model.safetensors").is_file()
+    loaded = RiskScorer.load(folder)
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-5)
+    assert not list(folder.rglob("*.pkl"))
+
+
+def test_encoder_head_bad_params():
+    X, y = applicants(20)
+    with pytest.raises(ValueError, match=r"fusion=True .* need head='logistic'"):
+        RiskScorer(encoder=TINY, head="encoder", fusion=True).fit(X, y)
+    with pytest.raises(ValueError, match="fine-tunes the encoder"):
+        RiskScorer(encoder=TINY, head="encoder", strategy="frozen").fit(X, y)
+
+
+def test_row_with_every_field_missing_is_scored():
+    X, y = applicants(40)
+    model = RiskScorer(encoder=TINY, random_state=0).fit(X, y)
+    empty = pd.DataFrame({c: [None] for c in X.columns})
+    assert model._texts(empty) == ["No information is given."]
+    assert np.isfinite(model.predict_pd(empty)).all()

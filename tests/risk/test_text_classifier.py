@@ -1,0 +1,213 @@
+"""TextClassifier: scikit-learn contract, the three fitting modes, input rules, save / load."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from dayzero.risk.text_classifier import TextClassifier, check_texts, setfit_pairs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+POSITIVE = ["profit rose sharply", "record profit and growth", "strong growth in sales"] * 3
+NEGATIVE = ["heavy losses and layoffs", "sales fell sharply", "loss widened, shares fell"] * 3
+TEXTS = POSITIVE + NEGATIVE
+LABELS = np.array(["pos"] * len(POSITIVE) + ["neg"] * len(NEGATIVE), dtype=object)
+
+_NUMERIC = "feeds a numeric 2-D array; TextClassifier takes one text per row (TypeError/ValueError)"
+EXPECTED_FAILED = {
+    name: _NUMERIC
+    for name in (
+        "check_fit_score_takes_y",
+        "check_estimators_overwrite_params",
+        "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input",
+        "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit",
+        "check_estimators_dtypes",
+        "check_dtype_object",
+        "check_estimators_empty_data_messages",
+        "check_pipeline_consistency",
+        "check_estimators_nan_inf",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_classifier_data_not_an_array",
+        "check_classifiers_classes",
+        "check_classifiers_train",
+        "check_supervised_y_2d",
+        "check_decision_proba_consistency",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_fit2d_1feature",
+        "check_dict_unchanged",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+        "check_fit1d",
+        "check_fit2d_predict1d",
+    )
+}
+# Checks that fit on numbers are re-done on texts below: idempotence, fit returns self,
+# params not overwritten, subset / order invariance, proba and decision consistency.
+
+
+@parametrize_with_checks(
+    [TextClassifier(encoder="<the tiny BERT folder>")],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED,
+)
+def test_sklearn_checks(estimator, check, tiny_bert_dir) -> None:
+    estimator.set_params(encoder=str(tiny_bert_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+@pytest.fixture(scope="module")
+def frozen(tiny_bert_dir) -> TextClassifier:
+    return TextClassifier(encoder=str(tiny_bert_dir), head_C=100.0, random_state=0).fit(
+        TEXTS, LABELS
+    )
+
+
+def test_frozen_fit_predict_on_texts(frozen) -> None:
+    assert list(frozen.classes_) == ["neg", "pos"]
+    proba = frozen.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert frozen.score(TEXTS, LABELS) == 1.0
+    scores = frozen.decision_function(TEXTS)
+    np.testing.assert_array_equal(scores > 0, proba[:, 1] > 0.5)
+    # Order and subset invariance (the numeric sklearn checks cannot run on text).
+    order = np.random.default_rng(0).permutation(len(TEXTS))
+    np.testing.assert_allclose(
+        frozen.predict_proba([TEXTS[i] for i in order]), proba[order], atol=1e-6
+    )
+    np.testing.assert_allclose(frozen.predict_proba(TEXTS[:3]), proba[:3], atol=1e-6)
+
+
+def test_fit_is_idempotent_and_returns_self(tiny_bert_dir) -> None:
+    clf = TextClassifier(encoder=str(tiny_bert_dir), random_state=3)
+    params = clf.get_params()
+    assert clf.fit(TEXTS, LABELS) is clf
+    first = clf.predict_proba(TEXTS)
+    second = clf.fit(TEXTS, LABELS).predict_proba(TEXTS)
+    np.testing.assert_allclose(first, second)
+    assert clf.get_params() == params
+    fresh = clone(clf)
+    assert fresh.get_params() == params and not hasattr(fresh, "classes_")
+
+
+def test_accepts_series_frame_and_2d_column(frozen) -> None:
+    expected = frozen.predict_proba(TEXTS)
+    np.testing.assert_allclose(frozen.predict_proba(pd.Series(TEXTS)), expected)
+    np.testing.assert_allclose(frozen.predict_proba(pd.DataFrame({"t": TEXTS})), expected)
+    np.testing.assert_allclose(frozen.predict_proba(np.array(TEXTS)[:, None]), expected)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (["fine", "  "], ValueError, r"X\[1\] is an empty text"),
+        (["fine", None], TypeError, r"X\[1\] is NoneType, expected str"),
+        ("one string", TypeError, "single str"),
+        (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "2 columns"),
+        ([], ValueError, "X is empty"),
+    ],
+)
+def test_bad_text_input_names_the_row(bad, error, match) -> None:
+    with pytest.raises(error, match=match):
+        check_texts(bad)
+
+
+def test_bad_labels(tiny_bert_dir) -> None:
+    clf = TextClassifier(encoder=str(tiny_bert_dir))
+    with pytest.raises(ValueError, match="one class"):
+        clf.fit(TEXTS, ["pos"] * len(TEXTS))
+    with pytest.raises(ValueError, match="18 texts but y has 2"):
+        clf.fit(TEXTS, ["pos", "neg"])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        clf.fit(TEXTS, np.linspace(0, 1, len(TEXTS)))
+
+
+def test_multilingual_encoder_cannot_be_fine_tuned() -> None:
+    with pytest.raises(ValueError, match="cannot be fine-tuned"):
+        TextClassifier(encoder="usem3", strategy="lora").fit(TEXTS, LABELS)
+
+
+def test_frozen_save_load_round_trip(frozen, tmp_path) -> None:
+    frozen.save(tmp_path / "clf")
+    assert sorted(p.name for p in (tmp_path / "clf").iterdir()) == [
+        "classifier.json",
+        "head.safetensors",
+    ]
+    loaded = TextClassifier.load(tmp_path / "clf")
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), frozen.predict_proba(TEXTS), atol=1e-6)
+    assert list(loaded.predict(TEXTS[:2])) == ["pos", "pos"]
+    assert loaded.get_params() == frozen.get_params()
+
+
+def test_lora_fine_tune_learns_and_round_trips(tiny_bert_dir, tmp_path) -> None:
+    y = np.r_[np.ones(len(POSITIVE)), np.zeros(len(NEGATIVE))].astype(int)
+    clf = TextClassifier(
+        encoder=str(tiny_bert_dir),
+        strategy="lora",
+        strategy_params={"r": 4},
+        head_C=100.0,
+        epochs=2,
+        lr=1e-2,
+        batch_size=6,
+        random_state=0,
+    ).fit(TEXTS, y)
+    losses = clf.history_["losses"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert clf.score(TEXTS, y) == 1.0
+    clf.save(tmp_path / "lora")
+    assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").is_file()
+    loaded = TextClassifier.load(tmp_path / "lora")
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-5)
+    assert loaded.classes_.tolist() == [0, 1]
+
+
+def test_setfit_pairs_known_answer() -> None:
+    codes = np.array([0, 0, 1, 1, 2])
+    left, right, target = setfit_pairs(codes, iterations=2, seed=0)
+    # Text 4 is alone in its class: negatives only, so 5 * 2 negatives and 4 * 2 positives.
+    assert len(left) == 18 and target.sum() == 8
+    same = codes[left] == codes[right]
+    np.testing.assert_array_equal(same, target == 1.0)
+    assert not np.any((left == right) & (target == 1.0))
+    with pytest.raises(ValueError, match="pair_iterations"):
+        setfit_pairs(codes, iterations=0, seed=0)
+
+
+def test_few_shot_contrastive_pulls_classes_apart(tiny_bert_dir, tmp_path) -> None:
+    def gap(clf: TextClassifier) -> float:
+        vectors = clf._encode(TEXTS)
+        sims = vectors @ vectors.T
+        same = LABELS[:, None] == LABELS[None, :]
+        return float(sims[same].mean() - sims[~same].mean())
+
+    frozen = TextClassifier(encoder=str(tiny_bert_dir)).fit(TEXTS, LABELS)
+    clf = TextClassifier(
+        encoder=str(tiny_bert_dir),
+        few_shot=True,
+        pair_iterations=2,
+        epochs=2,
+        lr=1e-3,
+        batch_size=12,
+        random_state=0,
+    ).fit(TEXTS, LABELS)
+    assert clf.strategy_config_.name == "full"  # few-shot with strategy="frozen" tunes it all
+    losses = clf.history_["losses"]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert gap(clf) > gap(frozen) + 0.3
+    assert clf.score(TEXTS, LABELS) == 1.0
+    clf.save(tmp_path / "setfit")
+    loaded = TextClassifier.load(tmp_path / "setfit")
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-5)
