@@ -25,5 +25,22 @@ def test_make_lint_checks_and_format_checks_everything_ci_tests():
     recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe is not None, "Makefile has no lint target"
     body = recipe.group(1)
-    for command in ("ruff check src tests bench", "ruff format --check src tests bench"):
+    for command in (
+        "ruff check src tests bench",
+        "ruff format --check src tests bench",
+        "lint-imports",
+    ):
         assert command in body, f"make lint does not run `{command}`"
+
+
+def test_the_layer_contract_lists_every_top_level_package():
+    """A new package must be placed in a layer, or the contract would not constrain it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = config["contracts"]
+    named = {part.strip() for layer in contract["layers"] for part in layer.split("|")}
+    package = ROOT / "src" / "dayzero"
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert modules == named
