@@ -257,8 +257,7 @@ def measure(protocol: str, model: str, seed: int, max_users: int | None, epochs:
 
     import torch
 
-    from dayzero.evaluate.protocols.steam import catalogue
-    from dayzero.evaluate.ranking import evaluate_protocol
+    from dayzero.evaluate.ranking import catalogue, evaluate_protocol
 
     # One thread: on a shared, oversubscribed machine more threads spin and run ~10x slower.
     torch.set_num_threads(1)

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from dayzero.core.schema import Dataset, Entities, Interactions
-from dayzero.evaluate.protocols.steam import RankingTask, new_games_split, new_players_split
+from dayzero.evaluate.protocols.steam import new_games_split, new_players_split
 from dayzero.evaluate.ranking import (
+    RankingTask,
     evaluate_protocol,
     evaluate_ranking,
     expected_recall_at_k,
@@ -174,7 +175,7 @@ def test_evaluate_protocol_rows_for_both_protocols():
     )
     assert [r["setting"] for r in rows] == ["k=1", "k=3"]
     assert all(r["users"] <= 4 for r in rows)
-    with pytest.raises(TypeError, match="NewGamesSplit"):
+    with pytest.raises(TypeError, match="ranking_settings"):
         evaluate_protocol(popularity(games), object(), catalogue)
 
 
@@ -252,7 +253,7 @@ def _key(frame: pd.DataFrame) -> list[tuple]:
 
 
 def test_new_games_are_ranked_among_all_games_when_the_catalogue_is_the_training_one():
-    from dayzero.evaluate.protocols.steam import catalogue
+    from dayzero.evaluate.ranking import catalogue
 
     split = new_games_split(_genre_data(), fraction=0.2)
     games = catalogue(split.train)

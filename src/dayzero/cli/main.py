@@ -105,8 +105,7 @@ def evaluate(
 
 def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
     """Steam-style protocols: players known only by their history (ranking_eval)."""
-    from dayzero.evaluate.protocols.steam import catalogue
-    from dayzero.evaluate.ranking import evaluate_protocol, recommender_scorer
+    from dayzero.evaluate.ranking import catalogue, evaluate_protocol, recommender_scorer
     from dayzero.evaluate.report import write_json
 
     with console.status(f"building the {experiment.protocol} split of {experiment.dataset}"):

@@ -3,15 +3,18 @@
 A *scorer* maps a history (items in time order) and a candidate list to one score per candidate;
 any recommender fits behind one (:func:`recommender_scorer` wraps the
 :class:`~dayzero.recommend.contract.Recommender` contract, sequence models pass their own). For each
-:class:`~dayzero.evaluate.protocols.steam.RankingTask` the candidates are scored once, the history
+:class:`RankingTask` the candidates are scored once, the history
 items are removed, and each named candidate set is ranked on its own (for example the new games
 only, and every game): Recall@K and NDCG@K per user, averaged over users, each with a percentile
 bootstrap interval over users. Ties are broken by a seeded random order, never by catalogue
 position, so a model that gives every candidate the same score measures chance.
 
-Settings (a fusion weight, say) are chosen by :func:`select_setting` on a protocol's
-``validation_split()``, which is carved out of the training data: the test players are never
-looked at.
+A protocol (the Steam protocols of :mod:`dayzero.evaluate.protocols.steam`, or any split of
+yours) plugs in through :class:`RankingProtocol`: ``ranking_settings(catalogue, ks)`` yields the
+named settings to evaluate, each a list of tasks and named candidate sets, and
+``validation_split()`` the same protocol carved out of the training data. Settings (a fusion
+weight, say) are chosen by :func:`select_setting` on that validation split: the test players are
+never looked at.
 """
 
 from __future__ import annotations
@@ -19,17 +22,63 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from dayzero.core.checks import check_k
+from dayzero.core.schema import ITEM, USER, Dataset, Interactions
 from dayzero.evaluate import metrics
-from dayzero.evaluate.protocols.steam import RankingTask, history_interactions
 from dayzero.recommend.contract import Recommender
 
 Scorer = Callable[[Sequence[Hashable], Sequence[Hashable]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """One test user: the items revealed (``history``, time order) and the items to find."""
+
+    user: Hashable
+    history: tuple[Hashable, ...]
+    relevant: frozenset
+
+
+@dataclass(frozen=True)
+class RankingSetting:
+    """One named setting of a protocol: its tasks and the candidate sets to rank them among."""
+
+    name: str
+    tasks: list[RankingTask]
+    candidates: dict[str, list[Hashable]]
+
+
+class RankingProtocol(Protocol):
+    """What :func:`evaluate_protocol` and :func:`select_setting` need of a split."""
+
+    train: Dataset
+
+    def ranking_settings(
+        self, catalogue: Sequence[Hashable], ks: Sequence[int]
+    ) -> list[RankingSetting]: ...
+
+    def validation_split(self) -> RankingProtocol: ...
+
+
+def history_interactions(user: Hashable, items: Sequence[Hashable]) -> Interactions:
+    """A history list as implicit :class:`Interactions` of ``user`` (value 1.0)."""
+    items = list(items)
+    return Interactions(pd.DataFrame({USER: [user] * len(items), ITEM: items, "value": 1.0}))
+
+
+def catalogue(dataset: Dataset) -> list[Hashable]:
+    """Every item a protocol ranks: items with interactions, then items known only by fields."""
+    items: list[Hashable] = list(pd.unique(dataset.interactions.frame[ITEM]))
+    if dataset.items is not None:
+        present = set(items)
+        items += [i for i in dataset.items.ids if i not in present]
+    return items
 
 
 @dataclass
@@ -238,7 +287,7 @@ def subsample(
 
 def evaluate_protocol(
     scorer: Scorer,
-    split: Any,
+    split: RankingProtocol,
     catalogue: Sequence[Hashable],
     k: int = 20,
     ks: Sequence[int] = (1, 3, 5),
@@ -246,61 +295,45 @@ def evaluate_protocol(
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Every setting of a Steam protocol as rows (``setting``, ``candidates`` + result fields).
+    """Every setting of a protocol as rows (``setting``, ``candidates`` + result fields).
 
     Parameters
     ----------
     scorer
         ``scorer(history, candidates) -> scores``.
     split
-        A :class:`~dayzero.evaluate.protocols.steam.NewGamesSplit` (settings: the new games ranked
-        among the new games, and among every game in ``catalogue``) or a
+        A :class:`RankingProtocol`, e.g. a Steam
+        :class:`~dayzero.evaluate.protocols.steam.NewGamesSplit` (new games ranked among the
+        new games and among every game) or
         :class:`~dayzero.evaluate.protocols.steam.NewPlayersSplit` (one setting per ``k`` in
         ``ks``: the first ``k`` actions revealed, the rest ranked among ``catalogue``).
     catalogue
-        Every game that can be recommended (the new games of a ``NewGamesSplit`` are added when
-        missing).
+        Every item that can be recommended (the split may add its held-out items).
     k
         Metric cut-off.
+    ks
+        Revealed-history sizes, for protocols with such settings.
     max_users
         Evaluate at most this many users per setting (seeded draw); ``None``: all.
     n_resamples, seed
         Bootstrap resamples; seed of the draw, the bootstrap and the tie-breaking.
     """
-    from dayzero.evaluate.protocols.steam import NewGamesSplit, NewPlayersSplit
-
+    if not callable(getattr(split, "ranking_settings", None)):
+        raise TypeError(
+            f"split must be a ranking protocol (a NewGamesSplit, a NewPlayersSplit, or any object "
+            f"with ranking_settings(catalogue, ks)), not {type(split).__name__}"
+        )
     rows: list[dict[str, Any]] = []
-    if isinstance(split, NewGamesSplit):
-        tasks = subsample(split.tasks(), max_users, seed)
-        # A catalogue built from the training data (the games known at the cut-off) still
-        # ranks the new games among every game.
-        every = list(dict.fromkeys([*catalogue, *split.new_games]))
+    for setting in split.ranking_settings(catalogue, ks):
+        tasks = subsample(setting.tasks, max_users, seed)
+        if not tasks:
+            continue
         results = evaluate_ranking(
-            scorer,
-            tasks,
-            {"new games": split.new_games, "all games": every},
-            k=k,
-            n_resamples=n_resamples,
-            random_state=seed,
+            scorer, tasks, setting.candidates, k=k, n_resamples=n_resamples, random_state=seed
         )
         for name, result in results.items():
-            rows.append({"setting": f"new games among {name}", **result.to_dict()})
-    elif isinstance(split, NewPlayersSplit):
-        for shots in ks:
-            tasks = subsample(split.tasks(shots), max_users, seed)
-            if not tasks:
-                continue
-            result = evaluate_ranking(
-                scorer,
-                tasks,
-                {"all games": list(catalogue)},
-                k=k,
-                n_resamples=n_resamples,
-                random_state=seed,
-            )["all games"]
-            rows.append({"setting": f"k={shots}", **result.to_dict()})
-    else:
-        raise TypeError(f"split must be a NewGamesSplit or NewPlayersSplit, not {type(split)}")
+            label = setting.name if len(results) == 1 else f"{setting.name} among {name}"
+            rows.append({"setting": label, **result.to_dict()})
     return rows
 
 
@@ -341,7 +374,7 @@ def select_setting(
         ``validation.train`` (folding in what :meth:`validation.fold_in` gives) and return its
         scorer. It is only ever handed the validation split.
     validation
-        ``split.validation_split()`` of a Steam protocol split: the same protocol carved out of
+        ``split.validation_split()`` of a protocol split: the same protocol carved out of
         ``split.train`` (an earlier cut-off, or a slice of the training players). Never the
         test split.
     grid
@@ -355,11 +388,9 @@ def select_setting(
         The value with the highest mean Recall@k over the protocol's settings, and every
         value's mean.
     """
-    from dayzero.evaluate.protocols.steam import catalogue as games_of
-
     if not len(grid):
         raise ValueError("select_setting: grid is empty; give at least one value to try")
-    games = games_of(validation.train)
+    games = catalogue(validation.train)
     scores: dict[Any, float] = {}
     users = 0
     for value in grid:

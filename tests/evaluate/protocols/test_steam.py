@@ -8,15 +8,14 @@ from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.core.templates import Template
 from dayzero.evaluate.protocols.steam import (
     GAME_TEMPLATE,
-    catalogue,
     game_texts,
-    history_interactions,
     new_games_split,
     new_players_split,
     steam_implicit,
     time_order,
     user_sequences,
 )
+from dayzero.evaluate.ranking import catalogue, history_interactions
 
 
 def _games(n: int = 20) -> Entities:

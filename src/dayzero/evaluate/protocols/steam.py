@@ -52,7 +52,7 @@ on it (:func:`dayzero.evaluate.ranking.select_setting`), never on the test playe
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ import pandas as pd
 
 from dayzero.core.schema import ITEM, TIMESTAMP, USER, Dataset, Entities, Interactions
 from dayzero.core.templates import Template
+from dayzero.evaluate.ranking import RankingSetting, RankingTask
 
 #: The game text view: title + genres + tags + specs + developer.
 GAME_TEMPLATE = Template(["title", "genres", "tags", "specs", "developer"])
@@ -211,15 +212,6 @@ def user_sequences(interactions: Interactions) -> dict[Hashable, list[Hashable]]
 # --- shared ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RankingTask:
-    """One test user: the items revealed (``history``, time order) and the items to find."""
-
-    user: Hashable
-    history: tuple[Hashable, ...]
-    relevant: frozenset
-
-
 def _check_fraction(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise ValueError(f"{name} must be a fraction in (0, 1), got {value!r}")
@@ -297,6 +289,15 @@ class NewGamesSplit:
             raise ValueError("the interactions have no timestamp: there is no split time")
         first = stamps.groupby(frame[USER].to_numpy(), sort=False).min()
         return first.where(first < self.cutoff, self.cutoff)
+
+    def ranking_settings(
+        self, catalogue: Sequence[Hashable], ks: Sequence[int] = ()
+    ) -> list[RankingSetting]:
+        """The new games ranked among the new games, and among every game (``catalogue`` plus
+        the new games: a catalogue built from the training data still ranks them)."""
+        every = list(dict.fromkeys([*catalogue, *self.new_games]))
+        candidates = {"new games": list(self.new_games), "all games": every}
+        return [RankingSetting("new games", self.tasks(), candidates)]
 
     def tasks(self, min_history: int = 1) -> list[RankingTask]:
         """One task per test user with at least ``min_history`` interactions before their split
@@ -491,6 +492,14 @@ class NewPlayersSplit:
             Interactions(ordered.loc[eligible & (rank >= k)]),
         )
 
+    def ranking_settings(
+        self, catalogue: Sequence[Hashable], ks: Sequence[int] = DEFAULT_KS
+    ) -> list[RankingSetting]:
+        """One setting per ``k`` in ``ks``: the first ``k`` actions revealed, the rest ranked
+        among every game."""
+        candidates = {"all games": list(catalogue)}
+        return [RankingSetting(f"k={k}", self.tasks(k), candidates) for k in ks]
+
     def tasks(self, k: int) -> list[RankingTask]:
         """One task per held-out player with more than ``k`` interactions: the first ``k`` are
         the history, the rest relevant. Skipped players are counted in
@@ -581,32 +590,14 @@ def new_players_split(
     return NewPlayersSplit(train, Interactions(frame.loc[held]), players, params)
 
 
-def catalogue(dataset: Dataset) -> list[Hashable]:
-    """Every game a protocol ranks: items with interactions, then items known only by metadata."""
-    items: list[Hashable] = list(pd.unique(dataset.interactions.frame[ITEM]))
-    if dataset.items is not None:
-        present = set(items)
-        items += [i for i in dataset.items.ids if i not in present]
-    return items
-
-
-def history_interactions(user: Hashable, items: Iterable[Hashable]) -> Interactions:
-    """A history list as implicit :class:`Interactions` of ``user`` (value 1.0)."""
-    items = list(items)
-    return Interactions(pd.DataFrame({USER: [user] * len(items), ITEM: items, "value": 1.0}))
-
-
 __all__: Sequence[str] = (
     "DEFAULT_KS",
     "GAME_TEMPLATE",
     "ImplicitSteam",
     "NewGamesSplit",
     "NewPlayersSplit",
-    "RankingTask",
-    "catalogue",
     "event_times",
     "game_texts",
-    "history_interactions",
     "new_games_split",
     "new_players_split",
     "steam_200k_implicit",
