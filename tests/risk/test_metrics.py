@@ -82,6 +82,30 @@ def test_accuracy_and_macro_f1():
         c.accuracy(["a", "b"], ["a", None])
 
 
+def test_label_metrics_refuse_mixed_or_continuous_labels():
+    # The old hand-written versions compared anything with ==, e.g. 1.0 for these.
+    with pytest.raises(ValueError, match="y_true and y_pred must hold class labels of one kind"):
+        c.accuracy([0.5, 1.5], [0.5, 1.5])
+    with pytest.raises(ValueError, match="not continuous values"):
+        c.macro_f1(np.array([0.5, "a"], dtype=object), np.array([0.5, "a"], dtype=object))
+
+
+def test_commodity_metrics_are_scikit_learn_on_random_data():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    p = rng.random(300)
+    labels = rng.choice(["neg", "neu", "pos"], 300)
+    guess = rng.choice(["neg", "neu", "pos"], 300)
+    assert c.roc_auc(y, p) == skm.roc_auc_score(y, p)
+    assert c.log_loss(y, p) == skm.log_loss(y, p)
+    assert c.brier_score(y, p) == skm.brier_score_loss(y, p)
+    assert c.accuracy(labels, guess) == skm.accuracy_score(labels, guess)
+    assert c.macro_f1(labels, guess) == skm.f1_score(labels, guess, average="macro")
+    proba = rng.dirichlet(np.ones(3), 300)
+    classes = rng.integers(0, 3, 300)
+    assert c.log_loss(classes, proba) == pytest.approx(skm.log_loss(classes, proba), rel=1e-12)
+
+
 def test_brier_score():
     # ((0.8 - 1)^2 + (0.4 - 0)^2) / 2
     assert c.brier_score([1, 0], [0.8, 0.4]) == pytest.approx(0.1)
