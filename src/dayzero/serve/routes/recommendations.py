@@ -1,0 +1,83 @@
+"""Recommendations for a user or an anonymous visitor, and similar items (reads, CPU-bound:
+plain ``def`` endpoints, run in the threadpool)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
+
+from dayzero.serve import schemas as s
+from dayzero.serve.auth import history_auth
+from dayzero.serve.routes._shared import (
+    AUTH_ERRORS,
+    ERRORS,
+    NOT_FOUND,
+    READS,
+    Service,
+    ranked,
+)
+
+router = APIRouter(tags=["recommendations"], dependencies=READS)
+
+NO_MODEL = {503: {"model": s.ErrorOut}}
+
+
+@router.get(
+    "/v1/users/{user_id}/recommendations",
+    response_model=s.RecommendOut,
+    dependencies=[Depends(history_auth)],
+    responses={**ERRORS, **AUTH_ERRORS, **NO_MODEL},
+)
+def user_recommendations(
+    svc: Service,
+    user_id: Annotated[str, PathParam(min_length=1, max_length=s.MAX_ID)],
+    k: Annotated[int, Query(ge=1, le=s.MAX_K)] = 10,
+    exclude_seen: bool = True,
+) -> s.RecommendOut:
+    """Top ``k`` items for a user from their profile and every event so far. A user never
+    seen before is served as a brand-new user."""
+    served = svc.require()
+    out = svc.recommend_user(user_id, k, exclude_seen)
+    return _recommend_out(user_id, served.version, out)
+
+
+@router.post(
+    "/v1/recommendations",
+    response_model=s.RecommendOut,
+    responses={**ERRORS, **AUTH_ERRORS, **NO_MODEL},
+)
+def anonymous_recommendations(body: s.RecommendIn, svc: Service) -> s.RecommendOut:
+    """Top ``k`` for an anonymous or brand-new user described by profile text and/or the
+    items they just interacted with (nothing is stored)."""
+    from dayzero.online.store import Event
+
+    served = svc.require()
+    recent = [Event(user="", item=r.item, kind=r.kind, value=r.value) for r in body.recent]
+    out = svc.recommend_anonymous(body.profile, recent, body.k, body.exclude_seen)
+    return _recommend_out(None, served.version, out)
+
+
+@router.get(
+    "/v1/items/{item_id}/similar",
+    response_model=s.SimilarOut,
+    responses={**ERRORS, **AUTH_ERRORS, **NOT_FOUND},
+)
+def similar_items(
+    svc: Service,
+    item_id: Annotated[str, PathParam(min_length=1, max_length=s.MAX_ID)],
+    k: Annotated[int, Query(ge=1, le=s.MAX_K)] = 10,
+) -> s.SimilarOut:
+    """Items closest to ``item_id`` in the served model's taste space."""
+    version, ids, scores = svc.similar(item_id, k)
+    return s.SimilarOut(item=item_id, version=version, items=ranked(ids, scores))
+
+
+def _recommend_out(user: str | None, version: str, out) -> s.RecommendOut:
+    return s.RecommendOut(
+        user=user,
+        version=version,
+        new_user=out.new_user,
+        items=ranked(out.ids, out.scores),
+    )
