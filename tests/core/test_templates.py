@@ -99,3 +99,12 @@ def test_entity_template_uses_the_spec_or_every_typed_field():
     spec = Template([FieldSpec("year", thousands=False)]).to_dict()
     assert entity_template(spec, ents).render(ents.record(1)) == "Year: 1999"
     assert entity_template(None, None).render({"a": 1}) == ""
+
+
+def test_with_field_appends_a_field_and_keeps_existing_renders():
+    template = Template(["title"], style="sentences", prefix="A film.")
+    wider = template.with_field(FieldSpec("text", max_chars=5))
+    assert wider.render({"title": "Heat"}) == template.render({"title": "Heat"})
+    assert "The text is a" in wider.render({"title": "Heat", "text": "a heist story"})
+    assert (wider.style, wider.prefix) == ("sentences", "A film.")
+    assert wider.with_field("text") is wider

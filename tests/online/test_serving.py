@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dayzero.core.schema import Interactions, SchemaError
-from dayzero.online.serving import ServingModel, records_to_entities, with_text_field
+from dayzero.online.serving import ServingModel, records_to_entities
 from dayzero.online.store import EntityRecord, Event
 from dayzero.recommend.two_tower import TwoTowerRecommender
 from tests.recommend.conftest import make_catalogue
@@ -40,8 +40,7 @@ def serving(fitted, tmp_path):
 
 
 def _scores(serving: ServingModel, vector: np.ndarray, items: list[str]) -> np.ndarray:
-    rows = serving.model.item_map_.to_internal(items)
-    return serving.mu + serving.model.item_serving_vectors(rows) @ vector
+    return serving.mu + serving.model.item_serving_vectors(items) @ vector
 
 
 def test_inner_product_equals_predict_for_known_users(serving, catalogue):
@@ -94,15 +93,6 @@ def test_a_text_only_item_is_encoded_from_its_text(serving):
         serving.add_items([EntityRecord("heist", text="a heist in Rome")]),
     )
     assert not np.allclose(empty, described)
-
-
-def test_with_text_field_keeps_existing_renders():
-    from dayzero.core.templates import Template
-
-    template = Template(["title"])
-    wider = with_text_field(template)
-    assert wider.render({"title": "Heat"}) == template.render({"title": "Heat"})
-    assert with_text_field(wider) is wider
 
 
 def test_a_profile_sentence_serves_an_anonymous_user_without_storing_it(serving):
@@ -181,3 +171,36 @@ def test_bad_records_name_the_field():
         records_to_entities([EntityRecord("")])
     with pytest.raises(SchemaError, match="twice"):
         records_to_entities([EntityRecord("a"), EntityRecord("a")])
+
+
+def test_any_vector_servable_recommender_is_served_mf_too(catalogue):
+    """Matrix factorisation implements the serving interface: its inner products are its
+    predictions (before clipping), new users are folded in from their events, and an item
+    without interactions (no content model) gets no vector."""
+    from dayzero.recommend.baselines.matrix_factorization import MatrixFactorization
+
+    model = MatrixFactorization(factors=4, iterations=8, reg=1.0).fit(catalogue.dataset)
+    serving = ServingModel.from_recommender(model)
+    assert serving.dim == model.serving_dim == 6
+    ids, vectors = serving.item_vectors()
+    assert ids == list(model.item_map_.ids) and vectors.shape == (len(ids), 6)
+    items = ["a1", "r1", "a2"]
+    for user in ("ua0", "ub1"):
+        expected = model.predict([user] * 3, items)
+        raw = serving.mu + model.item_serving_vectors(items) @ serving.user_vector(user, None, [])
+        np.testing.assert_allclose(np.clip(raw, 1, 5), expected, atol=1e-5)
+    events = [Event("fresh", i, value=5.0) for i in ("a0", "a1", "a2")]
+    vector = serving.user_vector("fresh", None, events)
+    history = Interactions.from_records([("fresh", e.item, 5.0) for e in events])
+    expected = model.predict(["fresh"] * 2, ["a3", "r3"], history=history)
+    raw = serving.mu + model.item_serving_vectors(["a3", "r3"]) @ vector
+    np.testing.assert_allclose(np.clip(raw, 1, 5), expected, atol=1e-5)
+    ids, vectors = serving.add_items([EntityRecord("brand-new", "no content model")])
+    assert ids == [] and vectors.shape == (0, 6)
+
+
+def test_a_model_without_the_serving_interface_is_refused_by_name(catalogue):
+    from dayzero.recommend.baselines.popularity import Popularity
+
+    with pytest.raises(TypeError, match=r"Popularity cannot be served.*VectorServable"):
+        ServingModel(Popularity().fit(catalogue.dataset))

@@ -195,7 +195,7 @@ def test_serving_vectors_reproduce_predict(model):
     items = ["a1", "r_cold", "a_cold"]
     expected = model.predict(["n9"] * 3, items, history=history)
     user = model.user_serving_vector("n9", ["a0", "r_cold"], [5.0, 2.0])
-    rows = model.item_serving_vectors(model.item_map_.to_internal(items))
+    rows = model.item_serving_vectors(items)
     np.testing.assert_allclose(float(model.network_.mu) + rows @ user, expected, atol=1e-5)
 
 

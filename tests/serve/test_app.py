@@ -680,6 +680,33 @@ def test_a_trust_remote_code_setting_in_a_model_folder_is_never_obeyed(
     assert not marker.exists(), "code from the model folder ran"
 
 
+def test_a_matrix_factorisation_version_is_served_too(served_env, tmp_path):
+    """The service talks to models through the VectorServable interface: an mf version is
+    promoted and served like a two-tower one (no content: a new item waits for its events)."""
+    from dayzero.core.schema import Dataset, Interactions
+    from dayzero.online.serving import ServingModel
+    from dayzero.recommend.baselines.matrix_factorization import MatrixFactorization
+
+    env = _copy(served_env, tmp_path / "env")
+    store = open_store(env.store)
+    try:
+        frame = store.events_frame()
+        watermark = store.last_event_id()
+    finally:
+        store.close()
+    data = Dataset(Interactions(frame[["user", "item", "value"]].reset_index(drop=True)))
+    serving = ServingModel.from_recommender(MatrixFactorization(factors=4).fit(data))
+    registry = ModelRegistry(env.registry)
+    version = registry.publish(serving.save, {"mae": 0.6}, watermark, {"model": "mf"})
+    with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
+        assert c.post("/v1/admin/promote", json={"version": version}).status_code == 200
+        for user, theme in (("ua0", "action"), ("ub0", "romance")):
+            params = {"k": 5, "exclude_seen": False}
+            response = c.get(f"/v1/users/{user}/recommendations", params=params)
+            assert themes(env, items_of(response)) == [theme] * 5
+        assert c.get("/v1/model").json()["index_size"] == 2 * len(env.action)
+
+
 def test_the_server_follows_a_promote_made_by_another_process(served_env, tmp_path):
     env = _copy(served_env, tmp_path / "env")
     registry = ModelRegistry(env.registry)

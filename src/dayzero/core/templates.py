@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +146,19 @@ class Template:
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise SchemaError(f"Template fields must be unique; got {names}")
+
+    def with_field(self, spec: str | FieldSpec) -> Template:
+        """This template plus ``spec`` at the end (``self`` if it has a field of that name).
+
+        Records without the field render exactly as before, so vectors of them stay valid.
+
+        >>> Template(["title"]).with_field("text").render({"title": "Heat"})
+        'Title: Heat'
+        """
+        spec = spec if isinstance(spec, FieldSpec) else FieldSpec(str(spec))
+        if any(existing.name == spec.name for existing in self.specs):
+            return self
+        return replace(self, fields=[*self.specs, spec])
 
     def render(self, record: Mapping[str, Any]) -> str:
         """Text for one record; fields that are absent or missing are skipped."""

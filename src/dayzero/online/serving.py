@@ -12,8 +12,8 @@ so an inner-product index over the item rows ranks items exactly as the model do
 Fold-in, with no training:
 
 * :meth:`ServingModel.add_items` gives new items their vector from their text and fields at
-  once (the item template gains a free ``text`` field, so an item described by text alone
-  works with any model).
+  once (the model's item text view gains a free ``text`` field through
+  ``accept_item_text``, so an item described by text alone works with any text model).
 * :meth:`ServingModel.user_vector` computes a user's vector per request from a profile sentence
   and every event so far; nothing is stored, so concurrent requests never see each other.
 
@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from dayzero.core.schema import Entities, SchemaError
-from dayzero.core.templates import FieldSpec, Template
-from dayzero.recommend.two_tower import TwoTowerRecommender
+from dayzero.recommend.contract import NotFittedError, Recommender
+from dayzero.recommend.servable import VectorServable
 
 if TYPE_CHECKING:
     from dayzero.online.store import EntityRecord, Event
@@ -92,22 +92,6 @@ def check_artifacts(folder: str | Path) -> None:
                     handle.keys()
             except Exception as exc:  # safetensors raises its own SafetensorError
                 raise ArtifactError(f"{rel}: not a complete safetensors file ({exc})") from None
-
-
-def with_text_field(template: Template) -> Template:
-    """``template`` plus a free ``text`` field at the end (unchanged if it has one).
-
-    Records without ``text`` render exactly as before, so existing vectors stay valid.
-    """
-    if any(spec.name == TEXT_FIELD for spec in template.specs):
-        return template
-    return Template(
-        [*template.specs, FieldSpec(TEXT_FIELD, max_chars=600)],
-        style=template.style,
-        prefix=template.prefix,
-        separator=template.separator,
-        decimals=template.decimals,
-    )
 
 
 def records_to_entities(records: Sequence[EntityRecord], kind: str = "item") -> Entities:
@@ -167,15 +151,18 @@ def resolve_events(
 
 
 class ServingModel:
-    """A fitted :class:`TwoTowerRecommender` (string ids) served as inner products.
+    """A fitted :class:`~dayzero.recommend.servable.VectorServable` recommender (string ids)
+    served as inner products: the two-tower, matrix factorisation, or any model of yours that
+    implements the interface.
 
-    The ServingModel owns the model from now on (it folds items into it and widens its item
-    template with a free ``text`` field); use :meth:`from_recommender` or :meth:`load`.
+    The ServingModel owns the model from now on (it folds items into it and lets items carry
+    free ``text``); use :meth:`from_recommender` or :meth:`load`.
 
     Parameters
     ----------
     model
-        Fitted two-tower model whose user and item ids are all strings.
+        Fitted recommender implementing ``VectorServable``, whose user and item ids are all
+        strings.
     kind_values
         Event kind -> history value (``None``: the event's own value). Default
         ``{"rating": None}``.
@@ -185,18 +172,25 @@ class ServingModel:
     Attributes
     ----------
     dim : int
-        Width of the serving vectors (model factors + 3).
+        Width of the serving vectors (``model.serving_dim``).
     mu : float
         The global offset: ``rating = mu + <user_vector, item_vector>``.
     """
 
     def __init__(
         self,
-        model: TwoTowerRecommender,
+        model: VectorServable,
         kind_values: Mapping[str, float | None] | None = None,
         implicit_value: float | None = None,
     ) -> None:
-        model._check_fitted()
+        if not isinstance(model, VectorServable):
+            raise TypeError(
+                f"{type(model).__name__} cannot be served from a vector index: it does not "
+                "implement dayzero.recommend.servable.VectorServable (serve a two-tower or an "
+                "mf model, or implement the interface)"
+            )
+        if not hasattr(model, "item_map_"):
+            raise NotFittedError(f"{type(model).__name__} is not fitted; fit it before serving")
         for name, ids in (("user", model.user_map_.ids), ("item", model.item_map_.ids)):
             bad = next((i for i in ids if not isinstance(i, str)), None)
             if bad is not None:
@@ -208,25 +202,24 @@ class ServingModel:
         self.model = model
         self.kind_values = dict(DEFAULT_KIND_VALUES if kind_values is None else kind_values)
         if implicit_value is None:
-            values = model._fit_frame[2]
-            implicit_value = float(values.max()) if len(values) else 1.0
+            implicit_value = model.serving_value_range()[1]
         self.implicit_value = float(implicit_value)
-        model.item_template_ = with_text_field(model.item_template_)
-        self.dim = model.dim + 3
+        model.accept_item_text(TEXT_FIELD)
+        self.dim = model.serving_dim
 
     @classmethod
-    def from_recommender(cls, model: TwoTowerRecommender, **kwargs: Any) -> ServingModel:
+    def from_recommender(cls, model: VectorServable, **kwargs: Any) -> ServingModel:
         """Wrap a fitted model (see the class parameters for ``kwargs``)."""
         return cls(model, **kwargs)
 
     @property
     def mu(self) -> float:
-        return float(self.model.network_.mu.detach())
+        return self.model.serving_offset
 
     # ------------------------------------------------------------------ items
     def known_items(self) -> set[str]:
         """Ids of every item with a vector (trained, or folded in from its fields)."""
-        return set(self.model.item_map_.ids)
+        return set(self.model.served_items())
 
     def known_users(self) -> set[str]:
         """Ids of users the model holds a profile or training history for."""
@@ -234,27 +227,30 @@ class ServingModel:
 
     def item_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every item's id and serving vector ``(n, dim)`` float32, for the index."""
-        return self.model.item_map_.ids, self.model.item_serving_vectors()
+        return self.model.served_items(), self.model.item_serving_vectors()
 
     def add_items(self, records: Sequence[EntityRecord]) -> tuple[list[str], np.ndarray]:
         """Fold items in from their text and fields; returns ``(ids, vectors)`` for the index.
 
-        New ids get a content-only vector at once (one encoder call for the batch). Ids the
-        model already holds keep their vector (returned too, so the index can be re-synced);
-        edited text takes effect at the next bootstrap.
+        New ids get a vector at once where the model can make one from content (one encoder
+        call for the batch; a model without content leaves them out). Ids the model already
+        holds keep their vector (returned too, so the index can be re-synced); edited text takes
+        effect at the next bootstrap.
         """
         if not records:
             return [], np.zeros((0, self.dim), dtype=np.float32)
         entities = records_to_entities(records, "item")
         self.model.partial_fit_items(entities)
-        ids = entities.ids
-        rows = self.model.item_map_.to_internal(ids)
-        return ids, self.model.item_serving_vectors(rows)
+        served = set(self.model.served_items())
+        ids = [i for i in entities.ids if i in served]
+        if not ids:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        return ids, self.model.item_serving_vectors(ids)
 
     # ------------------------------------------------------------------ users
     def history(self, user: str | None, events: Sequence[Event]) -> tuple[list[str], np.ndarray]:
         """``(items, values)`` the user tower pools from ``events`` (see the module notes)."""
-        held = self.model.seen_.get(user, set()) if user is not None else set()
+        held = self.model.seen_items(user) if user is not None else set()
         fresh = [e for e in events if e.item not in held]
         rows = resolve_events(fresh, self.kind_values, self.implicit_value, by_user=False)
         return [r[1] for r in rows], np.array([r[2] for r in rows], dtype=np.float32)
@@ -285,13 +281,13 @@ class ServingModel:
     def predict(self, user: str | None, profile_text: str | None, events, items) -> np.ndarray:
         """Ratings ``mu + <user_vector, item_vector>`` for ``items`` (known ids)."""
         vector = self.user_vector(user, profile_text, events)
-        rows = self.model.item_map_.to_internal(list(items))
-        return self.mu + self.model.item_serving_vectors(rows) @ vector
+        return self.mu + self.model.item_serving_vectors(list(items)) @ vector
 
     # ------------------------------------------------------------------ persistence
     def warm_up(self) -> ServingModel:
-        """Load the text encoder now, so the first request does not pay for it."""
-        self.model._text_encoder()
+        """Load what the model loads lazily (its text encoder), so the first request does not
+        pay for it."""
+        self.model.warm_up()
         return self
 
     def build_index(self, kind: str = "auto"):
@@ -333,7 +329,7 @@ class ServingModel:
             found = config.get("format_version") if isinstance(config, dict) else config
             raise ArtifactError(f"{CONFIG_FILE}: unsupported format_version {found!r}")
         try:
-            model = TwoTowerRecommender.load(folder / MODEL_FOLDER)
+            model = Recommender.load(folder / MODEL_FOLDER)
         except ArtifactError:
             raise
         except Exception as exc:  # any failure of the model's own files: say where

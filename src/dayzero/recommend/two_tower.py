@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
-from dayzero.core.templates import Template, entity_template
+from dayzero.core.templates import FieldSpec, Template, entity_template
 from dayzero.recommend.contract import (
     Recommender,
     history_from_json,
@@ -39,6 +39,7 @@ from dayzero.recommend.contract import (
     seen_by_user,
 )
 from dayzero.recommend.features import AttributeEncoder, TokenEncoder
+from dayzero.recommend.servable import VectorServable
 from dayzero.recommend.towers import HybridTowers
 from dayzero.train.index_dataset import IndexDataset
 
@@ -120,7 +121,7 @@ class _Episodes:
 
 
 @register("two-tower")
-class TwoTowerRecommender(Recommender):
+class TwoTowerRecommender(VectorServable, Recommender):
     """Hybrid two-tower rating model on frozen, cached pretrained text vectors.
 
     Parameters
@@ -777,18 +778,50 @@ class TwoTowerRecommender(Recommender):
         self._remember_interactions(interactions)
         return self
 
-    # ------------------------------------------------------------------ serving vectors
-    def item_serving_vectors(self, indices: np.ndarray | None = None) -> np.ndarray:
-        """``(n, dim + 3)`` float32 rows ``[q_i, b_i, 1, content_only_i]`` for internal
-        ``indices`` (default: every item, item_map_ order).
+    # ------------------------------------------------------------------ serving (VectorServable)
+    @property
+    def serving_dim(self) -> int:
+        """``dim + 3``: factors, then the bias columns (see :meth:`item_serving_vectors`)."""
+        return self.dim + 3
+
+    @property
+    def serving_offset(self) -> float:
+        """The global offset ``mu`` of the rating head."""
+        self._check_fitted()
+        return float(self.network_.mu.detach())
+
+    def served_items(self) -> list[Hashable]:
+        """Every item in the model: trained, or folded in from its fields."""
+        self._check_fitted()
+        return list(self.item_map_.ids)
+
+    def serving_value_range(self) -> tuple[float, float]:
+        values = self._fit_frame[2]
+        return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+    def accept_item_text(self, field: str) -> None:
+        """Add a free-text field ``field`` at the end of the item template (unchanged if it has
+        one): records without it render exactly as before, so existing vectors stay valid."""
+        self._check_fitted()
+        self.item_template_ = self.item_template_.with_field(FieldSpec(field, max_chars=600))
+
+    def warm_up(self) -> None:
+        """Load the text encoder now (new items and profile sentences need it)."""
+        self._text_encoder()
+
+    def item_serving_vectors(self, items: Sequence[Hashable] | None = None) -> np.ndarray:
+        """``(n, dim + 3)`` float32 rows ``[q_i, b_i, 1, content_only_i]`` for ``items``
+        (default: every item, :meth:`served_items` order).
 
         With :meth:`user_serving_vector`, ``mu + <user_row, item_row>`` is exactly the rating
         :meth:`predict` gives, support shift on content-only items included: an inner-product
         index over these rows ranks items as the model does.
         """
         self._check_fitted()
-        if indices is None:
+        if items is None:
             indices = np.arange(len(self.item_vectors_))
+        else:
+            indices = self.item_map_.to_internal(list(items))
         indices = np.asarray(indices, dtype=np.int64)
         vectors = self.item_vectors_[torch.from_numpy(indices)].numpy()
         n, d = len(vectors), self.dim
@@ -799,7 +832,7 @@ class TwoTowerRecommender(Recommender):
 
     def user_serving_vector(
         self,
-        user: Hashable,
+        user: Hashable | None,
         items: Sequence[Hashable] = (),
         values: Sequence[float] | np.ndarray = (),
         text: str | None = None,
@@ -809,7 +842,8 @@ class TwoTowerRecommender(Recommender):
         Parameters
         ----------
         user
-            External id (unknown ids are served cold: profile text and history only).
+            External id (unknown ids and ``None`` are served cold: profile text and history
+            only).
         items, values
             Interactions revealed for this call (as ``history`` in :meth:`predict`).
         text

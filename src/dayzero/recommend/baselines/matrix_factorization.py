@@ -11,10 +11,13 @@ import scipy.sparse as sp
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.recommend import _common
 from dayzero.recommend.contract import Recommender, register, seen_by_user
+from dayzero.recommend.servable import VectorServable
+
+_ANONYMOUS = object()  # the user of an anonymous visitor's history: never a real id
 
 
 @register("mf")
-class MatrixFactorization(Recommender):
+class MatrixFactorization(VectorServable, Recommender):
     """``rating = mu + b_u + b_i + p_u . q_i``, fitted by alternating least squares (ALS).
 
     Each half-step solves, for every user (then every item), the ridge regression of its ratings
@@ -44,6 +47,11 @@ class MatrixFactorization(Recommender):
     ``mu`` (+ the history bias). Predictions are clipped to the training value range.
     ``partial_fit_users`` / ``partial_fit_items`` fold new entities in the same way and store them;
     existing vectors of the other side are not changed.
+
+    Served from a vector index (:class:`~dayzero.recommend.servable.VectorServable`): item rows
+    ``[q_i, b_i, 1]``, user rows ``[p_u, 1, b_u]``, offset ``mu``; the inner product is the
+    rating before clipping (which keeps the order). Items without interactions have no vector
+    and are not served.
     """
 
     def __init__(
@@ -146,6 +154,48 @@ class MatrixFactorization(Recommender):
         by_item = self.ratings_.T.tocsr()
         self.item_factors_[index] = self._solve(by_item[index], self.user_factors_)
         return self
+
+    # ----------------------------------------------------------------- serving (VectorServable)
+    @property
+    def serving_dim(self) -> int:
+        return self.factors + 2
+
+    @property
+    def serving_offset(self) -> float:
+        self._check_fitted()
+        return self.global_mean_
+
+    def served_items(self) -> list[Hashable]:
+        self._check_fitted()
+        return list(self.item_map_.ids)
+
+    def serving_value_range(self) -> tuple[float, float]:
+        self._check_fitted()
+        return self.value_min_, self.value_max_
+
+    def item_serving_vectors(self, items=None) -> np.ndarray:
+        """``[q_i, b_i, 1]`` rows of known items (default: all, :meth:`served_items` order)."""
+        self._check_fitted()
+        rows = self.item_factors_ if items is None else self.item_factors_[
+            self.item_map_.to_internal(list(items))
+        ]  # fmt: skip
+        ones = np.ones((len(rows), 1))
+        return np.hstack([rows[:, 1:], rows[:, :1], ones]).astype(np.float32)
+
+    def user_serving_vector(self, user, items=(), values=(), text=None) -> np.ndarray:
+        """``[p_u, 1, b_u]`` of ``user`` folded in with ``items`` / ``values`` (text unused)."""
+        self._check_fitted()
+        values = np.asarray(values, dtype=np.float64)
+        if len(items) != len(values):
+            raise ValueError(f"items and values differ in length ({len(items)} vs {len(values)})")
+        who = _ANONYMOUS if user is None else user
+        history = None
+        if len(items):
+            history = Interactions.from_records(
+                [(who, i, float(v)) for i, v in zip(items, values, strict=True)]
+            )
+        vector = self.user_vector(who, history)
+        return np.concatenate([vector[1:], [1.0, vector[0]]]).astype(np.float32)
 
     # ----------------------------------------------------------------- scoring
     def user_vector(self, user: Hashable, history: Interactions | None = None) -> np.ndarray:
