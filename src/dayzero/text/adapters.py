@@ -537,30 +537,30 @@ def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = Fa
     return model
 
 
-class ServingModel(NamedTuple):
+class MergedModel(NamedTuple):
     """Result of :func:`merge_for_serving`: the model to serve and whether it is adapter-free."""
 
     model: nn.Module
     merged: bool
 
 
-def merge_for_serving(model: nn.Module) -> ServingModel:
+def merge_for_serving(model: nn.Module) -> MergedModel:
     """Fold adapters into the base weights where the method allows (LoRA, AdaLoRA, IA3).
 
-    Returns ``ServingModel(plain_model, True)`` after merging (or for a model without adapters),
-    and ``ServingModel(model, False)`` with a warning for prefix tuning, whose virtual tokens
+    Returns ``MergedModel(plain_model, True)`` after merging (or for a model without adapters),
+    and ``MergedModel(model, False)`` with a warning for prefix tuning, whose virtual tokens
     cannot be folded into weights: serve it unmerged.
     """
     if not _is_peft(model):
-        return ServingModel(model, True)
+        return MergedModel(model, True)
     peft_type = str(model.active_peft_config.peft_type.value).lower()
     if model.active_peft_config.is_prompt_learning:
         warnings.warn(
             f"cannot merge {peft_type} (prefix tuning) into the weights; serve the model unmerged",
             stacklevel=2,
         )
-        return ServingModel(model, False)
-    return ServingModel(model.merge_and_unload(), True)
+        return MergedModel(model, False)
+    return MergedModel(model.merge_and_unload(), True)
 
 
 def _spec(name: Any) -> StrategySpec:
@@ -627,8 +627,8 @@ __all__ = [
     "FullConfig",
     "IA3Config",
     "LoraConfig",
+    "MergedModel",
     "PrefixConfig",
-    "ServingModel",
     "StrategySpec",
     "apply_strategy",
     "config_from_dict",
