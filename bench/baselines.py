@@ -33,7 +33,6 @@ RANKING_ONLY = {"popularity"}
 
 
 def measure(dataset: str, protocol: str, model: str, seed: int) -> dict:
-    import dayzero.recommend  # noqa: F401
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.runner import evaluate_split
     from dayzero.recommend.contract import make_recommender

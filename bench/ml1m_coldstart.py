@@ -83,7 +83,6 @@ def select_shrinkage(params: dict, cache_dir: str) -> dict:
 def measure(params: dict, cache_dir: str, also_without_correction: bool = False) -> dict:
     import torch
 
-    import dayzero.recommend  # noqa: F401
     from dayzero.datasets.melu import load_ml1m_melu
     from dayzero.evaluate.protocols.melu import melu_split
     from dayzero.evaluate.runner import evaluate_split

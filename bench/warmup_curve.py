@@ -89,7 +89,6 @@ def measure(
     import numpy as np
     import torch
 
-    import dayzero.recommend  # noqa: F401  (registers the baselines)
     from dayzero.core.schema import Interactions
     from dayzero.datasets.melu import load_ml1m_melu
     from dayzero.recommend.contract import make_recommender

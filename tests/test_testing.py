@@ -9,7 +9,6 @@ from typing import Any, Self
 import numpy as np
 import pytest
 
-import dayzero.recommend  # noqa: F401  (registers every recommender)
 from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.core.templates import Template
 from dayzero.recommend.baselines.means import ItemMean

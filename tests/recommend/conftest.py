@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dayzero.recommend  # noqa: F401  (registers the baselines)
 from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender
 

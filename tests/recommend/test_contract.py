@@ -233,3 +233,27 @@ def test_folded_in_timestamps_in_two_zones_become_utc_and_naive_with_aware_is_re
     naive = Interactions.from_records([("u", "a3", 5.0, dt.datetime(2024, 3, 2))])
     with pytest.raises(ValueError, match=r"timestamp.*timezone-naive.*tz_localize"):
         model._remember_interactions(naive)
+
+
+def test_every_registered_class_is_a_builtin_with_the_right_path():
+    from dayzero.recommend.contract import BUILTIN_MODELS
+
+    for name, path in BUILTIN_MODELS.items():
+        cls = REGISTRY[name]
+        assert f"{cls.__module__}:{cls.__qualname__}" == path and cls.name == name
+
+
+def test_naming_and_fitting_a_baseline_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dayzero.core.schema import Dataset, Interactions\n"
+        "from dayzero.recommend import REGISTRY, make_recommender\n"
+        "names = sorted(REGISTRY)\n"
+        "data = Dataset(Interactions.from_records([('u', 'i', 4.0), ('v', 'i', 2.0)]))\n"
+        "make_recommender('item-mean').fit(data).recommend('u', k=1)\n"
+        "assert 'two-tower' in names and 'torch' not in sys.modules, sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

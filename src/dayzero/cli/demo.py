@@ -24,7 +24,6 @@ DEMO_MODELS = (
 
 def run_demo(console: Console | None = None, seed: int = 0) -> dict:
     """Run the demo and return its results (also printed)."""
-    import dayzero.recommend  # noqa: F401  (registers the models)
     from dayzero.datasets.restaurant import load_restaurant
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.report import results_table

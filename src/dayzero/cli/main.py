@@ -39,7 +39,6 @@ def datasets(
 @app.command()
 def models() -> None:
     """List the registered recommenders."""
-    import dayzero.recommend  # noqa: F401  (registers the models)
     from dayzero.recommend.contract import REGISTRY
 
     for name, cls in sorted(REGISTRY.items()):
@@ -64,7 +63,6 @@ def evaluate(
 ) -> None:
     """Fit models on a cold-start split and report every segment (warm / new users / new items /
     both) on its own."""
-    import dayzero.recommend  # noqa: F401
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.report import results_table, write_json
     from dayzero.evaluate.runner import evaluate_split

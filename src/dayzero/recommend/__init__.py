@@ -1,32 +1,39 @@
-"""Recommenders. Importing this package registers every model by name."""
+"""Recommenders: the contract, the baselines and the pretrained-text models.
+
+Names are imported lazily: ``import dayzero.recommend`` and fitting a baseline never import
+torch. ``REGISTRY`` maps model names (``"two-tower"``, ``"item-mean"``, ...) to classes.
+"""
 
 from __future__ import annotations
 
-from dayzero.recommend.baselines.content_knn import ContentKNN
-from dayzero.recommend.baselines.feature_hybrid import FeatureHybrid
-from dayzero.recommend.baselines.item_knn import ItemKNN
-from dayzero.recommend.baselines.matrix_factorization import MatrixFactorization
-from dayzero.recommend.baselines.means import GlobalMean, ItemMean, ItemMeanUserBias
-from dayzero.recommend.baselines.popularity import Popularity
-from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender, register
-from dayzero.recommend.cross_encoder import CrossEncoderRecommender
-from dayzero.recommend.sequential import SequentialRecommender
-from dayzero.recommend.two_tower import TwoTowerRecommender
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "REGISTRY",
-    "ContentKNN",
-    "CrossEncoderRecommender",
-    "FeatureHybrid",
-    "GlobalMean",
-    "ItemKNN",
-    "ItemMean",
-    "ItemMeanUserBias",
-    "MatrixFactorization",
-    "Popularity",
-    "Recommender",
-    "SequentialRecommender",
-    "TwoTowerRecommender",
-    "make_recommender",
-    "register",
-]
+from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender, register
+
+_EXPORTS = {
+    "ContentKNN": "dayzero.recommend.baselines.content_knn",
+    "CrossEncoderRecommender": "dayzero.recommend.cross_encoder",
+    "FeatureHybrid": "dayzero.recommend.baselines.feature_hybrid",
+    "GlobalMean": "dayzero.recommend.baselines.means",
+    "ItemKNN": "dayzero.recommend.baselines.item_knn",
+    "ItemMean": "dayzero.recommend.baselines.means",
+    "ItemMeanUserBias": "dayzero.recommend.baselines.means",
+    "MatrixFactorization": "dayzero.recommend.baselines.matrix_factorization",
+    "Popularity": "dayzero.recommend.baselines.popularity",
+    "SequentialRecommender": "dayzero.recommend.sequential",
+    "TwoTowerRecommender": "dayzero.recommend.two_tower",
+    "VectorServable": "dayzero.recommend.servable",
+}
+
+__all__ = sorted(["REGISTRY", "Recommender", "make_recommender", "register", *_EXPORTS])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dayzero.recommend' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,9 +16,10 @@ one test user's support can never leak into another's prediction.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -30,15 +31,78 @@ from sklearn.utils import metadata_routing
 
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 
-REGISTRY: dict[str, type[Recommender]] = {}
 FORMAT_VERSION = 1
+
+#: The models dayzero ships, by name: imported only when first used, so that naming or
+#: fitting a baseline never imports torch.
+BUILTIN_MODELS: dict[str, str] = {
+    "global-mean": "dayzero.recommend.baselines.means:GlobalMean",
+    "item-mean": "dayzero.recommend.baselines.means:ItemMean",
+    "item-mean-user-bias": "dayzero.recommend.baselines.means:ItemMeanUserBias",
+    "popularity": "dayzero.recommend.baselines.popularity:Popularity",
+    "item-knn": "dayzero.recommend.baselines.item_knn:ItemKNN",
+    "mf": "dayzero.recommend.baselines.matrix_factorization:MatrixFactorization",
+    "content-knn": "dayzero.recommend.baselines.content_knn:ContentKNN",
+    "feature-hybrid": "dayzero.recommend.baselines.feature_hybrid:FeatureHybrid",
+    "two-tower": "dayzero.recommend.two_tower:TwoTowerRecommender",
+    "sequential": "dayzero.recommend.sequential:SequentialRecommender",
+    "cross-encoder": "dayzero.recommend.cross_encoder:CrossEncoderRecommender",
+}
+
+
+class ModelRegistry(MutableMapping):
+    """Name -> recommender class; built-in classes are imported on first access.
+
+    Iterating lists the names without importing anything; ``REGISTRY[name]`` imports that
+    model's module. Models of your own join with :func:`register`.
+    """
+
+    def __init__(self, builtins: dict[str, str]) -> None:
+        self._paths = dict(builtins)
+        self._classes: dict[str, type[Recommender]] = {}
+
+    def __getitem__(self, name: str) -> type[Recommender]:
+        if name not in self._classes:
+            if name not in self._paths:
+                raise KeyError(f"unknown model {name!r}; available: {sorted(self)}")
+            module, attribute = self._paths[name].split(":")
+            cls = getattr(importlib.import_module(module), attribute)
+            self._classes.setdefault(name, cls)
+        return self._classes[name]
+
+    def __setitem__(self, name: str, cls: type[Recommender]) -> None:
+        self._classes[name] = cls
+
+    def __delitem__(self, name: str) -> None:
+        self._classes.pop(name, None)
+        self._paths.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._paths) | set(self._classes)))
+
+    def __len__(self) -> int:
+        return len(set(self._paths) | set(self._classes))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths or name in self._classes
+
+    def claimed_by(self, name: str) -> str | None:
+        """``module:Class`` a built-in name belongs to (None for other names)."""
+        return self._paths.get(name)
+
+
+REGISTRY = ModelRegistry(BUILTIN_MODELS)
 
 
 def register(name: str):
     """Class decorator: make a recommender available by ``name`` (CLI, ``load``)."""
 
     def wrap(cls: type[Recommender]) -> type[Recommender]:
-        if name in REGISTRY and REGISTRY[name] is not cls:
+        builtin = REGISTRY.claimed_by(name)
+        owner = f"{cls.__module__}:{cls.__qualname__}"
+        if builtin is not None and builtin != owner:
+            raise ValueError(f"recommender name {name!r} is already registered ({builtin})")
+        if builtin is None and name in REGISTRY and REGISTRY[name] is not cls:
             raise ValueError(f"recommender name {name!r} is already registered")
         cls.name = name
         REGISTRY[name] = cls
