@@ -26,7 +26,24 @@ _EXPORTS = {
     "VectorServable": "dayzero.recommend.servable",
 }
 
-__all__ = sorted(["REGISTRY", "Recommender", "make_recommender", "register", *_EXPORTS])
+__all__ = [  # noqa: RUF022 - the contract first, then the models
+    "REGISTRY",
+    "Recommender",
+    "make_recommender",
+    "register",
+    "ContentKNN",
+    "CrossEncoderRecommender",
+    "FeatureHybrid",
+    "GlobalMean",
+    "ItemKNN",
+    "ItemMean",
+    "ItemMeanUserBias",
+    "MatrixFactorization",
+    "Popularity",
+    "SequentialRecommender",
+    "TwoTowerRecommender",
+    "VectorServable",
+]
 
 
 def __getattr__(name: str) -> Any:
