@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from dayzero.evaluate.intervals import bootstrap_ci, mean_ci
-from dayzero.risk.metrics import roc_auc
+from dayzero.risk.metrics import log_loss, roc_auc
 
 
 def test_bootstrap_of_two_values_spans_both():
@@ -48,6 +49,50 @@ def test_bootstrap_on_error_skip_and_raise():
         bootstrap_ci(roc_auc, y, s, n_resamples=200)
     point, low, high = bootstrap_ci(roc_auc, y, s, n_resamples=200, on_error="skip")
     assert point == 1.0 and low == 1.0 and high == 1.0
+
+
+def test_bootstrap_is_scipys_percentile_bootstrap():
+    values = np.random.default_rng(2).exponential(size=80)
+    scipy = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=1000,
+        method="percentile",
+        rng=np.random.default_rng(7),
+    ).confidence_interval
+    point, low, high = mean_ci(values, random_state=7)
+    assert point == values.mean()
+    assert (low, high) == pytest.approx((scipy.low, scipy.high), rel=1e-12)
+
+
+def test_bootstrap_resamples_rows_of_two_dimensional_arrays():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=40)
+    classes = rng.integers(0, 3, size=40)
+    point, low, high = bootstrap_ci(log_loss, classes, proba, n_resamples=200)
+    assert point == log_loss(classes, proba)
+    assert low < point < high
+
+
+def test_bootstrap_of_one_row_is_the_point():
+    assert mean_ci([5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_bootstrap_skip_gives_up_when_most_resamples_fail():
+    def distinct(minimum):
+        def metric(v):
+            # A resample of 20 rows holds 12.8 distinct ones on average.
+            if len(np.unique(v)) < minimum:
+                raise ValueError("too few distinct rows")
+            return float(v.mean())
+
+        return metric
+
+    rows = np.arange(20.0)
+    with pytest.raises(ValueError, match=r"failed on \d+ of 200 resamples"):
+        bootstrap_ci(distinct(14), rows, n_resamples=200, on_error="skip")
+    point, low, high = bootstrap_ci(distinct(11), rows, n_resamples=200, on_error="skip")
+    assert point == 9.5 and low < point < high
 
 
 def test_t_interval_known_value():

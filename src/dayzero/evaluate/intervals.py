@@ -1,14 +1,26 @@
-"""Confidence intervals for metrics: percentile bootstrap over aligned rows, and per-user means."""
+"""Confidence intervals for metrics: percentile bootstrap over aligned rows, and per-user means.
+
+The bootstrap is ``scipy.stats.bootstrap`` (``method="percentile"``) over row indices, so that
+any number of aligned arrays, 1-D or 2-D, are resampled together.
+"""
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 from dayzero.core.checks import as_vector, check_k, same_length
+
+# scipy >= 1.15 names the seed ``rng``; 1.11-1.14 (allowed by the pin) call it ``random_state``.
+_SEED = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+# Resamples drawn at once are (batch, n) row indices: keep that near 8 MB of int64.
+_BATCH_ELEMENTS = 1_000_000
 
 
 def _check_confidence(confidence: float, n_resamples: int) -> None:
@@ -28,7 +40,8 @@ def bootstrap_ci(
     """Percentile bootstrap confidence interval of ``metric_fn(*arrays)``.
 
     Rows of the aligned ``arrays`` are resampled together with replacement (same indices for every
-    array), so for per-user metric values pass one value per user and users are resampled.
+    array), so for per-user metric values pass one value per user and users are resampled. The
+    resampling and the percentiles are ``scipy.stats.bootstrap(method="percentile")``.
 
     Parameters
     ----------
@@ -40,14 +53,17 @@ def bootstrap_ci(
         Number of bootstrap resamples, two-sided level, seed of ``numpy.random.default_rng``.
     on_error
         What to do when ``metric_fn`` raises ``ValueError`` on a resample (for example AUC on a
-        resample with one class): ``"raise"`` (default) or ``"skip"`` the resample; with ``"skip"``
-        more than half the resamples failing is still an error.
+        resample with one class): ``"raise"`` (default) or ``"skip"`` the resample (a resample on
+        which it returns NaN is skipped too); with ``"skip"`` more than half the resamples failing
+        is still an error.
 
     Returns
     -------
     (point, low, high)
         ``point`` is ``metric_fn`` on the original arrays; ``low``/``high`` are the
-        ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of the resampled values.
+        ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles (linear interpolation)
+        of the resampled values. With a single row every resample is that row: the interval is
+        the point.
     """
     _check_confidence(confidence, n_resamples)
     if on_error not in ("raise", "skip"):
@@ -60,23 +76,50 @@ def bootstrap_ci(
             raise ValueError(f"arrays[{position}] is empty or a scalar; pass aligned arrays")
     same_length(**{f"arrays[{i}]": a for i, a in enumerate(data)})
     point = float(metric_fn(*data))
-    rng = np.random.default_rng(random_state)
     n = len(data[0])
-    values = []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, n, size=n)
+    if n == 1:  # scipy needs two rows; every resample of one row is that row
+        return point, point, point
+
+    def statistic(rows: np.ndarray) -> float:
         try:
-            values.append(float(metric_fn(*(a[idx] for a in data))))
+            return float(metric_fn(*(a[rows] for a in data)))
         except ValueError:
             if on_error == "raise":
                 raise
-    if len(values) < n_resamples / 2:
+            return np.nan
+
+    options = {
+        "confidence_level": confidence,
+        "method": "percentile",
+        "vectorized": False,
+        "batch": max(1, min(n_resamples, _BATCH_ELEMENTS // n)),
+    }
+    with warnings.catch_warnings():
+        # NaN in the distribution (skipped resamples) is handled below; scipy warns about it.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            (np.arange(n),),
+            statistic,
+            n_resamples=n_resamples,
+            **options,
+            **{_SEED: np.random.default_rng(random_state)},
+        )
+    values = np.asarray(result.bootstrap_distribution, dtype=np.float64)
+    kept = values[~np.isnan(values)] if on_error == "skip" else values
+    if len(kept) < n_resamples / 2:
         raise ValueError(
-            f"metric_fn failed on {n_resamples - len(values)} of {n_resamples} resamples; "
+            f"metric_fn failed on {n_resamples - len(kept)} of {n_resamples} resamples; "
             "the data are too small or too unbalanced for a bootstrap interval"
         )
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    if len(kept) < len(values):  # the percentiles of the resamples that did not fail
+        result = stats.bootstrap(
+            (np.arange(n),),
+            statistic,
+            n_resamples=0,
+            bootstrap_result=SimpleNamespace(bootstrap_distribution=kept),
+            **options,
+        )
+    low, high = result.confidence_interval
     return point, float(low), float(high)
 
 
