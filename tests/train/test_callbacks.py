@@ -1,4 +1,4 @@
-"""Callback hooks (order, stopping) and AdaLoRA's per-step budget update on the tiny BERT."""
+"""Callback hooks (order) and AdaLoRA's per-step budget update on the tiny BERT."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from dayzero.text.adapters import apply_strategy, strategy_config
 from dayzero.train.callbacks import AdaLoraBudgetCallback, Callback, find_adalora
+from dayzero.train.index_dataset import IndexDataset
 from dayzero.train.trainer import Trainer, TrainerConfig
 
 
@@ -25,30 +26,15 @@ def mse(model, batch):
 
 
 class Recorder(Callback):
-    def __init__(self, stop_at=None):
-        self.events, self.stop_at = [], stop_at
+    def __init__(self):
+        self.events = []
 
     def on_train_begin(self, trainer):
-        self.events.append("begin")
-
-    def after_backward(self, trainer, step):
-        has_grads = all(p.grad is not None for p in trainer.model.parameters())
-        self.events.append(("after_backward", step, has_grads))
+        self.events.append(("begin", trainer.total_steps))
 
     def after_optimizer_step(self, trainer, step):
         has_grads = all(p.grad is not None for p in trainer.model.parameters())
         self.events.append(("after_optimizer_step", step, has_grads))
-
-    def on_step_end(self, trainer, step, loss):
-        self.events.append(("step_end", step))
-        if step == self.stop_at:
-            trainer.should_stop = True
-
-    def on_evaluate(self, trainer, metrics):
-        self.events.append(("evaluate", trainer.step, sorted(metrics)))
-
-    def on_train_end(self, trainer):
-        self.events.append("end")
 
 
 def test_hooks_run_in_the_documented_order():
@@ -57,41 +43,25 @@ def test_hooks_run_in_the_documented_order():
     config = TrainerConfig(epochs=1, batch_size=4, progress_bar=False)
     Trainer(nn.Linear(3, 1), config, mse, [recorder]).fit(tiny_regression(), lambda m: {"v": 1.0})
     assert recorder.events == [
-        "begin",
-        ("after_backward", 1, True),
+        ("begin", 2),
         ("after_optimizer_step", 1, True),
-        ("step_end", 1),
-        ("after_backward", 2, True),
         ("after_optimizer_step", 2, True),
-        ("step_end", 2),
-        ("evaluate", 2, ["train_loss", "v"]),
-        "end",
     ]
-
-
-def test_a_callback_can_stop_training():
-    torch.manual_seed(0)
-    recorder = Recorder(stop_at=3)
-    config = TrainerConfig(epochs=10, batch_size=4, progress_bar=False)
-    history = Trainer(nn.Linear(3, 1), config, mse, [recorder]).fit(tiny_regression())
-    assert len(history.losses) == 3
-    assert not history.stopped_early  # that flag is for early stopping on the monitored metric
-    assert history.evals[-1]["step"] == 3  # the final weights are still evaluated
 
 
 TEXTS = ["a funny movie", "space war film", "bank loan risk", "sad love drama"] * 2
 
 
-def encoder_batches(folder):
+def encoder_loss_on(folder):
+    """A loss on one fixed batch of the tiny BERT's texts, whatever the positions asked for."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    batch = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
     targets = torch.linspace(-1.0, 1.0, len(TEXTS))
-    return [(batch, targets)]
 
+    def loss(model, positions):
+        return nn.functional.mse_loss(model(**inputs).last_hidden_state[:, 0].sum(-1), targets)
 
-def encoder_loss(model, batch):
-    inputs, targets = batch
-    return nn.functional.mse_loss(model(**inputs).last_hidden_state[:, 0].sum(-1), targets)
+    return loss
 
 
 def test_adalora_callback_updates_the_budget_every_step(tiny_bert_dir, monkeypatch):
@@ -111,8 +81,8 @@ def test_adalora_callback_updates_the_budget_every_step(tiny_bert_dir, monkeypat
 
     monkeypatch.setattr(adalora, "update_and_allocate", spy)
     trainer_config = TrainerConfig(epochs=steps, lr=0.05, progress_bar=False)
-    Trainer(model, trainer_config, encoder_loss, [AdaLoraBudgetCallback()]).fit(
-        encoder_batches(tiny_bert_dir)
+    Trainer(model, trainer_config, encoder_loss_on(tiny_bert_dir), [AdaLoraBudgetCallback()]).fit(
+        IndexDataset(1)
     )
     assert calls == [(step, True) for step in range(steps)]  # peft counts from 0, grads present
 
@@ -133,14 +103,17 @@ def test_adalora_callback_warns_when_total_step_differs_from_training(tiny_bert_
     model = apply_strategy(AutoModel.from_pretrained(tiny_bert_dir), config)
     trainer_config = TrainerConfig(epochs=2, lr=0.01, progress_bar=False)
     with pytest.warns(UserWarning, match="total_step=50 but the trainer runs 2 steps"):
-        Trainer(model, trainer_config, encoder_loss, [AdaLoraBudgetCallback()]).fit(
-            encoder_batches(tiny_bert_dir)
-        )
+        Trainer(
+            model, trainer_config, encoder_loss_on(tiny_bert_dir), [AdaLoraBudgetCallback()]
+        ).fit(IndexDataset(1))
 
 
 def test_adalora_callback_without_adalora_fails_clearly(tiny_bert_dir):
     model = apply_strategy(AutoModel.from_pretrained(tiny_bert_dir), strategy_config("lora"))
     with pytest.raises(ValueError, match="no AdaLoRA adapter"):
         Trainer(
-            model, TrainerConfig(progress_bar=False), encoder_loss, [AdaLoraBudgetCallback()]
-        ).fit(encoder_batches(tiny_bert_dir))
+            model,
+            TrainerConfig(progress_bar=False),
+            encoder_loss_on(tiny_bert_dir),
+            [AdaLoraBudgetCallback()],
+        ).fit(IndexDataset(1))

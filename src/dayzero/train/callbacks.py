@@ -3,16 +3,13 @@
 Order of one training step::
 
     loss = loss_fn(model, batch); loss.backward()
-    after_backward(trainer, step)         # gradients fresh, not clipped yet
     clip gradients; optimizer.step(); scheduler.step()
     after_optimizer_step(trainer, step)   # weights updated, gradients still there
     optimizer.zero_grad()
-    on_step_end(trainer, step, loss)
 
-``step`` counts optimizer steps from 1. ``on_evaluate(trainer, metrics)`` runs after each
-evaluation; ``on_train_begin(trainer)`` / ``on_train_end(trainer)`` bracket ``fit``. A callback
-stops training by setting ``trainer.should_stop = True``. Early stopping lives in the trainer
-itself (``TrainerConfig.patience``), because restoring the best weights is part of ``fit``.
+``step`` counts optimizer steps from 1; ``on_train_begin(trainer)`` runs once before the first
+step. Early stopping lives in the trainer itself (``TrainerConfig.patience``), because
+restoring the best weights is part of ``fit``.
 """
 
 from __future__ import annotations
@@ -30,22 +27,10 @@ class Callback:
     """Base class: every hook does nothing; override the ones you need."""
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        """Called once before the first step (after resuming from a checkpoint)."""
-
-    def after_backward(self, trainer: Trainer, step: int) -> None:
-        """Called after ``loss.backward()``, before clipping and the optimizer step."""
+        """Called once before the first step (``trainer.total_steps`` is known)."""
 
     def after_optimizer_step(self, trainer: Trainer, step: int) -> None:
         """Called after ``optimizer.step()``, before ``zero_grad`` (gradients still present)."""
-
-    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
-        """Called at the end of every step with the step's loss."""
-
-    def on_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        """Called after each evaluation with its metrics (``train_loss`` included)."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """Called once after training (after restoring the best weights)."""
 
 
 class AdaLoraBudgetCallback(Callback):
@@ -71,7 +56,7 @@ class AdaLoraBudgetCallback(Callback):
     def on_train_begin(self, trainer: Trainer) -> None:
         self.adalora_ = find_adalora(self.model if self.model is not None else trainer.model)
         config = self.adalora_.peft_config[self.adalora_.trainable_adapter_name]
-        if trainer.total_steps is not None and config.total_step != trainer.total_steps:
+        if config.total_step != trainer.total_steps:
             warnings.warn(
                 f"AdaLoRA total_step={config.total_step} but the trainer runs "
                 f"{trainer.total_steps} steps; the rank budget schedule will not end where "

@@ -1,5 +1,5 @@
-"""Optimizers and learning-rate schedules: decay / no-decay parameter groups (nanoGPT-style) and
-warmup followed by linear, cosine or constant decay.
+"""The optimizer and learning-rate schedule: AdamW over decay / no-decay parameter groups
+(nanoGPT-style), and warmup followed by linear or cosine decay to zero.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import math
 import torch
 from torch import nn
 
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("linear", "cosine", "constant")
+SCHEDULES = ("linear", "cosine")
 # Names of parameters that should not be pulled toward zero: biases and normalisation gains.
 _NO_DECAY_TAGS = ("bias", "layernorm", "layer_norm", "norm")
 
@@ -57,35 +56,19 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(
-    model: nn.Module,
-    name: str = "adamw",
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    momentum: float = 0.9,
-    betas: tuple[float, float] = (0.9, 0.999),
-) -> torch.optim.Optimizer:
-    """AdamW (default) or SGD with momentum over :func:`param_groups` of ``model``."""
+    model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01
+) -> torch.optim.AdamW:
+    """AdamW (torch's default betas and eps) over :func:`param_groups` of ``model``."""
     if lr <= 0:
         raise ValueError(f"`lr` must be > 0, got {lr}")
-    groups = param_groups(model, weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
 
 
-def lr_schedule(
-    step: int,
-    warmup_steps: int,
-    total_steps: int | None,
-    kind: str = "linear",
-    min_ratio: float = 0.0,
-) -> float:
+def lr_schedule(step: int, warmup_steps: int, total_steps: int, kind: str = "linear") -> float:
     """Learning-rate multiplier for optimizer step ``step`` (0-based).
 
     Linear warmup ``(step + 1) / warmup_steps`` (so the first step already learns), then decay
-    from 1 to ``min_ratio`` at ``total_steps``: linear, half a cosine, or none (``constant``).
+    from 1 to 0 at ``total_steps``: linear or half a cosine.
 
     Examples
     --------
@@ -98,32 +81,22 @@ def lr_schedule(
         raise ValueError(f"unknown schedule {kind!r}; choose one of {SCHEDULES}")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    if kind == "constant":
-        return 1.0
-    if total_steps is None:
-        raise ValueError(f"the {kind!r} schedule needs `total_steps`; use 'constant' without it")
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    decay = 1.0 - progress if kind == "linear" else cosine
-    return min_ratio + (1.0 - min_ratio) * decay
+    if kind == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer,
-    warmup_steps: int,
-    total_steps: int | None,
-    kind: str = "linear",
-    min_ratio: float = 0.0,
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, kind: str = "linear"
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """:func:`lr_schedule` as a ``LambdaLR``; call ``scheduler.step()`` after each step."""
     if kind not in SCHEDULES:
         raise ValueError(f"unknown schedule {kind!r}; choose one of {SCHEDULES}")
     if warmup_steps < 0:
         raise ValueError(f"`warmup_steps` must be >= 0, got {warmup_steps}")
-    if not 0.0 <= min_ratio <= 1.0:
-        raise ValueError(f"`min_ratio` must be in [0, 1], got {min_ratio}")
 
     def multiplier(step: int) -> float:
-        return lr_schedule(step, warmup_steps, total_steps, kind, min_ratio)
+        return lr_schedule(step, warmup_steps, total_steps, kind)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
