@@ -10,7 +10,8 @@
 3. Every model picks its hyper-parameters by stratified cross-validation (ROC-AUC) on the k rows
    only; the test part is touched once, for the final score.
 
-Models: logistic regression and gradient boosting (scikit-learn HistGradientBoosting) on one-hot
+Models: logistic regression and gradient boosting (LightGBM, built by
+``dayzero.risk.gbm.gbm_classifier`` as ``RiskScorer(head="gbm")`` builds it) on one-hot
 categoricals + standardised numerics (TabLLM's baselines), frozen MiniLM on the TabLLM sentence
 serialisation + logistic regression (what ``RiskScorer(head="logistic")`` fits), and fusion
 (text vector + the one-hot features, ``RiskScorer(fusion=True)``). The encoder reads 128 tokens,
@@ -57,7 +58,8 @@ LR_C = (0.001, 0.01, 0.1, 1.0, 10.0)
 # L2-normalised 384-d vectors have entries ~0.05, so the text-only head needs larger C.
 TEXT_C = (0.1, 1.0, 10.0, 100.0, 1000.0)
 TEXT_WEIGHTS = (1.0, 3.0, 10.0)
-GBM_GRID = {"max_depth": (2, 4), "min_samples_leaf": (2, 10)}
+# LightGBM's names: min_child_samples is RiskScorer's min_samples_leaf.
+GBM_GRID = {"max_depth": (2, 4), "min_child_samples": (2, 10)}
 SKLEARN_MODELS = ("logreg_onehot", "gbm_onehot", "minilm_text_logreg", "fusion_text_tabular_logreg")
 TUNED_MODELS = ("minilm_lora", "minilm_setfit")
 # Fixed in advance. Few rows give few optimizer steps, so small k gets more epochs (LoRA) or more
@@ -123,9 +125,10 @@ def _search(estimator, grid: dict, x, y: np.ndarray, seed: int):
 
 
 def _models(seed: int) -> dict:
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
+
+    from dayzero.risk.gbm import gbm_classifier
 
     def logreg(kind: str, grid: dict):
         model = Pipeline([("prep", _Prep(kind)), ("clf", LogisticRegression(max_iter=2000))])
@@ -134,10 +137,7 @@ def _models(seed: int) -> dict:
     gbm = Pipeline(
         [
             ("prep", _Prep("tabular")),
-            (
-                "clf",
-                HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, random_state=seed),
-            ),
+            ("clf", gbm_classifier(max_iter=100, learning_rate=0.05, random_state=seed)),
         ]
     )
     gbm_grid = {f"clf__{k}": v for k, v in GBM_GRID.items()}

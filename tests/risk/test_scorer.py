@@ -3,6 +3,7 @@ save/load of every head (logistic, gbm, fine-tuned encoder)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
 
@@ -184,15 +185,52 @@ def test_gbm_head_with_monotonic_constraint():
     assert np.all(np.diff(model.predict_proba(grid)[:, 1]) <= 1e-12)
     folder = model.save(tempfile.mkdtemp())
     loaded = RiskScorer.load(folder)
-    # The trees come back through safetensors + JSON, bit for bit.
+    # The booster comes back from LightGBM's model text in the JSON, bit for bit.
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict_proba(grid), model.predict_proba(grid))
-    assert loaded.monotonic == {"age": -1} and loaded.n_iter_ == model.n_iter_
+    assert np.all(np.diff(loaded.predict_proba(grid)[:, 1]) <= 1e-12)
+    assert loaded.monotonic == {"age": -1} and loaded.n_iter_ == model.n_iter_ == 20
     assert not list(folder.glob("*.pkl"))
     with pytest.raises(ValueError, match="numeric columns"):
         RiskScorer(encoder=TINY, head="gbm", fusion=True, monotonic={"purpose": 1}).fit(X, y)
     with pytest.raises(ValueError, match="fusion=True"):
         RiskScorer(encoder=TINY, monotonic={"age": 1}).fit(X, y)
+
+
+def test_gbm_head_save_load_with_categories_and_missing_values(tmp_path):
+    X, y = applicants(200)
+    X["age"] = X["age"].astype(float)
+    X.loc[::7, "age"] = np.nan
+    X.loc[::11, "purpose"] = None
+    model = RiskScorer(
+        encoder=TINY, head="gbm", fusion=True, max_iter=15, max_depth=None, random_state=0
+    ).fit(X, y)
+    folder = model.save(tmp_path / "gbm")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "risk_scorer.json",
+        "risk_scorer.safetensors",
+    ]
+    state = json.loads((folder / "risk_scorer.json").read_text())
+    assert state["head_state"]["model"].startswith("tree\nversion=v4")
+    loaded = RiskScorer.load(folder)
+    new = X.iloc[:6].copy()
+    new["purpose"] = ["car", "boat", None, "education", "car", "plane"]  # unseen: "unknown"
+    new["age"] = [np.nan, 18.0, 99.0, 40.0, np.nan, 30.0]
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    with pytest.warns(UnknownCategoryWarning):
+        np.testing.assert_array_equal(loaded.predict_proba(new), model.predict_proba(new))
+    assert model.score(X, y) > 0.9 and loaded.n_iter_ == 15
+
+
+def test_gbm_folder_of_the_histgradientboosting_head_is_refused(tmp_path):
+    X, y = applicants(60)
+    folder = RiskScorer(encoder=TINY, head="gbm", max_iter=3).fit(X, y).save(tmp_path / "m")
+    state = json.loads((folder / "risk_scorer.json").read_text())
+    # What dayzero.risk.gbm_io wrote (its trees went to the safetensors file).
+    state["head_state"] = {"format": 1, "sklearn_version": "1.9.1", "node_layout": []}
+    (folder / "risk_scorer.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"HistGradientBoosting.*refit RiskScorer\(head='gbm'\)"):
+        RiskScorer.load(folder)
 
 
 def test_text_columns_and_sentiment():

@@ -4,7 +4,7 @@ Every applicant row is rendered with :func:`~dayzero.core.templates.serialize_ro
 style ("The credit amount is 1,169. The purpose is car (new)."), free-text columns included.
 With ``head="logistic"`` or ``"gbm"`` the text is encoded by a frozen
 :class:`~dayzero.text.encoder.TextEncoder` (loaded once per process and model path) and a
-scikit-learn head (logistic regression or histogram gradient boosting) maps the vector,
+head (scikit-learn logistic regression, or LightGBM gradient boosting) maps the vector,
 optionally concatenated with the raw tabular features and a sentiment score, to the probability
 of default. With ``head="encoder"`` the encoder itself is fine-tuned on the rendered text
 (a :class:`~dayzero.risk.text_classifier.TextClassifier` with LoRA, full fine-tuning or the
@@ -31,8 +31,9 @@ Bad input, documented and tested:
 
 No input produces a NaN score silently: a non-finite probability raises.
 
-Saved as ``risk_scorer.json`` + ``risk_scorer.safetensors`` for every head: the gbm trees
-through :mod:`dayzero.risk.gbm_io`, the fine-tuned encoder through
+Saved as ``risk_scorer.json`` + ``risk_scorer.safetensors`` for every head: the gbm booster in
+LightGBM's own text format, a string inside the JSON (:class:`~dayzero.risk.gbm.GBMHead`), the
+fine-tuned encoder through
 :meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>`
 (in ``encoder_head/``). Never pickle.
 """
@@ -130,10 +131,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     encoder : str, default "all-MiniLM-L6-v2"
         Model name or local folder of the :class:`~dayzero.text.encoder.TextEncoder`.
     head : {"logistic", "gbm", "encoder"}, default "logistic"
-        ``LogisticRegression`` or ``HistGradientBoostingClassifier`` on the frozen encoder's
-        vectors, or ``"encoder"``: the encoder fine-tuned on the rendered rows is the model
-        (a :class:`~dayzero.risk.text_classifier.TextClassifier`; see ``strategy``). The encoder
-        head reads the text only: ``fusion``, ``sentiment`` and ``monotonic`` need another head.
+        ``LogisticRegression`` or LightGBM gradient boosting (``lightgbm.LGBMClassifier``) on
+        the frozen encoder's vectors, or ``"encoder"``: the encoder fine-tuned on the rendered
+        rows is the model (a :class:`~dayzero.risk.text_classifier.TextClassifier`; see
+        ``strategy``). The encoder head reads the text only: ``fusion``, ``sentiment`` and
+        ``monotonic`` need another head.
     positive_label : label, optional
         The label that means default; the probability of default is its probability. Default:
         the larger of the two labels (1 for 0/1 targets).
@@ -161,7 +163,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         Inverse L2 strength of the logistic head (for ``head="encoder"``: of the logistic
         probe that initialises the fine-tuned head, or of the SetFit head).
     learning_rate, max_iter, max_depth, min_samples_leaf
-        Settings of the gbm head.
+        Settings of the gbm head, LightGBM's ``learning_rate``, ``n_estimators`` (boosting
+        rounds), ``max_depth`` (None: no limit; 31 leaves at most) and ``min_child_samples``
+        (see :func:`~dayzero.risk.gbm.gbm_classifier`). The head reads the features the
+        scorer builds: text vector, one-hot categoricals, standardised numerics with a missing
+        value as the training mean.
     strategy : str, default "lora"
         ``head="encoder"``: the transfer strategy that fine-tunes the encoder (``"lora"``,
         ``"full"``, ``"top_k"``, ...; see :func:`~dayzero.text.adapters.strategy_config`).
@@ -196,7 +202,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     categories_ : dict
         Categorical column -> values seen in ``fit``.
     n_features_in_ : int
-    head_ : sklearn estimator or TextClassifier
+    head_ : LogisticRegression, GBMHead or TextClassifier
+        The fitted head (:class:`~dayzero.risk.gbm.GBMHead` holds the LightGBM booster).
     n_iter_ : int
         Iterations the head ran (the most over classes; epochs for ``head="encoder"``).
 
@@ -408,8 +415,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 self.head_.fit(inputs, y_index)
             self.n_iter_ = int(self.epochs)
             return self
-        self.head_ = self._make_head(inputs.shape[1])
-        self.head_.fit(inputs, y_index)
+        if self.head == "gbm":
+            from dayzero.risk.gbm import GBMHead
+
+            self.head_ = GBMHead.fit(inputs, y_index, **self._gbm_params(inputs.shape[1]))
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            self.head_ = LogisticRegression(
+                C=self.C, max_iter=2000, random_state=self.random_state
+            ).fit(inputs, y_index)
         self.n_iter_ = int(np.max(self.head_.n_iter_))
         return self
 
@@ -545,8 +560,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> Path:
         """Write ``risk_scorer.json`` + ``risk_scorer.safetensors`` (+ ``encoder_head/``).
 
-        Every head is saved without pickle: the logistic head's coefficients, the gbm trees
-        through :func:`dayzero.risk.gbm_io.gbm_to_state`, and the fine-tuned encoder through
+        Every head is saved without pickle: the logistic head's coefficients, the gbm booster as
+        LightGBM's model text inside the JSON (:meth:`GBMHead.to_json
+        <dayzero.risk.gbm.GBMHead.to_json>`), and the fine-tuned encoder through
         :meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>`. A frozen
         encoder is stored by name only.
         """
@@ -572,10 +588,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             tensors["coef"] = np.ascontiguousarray(self.head_.coef_, dtype=np.float64)
             tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, dtype=np.float64)
         elif self.head == "gbm":
-            from dayzero.risk.gbm_io import gbm_to_state
-
-            head_state, trees = gbm_to_state(self.head_)
-            tensors |= trees
+            head_state = self.head_.to_json()
         else:
             self.head_.save(folder / ENCODER_HEAD_DIR)
         state = {
@@ -599,7 +612,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> RiskScorer:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`.
+
+        A gbm scorer saved before the head was LightGBM (scikit-learn ``HistGradientBoosting``
+        trees) is refused with a ``ValueError`` that says to refit and save again.
+        """
         from safetensors.numpy import load_file
         from sklearn.linear_model import LogisticRegression
 
@@ -632,9 +649,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             head.classes_ = np.arange(len(model.classes_))
             head.n_features_in_ = head.coef_.shape[1]
         elif model.head == "gbm":
-            from dayzero.risk.gbm_io import gbm_from_state
+            from dayzero.risk.gbm import GBMHead
 
-            head = gbm_from_state(state["head_state"], weights)
+            head = GBMHead.from_json(state["head_state"])
         else:
             from dayzero.risk.text_classifier import TextClassifier
 
@@ -703,12 +720,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
         )
 
-    def _make_head(self, n_features: int):
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.linear_model import LogisticRegression
-
-        if self.head == "logistic":
-            return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+    def _gbm_params(self, n_features: int) -> dict[str, Any]:
+        """Arguments of :func:`~dayzero.risk.gbm.gbm_classifier` for ``n_features`` inputs."""
         constraints = None
         if self.monotonic:
             unknown = sorted(set(self.monotonic) - set(self.numeric_columns_))
@@ -721,14 +734,14 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             start = self._tabular_offset()
             for column, sign in self.monotonic.items():
                 constraints[start + self.numeric_columns_.index(column)] = sign
-        return HistGradientBoostingClassifier(
-            learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
-            max_depth=self.max_depth,
-            min_samples_leaf=self.min_samples_leaf,
-            monotonic_cst=constraints,
-            random_state=self.random_state,
-        )
+        return {
+            "learning_rate": self.learning_rate,
+            "max_iter": self.max_iter,
+            "max_depth": self.max_depth,
+            "min_samples_leaf": self.min_samples_leaf,
+            "monotonic_cst": constraints,
+            "random_state": self.random_state,
+        }
 
     def _tabular_offset(self) -> int:
         return _encoder(self.encoder, self.max_length).dim

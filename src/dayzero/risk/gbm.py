@@ -1,0 +1,143 @@
+"""The gradient-boosting head of :class:`~dayzero.risk.scorer.RiskScorer`: LightGBM.
+
+:func:`gbm_classifier` builds the ``lightgbm.LGBMClassifier`` that ``RiskScorer(head="gbm")``
+fits, from the scorer's parameter names. :class:`GBMHead` is what the scorer keeps once it is
+fitted: the trained ``lightgbm.Booster`` with a ``predict_proba``. It is saved in LightGBM's own
+text format (``Booster.model_to_string``), a string the scorer stores in its JSON, and read back
+with ``lightgbm.Booster(model_str=...)``: no pickle, no library internals, and the same
+probabilities bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+FORMAT = "lightgbm-text"
+
+
+def gbm_classifier(
+    learning_rate: float = 0.1,
+    max_iter: int = 100,
+    max_depth: int | None = 3,
+    min_samples_leaf: int = 5,
+    monotonic_cst: Sequence[int] | None = None,
+    random_state: int | None = None,
+) -> Any:
+    """The unfitted ``lightgbm.LGBMClassifier`` of the gbm head.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.1
+        Shrinkage of every tree (LightGBM ``learning_rate``).
+    max_iter : int, default 100
+        Boosting rounds, one tree each (``n_estimators``).
+    max_depth : int or None, default 3
+        Depth limit of a tree; None for none (``max_depth=-1``). At most 31 leaves either way.
+    min_samples_leaf : int, default 5
+        Fewest rows in a leaf (``min_child_samples``).
+    monotonic_cst : sequence of {-1, 0, 1}, optional
+        Per feature: the probability of the positive class may only fall (-1) or rise (+1) with
+        it, or is free (0) (``monotone_constraints``).
+    random_state : int, optional
+        Seed.
+
+    Returns
+    -------
+    lightgbm.LGBMClassifier
+        Deterministic (``deterministic=True`` with column-wise histograms, so the result does
+        not depend on the thread count) and silent (``verbose=-1``).
+    """
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(
+        learning_rate=learning_rate,
+        n_estimators=max_iter,
+        max_depth=-1 if max_depth is None else max_depth,
+        num_leaves=31,
+        min_child_samples=min_samples_leaf,
+        monotone_constraints=None if monotonic_cst is None else [int(c) for c in monotonic_cst],
+        random_state=random_state,
+        deterministic=True,
+        force_col_wise=True,
+        verbose=-1,
+    )
+
+
+class GBMHead:
+    """A trained LightGBM booster for a binary target, with ``predict_proba``.
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+        Trained with the ``binary`` objective (``LGBMClassifier(...).fit(X, y).booster_``).
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+    n_features_in_ : int
+    n_iter_ : int
+        Boosting rounds.
+    """
+
+    def __init__(self, booster: Any) -> None:
+        self.booster_ = booster
+
+    @classmethod
+    def fit(cls, X: Any, y: Any, **params: Any) -> GBMHead:
+        """Fit :func:`gbm_classifier` ``(**params)`` on ``X, y`` (labels 0/1); its booster."""
+        return cls(gbm_classifier(**params).fit(X, y).booster_)
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.booster_.num_feature())
+
+    @property
+    def n_iter_(self) -> int:
+        return int(self.booster_.current_iteration())
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities of labels 0 and 1, shape ``(n, 2)``."""
+        p = np.asarray(self.booster_.predict(X), dtype=np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"format", "lightgbm_version", "model"}``: the booster as LightGBM's model text."""
+        import lightgbm
+
+        return {
+            "format": FORMAT,
+            "lightgbm_version": lightgbm.__version__,
+            "model": self.booster_.model_to_string(),
+        }
+
+    @classmethod
+    def from_json(cls, state: dict[str, Any]) -> GBMHead:
+        """Read what :meth:`to_json` wrote.
+
+        Raises
+        ------
+        ValueError
+            ``state`` is not a LightGBM head, e.g. the scikit-learn ``HistGradientBoosting``
+            trees of earlier dayzero versions, which are no longer read.
+        """
+        import lightgbm
+
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            older = isinstance(state, dict) and "node_layout" in state
+            raise ValueError(
+                (
+                    "this gbm head holds scikit-learn HistGradientBoosting trees (an earlier "
+                    "dayzero); the gbm head is LightGBM now and cannot read them: refit "
+                    "RiskScorer(head='gbm') on the training data and save it again"
+                )
+                if older
+                else (
+                    f"not a saved dayzero gbm head (format {found!r}, expected {FORMAT!r}); "
+                    "pass the head_state that GBMHead.to_json / RiskScorer.save wrote"
+                )
+            )
+        return cls(lightgbm.Booster(model_str=state["model"]))
