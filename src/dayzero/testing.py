@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dayzero.core.artifact import CONFIG_FILE, PICKLE_SUFFIXES, artifact_kind
 from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.recommend.contract import NotFittedError, Recommender
 
@@ -89,7 +90,6 @@ ROMANCE_TEXT = "love kiss wedding romance heart couple"
 ITEM_FIELDS = {"title": "text", "genre": "multi", "year": "categorical"}
 #: "Identical" predictions may differ by this much (float32 rounding of another batch size).
 TOLERANCE = 1e-6
-PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz"}
 
 
 @dataclass
@@ -566,7 +566,9 @@ class _Runner:
         files = [p for p in folder.rglob("*") if p.is_file()]
         pickled = [str(p.relative_to(folder)) for p in files if p.suffix in PICKLE_SUFFIXES]
         assert not pickled, f"save wrote files that may hold pickles: {pickled}"
-        assert (folder / "config.json").is_file(), "save must write config.json"
+        assert artifact_kind(folder) == "recommender", (
+            f"save must write a recommender {CONFIG_FILE}"
+        )
         loaded = type(model).load(folder)
         assert type(Recommender.load(folder)) is type(model), "Recommender.load gave another type"
         assert type(loaded) is type(model), f"load gave a {type(loaded).__name__}"

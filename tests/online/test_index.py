@@ -226,7 +226,7 @@ def test_empty_index_search_and_load_errors(tmp_path):
     assert ids == [[], []] and scores.shape == (2, 0)
     index.save(tmp_path / "empty")
     assert len(VectorIndex.load(tmp_path / "empty")) == 0
-    with pytest.raises(FileNotFoundError, match=r"index\.json is missing"):
+    with pytest.raises(ValueError, match=r"nothing-here does not exist"):
         VectorIndex.load(tmp_path / "nothing-here")
 
 

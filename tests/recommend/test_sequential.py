@@ -291,7 +291,7 @@ def test_lora_adapts_and_round_trips(dataset, tiny_bert_dir, tmp_path):
     trainable, total = model.encoder_parameters_
     assert 0 < trainable < total and len(model.adapt_losses_) == 3
     model.save(tmp_path / "lora")
-    assert (tmp_path / "lora" / "encoder_adapter").is_dir()
+    assert (tmp_path / "lora" / "encoder" / "adapter_model.safetensors").is_file()
     loaded = Recommender.load(tmp_path / "lora")
     loaded.save(tmp_path / "again")  # a loaded adapted model saves again
     again = Recommender.load(tmp_path / "again")

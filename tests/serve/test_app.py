@@ -516,13 +516,13 @@ def test_corrupt_version_is_refused_and_the_old_one_kept(served_env, tmp_path):
     env = _copy(served_env, tmp_path / "env")
     registry = ModelRegistry(env.registry)
     v2 = republish(registry, "v000001", {"mae": 0.4})
-    (registry.path(v2, verify=False) / "serving.json").write_text("{}")
+    (registry.path(v2, verify=False) / "dayzero.json").write_text("{}")
     with TestClient(
         create_app(ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY)),
         headers=KEY,
     ) as c:
         response = c.post("/v1/admin/promote", json={"version": v2}, headers=KEY)
-        assert response.status_code == 409 and "serving.json" in response.json()["detail"]
+        assert response.status_code == 409 and "dayzero.json" in response.json()["detail"]
         assert c.get("/v1/model").json()["version"] == "v000001"
     assert registry.current() == "v000001"
 
@@ -573,24 +573,26 @@ def _edit_json(path: Path, edit) -> None:
 
 
 def _short_ids(meta: dict) -> None:
-    meta["ids"] = meta["ids"][:-3]
+    meta["state"]["ids"] = meta["state"]["ids"][:-3]
+
+
+def _dim(meta: dict) -> None:
+    meta["params"]["dim"] = 7
 
 
 CORRUPTIONS = {
-    "model/state.safetensors": lambda f, m: _pickle_to(f / "model" / "state.safetensors", m),
-    "state.safetensors": lambda f, m: _truncate(f / "model" / "state.safetensors"),
-    "vectors.safetensors": lambda f, m: _truncate(f / "index" / "vectors.safetensors"),
-    "serving.json": lambda f, m: _edit_json(f / "serving.json", lambda c: c.update(dim=7)),
-    "model/config.json": lambda f, m: (f / "model" / "config.json").write_text("{not json"),
-    "index.json": lambda f, m: _edit_json(f / "index" / "index.json", _short_ids),
+    "model/weights.safetensors": lambda f, m: _pickle_to(f / "model" / "weights.safetensors", m),
+    "index/weights.safetensors": lambda f, m: _truncate(f / "index" / "weights.safetensors"),
+    "dayzero.json": lambda f, m: _edit_json(f / "dayzero.json", _dim),
+    "model/dayzero.json": lambda f, m: (f / "model" / "dayzero.json").write_text("{not json"),
+    "index/dayzero.json": lambda f, m: _edit_json(f / "index" / "dayzero.json", _short_ids),
     "pytorch_model.bin": lambda f, m: (
         (f / "model" / "encoder").mkdir(),
         _pickle_to(f / "model" / "encoder" / "pytorch_model.bin", m),
-        (f / "model" / "encoder" / "text_encoder.json").write_text(
-            json.dumps({"model_name_or_path": str(f), "weights_saved": True})
-        ),
     ),
 }
+# The damaged file as the 409 names it (relative to the version, or by its own name).
+NAMED = {"dayzero.json": "dayzero.json", "index/dayzero.json": "dayzero.json"}
 
 
 @pytest.mark.parametrize("damaged", sorted(CORRUPTIONS))
@@ -603,7 +605,7 @@ def test_a_damaged_version_is_refused_with_409_naming_the_file(served_env, tmp_p
     with TestClient(create_app(config), headers=KEY) as c:
         response = c.post("/v1/admin/promote", json={"version": bad})
         assert response.status_code == 409, response.text
-        assert damaged.split("/")[-1] in response.json()["detail"], response.json()
+        assert NAMED.get(damaged, damaged) in response.json()["detail"], response.json()
         assert c.get("/v1/model").json()["version"] == "v000001"
         assert c.get("/v1/users/ua0/recommendations").status_code == 200
     assert registry.current() == "v000001"
@@ -627,51 +629,52 @@ def test_a_corrupt_current_version_at_start_up_falls_back_to_the_newest_good_one
     registry = ModelRegistry(env.registry)
     good = republish(registry, "v000001", {"mae": 0.45})
     damaged = _corrupt_copy(
-        registry, "v000001", lambda f: _truncate(f / "model" / "state.safetensors")
+        registry, "v000001", lambda f: _truncate(f / "model" / "weights.safetensors")
     )
     registry.promote(good)
     registry.promote(damaged)
     with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
         info = c.get("/v1/model").json()
         assert info["version"] == good and info["metrics"] == {"mae": 0.45}
-        assert damaged in info["notice"] and "state.safetensors" in info["notice"]
+        assert damaged in info["notice"] and "model/weights.safetensors" in info["notice"]
         assert c.get("/healthz").json() == {"status": "ok", "version": good}
         assert c.get("/v1/users/ua0/recommendations").status_code == 200
     assert registry.current() == damaged  # the operator decides; the service says what it did
 
 
+@pytest.mark.parametrize("with_part", [False, True], ids=["encoder-param", "encoder-part"])
 def test_a_trust_remote_code_setting_in_a_model_folder_is_never_obeyed(
-    served_env, tmp_path, tiny_bert_dir
+    served_env, tmp_path, tiny_bert_dir, with_part
 ):
-    """A version whose encoder folder asks for trust_remote_code, with a config.json auto_map
-    naming a module beside it: promoting it must not import that module."""
+    """A version whose model names as its encoder a folder with a config.json auto_map (a
+    module beside it), and whose encoder part asks for trust_remote_code: promoting it (which
+    loads the encoder) must not import that module."""
+    from dayzero.core.artifact import Artifact, save_artifact
+
     env = _copy(served_env, tmp_path / "env")
     registry = ModelRegistry(env.registry)
     marker = tmp_path / "remote-code-ran"
+    evil = tmp_path / "evil-encoder"
+    shutil.copytree(tiny_bert_dir, evil)
+    (evil / "evil.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from transformers import BertConfig as EvilConfig, BertModel as EvilModel\n"
+    )
+    _edit_json(
+        evil / "config.json",
+        lambda c: c.update(
+            auto_map={"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+        ),
+    )
 
     def plant(folder: Path) -> None:
-        encoder = folder / "model" / "encoder"
-        shutil.copytree(tiny_bert_dir, encoder)
-        (encoder / "evil.py").write_text(
-            f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
-            "from transformers import BertConfig as EvilConfig, BertModel as EvilModel\n"
-        )
         _edit_json(
-            encoder / "config.json",
-            lambda c: c.update(
-                auto_map={"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
-            ),
+            folder / "model" / "dayzero.json", lambda c: c["params"].update(encoder=str(evil))
         )
-        (encoder / "text_encoder.json").write_text(
-            json.dumps(
-                {
-                    "model_name_or_path": str(encoder),
-                    "weights_saved": True,
-                    "max_length": 32,
-                    "model_kwargs": {"trust_remote_code": True},
-                }
-            )
-        )
+        params = {"model_name_or_path": str(evil), "weights_saved": True,
+                  "model_kwargs": {"trust_remote_code": True}}  # fmt: skip
+        shutil.copytree(evil, folder / "model" / "encoder")
+        save_artifact(folder / "model" / "encoder", Artifact("text-encoder", "TextEncoder", params))
 
     bad = _corrupt_copy(registry, "v000001", plant)
     with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:

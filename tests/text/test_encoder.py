@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dayzero.text.encoder import CONFIG_FILE, TextEncoder
+from dayzero.core.artifact import CONFIG_FILE, Artifact, save_artifact
+from dayzero.text.encoder import TextEncoder
 from dayzero.text.pooling import pool
 
 TEXTS = ["a funny comedy", "war", "a scary horror movie about a robot in space", "love", ""]
@@ -322,7 +323,7 @@ def test_save_under_peft_keeps_the_base_reference_and_refuses_a_changed_base(
 
 def _evil_folder(tiny_bert_dir, tmp_path, marker) -> Path:
     """A saved-encoder folder whose config.json auto_map names a module that writes ``marker``
-    on import, and whose text_encoder.json asks for trust_remote_code."""
+    on import, and whose dayzero.json asks for trust_remote_code."""
     import json
 
     folder = tmp_path / "evil"
@@ -339,7 +340,7 @@ def _evil_folder(tiny_bert_dir, tmp_path, marker) -> Path:
         "weights_saved": True,
         "model_kwargs": {"trust_remote_code": True, "use_safetensors": False},
     }
-    (folder / CONFIG_FILE).write_text(json.dumps(saved))
+    save_artifact(folder, Artifact("text-encoder", "TextEncoder", saved))
     return folder
 
 
@@ -355,7 +356,6 @@ def test_a_saved_folder_never_turns_on_trust_remote_code(tiny_bert_dir, tmp_path
 
 
 def test_saved_weights_are_read_from_safetensors_only(tiny_bert_dir, tmp_path):
-    import json
     import pickle
 
     marker = tmp_path / "unpickled"
@@ -366,16 +366,20 @@ def test_saved_weights_are_read_from_safetensors_only(tiny_bert_dir, tmp_path):
     payload = pickle.dumps(type("P", (), {"__reduce__": lambda self: (
         Path.write_text, (marker, "x"))})())  # fmt: skip
     (folder / "pytorch_model.bin").write_bytes(payload)
-    (folder / CONFIG_FILE).write_text(
-        json.dumps({"model_name_or_path": str(folder), "weights_saved": True})
-    )
+    saved = {"model_name_or_path": str(folder), "weights_saved": True}
+    save_artifact(folder, Artifact("text-encoder", "TextEncoder", saved))
     with pytest.raises(ValueError, match=r"pytorch_model\.bin \(pickle files are never loaded"):
         TextEncoder.load(folder)
     assert not marker.exists()
 
 
 def test_load_reports_a_folder_without_config(tmp_path):
-    with pytest.raises(FileNotFoundError, match="save"):
+    from dayzero.core.artifact import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"dayzero\.json is missing"):
+        TextEncoder.load(tmp_path)
+    (tmp_path / "text_encoder.json").write_text("{}")  # what dayzero 0.1 wrote
+    with pytest.raises(ArtifactError, match=r"saved by dayzero 0\.1.*fit it again"):
         TextEncoder.load(tmp_path)
 
 

@@ -16,8 +16,9 @@ Design
 * Searches over-fetch ``k + excluded + tombstones`` candidates and filter; when an approximate
   search still comes back short, an exact scan over the live vectors fills the result, so a search
   always returns ``min(k, live - excluded)`` items.
-* Saved state is never pickled: ``vectors.safetensors`` (the matrix), ``index.json`` (ids, config,
-  tombstones) and, for a built HNSW graph, ``hnsw.faiss`` (faiss's own binary format).
+* Saved state is never pickled: a ``"vector-index"`` artifact (:mod:`dayzero.core.artifact`:
+  the matrix in ``weights.safetensors``, ids, config and tombstones in ``dayzero.json``) and, for
+  a built HNSW graph, ``hnsw.faiss`` (faiss's own binary format).
 
 Thread safety
 -------------
@@ -33,7 +34,6 @@ so concurrent requests parallelise across threads instead of fighting inside one
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -43,13 +43,20 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dayzero.core.artifact import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    Artifact,
+    ArtifactError,
+    load_artifact,
+    save_artifact,
+)
+
 __all__ = ["VectorIndex"]
 
 Kind = Literal["auto", "exact", "hnsw"]
 _KINDS = ("auto", "exact", "hnsw")
-_FORMAT = 1
-_VECTORS_FILE = "vectors.safetensors"
-_META_FILE = "index.json"
+_KIND = "vector-index"
 _HNSW_FILE = "hnsw.faiss"
 # An HNSW search asked for more than this share of all rows visits most of the graph anyway;
 # an exact scan is then both faster and exact.
@@ -356,59 +363,47 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> None:
-        """Write ``vectors.safetensors``, ``index.json`` and (HNSW) ``hnsw.faiss`` into folder."""
+        """Write the index as a ``"vector-index"`` artifact (:mod:`dayzero.core.artifact`: ids
+        and settings in ``dayzero.json``, the vectors in ``weights.safetensors``) plus, for
+        HNSW, faiss's own ``hnsw.faiss``."""
         import faiss
-        from safetensors.numpy import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with self._rw.shared():
-            meta = {
-                "format": _FORMAT,
-                "config": self._config(),
-                "kind": self._kind,
-                "ids": self._row_ids,
-                "tombstones": sorted(self._dead),
-            }
-            _atomic(
-                folder / _VECTORS_FILE,
-                lambda p: save_file(
-                    {"vectors": np.ascontiguousarray(self._vectors[: self._n_rows])}, str(p)
-                ),
-            )
+            state = {"kind": self._kind, "ids": self._row_ids, "tombstones": sorted(self._dead)}
+            vectors = np.ascontiguousarray(self._vectors[: self._n_rows])
             if self._kind == "hnsw":
                 _atomic(folder / _HNSW_FILE, lambda p: faiss.write_index(self._faiss, str(p)))
             elif (folder / _HNSW_FILE).exists():
                 (folder / _HNSW_FILE).unlink()
-            _atomic(folder / _META_FILE, lambda p: p.write_text(json.dumps(meta)))
+            artifact = Artifact(_KIND, "faiss", self._config(), state, {"vectors": vectors})
+            save_artifact(folder, artifact)
 
     @classmethod
     def load(cls, folder: str | Path) -> VectorIndex:
         """Read an index written by :meth:`save` (rebuilds the HNSW graph if its file is gone)."""
         import faiss
-        from safetensors.numpy import load_file
 
         folder = Path(folder)
-        for name in (_META_FILE, _VECTORS_FILE):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder / name} is missing; is {folder} a saved index?")
-        meta = json.loads((folder / _META_FILE).read_text())
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{folder / _META_FILE}: unsupported format {meta.get('format')!r}")
+        artifact = load_artifact(folder, _KIND)
+        meta = {**artifact.state, "config": artifact.params}
+        if "vectors" not in artifact.arrays:
+            raise ArtifactError(f"{folder / WEIGHTS_FILE} is missing: the index has no vectors")
         index = cls(**meta["config"])
-        vectors = load_file(str(folder / _VECTORS_FILE))["vectors"].astype(np.float32, copy=False)
+        vectors = artifact.arrays["vectors"].astype(np.float32, copy=False)
         row_ids: list[str] = meta["ids"]
         dead = set(meta["tombstones"])
         if vectors.ndim != 2 or vectors.shape != (len(row_ids), index.dim):
             raise ValueError(
-                f"{folder / _VECTORS_FILE} has shape {vectors.shape}, expected "
-                f"({len(row_ids)}, {index.dim}) from {_META_FILE}"
+                f"{folder / WEIGHTS_FILE} has shape {vectors.shape}, expected "
+                f"({len(row_ids)}, {index.dim}) from {CONFIG_FILE}"
             )
         if any(not 0 <= r < len(row_ids) for r in dead):
-            raise ValueError(f"{folder / _META_FILE}: tombstone row out of range")
+            raise ValueError(f"{folder / CONFIG_FILE}: tombstone row out of range")
         rows = {row_ids[r]: r for r in range(len(row_ids)) if r not in dead}
         if len(rows) != len(row_ids) - len(dead):
-            raise ValueError(f"{folder / _META_FILE}: a live id appears on two rows")
+            raise ValueError(f"{folder / CONFIG_FILE}: a live id appears on two rows")
         index._vectors = np.ascontiguousarray(vectors)
         index._n_rows = len(row_ids)
         index._row_ids = list(row_ids)

@@ -29,7 +29,6 @@ All ids are strings.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from dayzero.core.artifact import (
+    CONFIG_FILE,
+    Artifact,
+    ArtifactError,
+    check_files,
+    load_artifact,
+    save_artifact,
+)
 from dayzero.core.schema import Entities, SchemaError
 from dayzero.recommend.contract import NotFittedError, Recommender
 from dayzero.recommend.servable import VectorServable
@@ -44,54 +51,11 @@ from dayzero.recommend.servable import VectorServable
 if TYPE_CHECKING:
     from dayzero.online.store import EntityRecord, Event
 
-FORMAT_VERSION = 1
+ARTIFACT_KIND = "serving-model"
 MODEL_FOLDER = "model"
 INDEX_FOLDER = "index"
-CONFIG_FILE = "serving.json"
 TEXT_FIELD = "text"
 DEFAULT_KIND_VALUES: dict[str, float | None] = {"rating": None}
-# Saved versions hold safetensors, JSON, text and faiss files; these would be pickles.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
-
-
-class ArtifactError(ValueError):
-    """A file of a saved model folder cannot be loaded; the message names the file."""
-
-
-def check_artifacts(folder: str | Path) -> None:
-    """Refuse a model folder with a file no loader may read, before any loader reads it.
-
-    Checks every file: no pickle (by suffix: never unpickled, whatever its checksum), every
-    ``.json`` parses, every ``.safetensors`` has a whole, valid header that covers the file
-    (truncated or replaced weights fail here). Cheap: the tensors themselves are not read.
-
-    Raises
-    ------
-    ArtifactError
-        Naming the first bad file (relative to ``folder``) and what is wrong with it.
-    """
-    from safetensors import safe_open
-
-    folder = Path(folder)
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(folder).as_posix()
-        if path.suffix in PICKLE_SUFFIXES:
-            raise ArtifactError(
-                f"{rel}: a pickle-format file; dayzero never unpickles (save with safetensors)"
-            )
-        if path.suffix == ".json":
-            try:
-                json.loads(path.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ArtifactError(f"{rel}: not valid JSON ({exc})") from None
-        elif path.suffix == ".safetensors":
-            try:
-                with safe_open(str(path), "np") as handle:
-                    handle.keys()
-            except Exception as exc:  # safetensors raises its own SafetensorError
-                raise ArtifactError(f"{rel}: not a complete safetensors file ({exc})") from None
 
 
 def records_to_entities(records: Sequence[EntityRecord], kind: str = "item") -> Entities:
@@ -301,40 +265,37 @@ class ServingModel:
         return index
 
     def save(self, folder: str | Path, index: Any | None = None) -> Path:
-        """Write ``model/`` (safetensors + JSON), ``serving.json`` and ``index/`` (``index``, or
-        one built from :meth:`item_vectors`)."""
+        """Write a ``"serving-model"`` artifact (:mod:`dayzero.core.artifact`): the serving
+        settings in ``dayzero.json``, the model as the part ``model/`` and the index as the part
+        ``index/`` (``index``, or one built from :meth:`item_vectors`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(folder / MODEL_FOLDER)
-        config = {
-            "format_version": FORMAT_VERSION,
+        (index if index is not None else self.build_index()).save(folder / INDEX_FOLDER)
+        params = {
             "dim": self.dim,
             "kind_values": self.kind_values,
             "implicit_value": self.implicit_value,
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        (index if index is not None else self.build_index()).save(folder / INDEX_FOLDER)
-        return folder
+        return save_artifact(folder, Artifact(ARTIFACT_KIND, type(self.model).__name__, params))
 
     @classmethod
     def load(cls, folder: str | Path) -> ServingModel:
-        """Load what :meth:`save` wrote (the index is loaded by the service itself)."""
+        """Load what :meth:`save` wrote (the index is loaded by the service itself).
+
+        Every file is checked first (:func:`~dayzero.core.artifact.check_files`: no pickle, valid
+        JSON, whole safetensors); any failure is an :class:`ArtifactError` naming the file.
+        """
         folder = Path(folder)
-        config_file = folder / CONFIG_FILE
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} is missing: {folder} is not a ServingModel")
-        check_artifacts(folder)
-        config = json.loads(config_file.read_text())
-        if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-            found = config.get("format_version") if isinstance(config, dict) else config
-            raise ArtifactError(f"{CONFIG_FILE}: unsupported format_version {found!r}")
+        check_files(folder)
+        config = load_artifact(folder, ARTIFACT_KIND).params
         try:
             model = Recommender.load(folder / MODEL_FOLDER)
         except ArtifactError:
             raise
         except Exception as exc:  # any failure of the model's own files: say where
             raise ArtifactError(
-                f"{MODEL_FOLDER}/ (config.json, state.safetensors, encoder): cannot be loaded "
+                f"{MODEL_FOLDER}/ (dayzero.json, weights.safetensors, encoder/): cannot be loaded "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
         try:

@@ -25,13 +25,11 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load_file, save_file
 from sklearn.base import BaseEstimator
 from sklearn.utils import metadata_routing
 
+from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
-
-FORMAT_VERSION = 1
 
 #: The models dayzero ships, by name: imported only when first used, so that naming or
 #: fitting a baseline never imports torch.
@@ -305,55 +303,51 @@ class Recommender(BaseEstimator, ABC):
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
         """Restore what :meth:`_state` returned."""
 
-    def _load_extra(self, folder: Path) -> None:
-        """Restore files a subclass's ``save`` wrote beside config and state (e.g. an adapter)."""
+    def _save_parts(self, folder: Path) -> None:
+        """Write the model's parts (e.g. an adapted encoder) as sub-folders of ``folder``."""
+
+    def _load_parts(self, folder: Path) -> None:
+        """Restore what :meth:`_save_parts` wrote."""
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to folder ``path``: config.json + state.safetensors (no pickle)."""
+        """Write the model to folder ``path`` in the artifact format of
+        :mod:`dayzero.core.artifact` (``dayzero.json`` + ``weights.safetensors``, parts in
+        sub-folders; no pickle)."""
         self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays, extras = self._state()
         seen = getattr(self, "seen_", {})
-        config = {
-            "format_version": FORMAT_VERSION,
-            "model": self.name,
-            "params": self.get_params(deep=False),
+        state = {
             "user_ids": self.user_map_.to_json(),
             "item_ids": self.item_map_.to_json(),
             "seen": [[u, sorted(map(_json_id, v), key=str)] for u, v in _json_items(seen)],
             "extras": extras,
         }
-        (folder / "config.json").write_text(json.dumps(config, default=_json_id))
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, folder / "state.safetensors"
-        )
+        params = json.loads(json.dumps(self.get_params(deep=False), default=_json_id))
+        artifact = Artifact("recommender", self.name, params, state, arrays)
+        folder = save_artifact(path, artifact)
+        self._save_parts(folder)
         return folder
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Load a model saved by :meth:`save` (any registered class when called on the base)."""
         folder = Path(path)
-        config_file, state_file = folder / "config.json", folder / "state.safetensors"
-        for f in (config_file, state_file):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f} is missing: {folder} is not a saved dayzero model")
-        config = json.loads(config_file.read_text())
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{config_file}: unsupported format_version {config.get('format_version')}"
+        artifact = load_artifact(folder, "recommender")
+        if artifact.name not in REGISTRY:
+            raise ArtifactError(
+                f"{folder}: unknown model {artifact.name!r}; register its class "
+                f"(@register({artifact.name!r})) before loading; known: {sorted(REGISTRY)}"
             )
-        target = REGISTRY.get(config["model"])
-        if target is None:
-            raise KeyError(f"{config_file}: unknown model {config['model']!r}")
+        target = REGISTRY[artifact.name]
         if cls is not Recommender and not issubclass(target, cls):
             raise TypeError(f"{folder} holds a {target.__name__}, not a {cls.__name__}")
-        model = target(**config["params"])
-        model.user_map_ = IdMap(config["user_ids"])
-        model.item_map_ = IdMap(config["item_ids"])
-        model.seen_ = {u: set(v) for u, v in config["seen"]}
-        model._set_state(load_file(state_file), config["extras"])
-        model._load_extra(folder)
+        state = artifact.state
+        model = target(**artifact.params)
+        model.user_map_ = IdMap(state["user_ids"])
+        model.item_map_ = IdMap(state["item_ids"])
+        model.seen_ = {u: set(v) for u, v in state["seen"]}
+        model._set_state(artifact.arrays, state["extras"])
+        model._load_parts(folder)
         return model
 
 

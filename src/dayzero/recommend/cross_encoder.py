@@ -32,17 +32,15 @@ Cold fallback: an unknown item without fields gets an empty item text; an unknow
 profile if the dataset (or ``partial_fit_users``) had one, plus whatever ``history`` reveals. The
 head's bias starts at the training mean, so even an empty pair gets a finite, sensible score.
 
-Saving: config.json + state.safetensors through :meth:`Recommender.save`; the transfer state is
-written by :func:`~dayzero.text.adapters.save_adapter` (for LoRA: the adapter alone, never
-the base model) and its safetensors tensors and JSON files are stored inside the model's own
-safetensors / JSON, so :meth:`Recommender.load` restores the model with identical predictions.
+Saving: the artifact format of :mod:`dayzero.core.artifact` through :meth:`Recommender.save`;
+the transfer state is the model's ``encoder/`` part, written by
+:func:`~dayzero.text.adapters.save_adapted_encoder` as for every model (for LoRA: the adapter
+alone, never the base model), so :meth:`Recommender.load` restores identical predictions.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -672,25 +670,12 @@ class CrossEncoderRecommender(Recommender):
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from safetensors.numpy import load_file
-
-        from dayzero.text.adapters import save_adapter
-
         u_idx, i_idx, values, recency = self._fit_frame
         arrays = {
             f"head.{k}": v.detach().cpu().numpy()
             for k, v in self.network_.head.state_dict().items()
         }
         arrays.update(fit_users=u_idx, fit_items=i_idx, fit_values=values, fit_recency=recency)
-        adapter_json = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            save_adapter(self.network_.encoder.model, self.strategy_config_, tmp)
-            for path in sorted(Path(tmp).iterdir()):
-                if path.suffix == ".safetensors":
-                    for key, value in load_file(path).items():
-                        arrays[f"adapter/{path.name}/{key}"] = value
-                elif path.suffix == ".json":
-                    adapter_json[path.name] = path.read_text()
         extra = getattr(self, "_extra_history", None)
         extras = {
             "global_mean": self.global_mean_,
@@ -700,7 +685,6 @@ class CrossEncoderRecommender(Recommender):
             "item_texts": self.item_texts_,
             "item_names": self.item_names_,
             "user_profiles": [[u, t] for u, t in self.user_profiles_.items()],
-            "adapter_json": adapter_json,
             "history": self.history_,
             "train_seconds": self.train_seconds_,
             "extra_history": None if extra is None else history_to_json(extra),
@@ -708,9 +692,6 @@ class CrossEncoderRecommender(Recommender):
         return arrays, extras
 
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        from safetensors.numpy import save_file
-
-        from dayzero.text.adapters import config_from_dict, load_adapter
 
         self.global_mean_ = extras["global_mean"]
         self.item_template_ = Template.from_dict(extras["item_template"])
@@ -728,22 +709,29 @@ class CrossEncoderRecommender(Recommender):
         if extras["extra_history"] is not None:
             self._extra_history = history_from_json(extras["extra_history"])
         self._build_network(self.global_mean_)
-        text_encoder = self.network_.encoder
-        with tempfile.TemporaryDirectory() as tmp:
-            files: dict[str, dict[str, np.ndarray]] = {}
-            for key, value in arrays.items():
-                if key.startswith("adapter/"):
-                    _, name, tensor = key.split("/", 2)
-                    files.setdefault(name, {})[tensor] = value
-            for name, tensors in files.items():
-                save_file(tensors, str(Path(tmp) / name))
-            for name, text in extras["adapter_json"].items():
-                (Path(tmp) / name).write_text(text)
-            strategy = json.loads(extras["adapter_json"]["strategy.json"])
-            self.strategy_config_ = config_from_dict(strategy)
-            text_encoder.model = load_adapter(text_encoder.model, tmp)
         head = {k[5:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("head.")}
         self.network_.head.load_state_dict(head)
+        self.network_.eval()
+
+    def _save_parts(self, folder: Path) -> None:
+        """The adapted encoder as the ``encoder/`` part, the way every model saves it."""
+        from dayzero.text.adapters import save_adapted_encoder
+
+        save_adapted_encoder(self.network_.encoder, self.strategy, self.strategy_config_, folder)
+
+    def _load_parts(self, folder: Path) -> None:
+        from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
+        from dayzero.text.adapters import ENCODER_FOLDER, config_from_dict, load_adapter
+
+        part = folder / ENCODER_FOLDER
+        if part.is_dir():
+            from dayzero.core.artifact import load_artifact
+
+            self.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
+            encoder = self.network_.encoder
+            encoder.model = load_adapter(encoder.model, part)
+        else:
+            self.strategy_config_ = self._strategy_config(total_steps=1)
         self.network_.eval()
 
 

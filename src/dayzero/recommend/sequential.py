@@ -44,7 +44,6 @@ import math
 import time
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
-from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -62,6 +61,7 @@ from dayzero.recommend.contract import (
     seen_by_user,
 )
 from dayzero.recommend.features import TokenEncoder
+from dayzero.recommend.text_encoding import OwnsTextEncoder
 from dayzero.train.index_dataset import IndexDataset
 
 _TEXT_KINDS = ("text", "multi", "categorical")
@@ -248,7 +248,7 @@ def _pad(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------- model
 @register("sequential")
-class SequentialRecommender(Recommender):
+class SequentialRecommender(OwnsTextEncoder, Recommender):
     """Next-item transformer over text-initialised item vectors (frozen or LoRA encoder).
 
     Parameters
@@ -441,15 +441,6 @@ class SequentialRecommender(Recommender):
                 raise ValueError(f"sequential: `{name}` must be in [0, 1), got {value!r}")
 
     # ------------------------------------------------------------------ content
-    def _text_encoder(self):
-        if getattr(self, "_encoder_obj", None) is None:
-            from dayzero.text.encoder import TextEncoder
-
-            self._encoder_obj = TextEncoder(
-                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
-            )
-        return self._encoder_obj
-
     def _resolve_template(self, items: Entities | None) -> Template:
         if self.item_template:
             return Template.from_dict(self.item_template)
@@ -1108,28 +1099,6 @@ class SequentialRecommender(Recommender):
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network_.load_state_dict(state)
         self._refresh_item_vectors()
-
-    def save(self, path: str | Path) -> Path:
-        """Save the model (config.json + state.safetensors); an adapted encoder's adapter is
-        saved beside it in ``encoder_adapter/``. Item fields are not saved: after ``load``
-        give new items with :meth:`partial_fit_items`."""
-        folder = super().save(path)
-        if getattr(self, "_encoder_obj", None) is not None:
-            from dayzero.text.adapters import save_adapted_encoder
-
-            config = getattr(self, "strategy_config_", None)
-            save_adapted_encoder(self._encoder_obj, self.strategy, config, folder)
-        return folder
-
-    def _load_extra(self, folder: Path) -> None:
-        """Restore an adapted encoder saved by :meth:`save` (used for new items' text)."""
-        from dayzero.text.adapters import load_adapted_encoder
-
-        loaded = load_adapted_encoder(folder, self.encoder, self.max_length, self.cache_dir)
-        if loaded is not None:
-            self._encoder_obj, config = loaded
-            if config is not None:  # kept so that a loaded model can be saved again
-                self.strategy_config_ = config
 
 
 def _stack_padded(a: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:

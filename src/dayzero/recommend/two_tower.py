@@ -40,6 +40,7 @@ from dayzero.recommend.contract import (
 )
 from dayzero.recommend.features import AttributeEncoder, TokenEncoder
 from dayzero.recommend.servable import VectorServable
+from dayzero.recommend.text_encoding import OwnsTextEncoder
 from dayzero.recommend.towers import HybridTowers
 from dayzero.train.index_dataset import IndexDataset
 
@@ -121,7 +122,7 @@ class _Episodes:
 
 
 @register("two-tower")
-class TwoTowerRecommender(VectorServable, Recommender):
+class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     """Hybrid two-tower rating model on frozen, cached pretrained text vectors.
 
     Parameters
@@ -226,30 +227,6 @@ class TwoTowerRecommender(VectorServable, Recommender):
         self.progress = progress
 
     # ------------------------------------------------------------------ content
-    def _text_encoder(self):
-        if getattr(self, "_encoder_obj", None) is None:
-            from dayzero.text.encoder import TextEncoder
-
-            self._encoder_obj = TextEncoder(
-                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
-            )
-            self._encoder_key = self._wanted_encoder()
-        return self._encoder_obj
-
-    def _wanted_encoder(self) -> tuple:
-        return (str(self.encoder), self.max_length, self.cache_dir)
-
-    def _pristine_encoder_kept(self) -> tuple[str, ...]:
-        """What :meth:`fit` may keep of the last run: the loaded encoder, while it is the
-        pretrained one with the current settings (loading it again is the slow part); an
-        adapted encoder never survives a refit."""
-        pristine = (
-            getattr(self, "_encoder_obj", None) is not None
-            and getattr(self, "strategy_config_", None) is None
-            and getattr(self, "_encoder_key", None) == self._wanted_encoder()
-        )
-        return ("_encoder_obj", "_encoder_key") if pristine else ()
-
     def _content(
         self,
         entities: Entities | None,
@@ -1067,24 +1044,3 @@ class TwoTowerRecommender(VectorServable, Recommender):
         self.network_.load_state_dict(state)
         self.network_.eval()
         self._refresh_item_vectors()
-
-    def save(self, path):
-        """Save the model; an adapted encoder is saved beside it (adapter alone for peft
-        methods, full weights for ``full`` / ``top_k``)."""
-        folder = super().save(path)
-        if getattr(self, "_encoder_obj", None) is not None:
-            from dayzero.text.adapters import save_adapted_encoder
-
-            config = getattr(self, "strategy_config_", None)
-            save_adapted_encoder(self._encoder_obj, self.strategy, config, folder)
-        return folder
-
-    def _load_extra(self, folder) -> None:
-        """Restore an adapted encoder saved by :meth:`save` (lazily used for new entities)."""
-        from dayzero.text.adapters import load_adapted_encoder
-
-        loaded = load_adapted_encoder(folder, self.encoder, self.max_length, self.cache_dir)
-        if loaded is not None:
-            self._encoder_obj, config = loaded
-            if config is not None:  # kept so that a loaded model can be saved again
-                self.strategy_config_ = config

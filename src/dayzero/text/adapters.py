@@ -22,19 +22,24 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+import torch
 from torch import nn
 
-STRATEGY_FILE = "strategy.json"
-TRAINABLE_FILE = "trainable.safetensors"
+from dayzero.core.artifact import (
+    WEIGHTS_FILE,
+    Artifact,
+    load_artifact,
+    save_artifact,
+)
+
+ARTIFACT_KIND = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's name; never its pickled .bin
-FORMAT_VERSION = 1
 
 # Dotted paths of the transformer block list in common architectures, tried in order.
 _LAYER_PATHS = (
@@ -440,12 +445,11 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def save_adapter(model: nn.Module, config: StrategyConfig, folder: str | Path) -> Path:
     """Save what ``config`` trained in ``model`` to ``folder`` (safetensors + JSON, no base model).
 
-    Writes ``strategy.json`` always; peft's ``adapter_model.safetensors`` + ``adapter_config.json``
-    for adapter strategies; ``trainable.safetensors`` (the trainable parameters only) for
-    ``top_k`` and ``full``; nothing else for ``frozen``.
+    Writes ``dayzero.json`` always (:mod:`dayzero.core.artifact`, kind ``"adapter"``, the
+    strategy config as its parameters); peft's ``adapter_model.safetensors`` +
+    ``adapter_config.json`` for adapter strategies; ``weights.safetensors`` (the trainable
+    parameters only) for ``top_k`` and ``full``; nothing else for ``frozen``.
     """
-    from safetensors.torch import save_file
-
     spec = _spec(config.name)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -460,16 +464,15 @@ def save_adapter(model: nn.Module, config: StrategyConfig, folder: str | Path) -
             # unsharded ZeRO-3 weights. They are exact (load_adapter restores them).
             warnings.filterwarnings("ignore", message=".*tensor\\(s\\) have invalid shape")
             model.save_pretrained(str(folder), safe_serialization=True)
-    elif config.name != "frozen":
-        state = {
-            name: p.detach().to("cpu").contiguous().clone()
+    arrays = {}
+    if not spec.is_adapter and config.name != "frozen":
+        arrays = {
+            name: p.detach().to("cpu").float().numpy()
             for name, p in model.named_parameters()
             if p.requires_grad
         }
-        save_file(state, str(folder / TRAINABLE_FILE), metadata={"strategy": config.name})
-    payload = {"format": FORMAT_VERSION, **config_to_dict(config)}
-    (folder / STRATEGY_FILE).write_text(json.dumps(payload, indent=2) + "\n")
-    return folder
+    params = config_to_dict(config)
+    return save_artifact(folder, Artifact(ARTIFACT_KIND, config.name, params, arrays=arrays))
 
 
 def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = False) -> nn.Module:
@@ -490,13 +493,9 @@ def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = Fa
     torch.nn.Module
         ``base_model`` with the saved weights, or the peft model wrapping it.
     """
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    path = folder / STRATEGY_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no {STRATEGY_FILE} in {folder}: pass a folder from save_adapter")
-    config = config_from_dict(json.loads(path.read_text()))
+    artifact = load_artifact(folder, ARTIFACT_KIND)
+    config = config_from_dict(artifact.params)
     spec = _spec(config.name)
     if spec.is_adapter:
         import peft
@@ -523,11 +522,11 @@ def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = Fa
     else:
         model = apply_strategy(base_model, config)
         if config.name != "frozen":
-            state = load_file(str(folder / TRAINABLE_FILE))
+            state = {k: torch.from_numpy(v) for k, v in artifact.arrays.items()}
             expected = {n for n, p in model.named_parameters() if p.requires_grad}
             if set(state) != expected:
                 raise ValueError(
-                    f"{folder / TRAINABLE_FILE} does not fit this base model: "
+                    f"{folder / WEIGHTS_FILE} does not fit this base model: "
                     f"missing {sorted(expected - set(state))[:5]}, "
                     f"unexpected {sorted(set(state) - expected)[:5]}"
                 )
@@ -578,45 +577,39 @@ def _is_peft(model: nn.Module) -> bool:
 
 
 ENCODER_FOLDER = "encoder"
-ADAPTER_FOLDER = "encoder_adapter"
 
 
 def save_adapted_encoder(
     encoder: Any, strategy: str, config: StrategyConfig | None, folder: str | Path
 ) -> None:
-    """Save a :class:`~dayzero.text.encoder.TextEncoder` adapted inside a model, beside
-    that model: the adapter alone for peft methods (``folder/encoder_adapter``), the full
-    weights for ``full`` / ``top_k`` (``folder/encoder``). Nothing for ``frozen``."""
+    """Save a :class:`~dayzero.text.encoder.TextEncoder` adapted inside a model as the model's
+    part ``folder/encoder``: what ``strategy`` trained, alone (:func:`save_adapter`: the peft
+    adapter, or the trainable weights of ``top_k`` / ``full``), never the pretrained base.
+    Nothing for ``frozen``. Every model that adapts an encoder saves it this one way."""
     if strategy == "frozen":
         return
-    folder = Path(folder)
-    if STRATEGIES[strategy].is_adapter:
-        save_adapter(encoder.model, config, folder / ADAPTER_FOLDER)
-    else:
-        encoder.save(folder / ENCODER_FOLDER)
+    if config is None:
+        raise ValueError(f"strategy {strategy!r} was applied but its config is missing")
+    save_adapter(encoder.model, config, Path(folder) / ENCODER_FOLDER)
 
 
 def load_adapted_encoder(
-    folder: str | Path, base: str, max_length: int, cache_dir: str | None
-) -> tuple[Any, StrategyConfig | None] | None:
+    folder: str | Path, base: str, max_length: int, cache_dir: str | None = None
+) -> tuple[Any, StrategyConfig] | None:
     """Load what :func:`save_adapted_encoder` wrote in ``folder`` (None when it wrote nothing).
 
-    Returns ``(encoder, config)``: an adapter goes onto a fresh ``base`` encoder and its
-    strategy config comes back too, so the loaded model can be saved again; full weights load
-    as they are (config None).
+    Returns ``(encoder, config)``: a fresh ``base`` encoder with the saved weights applied,
+    and the strategy config (so the loaded model can be saved again).
     """
     from dayzero.text.encoder import TextEncoder
 
-    folder = Path(folder)
-    if (folder / ENCODER_FOLDER).is_dir():
-        return TextEncoder.load(folder / ENCODER_FOLDER, cache_dir=cache_dir), None
-    adapter = folder / ADAPTER_FOLDER
-    if not adapter.is_dir():
+    part = Path(folder) / ENCODER_FOLDER
+    if not part.is_dir():
         return None
+    config = config_from_dict(load_artifact(part, ARTIFACT_KIND).params)
     encoder = TextEncoder(base, max_length=max_length, cache_dir=cache_dir)
-    encoder.model = load_adapter(encoder.model, adapter)
+    encoder.model = load_adapter(encoder.model, part)
     encoder.eval()
-    config = config_from_dict(json.loads((adapter / STRATEGY_FILE).read_text()))
     return encoder, config
 
 

@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from dayzero.text.cache import EmbeddingCache
 from dayzero.text.pooling import check_pooling, pool
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = (DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2")
-CONFIG_FILE = "text_encoder.json"
-WEIGHTS_FILE = "model.safetensors"
+ARTIFACT_KIND = "text-encoder"
+WEIGHTS_FILE = "model.safetensors"  # Hugging Face's name, beside dayzero.json
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -371,7 +372,8 @@ class TextEncoder(torch.nn.Module):
         return self._weights_hash() != self._pristine_weights
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``text_encoder.json``, plus the model and tokenizer when the weights changed.
+        """Write ``dayzero.json`` (:mod:`dayzero.core.artifact`, kind ``"text-encoder"``), plus
+        the model and tokenizer (Hugging Face safetensors) when the weights changed.
 
         A stock model is saved by reference (its name or path), so the folder stays a few
         hundred bytes. After full or top-k fine-tuning the weights (safetensors) and tokenizer
@@ -393,7 +395,7 @@ class TextEncoder(torch.nn.Module):
             self.model.save_pretrained(folder, safe_serialization=True)
             self.tokenizer.save_pretrained(folder)
             config.weights_saved = True
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n")
+        save_artifact(folder, Artifact(ARTIFACT_KIND, type(self).__name__, asdict(config)))
         return folder
 
     @classmethod
@@ -408,17 +410,15 @@ class TextEncoder(torch.nn.Module):
 
         Nothing in the folder can make loading run code: ``trust_remote_code`` (and any other
         option that would) is taken from this call's argument only, never from the saved
-        ``text_encoder.json``, and saved weights are read from safetensors only (a pickled
+        ``dayzero.json``, and saved weights are read from safetensors only (a pickled
         ``pytorch_model.bin`` is refused, never unpickled).
         """
         folder = Path(folder)
-        path = folder / CONFIG_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: is {folder} a folder written by save()?")
+        artifact = load_artifact(folder, ARTIFACT_KIND)
         try:
-            config = TextEncoderConfig(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path} is not a text encoder config ({exc})") from None
+            config = TextEncoderConfig(**artifact.params)
+        except TypeError as exc:
+            raise ArtifactError(f"{folder}: not a text encoder config ({exc})") from None
         kwargs = {k: v for k, v in config.model_kwargs.items() if k not in _CODE_OPTIONS}
         if trust_remote_code:
             kwargs["trust_remote_code"] = True

@@ -52,9 +52,9 @@ def test_template_param_and_json_vocabulary(catalogue, tmp_path):
     template = Template(["genre"]).to_dict()
     model = ContentKNN(template=template).fit(catalogue.dataset)
     assert set(model.vocabulary_) == {"genre", "action", "thriller", "romance", "drama"}
-    config = json.loads((model.save(tmp_path / "m") / "config.json").read_text())
+    config = json.loads((model.save(tmp_path / "m") / "dayzero.json").read_text())
     assert config["params"]["template"] == template
-    assert sorted(config["extras"]["vocabulary"]) == sorted(model.vocabulary_)
+    assert sorted(config["state"]["extras"]["vocabulary"]) == sorted(model.vocabulary_)
 
 
 def test_needs_item_fields():
