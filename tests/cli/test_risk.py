@@ -34,7 +34,7 @@ def test_fit_score_report(files, tiny_bert_dir):
     fit = ["fit", "--data", str(files / "train.csv"), "--target", "default", "--out", str(model)]
     result = runner.invoke(risk_app, [*fit, "--encoder", str(tiny_bert_dir), "--C", "10"])
     assert result.exit_code == 0, result.output
-    assert (model / "risk_scorer.safetensors").is_file()
+    assert (model / "weights.safetensors").is_file()
 
     scores = files / "scores.csv"
     args = ["score", "--model", str(model), "--data", str(files / "new.csv"), "--out", str(scores)]
@@ -68,7 +68,7 @@ def test_bad_target_and_columns(files, tiny_bert_dir):
             str(files / "s.csv"),
         ],
     )
-    assert result.exit_code != 0 and "RiskScorer.save" in result.output
+    assert result.exit_code != 0 and "missing" in result.output and "--model" in result.output
 
 
 def test_good_bad_labels_with_positive_label(files, tiny_bert_dir):

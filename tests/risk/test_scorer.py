@@ -206,11 +206,8 @@ def test_gbm_head_save_load_with_categories_and_missing_values(tmp_path):
         encoder=TINY, head="gbm", fusion=True, max_iter=15, max_depth=None, random_state=0
     ).fit(X, y)
     folder = model.save(tmp_path / "gbm")
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "risk_scorer.json",
-        "risk_scorer.safetensors",
-    ]
-    state = json.loads((folder / "risk_scorer.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["dayzero.json", "weights.safetensors"]
+    state = json.loads((folder / "dayzero.json").read_text())["state"]
     assert state["head_state"]["model"].startswith("tree\nversion=v4")
     loaded = RiskScorer.load(folder)
     new = X.iloc[:6].copy()
@@ -225,10 +222,10 @@ def test_gbm_head_save_load_with_categories_and_missing_values(tmp_path):
 def test_gbm_folder_of_the_histgradientboosting_head_is_refused(tmp_path):
     X, y = applicants(60)
     folder = RiskScorer(encoder=TINY, head="gbm", max_iter=3).fit(X, y).save(tmp_path / "m")
-    state = json.loads((folder / "risk_scorer.json").read_text())
+    document = json.loads((folder / "dayzero.json").read_text())
     # What dayzero.risk.gbm_io wrote (its trees went to the safetensors file).
-    state["head_state"] = {"format": 1, "sklearn_version": "1.9.1", "node_layout": []}
-    (folder / "risk_scorer.json").write_text(json.dumps(state))
+    document["state"]["head_state"] = {"format": 1, "sklearn_version": "1.9", "node_layout": []}
+    (folder / "dayzero.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match=r"HistGradientBoosting.*refit RiskScorer\(head='gbm'\)"):
         RiskScorer.load(folder)
 
@@ -255,8 +252,12 @@ def test_save_load_round_trip(fitted, tmp_path):
     loaded = RiskScorer.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-12)
     assert not list((tmp_path / "m").glob("*.pkl"))
-    with pytest.raises(FileNotFoundError, match=r"RiskScorer\.save"):
+    with pytest.raises(ValueError, match=r"nothing does not exist"):
         RiskScorer.load(tmp_path / "nothing")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "risk_scorer.json").write_text("{}")  # what dayzero 0.1 wrote
+    with pytest.raises(ValueError, match=r"RiskScorer saved by dayzero 0\.1.*fit it again"):
+        RiskScorer.load(tmp_path / "old")
 
 
 def test_bad_params():
@@ -409,7 +410,7 @@ def test_encoder_head_explain_is_exact_occlusion(encoder_head):
 def test_encoder_head_save_load(encoder_head, tmp_path):
     model, X, _ = encoder_head
     folder = model.save(tmp_path / "enc")
-    assert (folder / "encoder_head" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (folder / "head" / "encoder" / "adapter_model.safetensors").is_file()
     loaded = RiskScorer.load(folder)
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-5)
     assert not list(folder.rglob("*.pkl"))

@@ -143,8 +143,8 @@ def test_multilingual_encoder_cannot_be_fine_tuned() -> None:
 def test_frozen_save_load_round_trip(frozen, tmp_path) -> None:
     frozen.save(tmp_path / "clf")
     assert sorted(p.name for p in (tmp_path / "clf").iterdir()) == [
-        "classifier.json",
-        "head.safetensors",
+        "dayzero.json",
+        "weights.safetensors",
     ]
     loaded = TextClassifier.load(tmp_path / "clf")
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), frozen.predict_proba(TEXTS), atol=1e-6)
@@ -168,7 +168,7 @@ def test_lora_fine_tune_learns_and_round_trips(tiny_bert_dir, tmp_path) -> None:
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert clf.score(TEXTS, y) == 1.0
     clf.save(tmp_path / "lora")
-    assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "lora" / "encoder" / "adapter_model.safetensors").is_file()
     loaded = TextClassifier.load(tmp_path / "lora")
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-5)
     assert loaded.classes_.tolist() == [0, 1]

@@ -40,11 +40,12 @@ def _split_target(frame: pd.DataFrame, target: str, path: Path) -> tuple[pd.Data
 
 
 def _load(model: Path):
+    from dayzero.core.artifact import ArtifactError
     from dayzero.risk.scorer import RiskScorer
 
     try:
         return RiskScorer.load(model)
-    except FileNotFoundError as exc:
+    except ArtifactError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
 
 

@@ -43,7 +43,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib",
 #: What dayzero 0.1 (format 1) wrote, by its marker file.
 _FORMAT_1 = {
     "risk_scorer.json": "a RiskScorer",
-    "text_classifier.json": "a TextClassifier",
+    "classifier.json": "a TextClassifier",
     "text_encoder.json": "a TextEncoder",
     "strategy.json": "an adapter",
     "index.json": "a VectorIndex",

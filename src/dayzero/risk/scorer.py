@@ -31,11 +31,11 @@ Bad input, documented and tested:
 
 No input produces a NaN score silently: a non-finite probability raises.
 
-Saved as ``risk_scorer.json`` + ``risk_scorer.safetensors`` for every head: the gbm booster in
-LightGBM's own text format, a string inside the JSON (:class:`~dayzero.risk.gbm.GBMHead`), the
-fine-tuned encoder through
-:meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>`
-(in ``encoder_head/``). Never pickle.
+Saved in the artifact format of :mod:`dayzero.core.artifact` (``dayzero.json`` +
+``weights.safetensors``) for every head: the gbm booster in LightGBM's own text format, a string
+inside the JSON (:class:`~dayzero.risk.gbm.GBMHead`), the fine-tuned encoder through
+:meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>` as the part
+``head/``. Never pickle.
 """
 
 from __future__ import annotations
@@ -53,15 +53,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from dayzero.core.artifact import Artifact, load_artifact, save_artifact
 from dayzero.core.templates import is_missing, serialize_row
 from dayzero.risk.scorecard import PointsScale
 
 UNKNOWN = "unknown"
 EMPTY_ROW = "No information is given."
 HEADS = ("logistic", "gbm", "encoder")
-CONFIG_FILE = "risk_scorer.json"
-WEIGHTS_FILE = "risk_scorer.safetensors"
-ENCODER_HEAD_DIR = "encoder_head"
+ARTIFACT_KIND = "risk-scorer"
+ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
 _ENCODERS: dict[tuple[str, int], Any] = {}
 _MEMO: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _MEMO_LIMIT = 200_000
@@ -558,7 +558,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     # ---- save / load --------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write ``risk_scorer.json`` + ``risk_scorer.safetensors`` (+ ``encoder_head/``).
+        """Write a ``"risk-scorer"`` artifact (:mod:`dayzero.core.artifact`: ``dayzero.json`` +
+        ``weights.safetensors``, the fine-tuned encoder head as the part ``head/``).
 
         Every head is saved without pickle: the logistic head's coefficients, the gbm booster as
         LightGBM's model text inside the JSON (:meth:`GBMHead.to_json
@@ -567,15 +568,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         encoder is stored by name only.
         """
         check_is_fitted(self, "head_")
-        from safetensors.numpy import save_file
-
         if self.sentiment is not None:
             raise NotImplementedError(
                 "a RiskScorer with a sentiment model cannot be saved; save the TextClassifier "
                 "separately and pass it again after load(), or fit without sentiment"
             )
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         params = {k: v for k, v in self.get_params().items() if k != "sentiment"}
         for key in ("text_columns",):
             params[key] = list(params[key]) if params[key] is not None else None
@@ -589,10 +587,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, dtype=np.float64)
         elif self.head == "gbm":
             head_state = self.head_.to_json()
-        else:
-            self.head_.save(folder / ENCODER_HEAD_DIR)
         state = {
-            "params": params,
             "classes": self.classes_.tolist(),
             "positive_label": self.classes_.tolist()[self._pd_column()],
             "columns": self.columns_,
@@ -606,27 +601,26 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             "n_iter": self.n_iter_,
             "head_state": head_state,
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(state, indent=2, default=_json_default))
-        save_file(tensors, str(folder / WEIGHTS_FILE))
+        params = json.loads(json.dumps(params, default=_json_default))
+        state = json.loads(json.dumps(state, default=_json_default))
+        save_artifact(folder, Artifact(ARTIFACT_KIND, self.head, params, state, tensors))
+        if self.head == "encoder":
+            self.head_.save(folder / ENCODER_HEAD_DIR)
         return folder
 
     @classmethod
     def load(cls, path: str | Path) -> RiskScorer:
         """Read a model written by :meth:`save`.
 
-        A gbm scorer saved before the head was LightGBM (scikit-learn ``HistGradientBoosting``
-        trees) is refused with a ``ValueError`` that says to refit and save again.
+        A folder written by dayzero 0.1 (``risk_scorer.json``, scikit-learn gbm trees) is
+        refused with an :class:`~dayzero.core.artifact.ArtifactError` that says to refit.
         """
-        from safetensors.numpy import load_file
         from sklearn.linear_model import LogisticRegression
 
         folder = Path(path)
-        config = folder / CONFIG_FILE
-        if not config.is_file():
-            raise FileNotFoundError(f"{config} not found: is {folder} a RiskScorer.save folder?")
-        state = json.loads(config.read_text())
-        weights = load_file(str(folder / WEIGHTS_FILE))
-        model = cls(**state["params"])
+        artifact = load_artifact(folder, ARTIFACT_KIND)
+        state, weights = artifact.state, artifact.arrays
+        model = cls(**artifact.params)
         model.classes_ = np.asarray(state["classes"])
         model.positive_label_ = model.classes_[
             model.classes_.tolist().index(state["positive_label"])

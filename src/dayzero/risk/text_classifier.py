@@ -17,13 +17,13 @@ Input rule: ``X`` is a 1-D sequence of ``str`` (list, array, ``pandas.Series`` o
 frame / 2-D array). A non-string raises ``TypeError`` and an empty or whitespace-only text
 raises ``ValueError``, both naming the row index.
 
-Saved as ``classifier.json`` (parameters, classes, format), ``head.safetensors`` and, for a tuned
-encoder, ``adapter/`` written by :func:`~dayzero.text.adapters.save_adapter`. Never pickle.
+Saved as a ``"text-classifier"`` artifact (:mod:`dayzero.core.artifact`: parameters and classes
+in ``dayzero.json``, the head in ``weights.safetensors``) and, for a tuned encoder, the part
+``encoder/`` written by :func:`~dayzero.text.adapters.save_adapter`. Never pickle.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
 from dayzero.text.adapters import (
-    STRATEGY_FILE,
+    ENCODER_FOLDER,
     apply_strategy,
     config_from_dict,
     load_adapter,
@@ -48,10 +50,7 @@ from dayzero.text.adapters import (
 from dayzero.text.encoder import DEFAULT_MODEL, TextEncoder
 from dayzero.text.multilingual import is_multilingual, load_multilingual
 
-CONFIG_FILE = "classifier.json"
-HEAD_FILE = "head.safetensors"
-ADAPTER_DIR = "adapter"
-FORMAT_VERSION = 1
+ARTIFACT_KIND = "text-classifier"
 _ENCODE_BATCH = 64
 
 
@@ -354,12 +353,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``classifier.json``, ``head.safetensors`` and (tuned encoder) ``adapter/``."""
-        from safetensors.numpy import save_file
-
+        """Write a ``"text-classifier"`` artifact (:mod:`dayzero.core.artifact`): the head's
+        weights in ``weights.safetensors`` and, for a tuned encoder, what the strategy trained
+        as the part ``encoder/`` (never the pretrained base)."""
         check_is_fitted(self, "head_")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         if isinstance(self.head_, LogisticRegression):
             head_kind = "logistic"
             weights = {"coef": self.head_.coef_, "intercept": self.head_.intercept_}
@@ -369,51 +366,39 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 "weight": self.head_.weight.detach().numpy(),
                 "bias": self.head_.bias.detach().numpy(),
             }
-        save_file(
-            {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in weights.items()},
-            str(folder / HEAD_FILE),
-        )
+        state = {
+            "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_],
+            "head": head_kind,
+            "adapter": self.strategy_config_ is not None,
+        }
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in weights.items()}
+        artifact = Artifact(ARTIFACT_KIND, type(self).__name__, self.get_params(deep=False),
+                            state, arrays)  # fmt: skip
+        folder = save_artifact(folder, artifact)
         if self.strategy_config_ is not None:
             model = self.encoder_.model
             if not hasattr(model, "peft_config"):
                 # top_k / full save the parameters that train; fitting and loading freeze them.
                 apply_strategy(model, self.strategy_config_)
-            save_adapter(model, self.strategy_config_, folder / ADAPTER_DIR)
+            save_adapter(model, self.strategy_config_, folder / ENCODER_FOLDER)
             model.requires_grad_(False)
-        payload = {
-            "format": FORMAT_VERSION,
-            "params": self.get_params(deep=False),
-            "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_],
-            "head": head_kind,
-            "adapter": self.strategy_config_ is not None,
-        }
-        (folder / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TextClassifier:
         """Rebuild a classifier written by :meth:`save` (the base encoder is loaded by name)."""
-        from safetensors.numpy import load_file
-
         folder = Path(folder)
-        path = folder / CONFIG_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"no {CONFIG_FILE} in {folder}: pass a folder from save()")
-        payload = json.loads(path.read_text())
-        if payload.get("format") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format {payload.get('format')}, expected {FORMAT_VERSION}"
-            )
-        clf = cls(**payload["params"])
+        artifact = load_artifact(folder, ARTIFACT_KIND)
+        payload = artifact.state
+        clf = cls(**artifact.params)
         clf.classes_ = np.asarray(payload["classes"])
         clf.encoder_ = clf._build_encoder()
         clf.strategy_config_ = None
         if payload["adapter"]:
-            clf.encoder_.model = load_adapter(clf.encoder_.model, folder / ADAPTER_DIR)
-            clf.strategy_config_ = config_from_dict(
-                json.loads((folder / ADAPTER_DIR / STRATEGY_FILE).read_text())
-            )
-        weights = load_file(str(folder / HEAD_FILE))
+            part = folder / ENCODER_FOLDER
+            clf.encoder_.model = load_adapter(clf.encoder_.model, part)
+            clf.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
+        weights = artifact.arrays
         if payload["head"] == "logistic":
             head = LogisticRegression(C=clf.head_C)
             head.classes_ = np.arange(len(clf.classes_))

@@ -6,9 +6,10 @@ A registry in the style of ``peft``: each strategy is a config dataclass (valida
 with some parameters frozen (``frozen``, ``top_k``, ``full``) or a ``peft`` wrapper around it
 (``lora``, ``adalora``, ``ia3``, ``prefix``, all with ``TaskType.FEATURE_EXTRACTION``).
 
-Saved state is small and pickle-free: ``strategy.json`` (the config) plus, for adapters, peft's
-``adapter_model.safetensors`` + ``adapter_config.json``, and for ``top_k`` / ``full`` only the
-trainable parameters as ``trainable.safetensors``. ``load_adapter`` puts that state back onto a
+Saved state is small and pickle-free: an ``"adapter"`` artifact (:mod:`dayzero.core.artifact`;
+``dayzero.json`` holds the config) plus, for adapters, peft's ``adapter_model.safetensors`` +
+``adapter_config.json``, and for ``top_k`` / ``full`` only the trainable parameters as
+``weights.safetensors``. ``load_adapter`` puts that state back onto a
 freshly loaded base model.
 
 Examples

@@ -10,7 +10,6 @@ onnxscript==0.7.2``; this module imports without them.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from dayzero.core.artifact import Artifact, load_artifact, save_artifact
 from dayzero.text.pooling import pool
 
 MODEL_FILE = "model_int8.onnx"
-CONFIG_FILE = "onnx_int8.json"
+ARTIFACT_KIND = "onnx-encoder"  # dayzero.json (dayzero.core.artifact) beside model.onnx
 _INSTALL = "pip install onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2"
 DEFAULT_CHECK_TEXTS = (
     "A little boy's toys come to life when he leaves the room.",
@@ -90,10 +90,7 @@ class OnnxInt8Encoder:
         from transformers import AutoTokenizer
 
         self.folder = Path(folder)
-        config_path = self.folder / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path} not found: write the folder with export()")
-        self.config = json.loads(config_path.read_text())
+        self.config = load_artifact(self.folder, ARTIFACT_KIND).params
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         options = ort.SessionOptions()
         if threads is not None:
@@ -161,11 +158,11 @@ class OnnxInt8Encoder:
             "pooling": encoder.pooling,
             "source_fingerprint": encoder.fingerprint(),
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        save_artifact(folder, Artifact(ARTIFACT_KIND, "onnx-int8", config))
         onnx_encoder = cls(folder)
         cosine = onnx_encoder.min_cosine_to(encoder, check_texts)
         config["min_cosine_to_torch"] = cosine
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        save_artifact(folder, Artifact(ARTIFACT_KIND, "onnx-int8", config))
         onnx_encoder.config = config
         if cosine < min_cosine:
             raise ValueError(
