@@ -93,13 +93,15 @@ def main() -> None:
     ce = CrossEncoderRecommender(
         item_template=item_template,
         user_template=user_template,
-        max_length=args.max_length,
+        encoder={"max_length": args.max_length},
         user_share=0.6,
-        max_train_pairs=args.pairs,
-        epochs=1,
-        batch_size=32,
-        lr=args.lr,
-        validation=0.05,
+        training={
+            "max_train_pairs": args.pairs,
+            "epochs": 1,
+            "batch_size": 32,
+            "lr": args.lr,
+            "validation": 0.05,
+        },
         random_state=args.seed,
         progress=True,
     )
@@ -113,7 +115,9 @@ def main() -> None:
     if not args.no_two_tower:
         from dayzero.recommend.two_tower import TwoTowerRecommender
 
-        tt = TwoTowerRecommender(cache_dir="/tmp/dz_cache", epochs=10, random_state=args.seed)
+        tt = TwoTowerRecommender(
+            encoder={"cache_dir": "/tmp/dz_cache"}, training={"epochs": 10}, random_state=args.seed
+        )
         start = time.perf_counter()
         tt.fit(split.train)
         tt_fit = time.perf_counter() - start

@@ -25,17 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, run_isolated, save
 
 SEGMENTS = ("warm", "new_users", "new_items", "new_users_items")
-TWO_TOWER = {"epochs": 20, "ranking_weight": 0.5}
+TWO_TOWER = {"training__epochs": 20, "training__ranking_weight": 0.5}
+ADAPT = {"adaptation__steps": 60, "adaptation__items": 32}
 ROWS = {
     "two-tower frozen": {**TWO_TOWER},
-    "two-tower lora": {**TWO_TOWER, "strategy": "lora", "adapt_steps": 60, "adapt_items": 32},
-    "two-tower full": {
-        **TWO_TOWER,
-        "strategy": "full",
-        "adapt_steps": 60,
-        "adapt_items": 32,
-        "adapt_lr": 3e-5,
-    },
+    "two-tower lora": {**TWO_TOWER, "strategy": "lora", **ADAPT},
+    "two-tower full": {**TWO_TOWER, "strategy": "full", **ADAPT, "adaptation__lr": 3e-5},
 }
 # Published systems measured with their own code (ANCHORS.md §1): MAE, standard nDCG@5.
 ANCHORS = {
@@ -70,7 +65,8 @@ def select_shrinkage(params: dict, cache_dir: str) -> dict:
     torch.set_num_threads(2)
     split = melu_split(load_ml1m_melu(), validation_items=0.1, seed=0)
     segment = split.validation_segments["validation_new_items"]
-    model = TwoTowerRecommender(cache_dir=cache_dir, **params).fit(split.train)
+    model = TwoTowerRecommender().set_params(encoder__cache_dir=cache_dir, **params)
+    model.fit(split.train)
     scores = {}
     for value in SHRINKAGE_GRID:
         model.support_shrinkage = value
@@ -90,7 +86,7 @@ def measure(params: dict, cache_dir: str, also_without_correction: bool = False)
 
     torch.set_num_threads(2)
     split = melu_split(load_ml1m_melu())
-    model = TwoTowerRecommender(cache_dir=cache_dir, **params)
+    model = TwoTowerRecommender().set_params(encoder__cache_dir=cache_dir, **params)
     result = evaluate_split(model, split, progress=False).to_dict()
     result["encode_seconds"] = model.encode_seconds_
     result["epochs_run"] = len(model.history_)

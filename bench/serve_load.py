@@ -166,7 +166,9 @@ def build_base(cache: Path) -> Path:
         )
         started = time.perf_counter()
         model = TwoTowerRecommender(
-            dim=64, hidden=256, epochs=8, validation=0.0, cache_dir=str(cache / "encodings")
+            towers={"dim": 64, "hidden": 256},
+            training={"epochs": 8, "validation": 0.0},
+            encoder={"cache_dir": str(cache / "encodings")},
         ).fit(dataset)
         print(f"trained the base model in {time.perf_counter() - started:.0f} s", flush=True)
         serving = ServingModel.from_recommender(model)

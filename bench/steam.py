@@ -45,21 +45,21 @@ SEQUENTIAL_VARIANTS = {
     "sequential-text-only": {"strategy": "frozen", "use_ids": False},
     "sequential-lora": {"strategy": "lora"},
     # Field-token bags (tags, genres, specs, developer, publisher) in the item vectors.
-    "sequential-text-tokens": {"strategy": "frozen", "field_tokens": True},
+    "sequential-text-tokens": {"strategy": "frozen", "content__field_tokens": True},
     # ... and a content-similarity term in the logits (w from CONTENT_WEIGHTS, see TUNED).
-    "sequential-text-content": {"strategy": "frozen", "field_tokens": True},
+    "sequential-text-content": {"strategy": "frozen", "content__field_tokens": True},
     # ... the same term added at scoring only (late fusion with a content kNN).
     "sequential-text-fusion": {
         "strategy": "frozen",
-        "field_tokens": True,
-        "content_training": False,
+        "content__field_tokens": True,
+        "content__content_training": False,
     },
 }
 #: Settings chosen on the protocol's validation split (training players only): parameter, grid.
 CONTENT_WEIGHTS = (1.0, 3.0, 10.0, 30.0)
 TUNED = {
-    "sequential-text-content": ("content_weight", CONTENT_WEIGHTS),
-    "sequential-text-fusion": ("content_weight", CONTENT_WEIGHTS),
+    "sequential-text-content": ("content__content_weight", CONTENT_WEIGHTS),
+    "sequential-text-fusion": ("content__content_weight", CONTENT_WEIGHTS),
 }
 #: Validation users per grid value (seeded draw).
 VALIDATION_USERS = 400
@@ -209,9 +209,8 @@ def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
         )
         tt = TwoTowerRecommender(
             item_template=GAME_TEMPLATE.to_dict(),
-            cache_dir=CACHE,
-            epochs=min(epochs, 10),
-            ranking_weight=1.0,
+            encoder={"cache_dir": CACHE},
+            training={"epochs": min(epochs, 10), "ranking_weight": 1.0},
             random_state=seed,
         ).fit(train)
         split.fold_in(_NoRelease(tt))
@@ -219,12 +218,13 @@ def _fit(model: str, split, seed: int, epochs: int, params: dict | None = None):
     from dayzero.recommend.sequential import SequentialRecommender
 
     seq = SequentialRecommender(
-        item_template=GAME_TEMPLATE.to_dict(),
-        cache_dir=CACHE,
-        epochs=epochs,
-        random_state=seed,
+        item_template=GAME_TEMPLATE.to_dict(), random_state=seed
+    ).set_params(
+        encoder__cache_dir=CACHE,
+        training__epochs=epochs,
         **{**SEQUENTIAL_VARIANTS[model], **(params or {})},
-    ).fit(train)
+    )
+    seq.fit(train)
     split.fold_in(seq)
     info = {
         "epochs_run": len(getattr(seq, "history_", [])),

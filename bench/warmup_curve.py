@@ -38,7 +38,7 @@ from _common import RESULTS, machine, run_isolated, save
 
 REVEAL = (0, 1, 2, 5, 10, 20)
 ARMS = ("fold-in", "fold-in + fine-tune", "item-mean", "popularity")
-TWO_TOWER = {"epochs": 20, "ranking_weight": 0.5}
+TWO_TOWER = {"training__epochs": 20, "training__ranking_weight": 0.5}
 RELEVANT = 4.0
 RECALL_K = 10
 
@@ -110,7 +110,7 @@ def measure(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     params = {**TWO_TOWER, "support_shrinkage": _shrinkage()}
-    model = TwoTowerRecommender(cache_dir=cache_dir, **params).fit(train)
+    model = TwoTowerRecommender().set_params(encoder__cache_dir=cache_dir, **params).fit(train)
     timings["fit_two_tower"] = time.perf_counter() - start
     baselines = {name: make_recommender(name).fit(train) for name in ("item-mean", "popularity")}
 

@@ -32,61 +32,47 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     (
         "two-tower",
         {
-            "encoder": TINY_BERT,
-            "dim": 8,
-            "hidden": 16,
-            "epochs": 3,
-            "batch_users": 8,
-            "query_size": 3,
-            "validation": 0.25,
-            "max_length": 32,
+            "encoder": {"model": TINY_BERT, "max_length": 32},
+            "towers": {"dim": 8, "hidden": 16},
+            "training": {"epochs": 3, "batch_users": 8, "query_size": 3, "validation": 0.25},
         },
     ),
     (
         "two-tower",
         {
-            "encoder": TINY_BERT,
-            "dim": 8,
-            "hidden": 16,
-            "epochs": 2,
-            "batch_users": 8,
-            "validation": 0.0,
-            "max_length": 32,
+            "encoder": {"model": TINY_BERT, "max_length": 32},
+            "towers": {"dim": 8, "hidden": 16},
+            "training": {"epochs": 2, "batch_users": 8, "validation": 0.0},
             "strategy": "lora",
-            "adapt_steps": 2,
-            "adapt_items": 4,
-            "refit_epochs": 1,
+            "adaptation": {"steps": 2, "items": 4, "refit_epochs": 1},
         },
     ),
     (
         "cross-encoder",
         {
-            "encoder": TINY_BERT,
+            "encoder": {"model": TINY_BERT, "max_length": 64},
             "item_template": Template(["genre"]).to_dict(),
             "name_field": "genre",
             "strategy_params": {"r": 2},
-            "max_length": 64,
             "user_share": 0.8,  # room for the rating summary beside the profile
-            "batch_size": 16,
-            "epochs": 1,
-            "max_train_pairs": 48,
-            "validation": 0.2,
+            "training": {"batch_size": 16, "epochs": 1, "max_train_pairs": 48, "validation": 0.2},
         },
     ),
     (
         "sequential",
         {
-            "encoder": TINY_BERT,
-            "hidden": 16,
-            "heads": 2,
-            "max_len": 8,
-            "epochs": 2,
-            "batch_size": 16,
-            "validation": 0.25,
-            "max_length": 32,
+            "encoder": {"model": TINY_BERT, "max_length": 32},
+            "network": {"hidden": 16, "heads": 2, "max_len": 8},
+            "training": {"epochs": 2, "batch_size": 16, "validation": 0.25},
         },
     ),
 ]
+
+
+def _tiny(value: Any, folder) -> Any:
+    if isinstance(value, dict) and value.get("model") == TINY_BERT:
+        return {**value, "model": str(folder)}
+    return value
 
 
 def _case_id(case: tuple[str, dict]) -> str:
@@ -102,7 +88,7 @@ def test_every_registered_recommender_has_a_case():
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_registered_recommender_passes_the_contract(case, tiny_bert_dir):
     name, params = case
-    params = {k: str(tiny_bert_dir) if v == TINY_BERT else v for k, v in params.items()}
+    params = {k: _tiny(v, tiny_bert_dir) for k, v in params.items()}
     model = REGISTRY[name](**params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. history items a model cannot fold in from fields

@@ -80,6 +80,7 @@ import numpy as np
 import pandas as pd
 
 from dayzero.core.artifact import CONFIG_FILE, PICKLE_SUFFIXES, artifact_kind
+from dayzero.core.config import as_dict
 from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.recommend.contract import NotFittedError, Recommender
 
@@ -398,8 +399,8 @@ class _Runner:
         for key, value in copied.get_params(deep=False).items():
             assert _same(value, params[key]), f"clone changed param {key!r}"
         assert not hasattr(copied, "item_map_"), "clone must give an unfitted model"
-        try:
-            json.dumps(params)
+        try:  # config dataclasses are saved as dicts of their fields
+            json.dumps({key: as_dict(value) for key, value in params.items()})
         except TypeError as exc:
             raise AssertionError(f"params must be JSON (save writes them): {exc}") from exc
 

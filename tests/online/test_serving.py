@@ -10,13 +10,13 @@ from dayzero.recommend.two_tower import TwoTowerRecommender
 from tests.recommend.conftest import make_catalogue
 
 FAST = {
-    "dim": 8,
-    "hidden": 32,
-    "epochs": 40,
-    "batch_users": 8,
-    "lr": 1e-2,
-    "validation": 0.0,
-    "max_length": 32,
+    "towers__dim": 8,
+    "towers__hidden": 32,
+    "training__epochs": 40,
+    "training__batch_users": 8,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
 }
 
 
@@ -27,8 +27,10 @@ def catalogue():
 
 @pytest.fixture(scope="module")
 def fitted(catalogue, tiny_bert_dir):
-    return TwoTowerRecommender(encoder=str(tiny_bert_dir), support_shrinkage=2.0, **FAST).fit(
-        catalogue.dataset
+    return (
+        TwoTowerRecommender()
+        .set_params(encoder=str(tiny_bert_dir), support_shrinkage=2.0, **FAST)
+        .fit(catalogue.dataset)
     )
 
 
@@ -160,7 +162,9 @@ def test_string_ids_are_required(catalogue, tiny_bert_dir):
     from dayzero.core.schema import Dataset
 
     rows = [(1, 10, 5.0), (1, 11, 1.0), (2, 10, 1.0), (2, 11, 5.0)]
-    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 1})
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), **{**FAST, "training__epochs": 1}
+    )
     model.fit(Dataset(Interactions.from_records(rows)))
     with pytest.raises(SchemaError, match="string user ids"):
         ServingModel.from_recommender(model)

@@ -21,13 +21,13 @@ from dayzero.recommend.two_tower import TwoTowerRecommender
 from tests.recommend.conftest import make_catalogue
 
 FAST = {
-    "dim": 8,
-    "hidden": 32,
-    "epochs": 20,
-    "batch_users": 8,
-    "lr": 1e-2,
-    "validation": 0.0,
-    "max_length": 32,
+    "towers__dim": 8,
+    "towers__hidden": 32,
+    "training__epochs": 20,
+    "training__batch_users": 8,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
 }
 
 
@@ -174,7 +174,7 @@ def test_bootstrap_from_a_dataset_uses_string_ids(setup, catalogue):
     frame = catalogue.dataset.interactions.frame.copy()
     frame["user"] = frame["user"].map(lambda u: int(u[2:]) + (100 if u[1] == "b" else 0))
     dataset = Dataset(Interactions(frame))
-    config = UpdaterConfig(model_params={**params, "epochs": 2})
+    config = UpdaterConfig(model_params={**params, "training__epochs": 2})
     version = OnlineUpdater(store, registry, config).bootstrap(dataset)
     served = ServingModel.load(registry.path(version))
     assert "105" in served.known_users()
@@ -214,7 +214,12 @@ def test_typed_entities_infer_field_kinds():
 def test_string_ids_and_config_validation():
     dataset = string_ids(Dataset(Interactions.from_records([(1, 2, 3.0)])))
     assert dataset.interactions.frame["user"].tolist() == ["1"]
-    for bad in ({"epochs": 0}, {"holdout": 1.0}, {"replay_ratio": -1.0}, {"tolerance": np.nan}):
+    for bad in (
+        {"epochs": 0},
+        {"holdout": 1.0},
+        {"replay_ratio": -1.0},
+        {"tolerance": np.nan},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             UpdaterConfig(**bad)
 

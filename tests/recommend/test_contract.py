@@ -161,7 +161,15 @@ def test_sklearn_clone_and_params_protocol(name):
 
     model = build(name)
     params = model.get_params(deep=False)
-    assert model.get_params(deep=True) == params == model.get_params()
+    deep = model.get_params(deep=True)
+    assert deep == model.get_params() and params.items() <= deep.items()
+    for config in model.config_params:  # config fields are nested params, as in sklearn
+        fields = {k for k in deep if k.startswith(f"{config}__")}
+        assert fields and all(deep[k] == getattr(model._config(config), k.split("__")[1])
+                              for k in fields)  # fmt: skip
+    assert set(deep) - set(params) == {
+        k for k in deep if k.split("__")[0] in model.config_params and "__" in k
+    }
     copy = clone(model)
     assert type(copy) is type(model) and copy is not model
     assert copy.get_params(deep=False) == params
@@ -257,3 +265,24 @@ def test_naming_and_fitting_a_baseline_does_not_import_torch():
         "assert 'two-tower' in names and 'torch' not in sys.modules, sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_config_params_take_dataclasses_dicts_and_nested_set_params():
+    from sklearn.base import clone
+
+    from dayzero.recommend.two_tower import TowersConfig, TwoTowerRecommender, TwoTowerTraining
+
+    model = TwoTowerRecommender(encoder="my-model", towers={"dim": 8})
+    assert model._config("towers") == TowersConfig(dim=8)
+    assert model._config("encoder").model == "my-model"
+    model.set_params(training__epochs=3, towers__hidden=16, encoder__max_length=32)
+    assert model.training == TwoTowerTraining(epochs=3)
+    assert model.towers == TowersConfig(dim=8, hidden=16)
+    assert (model.encoder.model, model.encoder.max_length) == ("my-model", 32)
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(ValueError, match="`towers` has no field 'width'"):
+        TwoTowerRecommender(towers={"width": 3})._config("towers")
+    with pytest.raises(ValueError, match="`training` has no field 'nope'"):
+        model.set_params(training__nope=1)
+    other = TwoTowerRecommender()
+    assert other.training == TwoTowerTraining()  # the shared default was not changed

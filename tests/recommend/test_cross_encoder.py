@@ -15,12 +15,12 @@ from dayzero.recommend.cross_encoder import CrossEncoderRecommender
 TINY = {
     "item_template": Template(["genre"]).to_dict(),
     "name_field": "genre",
-    "max_length": 48,
+    "encoder__max_length": 48,
     "user_share": 0.7,
-    "batch_size": 16,
-    "lr": 3e-3,
-    "validation": 0.2,
-    "patience": 100,
+    "training__batch_size": 16,
+    "training__lr": 3e-3,
+    "training__validation": 0.2,
+    "training__patience": 100,
 }
 
 
@@ -37,14 +37,27 @@ def one_thread():
 def model(catalogue, tiny_bert_dir):
     # No profile: the users' segment field would give their group away; here the rating
     # summary must carry the taste.
-    params = {**TINY, "strategy": "full", "epochs": 30, "user_template": Template([]).to_dict()}
-    return CrossEncoderRecommender(encoder=str(tiny_bert_dir), **params).fit(catalogue.dataset)
+    params = {
+        **TINY,
+        "strategy": "full",
+        "training__epochs": 30,
+        "user_template": Template([]).to_dict(),
+    }
+    return (
+        CrossEncoderRecommender()
+        .set_params(encoder=str(tiny_bert_dir), **params)
+        .fit(catalogue.dataset)
+    )
 
 
 @pytest.fixture(scope="module")
 def lora_model(catalogue, tiny_bert_dir):
-    params = {**TINY, "strategy_params": {"r": 4}, "epochs": 2}
-    return CrossEncoderRecommender(encoder=str(tiny_bert_dir), **params).fit(catalogue.dataset)
+    params = {**TINY, "strategy_params": {"r": 4}, "training__epochs": 2}
+    return (
+        CrossEncoderRecommender()
+        .set_params(encoder=str(tiny_bert_dir), **params)
+        .fit(catalogue.dataset)
+    )
 
 
 def _likes(catalogue, user: str, action: bool) -> Interactions:
@@ -164,20 +177,26 @@ def test_lora_trains_only_adapters_and_head(lora_model):
     ("params", "match"),
     [
         ({"user_share": 1.5}, "user_share"),
-        ({"max_train_pairs": 0}, "max_train_pairs"),
+        ({"training__max_train_pairs": 0}, "max_train_pairs"),
         ({"strategy": "nope"}, "unknown transfer strategy"),
         ({"strategy_params": {"bogus": 1}}, "bogus"),
     ],
 )
 def test_bad_parameters_are_named(params, match, catalogue, tiny_bert_dir):
-    model = CrossEncoderRecommender(encoder=str(tiny_bert_dir), **{**TINY, **params})
+    model = CrossEncoderRecommender().set_params(encoder=str(tiny_bert_dir), **{**TINY, **params})
     with pytest.raises(ValueError, match=match):
         model.fit(catalogue.dataset)
 
 
 def _quick(tiny_bert_dir, **override) -> CrossEncoderRecommender:
-    params = {**TINY, "strategy_params": {"r": 4}, "epochs": 1, "validation": 0.1, **override}
-    return CrossEncoderRecommender(encoder=str(tiny_bert_dir), **params)
+    params = {
+        **TINY,
+        "strategy_params": {"r": 4},
+        "training__epochs": 1,
+        "training__validation": 0.1,
+        **override,
+    }
+    return CrossEncoderRecommender().set_params(encoder=str(tiny_bert_dir), **params)
 
 
 def _new_item(catalogue) -> Entities:

@@ -28,15 +28,15 @@ THEMES = {
 }
 FIELDS = {"title": "text", "genres": "multi"}
 FAST = {
-    "hidden": 32,
-    "heads": 2,
-    "max_len": 10,
-    "dropout": 0.1,
-    "epochs": 60,
-    "batch_size": 16,
-    "lr": 1e-2,
-    "validation": 0.0,
-    "max_length": 32,
+    "network__hidden": 32,
+    "network__heads": 2,
+    "network__max_len": 10,
+    "network__dropout": 0.1,
+    "training__epochs": 60,
+    "training__batch_size": 16,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
 }
 
 
@@ -82,12 +82,12 @@ def dataset() -> Dataset:
 
 @pytest.fixture(scope="module")
 def model(dataset, tiny_bert_dir) -> SequentialRecommender:
-    return SequentialRecommender(encoder=str(tiny_bert_dir), **FAST).fit(dataset)
+    return SequentialRecommender().set_params(encoder=str(tiny_bert_dir), **FAST).fit(dataset)
 
 
 @pytest.fixture(scope="module")
 def id_only(dataset) -> SequentialRecommender:
-    return SequentialRecommender(text=False, **FAST).fit(dataset)
+    return SequentialRecommender().set_params(text=False, **FAST).fit(dataset)
 
 
 NEW = ["s_new", "l_new", "h_new"]
@@ -172,9 +172,9 @@ def _history(user: str, items: list[str]) -> Interactions:
 
 # ---------------------------------------------------------------------- contract
 def test_registered_and_params_round_trip():
-    model = make_recommender("sequential", hidden=16)
+    model = make_recommender("sequential", network__hidden=16)
     assert isinstance(model, SequentialRecommender)
-    assert type(model)(**model.get_params()).get_params() == model.get_params()
+    assert type(model)(**model.get_params(deep=False)).get_params() == model.get_params()
     with pytest.raises(NotFittedError):
         model.recommend_sequence(["s0"])
 
@@ -229,12 +229,14 @@ def test_bad_input_errors(model, dataset, tiny_bert_dir):
     with pytest.raises(TypeError, match="Entities"):
         model.partial_fit_items(["x"])
     with pytest.raises(ValueError, match="no item vector"):
-        SequentialRecommender(text=False, use_ids=False).fit(dataset)
+        SequentialRecommender().set_params(text=False, use_ids=False).fit(dataset)
     with pytest.raises(ValueError, match="needs item fields"):
-        SequentialRecommender(encoder=str(tiny_bert_dir)).fit(Dataset(dataset.interactions))
+        SequentialRecommender().set_params(encoder=str(tiny_bert_dir)).fit(
+            Dataset(dataset.interactions)
+        )
     singles = Interactions.from_records([("a", "s0", 1.0), ("b", "s1", 1.0)])
     with pytest.raises(ValueError, match="two or more actions"):
-        SequentialRecommender(text=False).fit(Dataset(singles))
+        SequentialRecommender().set_params(text=False).fit(Dataset(singles))
 
 
 def test_partial_fit_users_extends_the_sequence(id_only):
@@ -279,15 +281,19 @@ def test_id_only_save_load_keeps_folded_in_history(id_only, tmp_path):
 
 
 def test_lora_adapts_and_round_trips(dataset, tiny_bert_dir, tmp_path):
-    model = SequentialRecommender(
-        encoder=str(tiny_bert_dir),
-        strategy="lora",
-        adapt_steps=3,
-        adapt_users=4,
-        adapt_items=8,
-        refit_epochs=1,
-        **{**FAST, "epochs": 3},
-    ).fit(dataset)
+    model = (
+        SequentialRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            strategy="lora",
+            adaptation__steps=3,
+            adaptation__users=4,
+            adaptation__items=8,
+            adaptation__refit_epochs=1,
+            **{**FAST, "training__epochs": 3},
+        )
+        .fit(dataset)
+    )
     trainable, total = model.encoder_parameters_
     assert 0 < trainable < total and len(model.adapt_losses_) == 3
     model.save(tmp_path / "lora")
@@ -308,10 +314,10 @@ def test_lora_adapts_and_round_trips(dataset, tiny_bert_dir, tmp_path):
 
 # ---------------------------------------------------------------------- determinism
 def test_same_seed_same_model_other_seed_other_model(dataset):
-    params = {**FAST, "epochs": 2, "text": False}
-    a = SequentialRecommender(**params).fit(dataset)
-    b = SequentialRecommender(**params).fit(dataset)
-    c = SequentialRecommender(**params, random_state=1).fit(dataset)
+    params = {**FAST, "training__epochs": 2, "text": False}
+    a = SequentialRecommender().set_params(**params).fit(dataset)
+    b = SequentialRecommender().set_params(**params).fit(dataset)
+    c = SequentialRecommender().set_params(**params, random_state=1).fit(dataset)
     _, sa = a.recommend_sequence(["s0", "l1"], k=10)
     _, sb = b.recommend_sequence(["s0", "l1"], k=10)
     _, sc = c.recommend_sequence(["s0", "l1"], k=10)
@@ -343,18 +349,26 @@ def _theme_scores(model: SequentialRecommender) -> dict[str, list[float]]:
 
 @pytest.fixture(scope="module")
 def tokens_model(dataset, tiny_bert_dir) -> SequentialRecommender:
-    return SequentialRecommender(
-        encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, field_tokens=True, **FAST
-    ).fit(dataset)
+    return (
+        SequentialRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, content__field_tokens=True, **FAST
+        )
+        .fit(dataset)
+    )
 
 
 def test_field_tokens_rank_a_new_item_with_uninformative_text_in_its_theme(
     tokens_model, dataset, tiny_bert_dir
 ):
     # Without tokens the three blind items have the same text, hence exactly equal scores.
-    plain = SequentialRecommender(
-        encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, **{**FAST, "epochs": 2}
-    ).fit(dataset)
+    plain = (
+        SequentialRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir), item_template=TITLE_ONLY, **{**FAST, "training__epochs": 2}
+        )
+        .fit(dataset)
+    )
     for scores in _theme_scores(plain).values():
         assert scores[0] == scores[1] == scores[2]
     # With them, the item whose genre token is the theme's scores highest for that theme.
@@ -364,7 +378,11 @@ def test_field_tokens_rank_a_new_item_with_uninformative_text_in_its_theme(
 
 
 def test_content_term_ranks_new_items_by_shared_tokens_even_for_an_id_only_model(dataset):
-    model = SequentialRecommender(text=False, content_weight=5.0, **FAST).fit(dataset)
+    model = (
+        SequentialRecommender()
+        .set_params(text=False, content__content_weight=5.0, **FAST)
+        .fit(dataset)
+    )
     for theme, scores in _theme_scores(model).items():
         assert int(np.argmax(scores)) == list(THEMES).index(theme), (theme, scores)
         # ID-only: a new item's sequence logit is 0, so its score is the content term alone.
@@ -373,9 +391,16 @@ def test_content_term_ranks_new_items_by_shared_tokens_even_for_an_id_only_model
 
 
 def test_content_score_is_logit_plus_weighted_cosine(dataset, tiny_bert_dir):
-    model = SequentialRecommender(
-        encoder=str(tiny_bert_dir), field_tokens=True, content_weight=2.0, **{**FAST, "epochs": 2}
-    ).fit(dataset)
+    model = (
+        SequentialRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            content__field_tokens=True,
+            content__content_weight=2.0,
+            **{**FAST, "training__epochs": 2},
+        )
+        .fit(dataset)
+    )
     history = ["s0", "l4"]
     ids, scores = model.recommend_sequence(history, k=5, exclude=())
     rows = model.item_map_.to_internal(history)
@@ -390,13 +415,17 @@ def test_content_score_is_logit_plus_weighted_cosine(dataset, tiny_bert_dir):
 
 
 def test_learned_content_gate_trains_and_round_trips(dataset, tiny_bert_dir, tmp_path):
-    model = SequentialRecommender(
-        encoder=str(tiny_bert_dir),
-        field_tokens=True,
-        content_weight=1.0,
-        learn_content_weight=True,
-        **{**FAST, "epochs": 5},
-    ).fit(dataset)
+    model = (
+        SequentialRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            content__field_tokens=True,
+            content__content_weight=1.0,
+            content__learn_content_weight=True,
+            **{**FAST, "training__epochs": 5},
+        )
+        .fit(dataset)
+    )
     weight = float(model.network_.content_weight.detach())
     assert weight != 1.0  # a parameter of the network, moved by training
     model.save(tmp_path / "gate")
@@ -433,9 +462,11 @@ def test_popularity_debias_lowers_the_most_popular_item(tiny_bert_dir):
     data = _with_a_hit()
     ranks = []
     for debias in (0.0, 3.0):
-        model = SequentialRecommender(
-            encoder=str(tiny_bert_dir), popularity_debias=debias, **FAST
-        ).fit(data)
+        model = (
+            SequentialRecommender()
+            .set_params(encoder=str(tiny_bert_dir), content__popularity_debias=debias, **FAST)
+            .fit(data)
+        )
         ranked = [model.recommend_sequence([f"{t}0", f"{t}1"], k=26)[0] for t in THEMES]
         ranks.append(np.mean([r.index("hit") for r in ranked]))
     assert ranks[0] < 3  # learned as the likely next item of everybody
@@ -443,15 +474,28 @@ def test_popularity_debias_lowers_the_most_popular_item(tiny_bert_dir):
 
 
 def test_bad_new_params():
-    for params in ({"content_weight": -1.0}, {"popularity_debias": "high"}, {"token_min_count": 0}):
-        with pytest.raises(ValueError, match=next(iter(params))):
-            SequentialRecommender(text=False, **params).fit(make_dataset())
+    for params in (
+        {"content__content_weight": -1.0},
+        {"content__popularity_debias": "high"},
+        {"content__token_min_count": 0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(params)).split("__")[1]):
+            SequentialRecommender().set_params(text=False, **params).fit(make_dataset())
 
 
 def test_content_at_scoring_only_is_a_late_fusion_of_the_same_network(dataset, tiny_bert_dir):
-    params = {**FAST, "epochs": 3, "encoder": str(tiny_bert_dir), "field_tokens": True}
-    plain = SequentialRecommender(**params).fit(dataset)
-    fused = SequentialRecommender(**params, content_weight=4.0, content_training=False).fit(dataset)
+    params = {
+        **FAST,
+        "training__epochs": 3,
+        "encoder": str(tiny_bert_dir),
+        "content__field_tokens": True,
+    }
+    plain = SequentialRecommender().set_params(**params).fit(dataset)
+    fused = (
+        SequentialRecommender()
+        .set_params(**params, content__content_weight=4.0, content__content_training=False)
+        .fit(dataset)
+    )
     torch.testing.assert_close(fused.item_vectors_, plain.item_vectors_, atol=0, rtol=0)
     history = ["h1", "s2"]
     ids, scores = fused.recommend_sequence(history, k=len(fused.item_map_), exclude=())
@@ -462,7 +506,9 @@ def test_content_at_scoring_only_is_a_late_fusion_of_the_same_network(dataset, t
     ].mean(axis=0)
     np.testing.assert_allclose(scores, [base[i] for i in ids] + 4.0 * cosine, atol=1e-5)
     with pytest.raises(ValueError, match="content_training"):
-        SequentialRecommender(learn_content_weight=True, content_training=False).fit(dataset)
+        SequentialRecommender().set_params(
+            content__learn_content_weight=True, content__content_training=False
+        ).fit(dataset)
 
 
 def test_token_statistics_of_the_new_games_protocol_are_fit_on_games_known_at_the_cut_off():
@@ -484,9 +530,17 @@ def test_token_statistics_of_the_new_games_protocol_are_fit_on_games_known_at_th
     data = Dataset(Interactions(pd.concat([old, new], ignore_index=True)), items=items)
     split = new_games_split(data, fraction=0.05)
     assert split.new_games == ["s_new", "l_new"]
-    model = SequentialRecommender(
-        text=False, field_tokens=True, content_weight=1.0, token_min_count=2, **FAST
-    ).fit(split.train)
+    model = (
+        SequentialRecommender()
+        .set_params(
+            text=False,
+            content__field_tokens=True,
+            content__content_weight=1.0,
+            content__token_min_count=2,
+            **FAST,
+        )
+        .fit(split.train)
+    )
     assert sorted(model.tokens_.vocab_) == ["genres=horror", "genres=love", "genres=space"]
     # IDF over the 24 games known at the cut-off (8 per theme).
     np.testing.assert_allclose(model.idf_, np.log(25 / 9) + 1, rtol=1e-6)

@@ -12,19 +12,21 @@ from dayzero.recommend.contract import Recommender
 from dayzero.recommend.two_tower import TwoTowerRecommender, pairwise_ranking_loss
 
 FAST = {
-    "dim": 8,
-    "hidden": 32,
-    "epochs": 60,
-    "batch_users": 8,
-    "lr": 1e-2,
-    "validation": 0.0,
-    "max_length": 32,
+    "towers__dim": 8,
+    "towers__hidden": 32,
+    "training__epochs": 60,
+    "training__batch_users": 8,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
 }
 
 
 @pytest.fixture(scope="module")
 def model(catalogue, tiny_bert_dir):
-    return TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    return (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    )
 
 
 def test_cold_items_go_to_the_right_group(model, catalogue):
@@ -74,7 +76,9 @@ def test_save_load_round_trip(model, catalogue, tmp_path):
 
 
 def test_partial_fit_items_scores_a_new_item_from_its_fields(catalogue, tiny_bert_dir):
-    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    fresh = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    )
     frame = pd.DataFrame(
         {
             "title": ["explosions car chase fight gun hero new"],
@@ -108,14 +112,18 @@ def torch_tensor(values, dtype="float32"):
 
 @pytest.mark.parametrize("strategy", ["lora", "full"])
 def test_adapted_encoder_trains_and_round_trips(catalogue, tiny_bert_dir, tmp_path, strategy):
-    model = TwoTowerRecommender(
-        encoder=str(tiny_bert_dir),
-        strategy=strategy,
-        adapt_steps=4,
-        adapt_items=4,
-        refit_epochs=2,
-        **{**FAST, "epochs": 20},
-    ).fit(catalogue.dataset)
+    model = (
+        TwoTowerRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            strategy=strategy,
+            adaptation__steps=4,
+            adaptation__items=4,
+            adaptation__refit_epochs=2,
+            **{**FAST, "training__epochs": 20},
+        )
+        .fit(catalogue.dataset)
+    )
     trainable, total = model.encoder_parameters_
     assert 0 < trainable <= total and (strategy == "full") == (trainable == total)
     assert len(model.adapt_losses_) == 4
@@ -148,14 +156,18 @@ def test_a_user_described_in_one_sentence_is_served(model):
 
 
 def test_partial_fit_users_folds_in_interactions(catalogue, tiny_bert_dir):
-    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    fresh = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    )
     fresh.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("later", "a0", 1.0)]))
     ids, _ = fresh.recommend("later", k=4)
     assert all(i.startswith("r") for i in ids) and "r0" not in ids
 
 
 def test_fine_tune_gives_new_users_and_items_id_embeddings(catalogue, tiny_bert_dir, tmp_path):
-    fresh = TwoTowerRecommender(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    fresh = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **FAST).fit(catalogue.dataset)
+    )
     n_users, n_items = fresh.n_known_users_, fresh.n_known_items_
     old = catalogue.dataset.interactions.frame
     before = np.abs(fresh.predict(old["user"], old["item"]) - old["value"]).mean()
@@ -206,7 +218,9 @@ def test_partial_fit_items_after_load_keeps_existing_token_bags(catalogue, tiny_
     frame = items.frame.assign(cast=cast)
     dataset = catalogue.dataset.with_interactions(catalogue.dataset.interactions)
     dataset.items = Entities(frame, {**items.fields, "cast": "multi"})
-    fitted = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 2})
+    fitted = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), **{**FAST, "training__epochs": 2}
+    )
     fitted.fit(dataset)
     assert fitted.item_tokens_.size > 0
     fitted.save(tmp_path / "m")
@@ -221,14 +235,18 @@ def test_partial_fit_items_after_load_keeps_existing_token_bags(catalogue, tiny_
 
 
 def test_a_loaded_lora_model_can_be_fine_tuned_and_saved_again(catalogue, tiny_bert_dir, tmp_path):
-    model = TwoTowerRecommender(
-        encoder=str(tiny_bert_dir),
-        strategy="lora",
-        adapt_steps=2,
-        adapt_items=4,
-        refit_epochs=1,
-        **{**FAST, "epochs": 2},
-    ).fit(catalogue.dataset)
+    model = (
+        TwoTowerRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            strategy="lora",
+            adaptation__steps=2,
+            adaptation__items=4,
+            adaptation__refit_epochs=1,
+            **{**FAST, "training__epochs": 2},
+        )
+        .fit(catalogue.dataset)
+    )
     model.save(tmp_path / "first")
     again = Recommender.load(tmp_path / "first")
     again.fine_tune(Interactions.from_records([("late", "r0", 5.0), ("late", "a0", 1.0)]))
@@ -253,9 +271,13 @@ def _new_action_item(item: str = "a_new") -> Entities:
 
 
 def test_partial_fit_items_remembers_the_interactions_for_their_raters(catalogue, tiny_bert_dir):
-    quick = {**FAST, "epochs": 5}
-    with_rows = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
-    without = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    quick = {**FAST, "training__epochs": 5}
+    with_rows = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    )
+    without = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    )
     raters = catalogue.users_b[:2]
     rows = Interactions.from_records([(u, "a_new", 5.0) for u in raters])
     with_rows.partial_fit_items(_new_action_item(), rows)
@@ -266,13 +288,17 @@ def test_partial_fit_items_remembers_the_interactions_for_their_raters(catalogue
     users, items = [*raters, *raters], ["a1", "a1", "r1", "r1"]
     assert not np.allclose(with_rows.predict(users, items), without.predict(users, items))
     # exactly what partial_fit_users does with the same rows
-    folded = TwoTowerRecommender(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    folded = (
+        TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **quick).fit(catalogue.dataset)
+    )
     folded.partial_fit_items(_new_action_item()).partial_fit_users(rows)
     np.testing.assert_array_equal(with_rows.predict(users, items), folded.predict(users, items))
 
 
 def test_user_texts_survive_save_and_load(catalogue, tiny_bert_dir, tmp_path):
-    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), **{**FAST, "training__epochs": 5}
+    )
     model.fit(catalogue.dataset).add_user_text("talker", "love kiss wedding romance heart")
     model.add_user_text("ua0", "explosions car chase fight gun hero")
     again = Recommender.load(model.save(tmp_path / "m"))
@@ -295,7 +321,9 @@ def test_folded_in_history_with_datetime_timestamps_saves_and_loads(
     catalogue, tiny_bert_dir, tmp_path, stamps
 ):
     first, second = STAMPS[stamps]
-    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), **{**FAST, "epochs": 5})
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), **{**FAST, "training__epochs": 5}
+    )
     model.fit(catalogue.dataset)
     model.partial_fit_users(
         Interactions.from_records([("later", "r0", 5.0, first), ("later", "a0", 1.0, first)])
@@ -313,8 +341,16 @@ def test_folded_in_history_with_datetime_timestamps_saves_and_loads(
 def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir, strategy):
     from sklearn.base import clone
 
-    params = {**FAST, "epochs": 5, "strategy": strategy, "adapt_steps": 3, "adapt_items": 4}
-    model = TwoTowerRecommender(encoder=str(tiny_bert_dir), refit_epochs=1, **params)
+    params = {
+        **FAST,
+        "training__epochs": 5,
+        "strategy": strategy,
+        "adaptation__steps": 3,
+        "adaptation__items": 4,
+    }
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), adaptation__refit_epochs=1, **params
+    )
     model.fit(catalogue.dataset)
     model.partial_fit_users(Interactions.from_records([("later", "r0", 5.0), ("ua0", "r1", 5.0)]))
     model.add_user_text("talker", "love kiss wedding romance heart")

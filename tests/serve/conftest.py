@@ -32,13 +32,13 @@ ROMANCE = "love kiss wedding romance heart couple"
 N_ITEMS = 10  # per theme
 N_USERS = 10  # per group
 FAST = {
-    "dim": 8,
-    "hidden": 32,
-    "epochs": 60,
-    "batch_users": 8,
-    "lr": 1e-2,
-    "validation": 0.0,
-    "max_length": 32,
+    "towers__dim": 8,
+    "towers__hidden": 32,
+    "training__epochs": 60,
+    "training__batch_users": 8,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
 }
 
 
@@ -98,7 +98,7 @@ def train_version(store, registry, encoder: str, metrics: dict | None = None) ->
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny towers: threads only fight the other test processes
     try:
-        model = TwoTowerRecommender(encoder=encoder, **FAST).fit(dataset)
+        model = TwoTowerRecommender().set_params(encoder=encoder, **FAST).fit(dataset)
     finally:
         torch.set_num_threads(threads)
     serving = ServingModel.from_recommender(model)

@@ -94,10 +94,14 @@ def run_transfer_demo(console: Console, split, k: int) -> dict:
     from dayzero.recommend.two_tower import TwoTowerRecommender
 
     console.rule("pretrained transfer: all-MiniLM-L6-v2 two-tower, before vs after fine-tuning")
-    common = {"dim": 16, "hidden": 64, "epochs": 25, "batch_users": 16, "validation": 0.0}
-    frozen = TwoTowerRecommender(**common)
+    towers = {"dim": 16, "hidden": 64}
+    training = {"epochs": 25, "batch_users": 16, "validation": 0.0}
+    frozen = TwoTowerRecommender(towers=towers, training=training)
     adapted = TwoTowerRecommender(
-        **common, strategy="lora", adapt_steps=20, adapt_items=16, refit_epochs=8
+        towers=towers,
+        training=training,
+        strategy="lora",
+        adaptation={"steps": 20, "items": 16, "refit_epochs": 8},
     )
     results = []
     for label, model in (("two-tower frozen", frozen), ("two-tower LoRA", adapted)):

@@ -154,7 +154,7 @@ def bootstrap(
     except Exception as exc:
         raise _fail(f"cannot open the store {store!r}: {exc}") from exc
     try:
-        config = UpdaterConfig(model_params={**DEFAULT_MODEL_PARAMS, "epochs": epochs})
+        config = UpdaterConfig(model_params={**DEFAULT_MODEL_PARAMS, "training__epochs": epochs})
         version = OnlineUpdater(events, models, config).bootstrap()
     except (RuntimeError, RegistryError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc

@@ -69,7 +69,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("dayzero.online.updater")
 
 # Bootstrap defaults for a first model: the frozen-encoder two-tower of bench/ml1m_coldstart.py.
-DEFAULT_MODEL_PARAMS: dict[str, Any] = {"epochs": 20, "ranking_weight": 0.5, "validation": 0.1}
+DEFAULT_MODEL_PARAMS: dict[str, Any] = {
+    "training__epochs": 20,
+    "training__ranking_weight": 0.5,
+    "training__validation": 0.1,
+}
 LONG_TEXT = 40  # string fields longer than this (on average) are text, shorter ones categories
 
 
@@ -80,7 +84,8 @@ class UpdaterConfig:
     Parameters
     ----------
     model_params
-        :class:`TwoTowerRecommender` parameters for :meth:`OnlineUpdater.bootstrap`.
+        :class:`TwoTowerRecommender` parameters for :meth:`OnlineUpdater.bootstrap`, as
+        ``set_params`` takes them (``{"training__epochs": 20}`` or ``{"training": {...}}``).
     epochs, lr_scale
         Fine-tuning passes and learning rate (fraction of the model's ``lr``).
     replay_ratio
@@ -304,7 +309,7 @@ class OnlineUpdater:
         else:
             watermark = self.store.last_event_id()
             dataset = string_ids(source)
-        model = TwoTowerRecommender(**params).fit(dataset)
+        model = TwoTowerRecommender().set_params(**params).fit(dataset)
         serving = ServingModel(model, **self._kinds(None))
         metrics = {
             "status": "bootstrap",

@@ -15,6 +15,7 @@ one test user's support can never leak into another's prediction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -29,6 +30,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import metadata_routing
 
 from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
+from dayzero.core.config import ConfigParams, as_dict
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 
 #: The models dayzero ships, by name: imported only when first used, so that naming or
@@ -110,17 +112,22 @@ def register(name: str):
 
 
 def make_recommender(name: str, **params: Any) -> Recommender:
-    """Instantiate a registered recommender by name."""
+    """Instantiate a registered recommender by name with ``params``: constructor parameters
+    or scikit-learn nested ones (``training__epochs=5``), as :meth:`set_params` takes them.
+
+    >>> make_recommender("item-mean").get_params()
+    {}
+    """
     if name not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; available: {sorted(REGISTRY)}")
-    return REGISTRY[name](**params)
+    return REGISTRY[name]().set_params(**params)
 
 
 class NotFittedError(RuntimeError):
     """The model was used before ``fit``."""
 
 
-class Recommender(BaseEstimator, ABC):
+class Recommender(ConfigParams, BaseEstimator, ABC):
     """Base class of every recommender.
 
     Subclasses store their constructor arguments unchanged (scikit-learn style), keep fitted
@@ -342,7 +349,7 @@ class Recommender(BaseEstimator, ABC):
         if cls is not Recommender and not issubclass(target, cls):
             raise TypeError(f"{folder} holds a {target.__name__}, not a {cls.__name__}")
         state = artifact.state
-        model = target(**artifact.params)
+        model = target(**_configs_back(target, artifact.params))
         model.user_map_ = IdMap(state["user_ids"])
         model.item_map_ = IdMap(state["item_ids"])
         model.seen_ = {u: set(v) for u, v in state["seen"]}
@@ -354,9 +361,22 @@ class Recommender(BaseEstimator, ABC):
 def _json_id(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return as_dict(value)
     if isinstance(value, set):
         return sorted(value, key=str)
     return value
+
+
+def _configs_back(target: type[Recommender], params: dict[str, Any]) -> dict[str, Any]:
+    """Saved params with config dataclasses rebuilt (a dict of all their fields was one)."""
+    params = dict(params)
+    for name, default in target.config_params.items():
+        value = params.get(name)
+        names = {f.name for f in dataclasses.fields(default)}
+        if isinstance(value, dict) and set(value) == names:
+            params[name] = type(default)(**value)
+    return params
 
 
 def _json_items(mapping: dict) -> list[tuple[Any, Any]]:

