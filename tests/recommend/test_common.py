@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dayzero.core.schema import Interactions, SchemaError
+from dayzero.core.schema import IdMap, Interactions, SchemaError
 from dayzero.recommend import _common
 
 
@@ -41,3 +41,43 @@ def test_csr_state_round_trip():
     m = sp.random(5, 4, density=0.4, random_state=0, format="csr")
     back = _common.csr_from_state("x", _common.csr_state("x", m))
     assert back.shape == m.shape and (back != m).nnz == 0
+
+
+def test_saved_attributes_round_trip_under_names_without_underscore():
+    class Model(_common.SavedAttributes):
+        _SAVED_ARRAYS = ("bias_",)
+        _SAVED_SPARSE = ("ratings_",)
+        _SAVED_EXTRAS = {"count_": int, "names_": list}  # noqa: RUF012
+
+        def _after_load(self) -> None:
+            self.total_ = float(self.bias_.sum())
+
+    model = Model()
+    model.bias_ = np.array([1.0, 2.0])
+    model.ratings_ = sp.csr_matrix(np.eye(2))
+    model.count_, model.names_ = 3, ["a"]
+    arrays, extras = model._state()
+    assert sorted(arrays) == [
+        "bias",
+        "ratings.data",
+        "ratings.indices",
+        "ratings.indptr",
+        "ratings.shape",
+    ]
+    assert extras == {"count": 3, "names": ["a"]}
+    back = Model()
+    back._set_state(arrays, {"count": 3.0, "names": ("a",)})
+    assert back.count_ == 3 and isinstance(back.count_, int) and back.names_ == ["a"]
+    assert (back.ratings_ != model.ratings_).nnz == 0 and back.total_ == 3.0
+
+
+def test_pair_scores_calls_once_per_user_with_unknown_items_as_minus_one():
+    calls = []
+
+    def score(user, index):
+        calls.append(user)
+        return index * 10.0
+
+    items = IdMap(["a", "b"])
+    out = _common.pair_scores(items, ["u", "v", "u"], ["b", "a", "zz"], score)
+    assert out.tolist() == [10.0, 0.0, -10.0] and calls == ["u", "v"]

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions, SchemaError
+from dayzero.core.schema import Dataset, Entities, Interactions, SchemaError
 from dayzero.core.templates import Template
 from dayzero.recommend import _common
-from dayzero.recommend.contract import Recommender, register, seen_by_user
+from dayzero.recommend.contract import Recommender, register
 
 
 @register("content-knn")
-class ContentKNN(Recommender):
+class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttributes, Recommender):
     """Baseline + neighbours: ``mu + b_u + b_i + sum_j s_ij res_uj / (sum_j s_ij + shrink)``.
 
     Every item with fields is rendered to text by a :class:`Template` (by default
@@ -53,6 +53,16 @@ class ContentKNN(Recommender):
     ratings.
     The vectoriser is saved as JSON (vocabulary) + an ``idf`` array, never pickled.
     """
+
+    _SAVED_ARRAYS = ("idf_",)
+    _SAVED_SPARSE = ("ratings_", "item_vectors_")
+    _SAVED_EXTRAS: ClassVar[_common.SavedExtras] = {
+        "template_": dict,
+        "vocabulary_": list,
+        "global_mean_": float,
+        "value_min_": float,
+        "value_max_": float,
+    }
 
     def __init__(
         self,
@@ -95,15 +105,8 @@ class ContentKNN(Recommender):
             raise SchemaError(f"content-knn: the item texts give no vocabulary ({exc})") from exc
         self.vocabulary_ = vectorizer.get_feature_names_out().tolist()
         self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64)
-        frame = _common.aggregate(inter)
-        self.user_map_ = IdMap(frame["user"])
-        self.item_map_ = IdMap(frame["item"])
-        self.item_map_.add(texts)
-        self.seen_ = seen_by_user(inter)
-        self.ratings_ = _common.interaction_matrix(frame, self.user_map_, self.item_map_)
-        self.global_mean_ = float(self.ratings_.data.mean())
-        self.value_min_ = float(self.ratings_.data.min())
-        self.value_max_ = float(self.ratings_.data.max())
+        self._fit_ratings(inter, items=texts)
+        self._fit_value_stats()
         self.item_vectors_ = sp.csr_matrix((len(self.item_map_), len(self.vocabulary_)))
         self._embed(texts)
         self._update_biases()
@@ -146,26 +149,12 @@ class ContentKNN(Recommender):
         self.user_count_ = np.bincount(ratings.row, minlength=n_users).astype(np.float64)
 
     def _absorb(self, interactions: Interactions) -> None:
-        frame = _common.aggregate(interactions)
-        self.user_map_.add(frame["user"])
-        self.item_map_.add(frame["item"])
-        _common.update_seen(self.seen_, interactions)
-        shape = (len(self.user_map_), len(self.item_map_))
-        ratings = _common.resize_csr(self.ratings_, shape)
-        rows = self.user_map_.to_internal(frame["user"])
-        cols = self.item_map_.to_internal(frame["item"])
-        self.ratings_ = _common.set_entries(ratings, rows, cols, frame["value"].to_numpy(float))
-        self.ratings_.sort_indices()
+        """Add ratings; biases are recomputed (the global mean stays as fitted)."""
+        self._absorb_ratings(interactions)
         self.item_vectors_ = _common.resize_csr(
-            self.item_vectors_, (shape[1], len(self.vocabulary_))
+            self.item_vectors_, (len(self.item_map_), len(self.vocabulary_))
         )
         self._update_biases()
-
-    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        """Add users' ratings; biases are recomputed (the global mean stays as fitted)."""
-        self._check_fitted()
-        self._absorb(interactions)
-        return self
 
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
         """Embed new (or changed) items from their fields; add their interactions if given."""
@@ -178,18 +167,6 @@ class ContentKNN(Recommender):
         return self
 
     # ----------------------------------------------------------------- scoring
-    def _user_ratings(self, user: Hashable, history: Interactions | None):
-        values: dict[int, float] = {}
-        if user in self.user_map_:
-            row = self.ratings_[int(self.user_map_.to_internal([user])[0])]
-            values.update(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-        items, extra = _common.user_history(history, user)
-        index = self.item_map_.to_internal(items, missing=-1)
-        values.update((int(i), float(v)) for i, v in zip(index, extra, strict=True) if i >= 0)
-        unknown = [float(v) for i, v in zip(index, extra, strict=True) if i < 0]
-        cols = np.fromiter(values.keys(), dtype=np.int64, count=len(values))
-        return cols, np.fromiter(values.values(), dtype=np.float64, count=len(values)), unknown
-
     def _scores(self, user: Hashable, history: Interactions | None, index: np.ndarray):
         """Predictions for item indices ``index`` (-1 = unknown item)."""
         cols, values, unknown = self._user_ratings(user, history)
@@ -213,11 +190,9 @@ class ContentKNN(Recommender):
     def _score_pairs(
         self, users: list[Hashable], items: list[Hashable], history: Interactions | None
     ) -> np.ndarray:
-        index = self.item_map_.to_internal(items, missing=-1)
-        out = np.empty(len(items))
-        for user, positions in _common.positions_by_user(users).items():
-            out[positions] = self._scores(user, history, index[positions])
-        return out
+        return _common.pair_scores(
+            self.item_map_, users, items, lambda user, index: self._scores(user, history, index)
+        )
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         return self._scores(user, history, np.arange(len(self.item_map_)))
@@ -234,28 +209,5 @@ class ContentKNN(Recommender):
         return self.item_map_.to_external(order), sims[order]
 
     # ----------------------------------------------------------------- persistence
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {
-            **_common.csr_state("ratings", self.ratings_),
-            **_common.csr_state("item_vectors", self.item_vectors_),
-            "idf": self.idf_,
-        }
-        extras = {
-            "template": self.template_,
-            "vocabulary": self.vocabulary_,
-            "global_mean": self.global_mean_,
-            "value_min": self.value_min_,
-            "value_max": self.value_max_,
-        }
-        return arrays, extras
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.ratings_ = _common.csr_from_state("ratings", arrays)
-        self.item_vectors_ = _common.csr_from_state("item_vectors", arrays)
-        self.idf_ = arrays["idf"]
-        self.template_ = extras["template"]
-        self.vocabulary_ = list(extras["vocabulary"])
-        self.global_mean_ = float(extras["global_mean"])
-        self.value_min_ = float(extras["value_min"])
-        self.value_max_ = float(extras["value_max"])
+    def _after_load(self) -> None:
         self._update_biases()

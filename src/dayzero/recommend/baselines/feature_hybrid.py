@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ _FEATURE_KINDS = ("categorical", "multi", "boolean")
 
 
 @register("feature-hybrid")
-class FeatureHybrid(Recommender):
+class FeatureHybrid(_common.SavedAttributes, Recommender):
     """``score = g + b_u + b_i + u . v``, ``u``, ``v`` and the biases sums of feature embeddings.
 
     An entity's representation is its ID embedding plus the embeddings of its field values:
@@ -65,6 +65,25 @@ class FeatureHybrid(Recommender):
     -> a zero representation (``g + b_i``, the same ranking for every such user) unless
     ``history`` folds one in. Rating predictions (``mse``) are clipped to the training range.
     """
+
+    _SAVED_ARRAYS = (
+        "user_id_",
+        "item_id_",
+        "user_id_bias_",
+        "item_id_bias_",
+        "user_feature_",
+        "item_feature_",
+        "user_feature_bias_",
+        "item_feature_bias_",
+    )
+    _SAVED_SPARSE = ("user_features_", "item_features_")
+    _SAVED_EXTRAS: ClassVar[_common.SavedExtras] = {
+        "user_vocabulary_": list,
+        "item_vocabulary_": list,
+        "global_bias_": float,
+        "value_min_": float,
+        "value_max_": float,
+    }
 
     def __init__(
         self,
@@ -301,11 +320,12 @@ class FeatureHybrid(Recommender):
         self, users: list[Hashable], items: list[Hashable], history: Interactions | None
     ) -> np.ndarray:
         items_vec, items_bias = self.item_representations_()
-        index = self.item_map_.to_internal(items, missing=-1)
-        out = np.empty(len(items))
-        for user, positions in _common.positions_by_user(users).items():
-            out[positions] = self._scores(user, history, index[positions], items_vec, items_bias)
-        return out
+        return _common.pair_scores(
+            self.item_map_,
+            users,
+            items,
+            lambda user, index: self._scores(user, history, index, items_vec, items_bias),
+        )
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         items_vec, items_bias = self.item_representations_()
@@ -394,42 +414,6 @@ class FeatureHybrid(Recommender):
             _common.update_seen(self.seen_, interactions)
             self._fold_side("item", interactions)
         return self
-
-    # ----------------------------------------------------------------- persistence
-    _ARRAYS = (
-        "user_id_",
-        "item_id_",
-        "user_id_bias_",
-        "item_id_bias_",
-        "user_feature_",
-        "item_feature_",
-        "user_feature_bias_",
-        "item_feature_bias_",
-    )
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {name.rstrip("_"): getattr(self, name) for name in self._ARRAYS}
-        arrays.update(_common.csr_state("user_features", self.user_features_))
-        arrays.update(_common.csr_state("item_features", self.item_features_))
-        extras = {
-            "user_vocabulary": self.user_vocabulary_,
-            "item_vocabulary": self.item_vocabulary_,
-            "global_bias": self.global_bias_,
-            "value_min": self.value_min_,
-            "value_max": self.value_max_,
-        }
-        return arrays, extras
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        for name in self._ARRAYS:
-            setattr(self, name, arrays[name.rstrip("_")])
-        self.user_features_ = _common.csr_from_state("user_features", arrays)
-        self.item_features_ = _common.csr_from_state("item_features", arrays)
-        self.user_vocabulary_ = list(extras["user_vocabulary"])
-        self.item_vocabulary_ = list(extras["item_vocabulary"])
-        self.global_bias_ = float(extras["global_bias"])
-        self.value_min_ = float(extras["value_min"])
-        self.value_max_ = float(extras["value_max"])
 
 
 def _field_tokens(name: str, kind: str, value: Any) -> list[tuple[str, float]]:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.recommend import _common
-from dayzero.recommend.contract import Recommender, register, seen_by_user
+from dayzero.recommend.contract import Recommender, register
 
 _BLOCK = 512
 
 
 @register("item-knn")
-class ItemKNN(Recommender):
+class ItemKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttributes, Recommender):
     """Item-item cosine similarity, top-``k_neighbors`` per item, over a sparse user-item matrix.
 
     Parameters
@@ -52,6 +52,8 @@ class ItemKNN(Recommender):
     ['y']
     """
 
+    _SAVED_SPARSE = ("ratings_", "similarity_")
+
     def __init__(
         self,
         k_neighbors: int = 50,
@@ -68,12 +70,7 @@ class ItemKNN(Recommender):
             raise ValueError(f"k_neighbors must be >= 1, got {self.k_neighbors}")
         if self.scoring not in ("rating", "similarity"):
             raise ValueError(f"scoring must be 'rating' or 'similarity', got {self.scoring!r}")
-        inter = _common.training_interactions(dataset, self.name)
-        frame = _common.aggregate(inter)
-        self.user_map_ = IdMap(frame["user"])
-        self.item_map_ = IdMap(frame["item"])
-        self.seen_ = seen_by_user(inter)
-        self.ratings_ = _common.interaction_matrix(frame, self.user_map_, self.item_map_)
+        self._fit_ratings(_common.training_interactions(dataset, self.name))
         self._update_stats()
         self.similarity_ = self._neighbours(np.arange(len(self.item_map_)))
         return self
@@ -133,23 +130,11 @@ class ItemKNN(Recommender):
     def _absorb(self, interactions: Interactions) -> np.ndarray:
         """Add interactions to the matrix; returns the indices of items that were new."""
         before = len(self.item_map_)
-        frame = _common.aggregate(interactions)
-        self.user_map_.add(frame["user"])
-        self.item_map_.add(frame["item"])
-        _common.update_seen(self.seen_, interactions)
-        shape = (len(self.user_map_), len(self.item_map_))
-        ratings = _common.resize_csr(self.ratings_, shape)
-        rows = self.user_map_.to_internal(frame["user"])
-        cols = self.item_map_.to_internal(frame["item"])
-        self.ratings_ = _common.set_entries(ratings, rows, cols, frame["value"].to_numpy(float))
-        self.similarity_ = _common.resize_csr(self.similarity_, (shape[1], shape[1]))
+        self._absorb_ratings(interactions)
+        n = len(self.item_map_)
+        self.similarity_ = _common.resize_csr(self.similarity_, (n, n))
         self._update_stats()
-        return np.arange(before, len(self.item_map_))
-
-    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        self._check_fitted()
-        self._absorb(interactions)
-        return self
+        return np.arange(before, n)
 
     def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
         """Add items with their interactions; items without any stay unknown (no neighbours)."""
@@ -165,22 +150,10 @@ class ItemKNN(Recommender):
         return self
 
     # ----------------------------------------------------------------- scoring
-    def _user_ratings(self, user: Hashable, history: Interactions | None):
-        """Known item indices and values the user rated in training and ``history``."""
-        values: dict[int, float] = {}
-        if user in self.user_map_:
-            row = self.ratings_[int(self.user_map_.to_internal([user])[0])]
-            values.update(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-        items, extra = _common.user_history(history, user)
-        index = self.item_map_.to_internal(items, missing=-1)
-        values.update((int(i), float(v)) for i, v in zip(index, extra, strict=True) if i >= 0)
-        cols = np.fromiter(values.keys(), dtype=np.int64, count=len(values))
-        return cols, np.fromiter(values.values(), dtype=np.float64, count=len(values))
-
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         if self._similarity_csc is None:
             self._similarity_csc = self.similarity_.tocsc()
-        cols, values = self._user_ratings(user, history)
+        cols, values, _ = self._user_ratings(user, history)
         neighbours = self._similarity_csc[:, cols]
         weight = np.asarray(neighbours.sum(axis=1)).ravel()
         if self.scoring == "similarity":
@@ -212,14 +185,5 @@ class ItemKNN(Recommender):
         return self.item_map_.to_external(row.indices[order]), row.data[order]
 
     # ----------------------------------------------------------------- persistence
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {
-            **_common.csr_state("ratings", self.ratings_),
-            **_common.csr_state("similarity", self.similarity_),
-        }
-        return arrays, {}
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.ratings_ = _common.csr_from_state("ratings", arrays)
+    def _after_load(self) -> None:
         self._update_stats()
-        self.similarity_ = _common.csr_from_state("similarity", arrays)

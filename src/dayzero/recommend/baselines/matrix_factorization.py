@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Self
+from typing import ClassVar, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.recommend import _common
-from dayzero.recommend.contract import Recommender, register, seen_by_user
+from dayzero.recommend.contract import Recommender, register
 from dayzero.recommend.servable import VectorServable
 
 _ANONYMOUS = object()  # the user of an anonymous visitor's history: never a real id
 
 
 @register("mf")
-class MatrixFactorization(VectorServable, Recommender):
+class MatrixFactorization(
+    VectorServable, _common.RatingMatrix, _common.SavedAttributes, Recommender
+):
     """``rating = mu + b_u + b_i + p_u . q_i``, fitted by alternating least squares (ALS).
 
     Each half-step solves, for every user (then every item), the ridge regression of its ratings
@@ -54,6 +57,14 @@ class MatrixFactorization(VectorServable, Recommender):
     and are not served.
     """
 
+    _SAVED_ARRAYS = ("user_factors_", "item_factors_")
+    _SAVED_SPARSE = ("ratings_",)
+    _SAVED_EXTRAS: ClassVar[_common.SavedExtras] = {
+        "global_mean_": float,
+        "value_min_": float,
+        "value_max_": float,
+    }
+
     def __init__(
         self,
         factors: int = 32,
@@ -73,15 +84,8 @@ class MatrixFactorization(VectorServable, Recommender):
                 f"need factors >= 1, iterations >= 0, reg > 0; got factors={self.factors}, "
                 f"iterations={self.iterations}, reg={self.reg}"
             )
-        inter = _common.training_interactions(dataset, self.name)
-        frame = _common.aggregate(inter)
-        self.user_map_ = IdMap(frame["user"])
-        self.item_map_ = IdMap(frame["item"])
-        self.seen_ = seen_by_user(inter)
-        self.ratings_ = _common.interaction_matrix(frame, self.user_map_, self.item_map_)
-        self.global_mean_ = float(self.ratings_.data.mean())
-        self.value_min_ = float(self.ratings_.data.min())
-        self.value_max_ = float(self.ratings_.data.max())
+        self._fit_ratings(_common.training_interactions(dataset, self.name))
+        self._fit_value_stats()
         rng = np.random.default_rng(self.random_state)
         scale = 0.1 / np.sqrt(self.factors)
         n_users, n_items = self.ratings_.shape
@@ -118,19 +122,10 @@ class MatrixFactorization(VectorServable, Recommender):
         rhs = design.T @ (values - self.global_mean_ - other[cols, 0])
         return np.linalg.solve(gram, rhs)
 
-    def _absorb(self, interactions: Interactions) -> sp.csr_matrix:
-        frame = _common.aggregate(interactions)
-        self.user_map_.add(frame["user"])
-        self.item_map_.add(frame["item"])
-        _common.update_seen(self.seen_, interactions)
-        shape = (len(self.user_map_), len(self.item_map_))
-        ratings = _common.resize_csr(self.ratings_, shape)
-        rows = self.user_map_.to_internal(frame["user"])
-        cols = self.item_map_.to_internal(frame["item"])
-        self.ratings_ = _common.set_entries(ratings, rows, cols, frame["value"].to_numpy(float))
-        self.ratings_.sort_indices()
-        self.user_factors_ = _common.grow(self.user_factors_, shape[0])
-        self.item_factors_ = _common.grow(self.item_factors_, shape[1])
+    def _absorb(self, interactions: Interactions) -> pd.DataFrame:
+        frame = self._absorb_ratings(interactions)
+        self.user_factors_ = _common.grow(self.user_factors_, len(self.user_map_))
+        self.item_factors_ = _common.grow(self.item_factors_, len(self.item_map_))
         return frame
 
     def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
@@ -201,29 +196,17 @@ class MatrixFactorization(VectorServable, Recommender):
     def user_vector(self, user: Hashable, history: Interactions | None = None) -> np.ndarray:
         """``[b_u, p_u]``: stored, or folded in from training + ``history`` ratings."""
         items, values = _common.user_history(history, user)
-        known = user in self.user_map_
         if not items:
-            if known:
+            if user in self.user_map_:
                 return self.user_factors_[int(self.user_map_.to_internal([user])[0])]
             return np.zeros(self.factors + 1)
-        merged: dict[int, float] = {}
-        if known:
-            row = self.ratings_[int(self.user_map_.to_internal([user])[0])]
-            merged.update(zip(row.indices.tolist(), row.data.tolist(), strict=True))
-        index = self.item_map_.to_internal(items, missing=-1)
-        unknown_residuals = []
-        for i, v in zip(index, values, strict=True):
-            if i >= 0:
-                merged[int(i)] = float(v)
-            else:
-                unknown_residuals.append(v - self.global_mean_)
-        if not merged:
+        cols, vals, unknown = self._merged_ratings(user, items, values)
+        if not len(cols):
             # only unseen items: their residuals inform the bias alone
+            residuals = [v - self.global_mean_ for v in unknown]
             vector = np.zeros(self.factors + 1)
-            vector[0] = float(np.sum(unknown_residuals)) / (len(unknown_residuals) + self.reg)
+            vector[0] = float(np.sum(residuals)) / (len(residuals) + self.reg)
             return vector
-        cols = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
-        vals = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
         return self._fold_in(cols, vals, self.item_factors_)
 
     def _scores(self, vector: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -236,11 +219,12 @@ class MatrixFactorization(VectorServable, Recommender):
     def _score_pairs(
         self, users: list[Hashable], items: list[Hashable], history: Interactions | None
     ) -> np.ndarray:
-        index = self.item_map_.to_internal(items, missing=-1)
-        out = np.empty(len(items))
-        for user, positions in _common.positions_by_user(users).items():
-            out[positions] = self._scores(self.user_vector(user, history), index[positions])
-        return out
+        return _common.pair_scores(
+            self.item_map_,
+            users,
+            items,
+            lambda user, index: self._scores(self.user_vector(user, history), index),
+        )
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         return self._scores(self.user_vector(user, history), np.arange(len(self.item_map_)))
@@ -258,25 +242,3 @@ class MatrixFactorization(VectorServable, Recommender):
         sims[target] = -np.inf
         order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
         return self.item_map_.to_external(order), sims[order]
-
-    # ----------------------------------------------------------------- persistence
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {
-            **_common.csr_state("ratings", self.ratings_),
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-        }
-        extras = {
-            "global_mean": self.global_mean_,
-            "value_min": self.value_min_,
-            "value_max": self.value_max_,
-        }
-        return arrays, extras
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.ratings_ = _common.csr_from_state("ratings", arrays)
-        self.user_factors_ = arrays["user_factors"]
-        self.item_factors_ = arrays["item_factors"]
-        self.global_mean_ = float(extras["global_mean"])
-        self.value_min_ = float(extras["value_min"])
-        self.value_max_ = float(extras["value_max"])

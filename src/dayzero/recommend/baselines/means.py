@@ -7,17 +7,17 @@ new-user tasks (see ANCHORS.md), so every other model is compared with these fir
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Self
+from typing import ClassVar, Self
 
 import numpy as np
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.schema import Dataset, IdMap, Interactions
 from dayzero.recommend import _common
 from dayzero.recommend.contract import Recommender, register, seen_by_user
 
 
 @register("global-mean")
-class GlobalMean(Recommender):
+class GlobalMean(_common.AbsorbFoldIn, _common.SavedAttributes, Recommender):
     """Predicts the mean of all training values for every user-item pair.
 
     Cold fallback: unknown users, unknown items and both get the same global mean; ``history`` is
@@ -31,6 +31,11 @@ class GlobalMean(Recommender):
     >>> GlobalMean().fit(data).predict(["w"], ["z"]).tolist()
     [3.0]
     """
+
+    _SAVED_EXTRAS: ClassVar[_common.SavedExtras] = {
+        "value_sum_": float,
+        "count_": int,
+    }
 
     def __init__(self) -> None:
         pass
@@ -55,32 +60,14 @@ class GlobalMean(Recommender):
         self.value_sum_ += float(interactions.values.sum())
         self.count_ += len(interactions)
 
-    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        self._check_fitted()
-        self._absorb(interactions)
-        return self
-
-    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        self._check_fitted()
-        if interactions is not None:
-            self._absorb(interactions)
-        return self
-
     def _score_pairs(
         self, users: list[Hashable], items: list[Hashable], history: Interactions | None
     ) -> np.ndarray:
         return np.full(len(items), self.global_mean_)
 
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {"value_sum": self.value_sum_, "count": self.count_}
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.value_sum_ = float(extras["value_sum"])
-        self.count_ = int(extras["count"])
-
 
 @register("item-mean")
-class ItemMean(Recommender):
+class ItemMean(_common.AbsorbFoldIn, _common.SavedAttributes, Recommender):
     """Predicts the item's mean training value, optionally plus a shrunk user bias.
 
     Parameters
@@ -108,6 +95,14 @@ class ItemMean(Recommender):
     >>> ItemMean().fit(data).predict(["u", "u"], ["a", "zz"]).round(3).tolist()
     [3.0, 3.667]
     """
+
+    _SAVED_ARRAYS = ("item_sum_", "item_count_", "user_residual_sum_", "user_count_")
+    _SAVED_EXTRAS: ClassVar[_common.SavedExtras] = {
+        "value_sum_": float,
+        "count_": int,
+        "value_min_": float,
+        "value_max_": float,
+    }
 
     def __init__(self, user_bias: bool = False, reg: float = 5.0) -> None:
         self.user_bias = user_bias
@@ -152,19 +147,6 @@ class ItemMean(Recommender):
         self.user_count_ = _common.grow(self.user_count_, n_users)
         np.add.at(self.user_residual_sum_, users, residuals)
         np.add.at(self.user_count_, users, 1.0)
-
-    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        """Fold in users' interactions (their items' means are updated too)."""
-        self._check_fitted()
-        self._absorb(interactions)
-        return self
-
-    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        """Fold in items' interactions; items without interactions stay unknown (global mean)."""
-        self._check_fitted()
-        if interactions is not None:
-            self._absorb(interactions)
-        return self
 
     # ----------------------------------------------------------------- scoring
     @property
@@ -211,32 +193,6 @@ class ItemMean(Recommender):
             return base
         scores = base + self.user_biases(users, history)
         return _common.clip(scores, self.value_min_, self.value_max_)
-
-    # ----------------------------------------------------------------- persistence
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {
-            "item_sum": self.item_sum_,
-            "item_count": self.item_count_,
-            "user_residual_sum": self.user_residual_sum_,
-            "user_count": self.user_count_,
-        }
-        extras = {
-            "value_sum": self.value_sum_,
-            "count": self.count_,
-            "value_min": self.value_min_,
-            "value_max": self.value_max_,
-        }
-        return arrays, extras
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.item_sum_ = arrays["item_sum"]
-        self.item_count_ = arrays["item_count"]
-        self.user_residual_sum_ = arrays["user_residual_sum"]
-        self.user_count_ = arrays["user_count"]
-        self.value_sum_ = float(extras["value_sum"])
-        self.count_ = int(extras["count"])
-        self.value_min_ = float(extras["value_min"])
-        self.value_max_ = float(extras["value_max"])
 
 
 @register("item-mean-user-bias")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.schema import Dataset, IdMap, Interactions
 from dayzero.recommend import _common
 from dayzero.recommend.contract import Recommender, register, seen_by_user
 
 
 @register("popularity")
-class Popularity(Recommender):
+class Popularity(_common.AbsorbFoldIn, _common.SavedAttributes, Recommender):
     """Scores every item by its interaction count (``by="count"``) or sum of values (``"sum"``).
 
     A ranking model, not a rating predictor: :meth:`predict` returns the popularity score, the
@@ -36,6 +36,8 @@ class Popularity(Recommender):
     >>> Popularity().fit(data).recommend("new", k=2)[0]
     ['a', 'b']
     """
+
+    _SAVED_ARRAYS = ("item_score_",)
 
     def __init__(self, by: Literal["count", "sum"] = "count") -> None:
         self.by = by
@@ -60,18 +62,6 @@ class Popularity(Recommender):
         self.item_score_ = _common.grow(self.item_score_, len(self.item_map_))
         np.add.at(self.item_score_, items, weights)
 
-    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
-        self._check_fitted()
-        self._absorb(interactions)
-        return self
-
-    def partial_fit_items(self, items: Entities, interactions: Interactions | None = None) -> Self:
-        """Add items' interactions; items without any stay unknown (score 0)."""
-        self._check_fitted()
-        if interactions is not None:
-            self._absorb(interactions)
-        return self
-
     def _score_pairs(
         self, users: list[Hashable], items: list[Hashable], history: Interactions | None
     ) -> np.ndarray:
@@ -80,9 +70,3 @@ class Popularity(Recommender):
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         return self.item_score_.copy()
-
-    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"item_score": self.item_score_}, {}
-
-    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
-        self.item_score_ = arrays["item_score"]
