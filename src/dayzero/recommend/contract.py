@@ -223,13 +223,8 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         else:
             candidates = list(items)
             scores = self.predict([user] * len(candidates), candidates, history)
-        if filter_seen:
-            seen = self.seen_items(user, history)
-            keep = np.array([c not in seen for c in candidates], dtype=bool)
-            candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
-            scores = scores[keep]
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [candidates[i] for i in order], scores[order]
+        exclude = self.seen_items(user, history) if filter_seen else set()
+        return top_candidates(candidates, scores, k, exclude)
 
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         """Items most similar to ``item`` (itself excluded) as ``(ids, scores)``."""
@@ -451,6 +446,19 @@ def history_from_json(data: dict[str, Any]) -> Interactions:
             [pd.Timestamp(v) if isinstance(v, str) else v for v in frame[name]], dtype=object
         )
     return Interactions(frame)
+
+
+def top_candidates(
+    candidates: Sequence[Hashable], scores: np.ndarray, k: int, exclude: set[Hashable]
+) -> tuple[list[Hashable], np.ndarray]:
+    """The ``k`` best of ``candidates`` not in ``exclude`` as ``(ids, scores)``, best first (ties
+    keep the candidates' order)."""
+    if exclude:
+        keep = np.array([c not in exclude for c in candidates], dtype=bool)
+        candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
+        scores = scores[keep]
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [candidates[i] for i in order], scores[order]
 
 
 def seen_by_user(interactions: Interactions) -> dict[Hashable, set[Hashable]]:

@@ -60,6 +60,7 @@ from dayzero.recommend.contract import (
     history_to_json,
     register,
     seen_by_user,
+    top_candidates,
 )
 from dayzero.recommend.features import TokenEncoder
 from dayzero.recommend.text_encoding import OwnsTextEncoder
@@ -1045,12 +1046,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
                 scores = self._popularity(self.item_map_.to_internal(candidates, missing=-1))
             else:
                 scores = self._scores(state, *self._lookup(candidates, entities))
-        blocked = set(history if exclude is None else exclude)
-        keep = np.array([c not in blocked for c in candidates], dtype=bool)
-        candidates = [c for c, m in zip(candidates, keep, strict=True) if m]
-        scores = scores[keep]
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [candidates[i] for i in order], scores[order]
+        return top_candidates(candidates, scores, k, set(history if exclude is None else exclude))
 
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         """Items whose vectors are closest in cosine to ``item``'s (itself excluded)."""

@@ -325,17 +325,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         i_idx = self.item_map_.to_internal(inter.frame["item"])
         values = inter.values.astype(np.float32)
         self.global_mean_ = float(values.mean())
-        self.network_ = HybridTowers(
-            self.item_content_.shape[1],
-            self.user_content_.shape[1],
-            self.n_known_items_,
-            self.n_known_users_,
-            self.towers_.dim,
-            self.towers_.hidden,
-            self.towers_.dropout,
-            self.global_mean_,
-            self.item_tokens_.size,
-        )
+        self.network_ = self._new_network()
         self._fit_frame = (u_idx, i_idx, values)
         self._val_cache = None
         train_rows, val = self._carve_validation(u_idx, rng)
@@ -552,6 +542,20 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         frame = self._fit_frame
         return frame[0][val_rows], frame[1][val_rows], frame[2][val_rows]
 
+    def _new_network(self) -> HybridTowers:
+        """Untrained towers sized by the fitted content, id counts and settings."""
+        return HybridTowers(
+            self.item_content_.shape[1],
+            self.user_content_.shape[1],
+            self.n_known_items_,
+            self.n_known_users_,
+            self.towers_.dim,
+            self.towers_.hidden,
+            self.towers_.dropout,
+            self.global_mean_,
+            self.item_tokens_.size,
+        )
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def _refresh_item_vectors(self) -> None:
@@ -560,6 +564,19 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.item_vectors_ = self.network_.items(
             item_content, self._item_rows(), self._token_tensors()
         )
+
+    def _put_profile_texts(
+        self, content: np.ndarray, users: Sequence[Hashable], texts: dict[Hashable, str]
+    ) -> None:
+        """Replace, in place, the content rows of ``users`` that have a profile sentence in
+        ``texts`` with its embedding (zero-padded to the content width)."""
+        described = [k for k, u in enumerate(users) if u in texts]
+        if described:
+            vectors = self._text_encoder().encode(
+                [texts[users[k]] for k in described], normalize=True
+            )
+            content[described] = 0.0
+            content[described, : vectors.shape[1]] = vectors
 
     @torch.no_grad()
     def _user_vectors(
@@ -585,13 +602,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if unknown and self.users_ is not None:
             fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
             content[pending] = fresh
-        described = [k for k, u in enumerate(users) if u in texts]
-        if described:
-            vectors = self._text_encoder().encode(
-                [texts[users[k]] for k in described], normalize=True
-            )
-            content[described] = 0.0
-            content[described, : vectors.shape[1]] = vectors
+        self._put_profile_texts(content, users, texts)
         id_rows = np.where(rows < self.n_known_users_, rows, -1)
         h_user, h_item, h_value = [], [], []
         for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
@@ -968,14 +979,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     def _append_users(self, new: list[Hashable]) -> None:
         """Add users to the id map with content from their record or profile sentence."""
         content = self._content(self.users_, new, self.user_template_, self.user_attributes_)
-        texts = getattr(self, "user_texts_", {})
-        described = [k for k, u in enumerate(new) if u in texts]
-        if described:
-            vectors = self._text_encoder().encode(
-                [texts[new[k]] for k in described], normalize=True
-            )
-            content[described] = 0.0
-            content[described, : vectors.shape[1]] = vectors
+        self._put_profile_texts(content, new, getattr(self, "user_texts_", {}))
         self.user_map_.add(new)
         self.user_content_ = np.vstack([self.user_content_, content]).astype(np.float32)
 
@@ -1068,17 +1072,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if extras.get("user_texts"):
             self.user_texts_ = {u: t for u, t in extras["user_texts"]}
         self.items_ = self.users_ = None
-        self.network_ = HybridTowers(
-            self.item_content_.shape[1],
-            self.user_content_.shape[1],
-            self.n_known_items_,
-            self.n_known_users_,
-            self.towers_.dim,
-            self.towers_.hidden,
-            self.towers_.dropout,
-            self.global_mean_,
-            self.item_tokens_.size,
-        )
+        self.network_ = self._new_network()
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network_.load_state_dict(state)
         self.network_.eval()
