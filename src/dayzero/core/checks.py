@@ -1,4 +1,5 @@
-"""Input checks shared by the metric functions: every error names the argument at fault."""
+"""Input checks shared by the metric functions, models and encoders: every error names the
+argument at fault."""
 
 from __future__ import annotations
 
@@ -50,6 +51,26 @@ def check_k(k: object, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"{name} must be a positive integer, got {k!r}")
     return int(k)
+
+
+def positive_int(value: object, name: str, *, numpy_ints: bool = False) -> int:
+    """``value`` as an int >= 1; ``bool`` is refused, numpy integers only with ``numpy_ints``
+    (a parameter that is saved as JSON must be a Python int)."""
+    kinds = int | np.integer if numpy_ints else int
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def text_list(texts: Iterable[str], name: str = "texts") -> list[str]:
+    """``texts`` as a list of str; a single string (or bytes) is refused, not split."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of str, got a single {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] is {type(text).__name__}, expected str")
+    return texts
 
 
 def binary_labels(name: str, y: object) -> np.ndarray:

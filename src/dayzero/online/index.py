@@ -51,6 +51,7 @@ from dayzero.core.artifact import (
     load_artifact,
     save_artifact,
 )
+from dayzero.core.checks import positive_int
 
 __all__ = ["VectorIndex"]
 
@@ -541,8 +542,7 @@ def _filter(
 
 
 def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    positive_int(value, name, numpy_ints=True)
 
 
 def _check_ids(ids: Sequence[str], name: str) -> list[str]:

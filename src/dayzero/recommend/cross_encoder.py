@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dayzero.core.checks import positive_int
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.core.templates import Template, entity_template, format_value
 from dayzero.recommend.contract import (
@@ -125,8 +126,7 @@ class _Ratings:
 
 
 def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"cross-encoder: `{name}` must be a positive int, got {value!r}")
+    positive_int(value, f"cross-encoder: `{name}`")
 
 
 @dataclass(frozen=True)

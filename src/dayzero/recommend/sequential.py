@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dayzero.core.checks import positive_int
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 from dayzero.core.templates import FieldSpec, Template
 from dayzero.recommend.contract import (
@@ -459,9 +460,7 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
         positive = [(network, n) for n in ("hidden", "layers", "heads", "max_len")]
         positive += [(training, "epochs"), (training, "batch_size"), (content, "token_min_count")]
         for config, name in positive:
-            value = getattr(config, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"sequential: `{name}` must be a positive int, got {value!r}")
+            positive_int(getattr(config, name), f"sequential: `{name}`")
         for config, name in (
             (network, "dropout"),
             (network, "id_dropout"),

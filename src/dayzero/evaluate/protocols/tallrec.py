@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from dayzero.core.checks import check_k
 from dayzero.core.schema import ITEM, TIMESTAMP, USER, VALUE
 from dayzero.datasets._files import dataset_dir, require_file
 from dayzero.datasets.labelled import SPLIT, LabelledFrame
@@ -100,12 +101,6 @@ def movie_names(path: str | os.PathLike | None = None) -> dict[int, str]:
     }
 
 
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def build_records(interactions: pd.DataFrame, history_length: int = HISTORY_LENGTH) -> pd.DataFrame:
     """Every (previous ``history_length`` interactions, target) record of every user.
 
@@ -124,7 +119,7 @@ def build_records(interactions: pd.DataFrame, history_length: int = HISTORY_LENG
         (lists, oldest first), ``target_item``, ``target_rating``, ``target_timestamp``.
         A user with ``n`` interactions gives ``max(0, n - history_length)`` records.
     """
-    history_length = _positive_int("history_length", history_length)
+    history_length = check_k(history_length, "history_length")
     missing = [c for c in (USER, ITEM, VALUE, TIMESTAMP) if c not in interactions.columns]
     if missing:
         raise ValueError(
@@ -171,7 +166,7 @@ def split_records(records: pd.DataFrame, keep_last: int = KEEP_LAST) -> dict[str
         ``{"train", "valid", "test"}`` -> consecutive slices: with ``n`` kept records, train is
         the first ``int(0.8 n)``, valid the next ``int(0.9 n) - int(0.8 n)``, test the rest.
     """
-    keep_last = _positive_int("keep_last", keep_last)
+    keep_last = check_k(keep_last, "keep_last")
     kept = records.iloc[max(0, len(records) - keep_last) :].reset_index(drop=True)
     n = len(kept)
     cuts = [0, int(n * 0.8), int(n * 0.9), n]
