@@ -61,3 +61,16 @@ def test_to_entities_types_features():
     assert entities.kind == "applicant"
     assert entities.fields == {"text": "text", "amount": "numeric"}
     assert len(entities) == 4
+
+
+def test_from_splits_concatenates_parts_in_order_with_a_split_column():
+    parts = {
+        "train": pd.DataFrame({"text": ["a", "b"], "label": [0, 1]}),
+        "valid": pd.DataFrame({"text": ["c"], "label": [1]}),
+    }
+    data = LabelledFrame.from_splits(parts, "label", ["text"], [0, 1], "toy", class_names={0: "n"})
+    assert data.frame.columns.tolist() == ["text", "label", "split"]
+    assert data.frame["split"].tolist() == ["train", "train", "valid"]
+    assert data.frame.index.tolist() == [0, 1, 2] and data.features == ["text"]
+    assert data.split_column == "split" and data.class_names == {0: "n"}
+    assert "split" not in parts["train"].columns

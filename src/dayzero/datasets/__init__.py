@@ -29,6 +29,7 @@ from dayzero.datasets.citeulike import load_citeulike
 from dayzero.datasets.german_credit import load_german_credit
 from dayzero.datasets.labelled import LabelledFrame
 from dayzero.datasets.movielens100k import load_ml100k
+from dayzero.datasets.restaurant import FILES as RESTAURANT_FILES
 from dayzero.datasets.restaurant import load_restaurant, read_restaurant_ratings
 from dayzero.datasets.sentiment import (
     load_chnsenticorp,
@@ -196,16 +197,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "restaurant-uci",
             "restaurant-uci",
             load_restaurant,
-            (
-                "rating_final.csv",
-                "userprofile.csv",
-                "usercuisine.csv",
-                "userpayment.csv",
-                "geoplaces2.csv",
-                "chefmozcuisine.csv",
-                "chefmozaccepts.csv",
-                "chefmozparking.csv",
-            ),
+            RESTAURANT_FILES,
             "CC BY 4.0 (Vargas-Govea et al. 2011, UCI)",
             "Restaurant & consumer data: 1,161 ratings by 138 diners on 130 restaurants",
             shipped=True,

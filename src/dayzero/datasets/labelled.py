@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -81,6 +82,29 @@ class LabelledFrame:
                 f"{self.name}: target {self.target!r} has values {unknown[:5]} outside "
                 f"classes {self.classes}; add them to classes or fix the labels"
             )
+
+    @classmethod
+    def from_splits(
+        cls,
+        parts: Mapping[str, pd.DataFrame],
+        target: str,
+        text_columns: list[str],
+        classes: list,
+        name: str,
+        **options: Any,
+    ) -> LabelledFrame:
+        """One frame of the source-defined splits ``parts`` (split name -> rows, in order), its
+        ``split`` column naming each row's part; ``options`` are the other fields.
+
+        >>> parts = {"train": pd.DataFrame({"text": ["up"], "label": [1]}),
+        ...          "valid": pd.DataFrame({"text": ["down"], "label": [0]})}
+        >>> LabelledFrame.from_splits(parts, "label", ["text"], [0, 1], "toy").splits
+        ['train', 'valid']
+        """
+        frame = pd.concat(
+            [part.assign(**{SPLIT: split}) for split, part in parts.items()], ignore_index=True
+        )
+        return cls(frame, target, text_columns, classes, name, split_column=SPLIT, **options)
 
     def __len__(self) -> int:
         return len(self.frame)

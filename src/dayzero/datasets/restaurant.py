@@ -171,21 +171,37 @@ def _with_lists(frame: pd.DataFrame, lists: dict[str, pd.Series]) -> pd.DataFram
     return frame
 
 
+def _typed_table(
+    frame: pd.DataFrame,
+    id_column: str,
+    integer_ids: bool,
+    fields: dict[str, FieldKind],
+    file: Path,
+    line_of,
+) -> pd.DataFrame:
+    """``frame`` indexed by its ids (integers, or stripped text) with its numeric and boolean
+    ``fields`` parsed; a field missing from the header is an error."""
+    missing = [c for c in fields if c not in frame.columns and c not in _LIST_FIELDS]
+    if missing:
+        raise MalformedDataError(file, 1, f"header lacks columns {missing}", _FIX)
+    if integer_ids:
+        frame[id_column] = to_number(frame, id_column, file, _FIX, line_of, integer=True)
+    else:
+        frame[id_column] = frame[id_column].str.strip()
+    for column, kind in fields.items():
+        if kind == "numeric":
+            frame[column] = to_number(frame, column, file, _FIX, line_of, allow_missing=True)
+        elif kind == "boolean":
+            frame[column] = to_boolean(frame, column, file, _FIX, line_of)
+    return frame.set_index(id_column)
+
+
 def _read_users(files: dict[str, Path], rating_users: pd.Series) -> Entities:
     file = files["userprofile.csv"]
     profile = read_csv(file, columns=["userID"], dtype=str, na_values=MISSING, fix=_FIX)
     line_of = header_line_of(file)
     check_complete(profile, ["userID"], file, _FIX, line_of)
-    missing = [c for c in USER_FIELDS if c not in profile.columns and c not in _LIST_FIELDS]
-    if missing:
-        raise MalformedDataError(file, 1, f"header lacks columns {missing}", _FIX)
-    profile["userID"] = profile["userID"].str.strip()
-    for column, kind in USER_FIELDS.items():
-        if kind == "numeric":
-            profile[column] = to_number(profile, column, file, _FIX, line_of, allow_missing=True)
-        elif kind == "boolean":
-            profile[column] = to_boolean(profile, column, file, _FIX, line_of)
-    profile = profile.set_index("userID")
+    profile = _typed_table(profile, "userID", False, USER_FIELDS, file, line_of)
     cuisines = _lists(files["usercuisine.csv"], "userID", "Rcuisine", integer_ids=False)
     payments = _lists(files["userpayment.csv"], "userID", "Upayment", integer_ids=False)
     # Three raters have no profile row; they still get an entity (lists only) so every user in
@@ -212,16 +228,7 @@ def _read_items(files: dict[str, Path]) -> Entities:
         file, columns=["placeID"], dtype=str, na_values=MISSING, encoding="latin-1", fix=_FIX
     )
     line_of = header_line_of(file, encoding="latin-1")
-    missing = [c for c in ITEM_FIELDS if c not in places.columns and c not in _LIST_FIELDS]
-    if missing:
-        raise MalformedDataError(file, 1, f"header lacks columns {missing}", _FIX)
-    places["placeID"] = to_number(places, "placeID", file, _FIX, line_of, integer=True)
-    for column, kind in ITEM_FIELDS.items():
-        if kind == "numeric":
-            places[column] = to_number(places, column, file, _FIX, line_of, allow_missing=True)
-        elif kind == "boolean":
-            places[column] = to_boolean(places, column, file, _FIX, line_of)
-    places = places.set_index("placeID")
+    places = _typed_table(places, "placeID", True, ITEM_FIELDS, file, line_of)
     lists = {
         "cuisines": _lists(files["chefmozcuisine.csv"], "placeID", "Rcuisine", integer_ids=True),
         "payments": _lists(files["chefmozaccepts.csv"], "placeID", "Rpayment", integer_ids=True),

@@ -19,7 +19,7 @@ from dayzero.datasets._read import (
     read_csv,
     to_number,
 )
-from dayzero.datasets.labelled import SPLIT, LabelledFrame
+from dayzero.datasets.labelled import LabelledFrame
 
 PHRASEBANK_FOLDER = "financial-phrasebank"
 PHRASEBANK_FILES = {"50agree": "all-data.csv", "allagree": "financial_phrasebank_ishu.csv"}
@@ -135,20 +135,18 @@ def load_twitter_financial_news(path: str | os.PathLike | None = None) -> Labell
     """
     directory = dataset_dir(TWITTER_FOLDER, path)
     fix = "restore sent_train.csv / sent_valid.csv (columns text,label)"
-    parts = []
-    for split, name in TWITTER_FILES.items():
-        part = _read_text_label(
+    parts = {
+        split: _read_text_label(
             require_file(directory, name), "text", list(TWITTER_NAMES), fix, False
         )
-        part[SPLIT] = split
-        parts.append(part)
-    return LabelledFrame(
-        pd.concat(parts, ignore_index=True),
+        for split, name in TWITTER_FILES.items()
+    }
+    return LabelledFrame.from_splits(
+        parts,
         "label",
         ["text"],
         list(TWITTER_NAMES),
         "twitter-financial-news",
-        split_column=SPLIT,
         class_names=dict(TWITTER_NAMES),
     )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dayzero.datasets._files import MalformedDataError, dataset_dir, require_file
-from dayzero.datasets.labelled import SPLIT, LabelledFrame
+from dayzero.datasets.labelled import LabelledFrame
 
 FOLDER = "tallrec-movie"
 FILES = {"valid": "valid.json", "test": "test.json"}
@@ -129,20 +129,26 @@ def load_tallrec_movie(path: str | os.PathLike | None = None) -> LabelledFrame:
         names the file and the line the example starts on.
     """
     directory = dataset_dir(FOLDER, path)
-    parts = []
-    for split, name in FILES.items():
-        part = _read_split(require_file(directory, name))
-        part[SPLIT] = split
-        parts.append(part)
-    return LabelledFrame(
-        pd.concat(parts, ignore_index=True),
+    parts = {split: _read_split(require_file(directory, name)) for split, name in FILES.items()}
+    return tallrec_frame(parts, "tallrec-movie")
+
+
+def tallrec_frame(
+    parts: dict[str, pd.DataFrame], name: str, extra_columns: list[str] | None = None
+) -> LabelledFrame:
+    """TALLRec examples of each split (name -> rows) as one :class:`LabelledFrame`.
+
+    ``X`` holds ``input``, ``liked``, ``disliked`` and ``target_title``, ``y`` is ``label`` (1 =
+    ``"Yes."``); ``instruction``, ``output`` and ``extra_columns`` are kept for reference.
+    """
+    return LabelledFrame.from_splits(
+        parts,
         "label",
         ["input"],
         [0, 1],
-        "tallrec-movie",
+        name,
         features=["input", "liked", "disliked", "target_title"],
-        split_column=SPLIT,
         class_names={0: "No.", 1: "Yes."},
-        extra_columns=["instruction", "output"],
+        extra_columns=["instruction", "output", *(extra_columns or [])],
         kinds={"liked": "multi", "disliked": "multi", "target_title": "text"},
     )

@@ -30,6 +30,7 @@ from dayzero.datasets._files import dataset_dir, require_file
 from dayzero.datasets.labelled import SPLIT, LabelledFrame
 from dayzero.datasets.movielens100k import FOLDER as ML100K_FOLDER
 from dayzero.datasets.movielens100k import UNKNOWN_MARKERS, load_ml100k, read_atomic
+from dayzero.datasets.tallrec import tallrec_frame
 
 HISTORY_LENGTH = 10
 KEEP_LAST = 10_000
@@ -235,23 +236,11 @@ def build_tallrec_movie(
     records = build_records(dataset.interactions.frame)
     parts = split_records(records, keep_last)
     names = movie_names(path)
-    frames = []
-    for split, part in parts.items():
-        rendered = render_records(part, names)
-        rendered[SPLIT] = split
-        frames.append(rendered)
-    return LabelledFrame(
-        pd.concat(frames, ignore_index=True),
-        "label",
-        ["input"],
-        [0, 1],
+    rendered = {split: render_records(part, names) for split, part in parts.items()}
+    return tallrec_frame(
+        rendered,
         "tallrec-movie-rebuilt",
-        features=["input", "liked", "disliked", "target_title"],
-        split_column=SPLIT,
-        class_names={0: "No.", 1: "Yes."},
-        extra_columns=[
-            "instruction",
-            "output",
+        [
             USER,
             "history_items",
             "history_ratings",
@@ -259,7 +248,6 @@ def build_tallrec_movie(
             "target_rating",
             "target_timestamp",
         ],
-        kinds={"liked": "multi", "disliked": "multi", "target_title": "text"},
     )
 
 
