@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,15 +94,9 @@ class RankingResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "candidates": self.candidates,
-            "n_candidates": self.n_candidates,
-            "users": self.users,
-            "metrics": self.metrics,
-            "ci": {k: list(v) for k, v in self.ci.items()},
-            "chance": self.chance,
-            "seconds": self.seconds,
-        }
+        out = asdict(self)
+        out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        return out
 
 
 def top_k(

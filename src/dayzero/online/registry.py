@@ -168,11 +168,11 @@ class ModelRegistry:
             manifest = {"format": 1, "created": _now(), "files": files}
             _write_file(staging / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
             (staging / _PUBLISH_LOCK).unlink()
-            _fsync_dir(staging)
+            _fsync(staging)
             with self._locked():
                 name = self._next_name()
                 os.rename(staging, self.root / name)
-                _fsync_dir(self.root)
+                _fsync(self.root)
             return name
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -522,12 +522,12 @@ def _tree(folder: Path) -> list[str]:
 def _hash_tree(folder: Path, skip: set[str]) -> dict[str, dict[str, Any]]:
     files = {}
     for sub in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
-        _fsync_dir(sub)
+        _fsync(sub)
     for rel in _tree(folder):
         if rel in skip:
             continue
         path = folder / rel
-        _fsync_file(path)
+        _fsync(path)
         files[rel] = {"sha256": _sha256(path), "size": path.stat().st_size}
     return files
 
@@ -551,18 +551,11 @@ def _replace_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     _write_file(tmp, text)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename or a new file in it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

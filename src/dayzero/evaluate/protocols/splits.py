@@ -154,6 +154,25 @@ def _users_without_query(frame: pd.DataFrame, new_rows: np.ndarray, support: np.
     return len(with_rows - with_query)
 
 
+def _cold_start_split(
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    train: np.ndarray,
+    test: np.ndarray,
+    support: np.ndarray,
+    protocol: str,
+    params: dict[str, Any],
+) -> ColdStartSplit:
+    """The split of ``frame``'s rows: ``train`` as the training dataset (entity tables kept),
+    ``test`` by segment with the new users' ``support``."""
+    return ColdStartSplit(
+        train=dataset.with_interactions(Interactions(frame.loc[train])),
+        segments=_segments(frame, train, test, support),
+        protocol=protocol,
+        params=params,
+    )
+
+
 # --- protocols ------------------------------------------------------------------------------------
 
 
@@ -255,12 +274,7 @@ def holdout_split(
         ),
         "new_users_without_query": _users_without_query(frame, new_user_rows, support),
     }
-    return ColdStartSplit(
-        train=dataset.with_interactions(Interactions(frame.loc[train])),
-        segments=_segments(frame, train, test, support),
-        protocol="holdout",
-        params=params,
-    )
+    return _cold_start_split(dataset, frame, train, test, support, "holdout", params)
 
 
 def kshot_users_split(
@@ -327,12 +341,7 @@ def kshot_users_split(
         "dropped_users": len(too_few),
         "dropped_interactions": int(dropped.sum()),
     }
-    return ColdStartSplit(
-        train=dataset.with_interactions(Interactions(frame.loc[train])),
-        segments=_segments(frame, train, test, support),
-        protocol="kshot_users",
-        params=params,
-    )
+    return _cold_start_split(dataset, frame, train, test, support, "kshot_users", params)
 
 
 def temporal_split(dataset: Dataset, cutoff: Any, support_k: int = 0) -> ColdStartSplit:
@@ -397,12 +406,7 @@ def temporal_split(dataset: Dataset, cutoff: Any, support_k: int = 0) -> ColdSta
         "support_k": support_k,
         "new_users_without_query": _users_without_query(frame, new_user_rows, support),
     }
-    return ColdStartSplit(
-        train=dataset.with_interactions(Interactions(frame.loc[train])),
-        segments=_segments(frame, train, test, support),
-        protocol="temporal",
-        params=params,
-    )
+    return _cold_start_split(dataset, frame, train, test, support, "temporal", params)
 
 
 # --- few-shot sampling of labelled rows -----------------------------------------------------------
