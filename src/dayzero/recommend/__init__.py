@@ -6,9 +6,7 @@ torch. ``REGISTRY`` maps model names (``"two-tower"``, ``"item-mean"``, ...) to 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from dayzero.core.lazy import lazy_exports
 from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender, register
 
 _EXPORTS = {
@@ -45,12 +43,4 @@ __all__ = [  # noqa: RUF022 - the contract first, then the models
     "VectorServable",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dayzero.recommend' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -6,8 +6,7 @@ not pay for importing transformers.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from dayzero.core.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MODEL": "dayzero.text.encoder",
@@ -21,12 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dayzero.text' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
