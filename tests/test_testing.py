@@ -13,7 +13,7 @@ from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.core.templates import Template
 from dayzero.recommend.baselines.means import ItemMean
 from dayzero.recommend.contract import REGISTRY, Recommender
-from dayzero.testing import CHECKS, check_recommender, make_contract_catalogue
+from dayzero.testing import CHECKS, catalogue_entities, check_recommender, make_contract_catalogue
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -226,3 +226,12 @@ def test_a_recommender_without_fold_in_skips_those_checks(registered):
     assert results["partial_fit_items"].startswith("skipped: partial_fit_items")
     assert results["save_load_after_partial_fit"].startswith("skipped")
     assert results["fit_idempotent"] == results["save_load"] == "passed"
+
+
+def test_catalogue_entities_reveal_the_groups_and_add_the_cold_items():
+    users, items = catalogue_entities(["ua"], ["ub1", "ub2"], ["a0"], ["r0", "r1"])
+    assert users.kind == "user" and users.frame["segment"].tolist() == ["A", "B", "B"]
+    assert list(items.ids) == ["a0", "a_cold", "r0", "r1", "r_cold"]
+    assert items.fields == {"title": "text", "genre": "multi", "year": "categorical"}
+    assert items.frame.loc["a_cold", "title"].startswith("explosions")
+    assert items.frame.loc["r1", "genre"] == ["Romance", "Drama"]

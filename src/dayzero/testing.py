@@ -82,9 +82,15 @@ import pandas as pd
 from dayzero.core.artifact import CONFIG_FILE, PICKLE_SUFFIXES, artifact_kind
 from dayzero.core.config import as_dict
 from dayzero.core.schema import Dataset, Entities, Interactions
-from dayzero.recommend.contract import NotFittedError, Recommender
+from dayzero.recommend.contract import NotFittedError, Recommender, seen_by_user
 
-__all__ = ["CHECKS", "ContractCatalogue", "check_recommender", "make_contract_catalogue"]
+__all__ = [
+    "CHECKS",
+    "ContractCatalogue",
+    "catalogue_entities",
+    "check_recommender",
+    "make_contract_catalogue",
+]
 
 ACTION_TEXT = "explosions car chase fight gun hero"
 ROMANCE_TEXT = "love kiss wedding romance heart couple"
@@ -107,6 +113,8 @@ class ContractCatalogue:
         Items of each group with interactions.
     cold_action, cold_romance : str
         Items with fields but no interactions.
+    training_items : dict
+        User -> the items of their training interactions (what ``filter_seen`` drops).
     """
 
     dataset: Dataset
@@ -136,6 +144,29 @@ def _item_frame(ids: list[str], action: bool) -> pd.DataFrame:
     )
 
 
+def catalogue_entities(
+    users_a: Sequence[str], users_b: Sequence[str], action: Sequence[str], romance: Sequence[str]
+) -> tuple[Entities, Entities]:
+    """The user and item tables of a catalogue of two groups: users with a ``segment`` field
+    (``"A"`` / ``"B"``), items with a title, genres and year that reveal their group, plus the
+    cold items ``a_cold`` and ``r_cold`` (fields only).
+
+    Returns
+    -------
+    tuple of Entities
+        ``(users, items)``.
+    """
+    items = pd.concat(
+        [_item_frame([*action, "a_cold"], True), _item_frame([*romance, "r_cold"], False)]
+    )
+    item_entities = Entities.from_frame(items, "id", dict(ITEM_FIELDS))
+    users = pd.DataFrame(
+        {"id": [*users_a, *users_b], "segment": ["A"] * len(users_a) + ["B"] * len(users_b)}
+    )
+    user_entities = Entities.from_frame(users, "id", {"segment": "categorical"}, kind="user")
+    return user_entities, item_entities
+
+
 def make_contract_catalogue(seed: int = 0, n_users: int = 8, n_items: int = 6) -> ContractCatalogue:
     """Two user groups with opposite tastes over two item groups, where the right answer is known.
 
@@ -163,21 +194,11 @@ def make_contract_catalogue(seed: int = 0, n_users: int = 8, n_items: int = 6) -
                 value = float(rng.integers(4, 6) if liked else rng.integers(1, 3))
                 clock += int(rng.integers(1, 100))
                 rows.append((user, str(item), value, clock))
-    items = pd.concat(
-        [_item_frame([*action, "a_cold"], True), _item_frame([*romance, "r_cold"], False)]
-    )
-    item_entities = Entities.from_frame(items, "id", dict(ITEM_FIELDS))
-    users = pd.DataFrame(
-        {"id": users_a + users_b, "segment": ["A"] * len(users_a) + ["B"] * len(users_b)}
-    )
-    user_entities = Entities.from_frame(users, "id", {"segment": "categorical"}, kind="user")
+    user_entities, item_entities = catalogue_entities(users_a, users_b, action, romance)
     inter = Interactions.from_records(rows)
-    training_items = {
-        u: set(g.tolist()) for u, g in inter.frame.groupby("user", sort=False)["item"]
-    }
     dataset = Dataset(inter, users=user_entities, items=item_entities)
     return ContractCatalogue(
-        dataset, users_a, users_b, action, romance, "a_cold", "r_cold", training_items
+        dataset, users_a, users_b, action, romance, "a_cold", "r_cold", seen_by_user(inter)
     )
 
 

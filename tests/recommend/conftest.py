@@ -7,14 +7,12 @@ fields but no interactions (cold items); users carry a ``segment`` field that re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 import pytest
 
-from dayzero.core.schema import Dataset, Entities, Interactions
-from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender
+from dayzero.core.schema import Dataset, Interactions
+from dayzero.recommend.contract import REGISTRY, Recommender, make_recommender, seen_by_user
+from dayzero.testing import ContractCatalogue, catalogue_entities
 
 BASELINE_MODULES = {
     "means",
@@ -33,38 +31,9 @@ FAST_PARAMS: dict[str, dict] = {
     "content-knn": {"k_neighbors": 10},
     "feature-hybrid": {"factors": 8, "epochs": 60, "lr": 0.05, "batch_size": 64},
 }
-ACTION_TEXT = "explosions car chase fight gun hero"
-ROMANCE_TEXT = "love kiss wedding romance heart couple"
 
 
-@dataclass
-class Catalogue:
-    dataset: Dataset
-    users_a: list[str]
-    users_b: list[str]
-    action: list[str]
-    romance: list[str]
-    cold_action: str = "a_cold"
-    cold_romance: str = "r_cold"
-
-    def items_entities(self, ids: list[str]) -> Entities:
-        return self.dataset.items.subset(ids)
-
-
-def _item_frame(ids: list[str], action: bool) -> pd.DataFrame:
-    text = ACTION_TEXT if action else ROMANCE_TEXT
-    genre = ["Action", "Thriller"] if action else ["Romance", "Drama"]
-    return pd.DataFrame(
-        {
-            "id": ids,
-            "title": [f"{text} {i}" for i in ids],
-            "genre": [genre] * len(ids),
-            "year": ["1999"] * len(ids),
-        }
-    )
-
-
-def make_catalogue(seed: int = 0) -> Catalogue:
+def make_catalogue(seed: int = 0) -> ContractCatalogue:
     rng = np.random.default_rng(seed)
     users_a = [f"ua{i}" for i in range(10)]
     users_b = [f"ub{i}" for i in range(10)]
@@ -78,25 +47,16 @@ def make_catalogue(seed: int = 0) -> Catalogue:
                 liked = (item in action) == likes_action
                 value = float(rng.integers(4, 6) if liked else rng.integers(1, 3))
                 rows.append((user, item, value))
-    items = pd.concat(
-        [
-            _item_frame([*action, "a_cold"], True),
-            _item_frame([*romance, "r_cold"], False),
-        ]
+    users, items = catalogue_entities(users_a, users_b, action, romance)
+    inter = Interactions.from_records(rows)
+    dataset = Dataset(inter, users=users, items=items)
+    return ContractCatalogue(
+        dataset, users_a, users_b, action, romance, "a_cold", "r_cold", seen_by_user(inter)
     )
-    item_entities = Entities.from_frame(
-        items, "id", {"title": "text", "genre": "multi", "year": "categorical"}
-    )
-    users = pd.DataFrame(
-        {"id": users_a + users_b, "segment": ["A"] * len(users_a) + ["B"] * len(users_b)}
-    )
-    user_entities = Entities.from_frame(users, "id", {"segment": "categorical"}, kind="user")
-    dataset = Dataset(Interactions.from_records(rows), users=user_entities, items=item_entities)
-    return Catalogue(dataset, users_a, users_b, action, romance)
 
 
 @pytest.fixture(scope="session")
-def catalogue() -> Catalogue:
+def catalogue() -> ContractCatalogue:
     return make_catalogue()
 
 

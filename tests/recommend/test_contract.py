@@ -136,7 +136,7 @@ def test_partial_fit_makes_unknown_entities_known(name, catalogue):
         ("ua1", "brand-new", 4.0),
         ("ub0", "brand-new", 1.0),
     ]
-    entities = catalogue.items_entities(["a0"])
+    entities = catalogue.dataset.items.subset(["a0"])
     entities.frame.index = ["brand-new"]
     model.partial_fit_items(entities, Interactions.from_records(new_item_rows))
     assert "brand-new" in model.item_map_

@@ -200,7 +200,7 @@ def _quick(tiny_bert_dir, **override) -> CrossEncoderRecommender:
 
 
 def _new_item(catalogue) -> Entities:
-    entities = catalogue.items_entities(["a0"])
+    entities = catalogue.dataset.items.subset(["a0"])
     entities.frame.index = ["a_new"]
     return entities
 
