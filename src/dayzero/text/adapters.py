@@ -298,12 +298,18 @@ def _lora_targets(model: nn.Module, targets: list[str] | None) -> list[str] | st
     return list(known) if known else "all-linear"
 
 
-def _lora_options(model: nn.Module, config: LoraConfig | AdaLoraConfig) -> dict[str, Any]:
-    """peft arguments of the options LoRA and AdaLoRA share (scale, dropout, target layers)."""
+def _peft_model(model: nn.Module, config_class: str, **options: Any) -> nn.Module:
+    """``model`` wrapped by peft with the adapter ``peft.<config_class>(**options)`` for feature
+    extraction (the bare encoder's hidden states)."""
     import peft
 
+    config = getattr(peft, config_class)(task_type=peft.TaskType.FEATURE_EXTRACTION, **options)
+    return peft.get_peft_model(model, config)
+
+
+def _lora_options(model: nn.Module, config: LoraConfig | AdaLoraConfig) -> dict[str, Any]:
+    """peft arguments of the options LoRA and AdaLoRA share (scale, dropout, target layers)."""
     return {
-        "task_type": peft.TaskType.FEATURE_EXTRACTION,
         "lora_alpha": config.alpha,
         "lora_dropout": config.dropout,
         "target_modules": _lora_targets(model, config.target_modules),
@@ -311,16 +317,13 @@ def _lora_options(model: nn.Module, config: LoraConfig | AdaLoraConfig) -> dict[
 
 
 def _apply_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
-    import peft
-
-    peft_config = peft.LoraConfig(r=config.r, **_lora_options(model, config))
-    return peft.get_peft_model(model, peft_config)
+    return _peft_model(model, "LoraConfig", r=config.r, **_lora_options(model, config))
 
 
 def _apply_adalora(model: nn.Module, config: AdaLoraConfig) -> nn.Module:
-    import peft
-
-    peft_config = peft.AdaLoraConfig(
+    return _peft_model(
+        model,
+        "AdaLoraConfig",
         init_r=config.init_r,
         target_r=config.target_r,
         tinit=config.tinit,
@@ -332,28 +335,19 @@ def _apply_adalora(model: nn.Module, config: AdaLoraConfig) -> nn.Module:
         orth_reg_weight=config.orth_reg_weight,
         **_lora_options(model, config),
     )
-    return peft.get_peft_model(model, peft_config)
 
 
 def _apply_ia3(model: nn.Module, config: IA3Config) -> nn.Module:
-    import peft
-
-    peft_config = peft.IA3Config(
-        task_type=peft.TaskType.FEATURE_EXTRACTION,
+    return _peft_model(
+        model,
+        "IA3Config",
         target_modules=config.target_modules,
         feedforward_modules=config.feedforward_modules,
     )
-    return peft.get_peft_model(model, peft_config)
 
 
 def _apply_prefix(model: nn.Module, config: PrefixConfig) -> nn.Module:
-    import peft
-
-    peft_config = peft.PrefixTuningConfig(
-        task_type=peft.TaskType.FEATURE_EXTRACTION,
-        num_virtual_tokens=config.num_virtual_tokens,
-    )
-    return peft.get_peft_model(model, peft_config)
+    return _peft_model(model, "PrefixTuningConfig", num_virtual_tokens=config.num_virtual_tokens)
 
 
 STRATEGIES: dict[str, StrategySpec] = {
