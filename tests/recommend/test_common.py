@@ -81,3 +81,11 @@ def test_pair_scores_calls_once_per_user_with_unknown_items_as_minus_one():
     items = IdMap(["a", "b"])
     out = _common.pair_scores(items, ["u", "v", "u"], ["b", "a", "zz"], score)
     assert out.tolist() == [10.0, 0.0, -10.0] and calls == ["u", "v"]
+
+
+def test_most_similar_excludes_the_item_and_keeps_id_order_on_ties():
+    vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    sims = _common.cosine_to(vectors, 0)
+    assert sims.tolist() == [1.0, 1.0, 0.0, 1.0, 0.0]
+    ids, top = _common.most_similar(IdMap(list("abcde")), sims, 0, 10)
+    assert ids == ["b", "d", "c", "e"] and top.tolist() == [1.0, 1.0, 0.0, 0.0]

@@ -146,6 +146,22 @@ def csr_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
+def cosine_to(vectors: np.ndarray, target: int) -> np.ndarray:
+    """Cosine similarity of every row of ``vectors`` to row ``target`` (0 for zero rows)."""
+    norms = np.linalg.norm(vectors, axis=1)
+    return vectors @ vectors[target] / np.maximum(norms * norms[target], 1e-12)
+
+
+def most_similar(
+    item_map: IdMap, sims: np.ndarray, target: int, k: int
+) -> tuple[list[Hashable], np.ndarray]:
+    """``similar_items``: the ``k`` items of highest ``sims`` but ``target`` itself, as
+    ``(ids, similarities)``, ties in id-map order (``sims`` is changed in place)."""
+    sims[target] = -np.inf
+    order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
+    return item_map.to_external(order), sims[order]
+
+
 def clip(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Predictions kept inside the range of values seen in training."""
     return np.clip(values, low, high)

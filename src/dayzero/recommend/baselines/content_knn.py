@@ -204,9 +204,7 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
             raise KeyError(f"unknown item {item!r}: add it with partial_fit_items first")
         target = int(self.item_map_.to_internal([item])[0])
         sims = (self.item_vectors_ @ self.item_vectors_[target].T).toarray().ravel()
-        sims[target] = -np.inf
-        order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
-        return self.item_map_.to_external(order), sims[order]
+        return _common.most_similar(self.item_map_, sims, target, k)
 
     # ----------------------------------------------------------------- persistence
     def _after_load(self) -> None:

@@ -339,11 +339,7 @@ class FeatureHybrid(_common.SavedAttributes, Recommender):
             raise KeyError(f"unknown item {item!r}: add it with partial_fit_items first")
         vec, _ = self.item_representations_()
         target = int(self.item_map_.to_internal([item])[0])
-        norms = np.linalg.norm(vec, axis=1)
-        sims = vec @ vec[target] / np.maximum(norms * norms[target], 1e-12)
-        sims[target] = -np.inf
-        order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
-        return self.item_map_.to_external(order), sims[order]
+        return _common.most_similar(self.item_map_, _common.cosine_to(vec, target), target, k)
 
     # ----------------------------------------------------------------- fold-in
     def _grow(self, side: str, entities: Entities | None) -> None:

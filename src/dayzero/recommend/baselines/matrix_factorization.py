@@ -234,11 +234,6 @@ class MatrixFactorization(
         self._check_fitted()
         if item not in self.item_map_:
             raise KeyError(f"unknown item {item!r}: it has no interactions in this model")
-        factors = self.item_factors_[:, 1:]
-        norms = np.linalg.norm(factors, axis=1)
         target = int(self.item_map_.to_internal([item])[0])
-        denom = np.maximum(norms * norms[target], 1e-12)
-        sims = factors @ factors[target] / denom
-        sims[target] = -np.inf
-        order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
-        return self.item_map_.to_external(order), sims[order]
+        sims = _common.cosine_to(self.item_factors_[:, 1:], target)
+        return _common.most_similar(self.item_map_, sims, target, k)
