@@ -12,7 +12,7 @@ DAYZERO_TEST_POSTGRES_URL ?=
 export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test test-slow bench lint install clean
+.PHONY: demo test test-slow bench bench-deps lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,24 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The `bench` extra: the peer libraries implicit (a wheel) and LightFM. LightFM 1.17 ships only
+# an sdist whose setup.py sets `__builtins__.__LIGHTFM_SETUP__`, which fails in every PEP 517
+# build (there `__builtins__` is a dict), and pip >= 25.3 has no other way to build it. So pip
+# 25.2 (in build/legacy-pip, outside the venv) builds the wheel by its legacy `setup.py
+# bdist_wheel` path from the venv's setuptools (the C sources are shipped: no Cython needed; a C
+# compiler with OpenMP is), without -march=native / -ffast-math (LIGHTFM_NO_CFLAGS) so results do
+# not depend on the CPU; the extra then installs from build/wheels.
+LEGACY_PIP := build/legacy-pip
+WHEELS := build/wheels
+$(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install --quiet --upgrade --target $(LEGACY_PIP) 'pip>=24,<25.3' 'wheel>=0.43,<1'
+	LIGHTFM_NO_CFLAGS=1 PYTHONPATH=$(LEGACY_PIP) $(BIN)/python -m pip wheel --quiet --no-deps \
+		--no-build-isolation --no-cache-dir 'lightfm>=1.17,<1.18' -w $(WHEELS)
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e '.[dev,bench]'
+	touch $@
+
+bench-deps: $(BIN)/.bench-installed
 
 demo: install
 	$(BIN)/dayzero demo
@@ -33,7 +51,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests $(PYTEST_ARGS)
 
 # Every benchmark in BENCHMARKS.md (about four hours on 2 cores); each writes bench/results/*.json.
-bench: install
+bench: bench-deps
 	$(BIN)/python bench/baselines.py
 	$(BIN)/python bench/encode_throughput.py
 	$(BIN)/python bench/ml1m_coldstart.py
