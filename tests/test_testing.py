@@ -66,7 +66,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             "training": {"epochs": 2, "batch_size": 16, "validation": 0.25},
         },
     ),
+    # the peers (dayzero.recommend.peers): skipped without their library, the bench extra
+    ("implicit-als", {"factors": 4, "iterations": 5}),
+    ("implicit-bpr", {"factors": 4, "iterations": 50}),
+    ("lightfm", {"factors": 4, "epochs": 10}),
 ]
+#: Registered names whose library is optional (``make bench-deps``): name -> module to import.
+PEER_LIBRARIES = {"implicit-als": "implicit", "implicit-bpr": "implicit", "lightfm": "lightfm"}
 
 
 def _tiny(value: Any, folder) -> Any:
@@ -88,6 +94,12 @@ def test_every_registered_recommender_has_a_case():
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_registered_recommender_passes_the_contract(case, tiny_bert_dir):
     name, params = case
+    if name in PEER_LIBRARIES:
+        pytest.importorskip(
+            PEER_LIBRARIES[name],
+            reason=f"{name} needs `{PEER_LIBRARIES[name]}`, in the bench extra (make bench-deps)",
+            exc_type=ImportError,  # absent, or installed but broken (its compiled part)
+        )
     params = {k: _tiny(v, tiny_bert_dir) for k, v in params.items()}
     model = REGISTRY[name](**params)
     with warnings.catch_warnings():

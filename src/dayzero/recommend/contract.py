@@ -47,6 +47,9 @@ BUILTIN_MODELS: dict[str, str] = {
     "two-tower": "dayzero.recommend.two_tower:TwoTowerRecommender",
     "sequential": "dayzero.recommend.sequential:SequentialRecommender",
     "cross-encoder": "dayzero.recommend.cross_encoder:CrossEncoderRecommender",
+    "implicit-als": "dayzero.recommend.peers:ImplicitALS",
+    "implicit-bpr": "dayzero.recommend.peers:ImplicitBPR",
+    "lightfm": "dayzero.recommend.peers:LightFMRecommender",
 }
 
 
