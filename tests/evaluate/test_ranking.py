@@ -265,3 +265,65 @@ def test_new_games_are_ranked_among_all_games_when_the_catalogue_is_the_training
     rows = evaluate_protocol(scorer, split, games, k=20, n_resamples=20)
     assert rows[1]["n_candidates"] == len(games) + len(split.new_games)
     assert rows[1]["metrics"]["recall@20"] == 1.0
+
+
+def test_several_cutoffs_read_one_ranking():
+    rng = np.random.default_rng(4)
+    items = list(range(60))
+    tasks = [
+        RankingTask(n, tuple(rng.choice(60, 3, replace=False).tolist()),
+                    frozenset(rng.choice(60, 5, replace=False).tolist()))
+        for n in range(40)
+    ]  # fmt: skip
+    weights = rng.random(60)
+
+    def scorer(history, candidates):
+        return np.round(weights[list(candidates)], 1)  # many ties: the seeded draw matters
+
+    both = evaluate_ranking(scorer, tasks, {"all": items}, k=(10, 20), n_resamples=50)["all"]
+    for cut in (10, 20):
+        alone = evaluate_ranking(scorer, tasks, {"all": items}, k=cut, n_resamples=50)["all"]
+        for metric in (f"recall@{cut}", f"ndcg@{cut}"):
+            assert both.metrics[metric] == alone.metrics[metric]
+            assert both.ci[metric] == alone.ci[metric]
+        assert both.chance[f"recall@{cut}"] == alone.chance[f"recall@{cut}"]
+    with pytest.raises(ValueError, match="k is empty"):
+        evaluate_ranking(scorer, tasks, {"all": items}, k=())
+
+
+class _Recorder(Popularity):
+    """Popularity that records the user and history each scoring call gets."""
+
+    def _score_items(self, user, history):
+        frame = None if history is None else history.frame
+        self.calls.append((user, None if frame is None else frame["value"].tolist()))
+        return super()._score_items(user, history)
+
+
+def test_recommender_scorer_reads_the_task():
+    rows = [("u0", "a", 5.0), ("u0", "b", 3.0), ("u1", "a", 4.0), ("u1", "c", 2.0)]
+    model = _Recorder().fit(Dataset(Interactions.from_records(rows)))
+    model.calls = []
+    scorer = recommender_scorer(model)
+    items = ["a", "b", "c", "z"]  # z: unknown to the model, scored by its cold fallback
+    warm = RankingTask("u0", ("a", "b"), frozenset({"c"}), values=(5.0, 3.0), known_user=True)
+    new = RankingTask("n1", ("a",), frozenset({"b"}), values=(2.0,))
+    trained = RankingTask("u1", ("c",), frozenset({"b"}))  # a training user tested on history
+    scores = scorer.score_task(warm, items)
+    assert scores.tolist() == [2.0, 1.0, 1.0, 0.0]
+    scorer.score_task(new, items)
+    scorer.score_task(trained, items)
+    scorer(["a"], items)
+    assert model.calls == [
+        ("u0", None),  # a known user is scored as itself, its training items not repeated
+        ("n1", [2.0]),  # a new user under its own id, with the revealed rating
+        ("__query__", [1.0]),  # a training user described by history alone: the placeholder
+        ("__query__", [1.0]),
+    ]
+    # The all-items path gives what Recommender.recommend gives.
+    ranked = dict(zip(*model.recommend("u0", k=3, filter_seen=False), strict=True))
+    assert scores[:3].tolist() == [ranked[i] for i in items[:3]]
+    # evaluate_ranking hands the whole task to a scorer that reads tasks.
+    model.calls = []
+    evaluate_ranking(scorer, [warm, new], {"all": items}, k=2, n_resamples=20)
+    assert [user for user, _ in model.calls] == ["u0", "n1"]

@@ -38,11 +38,31 @@ Scorer = Callable[[Sequence[Hashable], Sequence[Hashable]], np.ndarray]
 
 @dataclass(frozen=True)
 class RankingTask:
-    """One test user: the items revealed (``history``, time order) and the items to find."""
+    """One test user: the items revealed (``history``, time order) and the items to find.
+
+    Attributes
+    ----------
+    user
+        The user's id.
+    history
+        Items the user interacted with before the ones to find, in time order; they are never
+        candidates.
+    relevant
+        The items to find.
+    values
+        The revealed values (ratings) of ``history``, aligned with it; ``None``: implicit
+        feedback (1.0 each).
+    known_user
+        ``True`` when the model was trained on this user's interactions (a warm user): a
+        task-aware scorer scores the user as itself, and ``history`` (the training items) only
+        says what is not a candidate. ``False``: the user is described by ``history`` alone.
+    """
 
     user: Hashable
     history: tuple[Hashable, ...]
     relevant: frozenset
+    values: tuple[float, ...] | None = None
+    known_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,10 +86,18 @@ class RankingProtocol(Protocol):
     def validation_split(self) -> RankingProtocol: ...
 
 
-def history_interactions(user: Hashable, items: Sequence[Hashable]) -> Interactions:
-    """A history list as implicit :class:`Interactions` of ``user`` (value 1.0)."""
+def history_interactions(
+    user: Hashable, items: Sequence[Hashable], values: Sequence[float] | None = None
+) -> Interactions:
+    """A history list as :class:`Interactions` of ``user``: ``values`` aligned with ``items``
+    (ratings), or implicit (1.0 each) when ``None``."""
     items = list(items)
-    return Interactions(pd.DataFrame({USER: [user] * len(items), ITEM: items, "value": 1.0}))
+    if values is None:
+        values = [1.0] * len(items)
+    elif len(values) != len(items):
+        raise ValueError(f"history has {len(items)} items but {len(values)} values")
+    frame = pd.DataFrame({USER: [user] * len(items), ITEM: items, "value": list(values)})
+    return Interactions(frame)
 
 
 def catalogue(dataset: Dataset) -> list[Hashable]:
@@ -128,11 +156,30 @@ def expected_recall_at_k(n_relevant: int, n_candidates: int, k: int) -> float:
     return min(k, n_candidates) / n_candidates
 
 
+def _cutoffs(k: int | Sequence[int]) -> tuple[int, ...]:
+    """``k`` as a tuple of distinct cut-offs in the order given (one int: a 1-tuple)."""
+    if isinstance(k, int | np.integer) and not isinstance(k, bool):
+        return (check_k(k),)
+    cutoffs = tuple(dict.fromkeys(check_k(c) for c in k))
+    if not cutoffs:
+        raise ValueError("k is empty: give a cut-off (e.g. k=20) or several (k=(10, 20))")
+    return cutoffs
+
+
+def _task_scores(scorer: Scorer, task: RankingTask, union: list[Hashable]) -> np.ndarray:
+    """One score per candidate of ``union``: ``scorer.score_task(task, union)`` when the scorer
+    reads whole tasks (user, revealed values), else ``scorer(history, union)``."""
+    score_task = getattr(scorer, "score_task", None)
+    if score_task is not None:
+        return np.asarray(score_task(task, union), dtype=np.float64)
+    return np.asarray(scorer(list(task.history), union), dtype=np.float64)
+
+
 def evaluate_ranking(
     scorer: Scorer,
     tasks: Sequence[RankingTask],
     candidate_sets: Mapping[str, Sequence[Hashable]],
-    k: int = 20,
+    k: int | Sequence[int] = 20,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     random_state: int = 0,
@@ -143,7 +190,10 @@ def evaluate_ranking(
     Parameters
     ----------
     scorer
-        ``scorer(history, candidates) -> scores`` (higher is better).
+        ``scorer(history, candidates) -> scores`` (higher is better). A scorer with a
+        ``score_task(task, candidates)`` method (:func:`recommender_scorer`'s) is given the
+        whole :class:`RankingTask` instead: the user, whether the model knows it, and the
+        revealed values.
     tasks
         Users with their history and relevant items.
     candidate_sets
@@ -151,7 +201,8 @@ def evaluate_ranking(
         are removed and the relevant items are those in the set; a user none of whose relevant
         items is in the set is left out of that set (counted in ``users``).
     k
-        Cut-off.
+        Cut-off, or several (``(10, 20)``): the candidates are ranked once and every cut-off
+        reads the same list (a top-10 is the first half of the top-20).
     n_resamples, confidence, random_state
         Bootstrap over users; ``random_state`` also seeds the tie-breaking.
 
@@ -164,37 +215,57 @@ def evaluate_ranking(
         raise ValueError("no ranking tasks to evaluate: the protocol left no test user")
     if not candidate_sets:
         raise ValueError("candidate_sets is empty: name at least one list of candidates")
-    check_k(k)
+    cutoffs = _cutoffs(k)
+    deepest = max(cutoffs)
     union: list[Hashable] = list(dict.fromkeys(i for c in candidate_sets.values() for i in c))
     position = {item: n for n, item in enumerate(union)}
-    sets = {name: np.array([position[i] for i in c]) for name, c in candidate_sets.items()}
+    sets = {
+        name: np.array([position[i] for i in c], dtype=np.int64)
+        for name, c in candidate_sets.items()
+    }
     members = {name: set(c) for name, c in candidate_sets.items()}
     rng = np.random.default_rng(random_state)
     per_user: dict[str, dict[str, list[float]]] = {n: {} for n in candidate_sets}
     seconds = dict.fromkeys(candidate_sets, 0.0)
+    allowed = np.ones(len(union), dtype=bool)
     for task in tqdm(tasks, desc="ranking", disable=not progress, leave=False):
         start = time.perf_counter()
-        scores = np.asarray(scorer(list(task.history), union), dtype=np.float64)
+        scores = _task_scores(scorer, task, union)
+        if scores.shape != (len(union),):
+            raise ValueError(
+                f"the scorer returned {scores.shape} scores for {len(union)} candidates"
+            )
         share = (time.perf_counter() - start) / len(sets)
-        seen = set(task.history)
+        seen = [position[i] for i in set(task.history) if i in position]
+        allowed[seen] = False
         for name, index in sets.items():
             relevant = task.relevant & members[name]
             if not relevant:
                 continue
             begin = time.perf_counter()
-            keep = np.array([union[i] not in seen for i in index], dtype=bool)
-            ids = [union[i] for i in index[keep]]
-            ranked = top_k(scores[index[keep]], ids, k, rng)
+            kept = index[allowed[index]]
+            if not np.all(np.isfinite(scores[kept])):
+                raise FloatingPointError("the scorer returned a non-finite score")
+            # The same draw and order as top_k over the kept candidates, without building them.
+            tiebreak = rng.permutation(len(kept))
+            ranked = [union[i] for i in kept[np.lexsort((tiebreak, -scores[kept]))[:deepest]]]
             values = per_user[name]
-            values.setdefault(f"recall@{k}", []).append(metrics.recall_at_k(ranked, relevant, k))
-            values.setdefault(f"ndcg@{k}", []).append(metrics.ndcg_at_k_list(ranked, relevant, k))
-            values.setdefault("_chance", []).append(
-                expected_recall_at_k(len(relevant), len(ids), k)
-            )
+            for cut in cutoffs:
+                values.setdefault(f"recall@{cut}", []).append(
+                    metrics.recall_at_k(ranked, relevant, cut)
+                )
+                values.setdefault(f"ndcg@{cut}", []).append(
+                    metrics.ndcg_at_k_list(ranked, relevant, cut)
+                )
+                values.setdefault(f"_chance@{cut}", []).append(
+                    expected_recall_at_k(len(relevant), len(kept), cut)
+                )
             seconds[name] += share + time.perf_counter() - begin
+        allowed[seen] = True
     results = {}
     for name, values in per_user.items():
-        chance = values.pop("_chance", [])
+        chances = {cut: values.pop(f"_chance@{cut}", []) for cut in cutoffs}
+        chance = chances[cutoffs[0]]
         means, ci = {}, {}
         for metric, v in values.items():
             mean, low, high = metrics.mean_ci(
@@ -210,27 +281,81 @@ def evaluate_ranking(
             users=len(chance),
             metrics=means,
             ci=ci,
-            chance={f"recall@{k}": float(np.mean(chance)) if chance else 0.0},
+            chance={f"recall@{cut}": float(np.mean(c)) if c else 0.0 for cut, c in chances.items()},
             seconds=seconds[name],
         )
     return results
 
 
-def recommender_scorer(model: Recommender, user: Hashable = "__query__") -> Scorer:
-    """Wrap a fitted :class:`Recommender`: the player is unknown to it and described only by the
-    history, passed as implicit interactions (value 1.0) of a placeholder ``user``.
+class RecommenderScorer:
+    """A fitted :class:`Recommender` as a scorer (see :func:`recommender_scorer`).
 
-    Known candidates are scored in one call over the model's catalogue; candidates the model
-    does not know get its cold fallback through :meth:`Recommender.predict`.
+    ``scorer(history, candidates)`` scores an anonymous user described by ``history``
+    (implicit interactions of the placeholder user); ``scorer.score_task(task, candidates)``
+    reads the whole task (:func:`evaluate_ranking` prefers it): a known user is scored as
+    itself, a user the model was not trained on under its own id (so a profile folded in
+    for it is used) with the revealed values, a training user of the model who is tested
+    on their history alone (the Steam protocols) as the placeholder, as ``__call__`` does.
+
+    Every item the model knows is scored in one ``_score_items`` call (the contract's
+    all-items hook), read at the candidates' positions; candidates it does not know get its
+    cold fallback through :meth:`Recommender.predict`.
     """
-    if user in getattr(model, "user_map_", ()):
-        raise ValueError(f"placeholder user {user!r} is a real user of the model; pick another")
 
-    def score(history: Sequence[Hashable], candidates: Sequence[Hashable]) -> np.ndarray:
-        events = history_interactions(user, history)
-        known_ids = model.item_map_.ids
+    def __init__(self, model: Recommender, user: Hashable = "__query__") -> None:
+        if user in getattr(model, "user_map_", ()):
+            raise ValueError(f"placeholder user {user!r} is a real user of the model; pick another")
+        self.model = model
+        self.user = user
+        self._positions: tuple[list[Hashable], int, np.ndarray] | None = None
+
+    def __call__(self, history: Sequence[Hashable], candidates: Sequence[Hashable]) -> np.ndarray:
+        return self._score(self.user, history_interactions(self.user, history), candidates)
+
+    def score_task(self, task: RankingTask, candidates: Sequence[Hashable]) -> np.ndarray:
+        """Scores of ``candidates`` for ``task`` (see the class docstring)."""
+        if task.known_user:
+            return self._score(task.user, None, candidates)
+        trained = task.user in getattr(self.model, "seen_", {})
+        user = self.user if trained else task.user
+        events = history_interactions(user, task.history, task.values)
+        return self._score(user, events, candidates)
+
+    def _candidate_positions(self, candidates: Sequence[Hashable]) -> np.ndarray:
+        """Positions of the candidates in the model's item map (-1: unknown), cached: a
+        protocol passes the same candidate list for every task."""
+        size = len(self.model.item_map_)
+        cached = self._positions
+        if cached is not None and cached[1] == size and cached[0] == candidates:
+            return cached[2]
+        positions = self.model.item_map_.to_internal(list(candidates), missing=-1)
+        self._positions = (list(candidates), size, positions)
+        return positions
+
+    def _score(
+        self, user: Hashable, events: Interactions | None, candidates: Sequence[Hashable]
+    ) -> np.ndarray:
+        model = self.model
+        if type(model).recommend is not Recommender.recommend:
+            return self._score_by_recommend(user, events, candidates)
+        positions = self._candidate_positions(candidates)
+        known = positions >= 0
+        out = np.empty(len(candidates), dtype=np.float64)
+        if known.any():
+            every = np.asarray(model._score_items(user, events), dtype=np.float64)
+            out[known] = every[positions[known]]
+        if not known.all():
+            cold = [candidates[n] for n in np.flatnonzero(~known)]
+            out[~known] = model.predict([user] * len(cold), cold, history=events)
+        return out
+
+    def _score_by_recommend(
+        self, user: Hashable, events: Interactions | None, candidates: Sequence[Hashable]
+    ) -> np.ndarray:
+        """The public path, for a model that overrides :meth:`Recommender.recommend`."""
+        model = self.model
         ids, values = model.recommend(
-            user, k=max(1, len(known_ids)), history=events, filter_seen=False
+            user, k=max(1, len(model.item_map_)), history=events, filter_seen=False
         )
         by_id = dict(zip(ids, values, strict=True))
         out = np.empty(len(candidates), dtype=np.float64)
@@ -246,7 +371,20 @@ def recommender_scorer(model: Recommender, user: Hashable = "__query__") -> Scor
             out[unknown] = model.predict([user] * len(cold), cold, history=events)
         return out
 
-    return score
+
+def recommender_scorer(model: Recommender, user: Hashable = "__query__") -> RecommenderScorer:
+    """Wrap a fitted :class:`Recommender` as a scorer.
+
+    Called as ``scorer(history, candidates)`` the player is unknown to it and described only by
+    the history, passed as implicit interactions (value 1.0) of a placeholder ``user``; through
+    ``scorer.score_task(task, candidates)`` (what :func:`evaluate_ranking` calls) a task of a
+    known user is scored as that user and a new user's revealed ratings keep their values
+    (:class:`RecommenderScorer`).
+
+    Known candidates are scored in one call over the model's catalogue; candidates the model
+    does not know get its cold fallback through :meth:`Recommender.predict`.
+    """
+    return RecommenderScorer(model, user)
 
 
 def sequence_scorer(model: Any) -> Scorer:
@@ -283,7 +421,7 @@ def evaluate_protocol(
     scorer: Scorer,
     split: RankingProtocol,
     catalogue: Sequence[Hashable],
-    k: int = 20,
+    k: int | Sequence[int] = 20,
     ks: Sequence[int] = (1, 3, 5),
     max_users: int | None = None,
     n_resamples: int = 1000,
@@ -304,7 +442,7 @@ def evaluate_protocol(
     catalogue
         Every item that can be recommended (the split may add its held-out items).
     k
-        Metric cut-off.
+        Metric cut-off, or several (``(10, 20)``: one ranking, read at each).
     ks
         Revealed-history sizes, for protocols with such settings.
     max_users
