@@ -39,7 +39,8 @@ The checks, in the order they run (:data:`CHECKS`):
 ``recommend``
     Distinct ids, best first, at most ``k``; ``filter_seen`` drops exactly the training and
     ``history`` items; ``k`` is a prefix of a longer list; ``items`` restricts the candidates;
-    scores agree with ``predict``; ``k < 1`` raises ``ValueError``.
+    scores agree with ``rank_scores`` (``predict`` unless the model ranks by another head);
+    ``k < 1`` raises ``ValueError``.
 ``save_load``
     ``save`` writes no pickle; ``load`` (on the class and on ``Recommender``) restores the
     same type and params and identical predictions, rankings and seen items.
@@ -540,9 +541,9 @@ class _Runner:
         )
         top, _ = model.recommend("ua0", k=2, history=history)
         assert top == ids[:2], f"top 2 {top} is not the prefix of the full list {ids[:2]}"
-        expected = model.predict(["ua0"] * len(ids), ids, history=history)
+        expected = model.rank_scores(["ua0"] * len(ids), ids, history=history)
         np.testing.assert_allclose(
-            scores, expected, rtol=1e-5, atol=1e-6, err_msg="recommend scores != predict"
+            scores, expected, rtol=1e-5, atol=1e-6, err_msg="recommend scores != rank_scores"
         )
         every, _ = model.recommend("ua0", k=n, history=history, filter_seen=False)
         assert set(every) == set(model.item_map_.ids), "filter_seen=False must rank every item"
@@ -551,10 +552,10 @@ class _Runner:
         assert sorted(some) == sorted(candidates), f"items= gave {some}"
         np.testing.assert_allclose(
             some_scores,
-            model.predict(["ua0"] * len(some), some),
+            model.rank_scores(["ua0"] * len(some), some),
             rtol=1e-5,
             atol=1e-6,
-            err_msg="recommend(items=...) scores != predict",
+            err_msg="recommend(items=...) scores != rank_scores",
         )
         try:
             model.recommend("ua0", k=0)

@@ -286,3 +286,32 @@ def test_config_params_take_dataclasses_dicts_and_nested_set_params():
         model.set_params(training__nope=1)
     other = TwoTowerRecommender()
     assert other.training == TwoTowerTraining()  # the shared default was not changed
+
+
+def test_exposure_floor_promotes_the_best_fresh_items_into_the_last_slots():
+    from dayzero.recommend.contract import exposure_floor
+
+    ranked = ["a", "b", "c", "d", "n1", "e", "n2"]
+    scores = np.array([7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    ids, top = exposure_floor(ranked, scores, 4, 2, {"n1", "n2"})
+    assert ids == ["a", "b", "n1", "n2"] and top.tolist() == [7.0, 6.0, 3.0, 1.0]
+    assert exposure_floor(ranked, scores, 4, 0, {"n1"})[0] == ["a", "b", "c", "d"]
+    assert exposure_floor(ranked, scores, 5, 1, {"n1"})[0] == ["a", "b", "c", "d", "n1"]
+    # not enough fresh items: as many as there are; a predicate works too
+    assert exposure_floor(ranked, scores, 3, 3, lambda i: i == "n2")[0] == ["a", "b", "n2"]
+    with pytest.raises(ValueError, match="floor"):
+        exposure_floor(ranked, scores, 3, -1, set())
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_rank_scores_are_the_predictions_and_an_exposure_floor_needs_fresh_items(
+    name, fitted, catalogue
+):
+    model = fitted(name)
+    users, items = ["ua0", "ub0", "nobody"], ["a1", "r1", "a2"]
+    np.testing.assert_array_equal(model.rank_scores(users, items), model.predict(users, items))
+    ids, _ = model.recommend("ub0", k=3, exposure=1, fresh={"a2"})
+    assert "a2" in ids or "a2" in model.seen_items("ub0")
+    if type(model).content_only_items is Recommender.content_only_items:
+        with pytest.raises(NotImplementedError, match="fresh="):
+            model.recommend("ub0", k=3, exposure=1)

@@ -20,7 +20,7 @@ import datetime as dt
 import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -180,6 +180,24 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
             Extra interactions revealed at request time (a new user's support ratings). Used for
             this call only.
         """
+        return self._pair_scores(users, items, history, self._score_pairs)
+
+    def rank_scores(
+        self,
+        users: Sequence[Hashable],
+        items: Sequence[Hashable],
+        history: Interactions | None = None,
+    ) -> np.ndarray:
+        """The scores :meth:`recommend` ranks by, for each ``(users[i], items[i])`` pair.
+
+        For most models these are the predictions (the default: :meth:`predict`). A model with
+        a separate ranking head (the two-tower's retrieval head) returns that head's scores
+        here and keeps :meth:`predict` for ratings. Parameters as :meth:`predict`.
+        """
+        return self.predict(users, items, history)
+
+    def _pair_scores(self, users, items, history, scorer) -> np.ndarray:
+        """``scorer(users, items, history)`` after the checks of :meth:`predict`."""
         self._check_fitted()
         users, items = list(users), list(items)
         if len(users) != len(items):
@@ -188,7 +206,7 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
             )
         if not users:
             return np.zeros(0, dtype=np.float64)
-        scores = np.asarray(self._score_pairs(users, items, history), dtype=np.float64)
+        scores = np.asarray(scorer(users, items, history), dtype=np.float64)
         if not np.all(np.isfinite(scores)):
             raise FloatingPointError(f"{type(self).__name__} produced a non-finite prediction")
         return scores
@@ -200,8 +218,10 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         history: Interactions | None = None,
         filter_seen: bool = True,
         items: Sequence[Hashable] | None = None,
+        exposure: int = 0,
+        fresh: Collection[Hashable] | None = None,
     ) -> tuple[list[Hashable], np.ndarray]:
-        """Top-``k`` items for ``user`` as ``(ids, scores)``, best first.
+        """Top-``k`` items for ``user`` as ``(ids, scores)``, best first, by :meth:`rank_scores`.
 
         Parameters
         ----------
@@ -216,18 +236,41 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
             Drop items the user interacted with in training or in ``history``.
         items
             Restrict the candidates to these external ids (unknown ones are scored cold).
+        exposure
+            Exposure floor, a product knob (off by default): at least this many of the ``k``
+            slots go to ``fresh`` items, the best of them replacing the lowest others
+            (:func:`exposure_floor`). The model's scores are unchanged; report metrics with a
+            floor apart from the unboosted ones.
+        fresh
+            The items the floor is for (new since a cut-off, say); default: the model's
+            :meth:`content_only_items` (models that have them).
         """
         self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if exposure > 0:
+            if fresh is None:
+                fresh = self.content_only_items()
+            pool = len(self.item_map_) if items is None else len(items)
+            ranked, scores = self.recommend(user, max(k, pool), history, filter_seen, items)
+            return exposure_floor(ranked, scores, k, exposure, fresh)
         if items is None:
             candidates = self.item_map_.ids
             scores = np.asarray(self._score_items(user, history), dtype=np.float64)
         else:
             candidates = list(items)
-            scores = self.predict([user] * len(candidates), candidates, history)
+            scores = self.rank_scores([user] * len(candidates), candidates, history)
         exclude = self.seen_items(user, history) if filter_seen else set()
         return top_candidates(candidates, scores, k, exclude)
+
+    def content_only_items(self) -> list[Hashable]:
+        """Items the model scores from their content alone (no collaborative part: folded in
+        from their fields, never trained on): the default ``fresh`` items of an exposure
+        floor. Models that cannot tell raise ``NotImplementedError``: give ``fresh=``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not know which items are content-only; pass "
+            "recommend(..., fresh=[item ids]) for an exposure floor"
+        )
 
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         """Items most similar to ``item`` (itself excluded) as ``(ids, scores)``."""
@@ -276,7 +319,8 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         """Scores for aligned user/item pairs (external ids)."""
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
-        """Scores of ``user`` for every item in ``item_map_`` order. Default: via pairs."""
+        """Ranking scores (:meth:`rank_scores`) of ``user`` for every item in ``item_map_``
+        order. Default: via pairs."""
         ids = self.item_map_.ids
         return self._score_pairs([user] * len(ids), ids, history)
 
@@ -462,6 +506,53 @@ def top_candidates(
         scores = scores[keep]
     order = np.argsort(-scores, kind="stable")[:k]
     return [candidates[i] for i in order], scores[order]
+
+
+def exposure_floor(
+    ranked: Sequence[Hashable],
+    scores: np.ndarray,
+    k: int,
+    floor: int,
+    fresh: Callable[[Hashable], bool] | Collection[Hashable],
+) -> tuple[list[Hashable], np.ndarray]:
+    """The top ``k`` of a ranked list with at least ``floor`` slots for *fresh* items.
+
+    A product knob, not a model: when fewer than ``min(floor, k)`` of the first ``k`` items
+    are fresh, the best fresh items from further down replace the lowest non-fresh ones. The
+    result stays ordered by score (promoted items score below every item they displaced, so
+    they take the last slots); without enough fresh items in ``ranked`` the floor is met as far
+    as it can be. ``floor=0`` returns the plain top ``k``.
+
+    Parameters
+    ----------
+    ranked, scores
+        Every candidate, best first, and their scores (what ``recommend`` returns for a large
+        ``k``).
+    k
+        Length of the list shown.
+    floor
+        Slots reserved for fresh items.
+    fresh
+        Which items are fresh (new since a cut-off, or without an ID embedding): a set of ids
+        or a predicate.
+
+    Examples
+    --------
+    >>> ids, _ = exposure_floor(["a", "b", "c", "n"], np.array([4.0, 3.0, 2.0, 1.0]), 3, 1, {"n"})
+    >>> ids
+    ['a', 'b', 'n']
+    """
+    check = fresh if callable(fresh) else set(fresh).__contains__
+    ranked, scores = list(ranked), np.asarray(scores, dtype=np.float64)
+    if floor < 0:
+        raise ValueError(f"floor must be >= 0, got {floor}")
+    top = list(range(min(k, len(ranked))))
+    missing = min(floor, k) - sum(bool(check(ranked[n])) for n in top)
+    if missing > 0:
+        extra = [n for n in range(len(top), len(ranked)) if check(ranked[n])][:missing]
+        drop = [n for n in reversed(top) if not check(ranked[n])][: len(extra)]
+        top = sorted(set(top) - set(drop) | set(extra))
+    return [ranked[n] for n in top], scores[top]
 
 
 def seen_by_user(interactions: Interactions) -> dict[Hashable, set[Hashable]]:
