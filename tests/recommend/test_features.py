@@ -63,3 +63,34 @@ def test_high_cardinality_fields_go_to_tokens(movies):
     assert offsets[2] == len(indices)  # unknown id: empty bag
     again = TokenEncoder.from_json(tokens.to_json())
     assert again.vocab_ == tokens.vocab_
+
+
+def test_lexical_encoder_weighs_words_by_training_idf_and_drops_unseen_ones():
+    from dayzero.recommend.features import LexicalEncoder
+
+    training = ["space alien robot", "space war film", "love story film"]
+    encoder = LexicalEncoder().fit(training)
+    assert encoder.vocab_ == ["alien", "film", "love", "robot", "space", "story", "war"]
+    indices, offsets, weights = encoder.transform(["alien film", "unseen words", "alien alien"])
+    assert offsets.tolist() == [0, 2, 2]
+    words = [encoder.vocab_[i] for i in indices]
+    assert words == ["alien", "film", "alien"]  # "unseen words" gives an empty bag
+    # unit length rows; the rarer word weighs more
+    first = weights[:2]
+    np.testing.assert_allclose(np.linalg.norm(first), 1.0, rtol=1e-6)
+    assert first[0] > first[1]
+    np.testing.assert_allclose(weights[2], 1.0, rtol=1e-6)
+    again = LexicalEncoder.from_json(encoder.to_json(), encoder.idf_)
+    for a, b in zip(
+        again.transform(["alien film"]), encoder.transform(["alien film"]), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lexical_encoder_without_words_is_empty():
+    from dayzero.recommend.features import LexicalEncoder
+
+    encoder = LexicalEncoder().fit(["", "  ", "the and of"])
+    assert encoder.size == 0
+    indices, offsets, weights = encoder.transform(["anything", ""])
+    assert len(indices) == len(weights) == 0 and offsets.tolist() == [0, 0]

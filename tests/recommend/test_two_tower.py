@@ -362,3 +362,304 @@ def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir, strategy):
     assert model.seen_items("later") == set() and model.seen_items("ua0") == fresh.seen_items("ua0")
     assert getattr(model, "user_texts_", {}) == {}
     assert model.history_ == fresh.history_
+
+
+# ------------------------------------------------------------------ retrieval head
+RETRIEVAL = {
+    **FAST,
+    "training__retrieval_weight": 1.0,
+    "training__positive_threshold": 4.0,
+    "training__negatives": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def retrieval_model(catalogue, tiny_bert_dir):
+    return (
+        TwoTowerRecommender()
+        .set_params(encoder=str(tiny_bert_dir), **RETRIEVAL)
+        .fit(catalogue.dataset)
+    )
+
+
+def _rank(ids: list, item: str) -> int:
+    return ids.index(item)
+
+
+def test_retrieval_head_ranks_a_new_action_item_for_action_users(catalogue, tiny_bert_dir):
+    """A new item described as action is retrieved for action users over the whole catalogue,
+    and below the romance cold item for romance users."""
+    fresh = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **RETRIEVAL)
+    fresh.fit(catalogue.dataset).partial_fit_items(catalogue.new_items(["a_new"]))
+    n = len(fresh.item_map_)
+    for user in catalogue.users_a[:5]:
+        ids, _ = fresh.recommend(user, k=n)
+        assert _rank(ids, "a_new") < 3, ids[:5]
+        assert _rank(ids, "a_new") < _rank(ids, "r_cold")
+    for user in catalogue.users_b[:5]:
+        ids, _ = fresh.recommend(user, k=n)
+        assert _rank(ids, "r_cold") < _rank(ids, "a_new"), ids
+
+
+@pytest.mark.parametrize("revealed", [1, 2, 3])
+def test_retrieval_head_serves_a_new_user_from_a_few_revealed_items(retrieval_model, revealed):
+    for group in ("a", "r"):
+        history = Interactions.from_records(
+            [("newbie", f"{group}{i}", 5.0) for i in range(revealed)]
+        )
+        ids, _ = retrieval_model.recommend("newbie", k=4, history=history)
+        assert all(i.startswith(group) for i in ids), (group, ids)
+
+
+def test_predict_stays_the_rating_while_recommend_ranks_by_retrieval(retrieval_model, catalogue):
+    user = catalogue.users_a[0]
+    ids, scores = retrieval_model.recommend(user, k=6)
+    np.testing.assert_allclose(
+        scores, retrieval_model.rank_scores([user] * 6, ids), rtol=1e-5, atol=1e-6
+    )
+    ratings = retrieval_model.predict([user] * 6, ids)
+    assert not np.allclose(ratings, scores)
+    # the rating head still learned the ratings: action above romance for an action fan
+    action, romance = retrieval_model.predict([user, user], ["a1", "r1"])
+    assert action > 3.0 and romance < 3.0 and action > romance + 1.0
+    assert retrieval_model.history_ and "val_recall" not in retrieval_model.history_[-1]
+
+
+def test_validation_recall_is_monitored_with_the_retrieval_head(catalogue, tiny_bert_dir):
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir),
+        **{**RETRIEVAL, "training__epochs": 4, "training__validation": 0.25},
+        training__query_size=3,
+    )
+    model.fit(catalogue.dataset)
+    recalls = [e["val_recall"] for e in model.history_]
+    assert len(recalls) == 4 and all(0.0 <= r <= 1.0 for r in recalls)
+
+
+def test_the_log_q_correction_is_the_chance_of_being_a_candidate():
+    """Known answer: simulate a step's candidate set (positives drawn by popularity, plus
+    uniform negatives, each item once) and compare how often each item is in it with Q."""
+    from dayzero.recommend.two_tower import candidate_log_q
+
+    rng = np.random.default_rng(0)
+    frequency = np.array([0.5, 0.25, 0.15, 0.07, 0.02, 0.01, 0.0, 0.0])
+    n_pos, n_uniform, trials = 6, 3, 20_000
+    counts = np.zeros(len(frequency))
+    for _ in range(trials):
+        drawn = np.concatenate(
+            [
+                rng.choice(len(frequency), size=n_pos, p=frequency),
+                rng.integers(0, len(frequency), n_uniform),
+            ]
+        )
+        counts[np.unique(drawn)] += 1
+    expected = np.exp(candidate_log_q(frequency, n_pos, n_uniform, len(frequency)))
+    np.testing.assert_allclose(counts / trials, expected, atol=0.015)
+
+
+def _skewed_catalogue():
+    """Implicit data where popularity is everything: item ``i<n>`` is taken by ``POP[n]`` of
+    the users, and every item reads the same."""
+    from dayzero.core.schema import Dataset
+
+    rng = np.random.default_rng(0)
+    rows = [
+        (f"u{u}", f"i{n}", 1.0) for u in range(80) for n, p in enumerate(POP) if rng.random() < p
+    ]
+    items = Entities(
+        pd.DataFrame({"title": {f"i{n}": "film" for n in range(len(POP))}}), {"title": "text"}
+    )
+    return Dataset(Interactions.from_records(rows), items=items)
+
+
+POP = (0.9, 0.6, 0.4, 0.25, 0.15, 0.1, 0.06, 0.04)
+
+
+def test_the_log_q_correction_undoes_the_in_batch_penalty_on_popular_items(tiny_bert_dir):
+    """In-batch negatives draw popular items often, so the plain sampled softmax pushes them
+    down; with the correction a new user's scores spread by popularity as the full softmax's
+    would (the popular item further ahead of the rare one)."""
+    data = _skewed_catalogue()
+    items = [f"i{n}" for n in range(len(POP))]
+    spread = {}
+    for correction in (1.0, 0.0):
+        model = TwoTowerRecommender().set_params(
+            encoder=str(tiny_bert_dir),
+            **{**FAST, "training__epochs": 20, "training__batch_users": 4},
+            training__retrieval_weight=1.0,
+            training__rating_weight=0.0,
+            training__negatives=2,
+            training__cold_holdout=0.0,
+            training__logq_correction=correction,
+        )
+        scores = model.fit(data).rank_scores(["new"] * len(items), items)
+        assert np.all(np.diff(scores[:4]) < 0)  # the popular items in popularity order
+        spread[correction] = scores[0] - scores[-1]
+    assert spread[1.0] > spread[0.0] + 0.5, spread
+
+
+def _rare_word_catalogue():
+    """Two groups of users; item titles are neutral words, except that two action items say
+    ``ζεππελιν`` and two romance items ``υποβρυχιο`` (words the tiny encoder reads as [UNK]):
+    cold items that differ only by those words can be told apart by the lexical part alone."""
+    from dayzero.core.schema import Dataset
+
+    rng = np.random.default_rng(0)
+    users_a, users_b = [f"ua{i}" for i in range(10)], [f"ub{i}" for i in range(10)]
+    action, romance = [f"a{i}" for i in range(6)], [f"r{i}" for i in range(6)]
+    rows = []
+    for user in users_a + users_b:
+        for item in action + romance:
+            if rng.random() < 0.8:
+                liked = (item in action) == (user in users_a)
+                rows.append(
+                    (user, item, float(rng.integers(4, 6) if liked else rng.integers(1, 3)))
+                )
+    neutral = "movie film good great old new city".split()
+    titles = {i: " ".join(rng.choice(neutral, size=3, replace=False)) for i in action + romance}
+    for item, word in (
+        ("a0", "ζεππελιν"),
+        ("a1", "ζεππελιν"),
+        ("r0", "υποβρυχιο"),
+        ("r1", "υποβρυχιο"),
+    ):
+        titles[item] = f"{word} {titles[item]}"
+    titles["z_cold"], titles["s_cold"] = "ζεππελιν movie good", "υποβρυχιο movie good"
+    items = Entities(pd.DataFrame({"title": titles}), {"title": "text"})
+    return Dataset(Interactions.from_records(rows), items=items), users_a, users_b
+
+
+@pytest.mark.parametrize("lexical", [True, False])
+def test_the_lexical_part_ranks_a_cold_item_whose_only_signal_is_a_rare_word(
+    tiny_bert_dir, lexical
+):
+    data, users_a, users_b = _rare_word_catalogue()
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), towers__lexical=lexical, **RETRIEVAL
+    )
+    model.fit(data)
+    users = users_a[:4] + users_b[:4]
+    gap = model.rank_scores(users, ["z_cold"] * 8) - model.rank_scores(users, ["s_cold"] * 8)
+    if lexical:
+        assert model.item_lexical_.size > 0 and "ζεππελιν" in model.item_lexical_.vocab_
+        assert np.all(gap[:4] > 0) and np.all(gap[4:] < 0), gap
+    else:  # the dense part cannot tell the two apart: the same scores for everybody
+        np.testing.assert_allclose(gap, 0.0, atol=1e-6)
+
+
+def test_lexical_vocabulary_comes_from_training_items_only(catalogue, tiny_bert_dir):
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), **{**FAST, "training__epochs": 1}
+    )
+    model.fit(catalogue.dataset)
+    # the cold items (fields, no interactions) add no word and weigh by the training IDF
+    vocab = set(model.item_lexical_.vocab_)
+    assert "a_cold" not in vocab and "a0" in vocab
+    frame = pd.DataFrame(
+        {"title": ["explosions newword"], "genre": [["Action"]], "year": ["1999"]}, index=["x"]
+    )
+    model.partial_fit_items(
+        Entities(frame, {"title": "text", "genre": "multi", "year": "categorical"})
+    )
+    indices, offsets, weights = model.item_word_bags_
+    words = {model.item_lexical_.vocab_[i] for i in indices[offsets[-1] :]}
+    assert "explosions" in words and "action" in words and "newword" not in words
+    np.testing.assert_allclose(np.linalg.norm(weights[offsets[-1] :]), 1.0, rtol=1e-5)
+
+
+def test_content_only_scores_are_calibrated_on_held_out_items(retrieval_model, catalogue):
+    calibration = retrieval_model.calibration_
+    assert calibration["held_out_items"] == round(0.1 * retrieval_model.n_known_items_)
+    assert calibration["scale"] > 0 and np.isfinite(calibration["offset"])
+    net = retrieval_model.network_
+    assert float(net.cold_offset) == calibration["offset"]
+    # the calibration applies to content-only items only: undo it and compare
+    user = catalogue.users_a[0]
+    calibrated = retrieval_model.rank_scores([user] * 2, ["a_cold", "a1"])
+    offset, scale = float(net.cold_offset), float(net.cold_scale)
+    net.cold_offset.fill_(0.0)
+    net.cold_scale.fill_(1.0)
+    try:
+        raw = retrieval_model.rank_scores([user] * 2, ["a_cold", "a1"])
+    finally:
+        net.cold_offset.fill_(offset)
+        net.cold_scale.fill_(scale)
+    assert calibrated[0] == pytest.approx(offset + scale * raw[0], rel=1e-5)
+    assert calibrated[1] == pytest.approx(raw[1], rel=1e-6)
+
+
+def test_an_exposure_floor_reserves_slots_for_content_only_items(retrieval_model, catalogue):
+    user = catalogue.users_b[0]
+    plain, _ = retrieval_model.recommend(user, k=4)
+    boosted, boosted_scores = retrieval_model.recommend(user, k=4, exposure=2)
+    cold = set(retrieval_model.content_only_items())
+    assert cold == {"a_cold", "r_cold"}
+    assert len(cold & set(boosted)) == 2 and len(boosted) == 4
+    kept = [i for i in plain if i in boosted]
+    assert kept == [i for i in boosted if i in plain]  # the order of the kept ones is unchanged
+    assert np.all(np.diff(boosted_scores) <= 0)
+    # off by default, and a floor already met changes nothing
+    assert retrieval_model.recommend(user, k=4, exposure=0)[0] == plain
+    whole = len(retrieval_model.item_map_)
+    assert (
+        retrieval_model.recommend(user, k=whole, exposure=2)[0]
+        == retrieval_model.recommend(user, k=whole)[0]
+    )
+    fresh, _ = retrieval_model.recommend(user, k=3, exposure=1, fresh={"a2"}, filter_seen=False)
+    assert "a2" in fresh
+
+
+def test_a_retrieval_model_round_trips(retrieval_model, catalogue, tmp_path):
+    again = Recommender.load(retrieval_model.save(tmp_path / "r"))
+    users = catalogue.users_a[:2] + catalogue.users_b[:2] + ["stranger"]
+    items = ["a1", "r1", "a_cold", "r_cold", "a2"]
+    history = Interactions.from_records([("stranger", "a0", 5.0)])
+    for method in ("predict", "rank_scores"):
+        np.testing.assert_array_equal(
+            getattr(again, method)(users, items, history),
+            getattr(retrieval_model, method)(users, items, history),
+        )
+    assert (
+        again.recommend("stranger", k=5, history=history)[0]
+        == retrieval_model.recommend("stranger", k=5, history=history)[0]
+    )
+    np.testing.assert_array_equal(
+        again.item_serving_vectors(), retrieval_model.item_serving_vectors()
+    )
+    assert again.calibration_ == retrieval_model.calibration_
+    assert again.item_lexical_.vocab_ == retrieval_model.item_lexical_.vocab_
+
+
+def test_retrieval_serving_vectors_reproduce_rank_scores_and_ratings(retrieval_model):
+    history = Interactions.from_records([("n9", "a0", 5.0), ("n9", "r_cold", 2.0)])
+    items = ["a1", "r_cold", "a_cold", "r3"]
+    user = retrieval_model.user_serving_vector("n9", ["a0", "r_cold"], [5.0, 2.0])
+    rows = retrieval_model.item_serving_vectors(items)
+    assert retrieval_model.serving_offset == 0.0
+    np.testing.assert_allclose(
+        rows @ user, retrieval_model.rank_scores(["n9"] * 4, items, history), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        retrieval_model.serving_ratings("n9", items, ["a0", "r_cold"], [5.0, 2.0]),
+        retrieval_model.predict(["n9"] * 4, items, history),
+        atol=1e-5,
+    )
+
+
+def test_a_retrieval_two_tower_keeps_the_recommender_contract(tiny_bert_dir):
+    from dayzero.testing import check_recommender
+
+    model = TwoTowerRecommender().set_params(
+        encoder={"model": str(tiny_bert_dir), "max_length": 32},
+        towers={"dim": 8, "hidden": 16},
+        training={
+            "epochs": 3,
+            "batch_users": 8,
+            "query_size": 3,
+            "validation": 0.25,
+            "retrieval_weight": 1.0,
+            "negatives": 4,
+        },
+    )
+    results = check_recommender(model)
+    assert all(v == "passed" for v in results.values()), results

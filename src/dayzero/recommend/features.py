@@ -1,8 +1,9 @@
-"""Dense attribute features from typed entity fields (one-hot categories, multi-hot lists,
-standardised numbers), the "attributes" half of a tower's input beside its text vector.
+"""Entity features beside a tower's text vector: dense attributes from typed fields (one-hot
+categories, multi-hot lists, standardised numbers), bags of field tokens (high-cardinality
+values) and a TF-IDF weighted bag of the words of the entity's text (the lexical features).
 
-Fields with too many distinct values (actors, zip codes) are left to the text view: one-hot
-vectors of thousands of rare values only add noise and parameters.
+Fields with too many distinct values (actors, zip codes) are left to the text view and the token
+bags: one-hot vectors of thousands of rare values only add noise and parameters.
 """
 
 from __future__ import annotations
@@ -188,4 +189,86 @@ class TokenEncoder:
         encoder = cls(data["exclude"], data["min_count"], data["max_tokens"])
         encoder.fields_ = [tuple(f) for f in data["fields"]]
         encoder.vocab_ = {t: i for i, t in enumerate(data["vocab"])}
+        return encoder
+
+
+class LexicalEncoder:
+    """The words of an entity's text as a TF-IDF weighted bag (the sparse lexical features).
+
+    The vocabulary and the IDF statistics come from the texts given to :meth:`fit` (the
+    training items only); later texts are transformed with them, so a new item's unseen words
+    are dropped and its weights use the training IDF. Each row is ``(1 + log tf) * idf``
+    normalised to unit length, returned as ``(indices, offsets, weights)`` for a
+    ``torch.nn.EmbeddingBag(mode="sum")`` with ``per_sample_weights``.
+
+    Parameters
+    ----------
+    min_df
+        Words in fewer training texts get no index (1 keeps a word shared by one training item
+        and a new one: a sequel, an author).
+    max_features
+        Keep at most this many words (most frequent first).
+    """
+
+    def __init__(self, min_df: int = 1, max_features: int = 50_000) -> None:
+        self.min_df = min_df
+        self.max_features = max_features
+        self.vocab_: list[str] = []
+        self.idf_ = np.zeros(0, dtype=np.float64)
+
+    @property
+    def size(self) -> int:
+        return len(self.vocab_)
+
+    def fit(self, texts: Sequence[str]) -> LexicalEncoder:
+        """Learn the vocabulary and IDF of ``texts``; no usable word leaves it empty."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vocab_, self.idf_ = [], np.zeros(0, dtype=np.float64)
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            return self
+        vectorizer = TfidfVectorizer(
+            min_df=min(self.min_df, len(texts)),
+            max_features=self.max_features,
+            stop_words="english",
+        )
+        try:
+            vectorizer.fit(texts)
+        except ValueError:  # only stop words or no token at all
+            return self
+        self.vocab_ = vectorizer.get_feature_names_out().tolist()
+        self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indices, offsets, weights)`` of ``texts`` (int64, int64, float32)."""
+        if not self.vocab_ or not len(texts):
+            return (
+                np.zeros(0, dtype=np.int64),
+                np.zeros(len(texts), dtype=np.int64),
+                np.zeros(0, dtype=np.float32),
+            )
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize
+
+        counts = CountVectorizer(vocabulary=self.vocab_).transform(list(texts)).tocsr()
+        counts.data = (1.0 + np.log(counts.data)) * self.idf_[counts.indices]
+        rows = normalize(counts).tocsr()
+        rows.sort_indices()
+        return (
+            rows.indices.astype(np.int64),
+            rows.indptr[:-1].astype(np.int64),
+            rows.data.astype(np.float32),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings and vocabulary (the IDF is an array: the caller saves it beside)."""
+        return {"min_df": self.min_df, "max_features": self.max_features, "vocab": self.vocab_}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], idf: np.ndarray) -> LexicalEncoder:
+        encoder = cls(data["min_df"], data["max_features"])
+        encoder.vocab_ = list(data["vocab"])
+        encoder.idf_ = np.asarray(idf, dtype=np.float64)
         return encoder

@@ -10,6 +10,21 @@ splits each user's ratings into a *support* part (pooled into the user vector) a
 (predicted), so the model learns to use a few revealed ratings. New users and items are served at
 predict time without retraining: from text alone, or text + the ratings passed as ``history``.
 
+Two heads share the towers. The *rating head* (``mu + b_u + b_i + <p_u, q_i>``, MSE on the query
+ratings) gives :meth:`~TwoTowerRecommender.predict`. The *retrieval head*
+(``training.retrieval_weight > 0``) is trained beside it by a softmax over items: each query
+positive (every interaction, or ratings >= ``positive_threshold``) against the batch's other
+positives and ``negatives`` items drawn uniformly, with the log of each candidate's sampling
+probability subtracted from its logit (the logQ correction of Yi et al. 2019, so the in-batch
+softmax estimates the full one instead of penalising popular items for being sampled often).
+With the head trained, :meth:`~TwoTowerRecommender.recommend`, :meth:`rank_scores` and the
+serving vectors rank by it (a top-K list over the whole catalogue); ``predict`` stays the rating.
+
+Cold items compete fairly: the content path (text vector, attributes, field tokens and the
+TF-IDF bag of the item text's words) is trained through ID dropout on both heads, and the
+retrieval scores of content-only items are calibrated (``a + b * score``) by maximum likelihood on
+training items held out of the content path (``cold_holdout``), scored as if they were new.
+
 A saved model keeps every vector it computed but not the entity tables: after ``load``, give
 new users' and items' fields with ``partial_fit_users(..., users=...)`` / ``partial_fit_items``.
 
@@ -39,7 +54,7 @@ from dayzero.recommend.contract import (
     register,
     seen_by_user,
 )
-from dayzero.recommend.features import AttributeEncoder, TokenEncoder
+from dayzero.recommend.features import AttributeEncoder, LexicalEncoder, TokenEncoder
 from dayzero.recommend.servable import VectorServable
 from dayzero.recommend.text_encoding import OwnsTextEncoder
 from dayzero.recommend.towers import HybridTowers
@@ -47,17 +62,42 @@ from dayzero.text.config import EncoderConfig
 from dayzero.train.config import AdaptationConfig
 from dayzero.train.index_dataset import IndexDataset
 
+Bag = tuple[np.ndarray, ...]
+"""A ragged table, one row per item: ``(indices, offsets)`` or ``(indices, offsets, weights)``;
+row ``r`` is ``indices[offsets[r]:offsets[r + 1]]`` (the EmbeddingBag input)."""
 
-def _bags_for(
-    indices: np.ndarray, offsets: np.ndarray, rows: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The EmbeddingBag input of a subset of rows."""
-    ends = np.append(offsets[1:], len(indices))
-    parts = [indices[offsets[r] : ends[r]] for r in rows]
-    lengths = np.array([len(p) for p in parts], dtype=np.int64)
-    sub_offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(sub_offsets)
+
+def _bag_rows(bag: Bag, rows: np.ndarray) -> Bag:
+    """The rows ``rows`` of ``bag``, in that order."""
+    indices, offsets = bag[0], bag[1]
+    rows = np.asarray(rows, dtype=np.int64)
+    ends = np.append(offsets[1:], len(indices)).astype(np.int64)
+    starts = offsets[rows].astype(np.int64)
+    lengths = ends[rows] - starts
+    sub_offsets = np.zeros(len(rows), dtype=np.int64)
+    if len(rows) > 1:
+        sub_offsets[1:] = np.cumsum(lengths)[:-1]
+    positions = np.repeat(starts - sub_offsets, lengths) + np.arange(lengths.sum())
+    return (indices[positions].astype(np.int64), sub_offsets, *(w[positions] for w in bag[2:]))
+
+
+def _bag_concat(first: Bag, second: Bag) -> Bag:
+    """The rows of ``first`` then those of ``second``."""
+    weights = zip(first[2:], second[2:], strict=True)
+    return (
+        np.concatenate([first[0], second[0]]).astype(np.int64),
+        np.concatenate([first[1], second[1] + len(first[0])]).astype(np.int64),
+        *(np.concatenate([a, b]).astype(a.dtype) for a, b in weights),
+    )
+
+
+def _bag_tensors(bag: Bag) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in bag)
+
+
+def _bags_for(indices: np.ndarray, offsets: np.ndarray, rows: np.ndarray):
+    """The EmbeddingBag input (tensors) of a subset of rows."""
+    return _bag_tensors(_bag_rows((indices, offsets), rows))
 
 
 def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
@@ -70,6 +110,30 @@ def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+def candidate_log_q(
+    frequency: np.ndarray, n_positives: int, n_uniform: int, n_items: int
+) -> np.ndarray:
+    """Log of the chance that each item is among a step's softmax candidates.
+
+    The candidates are a set (each item once): the step's ``n_positives`` positives, each of
+    them item ``c`` with probability ``frequency[c]`` (its share of the training positives),
+    and ``n_uniform`` uniform draws over ``n_items`` items. So
+    ``Q_c = 1 - (1 - f_c)^P (1 - 1/N)^M``: close to ``P f_c + M / N`` for rare items, 1 for
+    items in nearly every batch. Subtracting ``log Q_c`` from each candidate's logit (Yi et al.
+    2019; TensorFlow's sampled softmax does the same with unique candidates) makes the sampled
+    softmax estimate the full one: without it an item's score drops by how often it is drawn
+    as a negative, so popular items are under-ranked.
+
+    Examples
+    --------
+    >>> float(np.exp(candidate_log_q(np.array([0.5]), 2, 0, 10))[0])
+    0.75
+    """
+    frequency = np.minimum(np.asarray(frequency, dtype=np.float64), 1 - 1e-12)
+    missed = n_positives * np.log1p(-frequency) + n_uniform * np.log1p(-1.0 / max(n_items, 2))
+    return np.log(np.maximum(-np.expm1(missed), 1e-12))
 
 
 def pairwise_ranking_loss(
@@ -98,6 +162,20 @@ class _Episodes:
     def user_rows(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.bounds[k], self.bounds[k + 1]
         return self.items[lo:hi], self.values[lo:hi]
+
+    def interacted(self, users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+        """``out[a, b]``: did user row ``users[a]`` interact with item ``items[b]`` here."""
+        keys = getattr(self, "_keys", None)
+        if keys is None or keys[0] != n_items:
+            owner = np.repeat(self.users, np.diff(self.bounds)).astype(np.int64)
+            keys = (n_items, np.unique(owner * n_items + self.items.astype(np.int64)))
+            self._keys = keys
+        sorted_keys = keys[1]
+        query = users.astype(np.int64)[:, None] * n_items + items.astype(np.int64)[None, :]
+        if not len(sorted_keys):
+            return np.zeros(query.shape, dtype=bool)
+        where = np.searchsorted(sorted_keys, query).clip(max=len(sorted_keys) - 1)
+        return sorted_keys[where] == query
 
     def sample(
         self, positions: np.ndarray, rng: np.random.Generator, query_size: int, max_history: int
@@ -141,6 +219,10 @@ class TowersConfig:
         The same for items (default: ``id_dropout``).
     max_history : int, default 200
         Cap on the history rows pooled into a user vector.
+    lexical : bool, default True
+        The item tower also reads a TF-IDF weighted bag of the words of the item text (the
+        vocabulary and IDF fitted on the training items only): a word an item shares with
+        training items carries their signal to it, beside the dense text vector.
     """
 
     dim: int = 64
@@ -149,6 +231,7 @@ class TowersConfig:
     id_dropout: float = 0.5
     item_id_dropout: float | None = None
     max_history: int = 200
+    lexical: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,7 +252,31 @@ class TwoTowerTraining:
         Epochs without improvement of validation MAE before stopping (best weights restored).
     ranking_weight : float, default 0.0
         Weight of a pairwise (BPR-style) loss between a user's query items, added to the MSE
-        rating loss: the ranking head.
+        rating loss.
+    rating_weight : float, default 1.0
+        Weight of the rating head's MSE loss (0: a retrieval-only model, for implicit data).
+    retrieval_weight : float, default 0.0
+        Weight of the retrieval head's softmax loss; > 0 trains the head, and ``recommend``,
+        ``rank_scores`` and the serving vectors then rank by it (``predict`` stays the rating).
+    negatives : int, default 256
+        Items drawn uniformly per step as extra negatives of the retrieval softmax, beside the
+        batch's positives.
+    positive_threshold : float, optional
+        Interactions with a value >= this are the retrieval head's positives; ``None`` (the
+        default): every interaction is one (implicit feedback).
+    temperature : float, default 0.1
+        Temperature of the retrieval head's cosine.
+    logq_correction : float, default 1.0
+        How much of ``log Q(item)`` (the candidate's sampling probability) is subtracted from
+        its logit: 1 is Yi et al.'s correction, 0 the plain in-batch softmax (which pushes
+        popular items down, since they are sampled as negatives more often).
+    cold_holdout : float, default 0.1
+        Fraction of training items held out of the content path (their content part gets no
+        gradient; their ID is never dropped), on which content-only retrieval scores are
+        calibrated after training. 0: no calibration.
+
+    With ``retrieval_weight > 0``, early stopping monitors Recall@20 over every item of the
+    validation users' held-out positives (else the validation MAE).
     """
 
     epochs: int = 30
@@ -180,6 +287,13 @@ class TwoTowerTraining:
     validation: float = 0.1
     patience: int = 4
     ranking_weight: float = 0.0
+    rating_weight: float = 1.0
+    retrieval_weight: float = 0.0
+    negatives: int = 256
+    positive_threshold: float | None = None
+    temperature: float = 0.1
+    logq_correction: float = 1.0
+    cold_holdout: float = 0.1
 
 
 @register("two-tower")
@@ -255,7 +369,25 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.training_ = self._config("training")
         self.adaptation_ = self._config("adaptation")
 
+    @property
+    def _retrieval(self) -> bool:
+        """The retrieval head is trained (and ranks)."""
+        return self.training_.retrieval_weight > 0
+
     # ------------------------------------------------------------------ content
+    def _item_texts(self, entities: Entities | None, ids: Sequence[Hashable]) -> list[str]:
+        """The item text view of ``ids`` (empty for ids without a record)."""
+        if entities is None or not self.item_template_.specs:
+            return [""] * len(ids)
+        present = list(dict.fromkeys(i for i in ids if i in entities))
+        records = entities.frame.loc[present].to_dict(orient="records") if present else []
+        texts = dict(zip(present, self.item_template_.render_many(records), strict=True))
+        return [texts.get(i, "") for i in ids]
+
+    def _word_bags(self, entities: Entities | None, ids: Sequence[Hashable]) -> Bag:
+        """The lexical bags (TF-IDF weighted words, fitted vocabulary) of ``ids``."""
+        return self.item_lexical_.transform(self._item_texts(entities, ids))
+
     def _content(
         self,
         entities: Entities | None,
@@ -316,6 +448,12 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             dataset.items, self.item_map_.ids, self.item_template_, self.item_attributes_
         )
         self.item_token_bags_ = self.item_tokens_.transform(dataset.items, self.item_map_.ids)
+        # The lexical vocabulary and IDF come from the training items only: a new item's words
+        # are weighted as a day-zero item's would be.
+        self.item_lexical_ = LexicalEncoder()
+        if self.towers_.lexical:
+            self.item_lexical_.fit(self._item_texts(dataset.items, known_items))
+        self.item_word_bags_ = self._word_bags(dataset.items, self.item_map_.ids)
         self.user_content_ = self._content(
             dataset.users, self.user_map_.ids, self.user_template_, self.user_attributes_
         )
@@ -330,6 +468,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._val_cache = None
         train_rows, val = self._carve_validation(u_idx, rng)
         episodes = _Episodes(u_idx[train_rows], i_idx[train_rows], values[train_rows])
+        self._holdout = self._choose_holdout(rng)
         self._train(episodes, val, rng, self.training_.epochs)
         self._train_history = _Episodes(u_idx, i_idx, values)
         if self.strategy != "frozen":
@@ -338,7 +477,20 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
                 self._train(episodes, val, rng, self.adaptation_.refit_epochs, lr_scale=0.3)
             self._train_history = _Episodes(u_idx, i_idx, values)
         self._refresh_item_vectors()
+        if self._holdout is not None:
+            self._calibrate_cold(episodes, rng)
+        self._holdout = None
         return self
+
+    def _choose_holdout(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Known items held out of the content path for the cold calibration (bool mask)."""
+        fraction = self.training_.cold_holdout
+        if not self._retrieval or fraction <= 0 or self.n_known_items_ < 10:
+            return None
+        n = max(1, round(fraction * self.n_known_items_))
+        mask = np.zeros(self.n_known_items_, dtype=bool)
+        mask[rng.choice(self.n_known_items_, size=n, replace=False)] = True
+        return mask
 
     def _carve_validation(self, u_idx: np.ndarray, rng: np.random.Generator):
         """Hold out ``query_size`` ratings of a fraction of users for early stopping."""
@@ -377,66 +529,161 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         epochs: int,
         lr_scale: float = 1.0,
     ):
-        """Episodic training through the shared :class:`~dayzero.train.trainer.Trainer`."""
+        """Episodic training through the shared :class:`~dayzero.train.trainer.Trainer`.
+
+        Each step computes the vectors of the items it needs only (the support, query and
+        candidate items of its users), so a step costs the same for any catalogue size.
+        """
         from dayzero.train.trainer import Trainer, TrainerConfig
 
         item_content, user_content = self._tensors()
-        item_rows = self._item_rows()
-        tokens = self._token_tensors()
+        item_rows = self._item_rows().numpy()
+        settings = self.training_
         item_drop = (
             self.towers_.id_dropout
             if self.towers_.item_id_dropout is None
             else self.towers_.item_id_dropout
         )
+        holdout = getattr(self, "_holdout", None)
+        retrieval = self._retrieval
+        n_items = len(self.item_map_)
+        if retrieval:
+            positive = self._positive(episodes.values)
+            counts = np.bincount(episodes.items[positive], minlength=n_items).astype(np.float64)
+            frequency = counts / max(counts.sum(), 1.0)
+            n_sampled = self.n_known_items_
 
         def loss_fn(net: HybridTowers, positions: torch.Tensor) -> torch.Tensor:
             positions = positions.numpy()
             support, query = episodes.sample(
-                positions, rng, self.training_.query_size, self.towers_.max_history
+                positions, rng, settings.query_size, self.towers_.max_history
             )
-            users = torch.from_numpy(episodes.users[positions])
-            drop_users = torch.from_numpy(rng.random(len(positions)) < self.towers_.id_dropout)
-            drop_items = torch.from_numpy(rng.random(len(item_rows)) < item_drop)
-            items = net.items(item_content, torch.where(drop_items, -1, item_rows), tokens)
+            users = episodes.users[positions]
+            drop_users = rng.random(len(positions)) < self.towers_.id_dropout
+            wanted = [support[1], query[1]]
+            if retrieval:
+                is_positive = self._positive(query[2])
+                negatives = rng.integers(0, n_sampled, size=settings.negatives)
+                candidates = np.unique(np.concatenate([query[1][is_positive], negatives]))
+                wanted.append(candidates)
+            needed = np.unique(np.concatenate(wanted))
+            drop = rng.random(len(needed)) < item_drop
+            detach = None
+            if holdout is not None:
+                held = (needed < len(holdout)) & holdout[needed.clip(max=len(holdout) - 1)]
+                drop &= ~held
+                detach = torch.from_numpy(held)
+            items = net.items(
+                item_content[torch.from_numpy(needed)],
+                torch.from_numpy(np.where(drop, -1, item_rows[needed])),
+                _bag_tensors(_bag_rows(self.item_token_bags_, needed)),
+                _bag_tensors(_bag_rows(self.item_word_bags_, needed)),
+                detach,
+            )
             user_vec = net.users(
-                user_content[users],
-                torch.where(drop_users, -1, users),
-                items[torch.from_numpy(support[1])],
+                user_content[torch.from_numpy(users)],
+                torch.from_numpy(np.where(drop_users, -1, users)),
+                items[torch.from_numpy(np.searchsorted(needed, support[1]))],
                 torch.from_numpy(support[2]),
                 torch.from_numpy(support[0]),
             )
             q_user = torch.from_numpy(query[0])
-            pred = net.score(user_vec[q_user], items[torch.from_numpy(query[1])])
-            target = torch.from_numpy(query[2])
-            loss = torch.nn.functional.mse_loss(pred, target)
-            if self.training_.ranking_weight > 0:
-                loss = loss + self.training_.ranking_weight * pairwise_ranking_loss(
-                    pred, target, q_user
+            loss = user_vec.sum() * 0
+            if settings.rating_weight > 0:
+                q_items = items[torch.from_numpy(np.searchsorted(needed, query[1]))]
+                pred = net.score(user_vec[q_user], q_items)
+                target = torch.from_numpy(query[2])
+                rating = torch.nn.functional.mse_loss(pred, target)
+                if settings.ranking_weight > 0:
+                    rating = rating + settings.ranking_weight * pairwise_ranking_loss(
+                        pred, target, q_user
+                    )
+                loss = loss + settings.rating_weight * rating
+            if retrieval and is_positive.any():
+                loss = loss + settings.retrieval_weight * self._softmax_loss(
+                    net,
+                    user_vec,
+                    users,
+                    items[torch.from_numpy(np.searchsorted(needed, candidates))],
+                    candidates,
+                    query[0][is_positive],
+                    query[1][is_positive],
+                    frequency,
+                    settings.negatives,
+                    n_sampled,
+                    episodes,
                 )
             return loss
 
-        def val_fn(net: HybridTowers) -> dict[str, float]:
-            return {"val_mae": self._validation_mae(episodes, val_rows)}
-
+        if val_rows is None:
+            val_fn, monitor, mode = None, None, "min"
+        elif retrieval:
+            val_fn, monitor, mode = (
+                lambda net: {"val_recall": self._validation_recall(episodes, val_rows)},
+                "val_recall",
+                "max",
+            )
+        else:
+            val_fn, monitor, mode = (
+                lambda net: {"val_mae": self._validation_mae(episodes, val_rows)},
+                "val_mae",
+                "min",
+            )
         config = TrainerConfig(
             epochs=epochs,
-            batch_size=self.training_.batch_users,
-            lr=self.training_.lr * lr_scale,
-            weight_decay=self.training_.weight_decay,
+            batch_size=settings.batch_users,
+            lr=settings.lr * lr_scale,
+            weight_decay=settings.weight_decay,
             schedule="cosine",
             warmup_ratio=0.02,
             grad_clip=5.0,
-            monitor="val_mae" if val_rows is not None else None,
-            patience=self.training_.patience if val_rows is not None else None,
+            monitor=monitor,
+            mode=mode,
+            patience=settings.patience if val_rows is not None else None,
             seed=self.random_state,
             progress_bar=self.progress,
         )
         trainer = Trainer(self.network_, config, loss_fn)
-        history = trainer.fit(
-            IndexDataset(len(episodes.users)), val_fn if val_rows is not None else None
-        )
+        history = trainer.fit(IndexDataset(len(episodes.users)), val_fn)
         self.history_ = [*getattr(self, "history_", []), *history.evals]
         self.network_.eval()
+
+    def _positive(self, values: np.ndarray) -> np.ndarray:
+        """Which interactions are positives of the retrieval head."""
+        threshold = self.training_.positive_threshold
+        if threshold is None:
+            return np.ones(len(values), dtype=bool)
+        return values >= threshold
+
+    def _softmax_loss(
+        self,
+        net: HybridTowers,
+        user_vec: torch.Tensor,
+        users: np.ndarray,
+        cand_vec: torch.Tensor,
+        candidates: np.ndarray,
+        pos_rows: np.ndarray,
+        pos_items: np.ndarray,
+        frequency: np.ndarray,
+        uniform_draws: int,
+        n_sampled: int,
+        episodes: _Episodes,
+    ) -> torch.Tensor:
+        """Sampled softmax of each positive against the candidates, logQ-corrected
+        (:func:`candidate_log_q`, scaled by ``logq_correction``). The user's other training
+        items are masked out (they are not negatives)."""
+        temperature = self.training_.temperature
+        directions, bias = net.retrieval_items(cand_vec)
+        logits = net.retrieval_users(user_vec, temperature) @ directions.T + bias  # (B, C)
+        log_q = candidate_log_q(frequency[candidates], len(pos_items), uniform_draws, n_sampled)
+        correction = self.training_.logq_correction * log_q
+        logits = logits - torch.from_numpy(correction.astype(np.float32))
+        interacted = episodes.interacted(users, candidates, len(self.item_map_))
+        target = np.searchsorted(candidates, pos_items)
+        mask = interacted[pos_rows]
+        mask[np.arange(len(target)), target] = False
+        rows = logits[torch.from_numpy(pos_rows)].masked_fill(torch.from_numpy(mask), -1e9)
+        return torch.nn.functional.cross_entropy(rows, torch.from_numpy(target))
 
     def _adapt_encoder(self, items: Entities | None, episodes: _Episodes, rng) -> None:
         """Fine-tune the text encoder end to end through the item tower.
@@ -482,7 +729,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         attributes = torch.from_numpy(self.item_content_[:, encoder.dim :])
         indices, offsets = self.item_token_bags_
         for name, param in net.named_parameters():
-            param.requires_grad = name.startswith(("item_net", "item_tokens"))
+            param.requires_grad = name.startswith(("item_net", "item_tokens", "item_words"))
         module = torch.nn.ModuleDict({"encoder": encoder.model, "towers": net})
 
         def loss_fn(_: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -492,7 +739,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             )
             content = torch.cat([text_vectors, attributes[chosen]], dim=1)
             bag_idx, bag_off = _bags_for(indices, offsets, chosen)
-            item_vec = net.items(content, torch.full((len(chosen),), -1), (bag_idx, bag_off))
+            words = _bag_tensors(_bag_rows(self.item_word_bags_, chosen))
+            item_vec = net.items(content, torch.full((len(chosen),), -1), (bag_idx, bag_off), words)
             rows, raters, targets = [], [], []
             for row, item in enumerate(chosen):
                 picks = by_item[item]
@@ -542,6 +790,138 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         frame = self._fit_frame
         return frame[0][val_rows], frame[1][val_rows], frame[2][val_rows]
 
+    @torch.no_grad()
+    def _validation_recall(self, episodes: _Episodes, val_rows: np.ndarray, k: int = 20) -> float:
+        """Recall@k over every item of the held-out positives, each validation user's training
+        items as history (and excluded from the ranking)."""
+        if self._val_cache is None:
+            self._val_cache = self._val_arrays(val_rows)
+        users, items, values = self._val_cache
+        keep = self._positive(values)
+        if not keep.any():
+            return 0.0
+        users, items = users[keep], items[keep]
+        self.network_.eval()
+        self._train_history = episodes
+        self._refresh_item_vectors()
+        n_items = len(self.item_map_)
+        everything = np.arange(n_items)
+        content_only = self._content_only(everything).astype(bool)
+        unique = np.unique(users)
+        recalls = []
+        for chunk in np.array_split(unique, max(1, len(unique) // 256)):
+            vectors = self._user_vectors(self.user_map_.to_external(chunk), {})
+            scores = self._retrieval_scores(vectors, self.item_vectors_, content_only).numpy()
+            scores[episodes.interacted(chunk, everything, n_items)] = -np.inf
+            top = np.argpartition(-scores, min(k, n_items - 1), axis=1)[:, :k]
+            for row, user in enumerate(chunk):
+                relevant = items[users == user]
+                recalls.append(np.isin(relevant, top[row]).sum() / len(relevant))
+        return float(np.mean(recalls))
+
+    def _retrieval_scores(
+        self, users: torch.Tensor, items: torch.Tensor, content_only: np.ndarray
+    ) -> torch.Tensor:
+        """``(n_users, n_items)`` retrieval scores, content-only items calibrated."""
+        net = self.network_
+        directions, bias = net.retrieval_items(items)
+        scores = net.retrieval_users(users, self.training_.temperature) @ directions.T + bias
+        return net.calibrated(scores, torch.from_numpy(np.asarray(content_only, dtype=bool)))
+
+    def _retrieval_pairs(
+        self, users: torch.Tensor, items: torch.Tensor, content_only: np.ndarray
+    ) -> torch.Tensor:
+        """Retrieval scores of aligned rows of user and item vectors."""
+        net = self.network_
+        directions, bias = net.retrieval_items(items)
+        user_rows = net.retrieval_users(users, self.training_.temperature)
+        scores = (user_rows * directions).sum(dim=1) + bias
+        return net.calibrated(scores, torch.from_numpy(np.asarray(content_only, dtype=bool)))
+
+    @torch.no_grad()
+    def _calibrate_cold(self, episodes: _Episodes, rng: np.random.Generator) -> None:
+        """Fit ``a, b`` of the content-only retrieval scores ``a + b * score`` by maximum
+        likelihood: the held-out items (no content gradient in training) are scored from
+        content alone among every other item with its ID, and the full softmax over items of
+        each sampled user's query positives is maximised over ``a`` and ``b > 0``."""
+        net = self.network_
+        net.eval()
+        held = self._holdout
+        n_known = self.n_known_items_
+        self._refresh_item_vectors()
+        known = self.item_vectors_[:n_known]
+        columns = np.flatnonzero(held)
+        content, _ = self._tensors()
+        cold = net.items(
+            content[torch.from_numpy(columns)],
+            torch.full((len(columns),), -1),
+            _bag_tensors(_bag_rows(self.item_token_bags_, columns)),
+            _bag_tensors(_bag_rows(self.item_word_bags_, columns)),
+        )
+        positions = rng.permutation(len(episodes.users))[:1000]
+        support, query = episodes.sample(
+            positions, rng, self.training_.query_size, self.towers_.max_history
+        )
+        users = episodes.users[positions]
+        user_content = torch.from_numpy(self.user_content_)
+        user_vec = net.users(
+            user_content[torch.from_numpy(users)],
+            torch.from_numpy(np.where(users < self.n_known_users_, users, -1)),
+            known[torch.from_numpy(support[1])],
+            torch.from_numpy(support[2]),
+            torch.from_numpy(support[0]),
+        )
+        positive = self._positive(query[2])
+        rows, items = query[0][positive], query[1][positive]
+        if not len(rows) or not held[items].any():
+            return
+        # Mask each user's training items but this episode's query positives (as in training).
+        mask = episodes.interacted(users, np.arange(n_known), len(self.item_map_))
+        mask[rows, items] = False
+        warm = self._retrieval_scores(user_vec, known, np.zeros(n_known, dtype=bool))
+        warm = warm.masked_fill(torch.from_numpy(mask | held[None, :]), -torch.inf)
+        rest = torch.logsumexp(warm, dim=1)  # the ID-bearing items' part of each softmax
+        raw = self._retrieval_scores(user_vec, cold, np.zeros(len(columns), dtype=bool))
+        cold_mask = torch.from_numpy(mask[:, columns])
+        n_pos = torch.from_numpy(np.bincount(rows, minlength=len(users)).astype(np.float32))
+        on_held = held[items]
+        warm_targets = warm[torch.from_numpy(rows[~on_held]), torch.from_numpy(items[~on_held])]
+        column_of = np.searchsorted(columns, items[on_held])
+        raw_targets = raw[torch.from_numpy(rows[on_held]), torch.from_numpy(column_of)]
+        offset = torch.zeros((), requires_grad=True)
+        log_scale = torch.zeros((), requires_grad=True)
+
+        def nll() -> torch.Tensor:
+            scale = log_scale.exp()
+            cold_part = torch.logsumexp(
+                (offset + scale * raw).masked_fill(cold_mask, -torch.inf), dim=1
+            )
+            total = torch.logaddexp(rest, cold_part)
+            chosen = warm_targets.sum() + (offset + scale * raw_targets).sum()
+            return ((n_pos * total).sum() - chosen) / len(rows)
+
+        optimizer = torch.optim.LBFGS([offset, log_scale], lr=0.5, max_iter=100)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = nll()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            optimizer.step(closure)
+        if torch.isfinite(offset) and torch.isfinite(log_scale):
+            net.cold_offset.fill_(float(offset))
+            net.cold_scale.fill_(float(log_scale.exp()))
+        self.calibration_ = {
+            "offset": float(net.cold_offset),
+            "scale": float(net.cold_scale),
+            "held_out_items": len(columns),
+            "users": len(users),
+            "positives": len(rows),
+            "held_out_positives": int(on_held.sum()),
+        }
+
     def _new_network(self) -> HybridTowers:
         """Untrained towers sized by the fitted content, id counts and settings."""
         return HybridTowers(
@@ -554,6 +934,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             self.towers_.dropout,
             self.global_mean_,
             self.item_tokens_.size,
+            self.item_lexical_.size,
+            self._retrieval,
         )
 
     # ------------------------------------------------------------------ inference
@@ -562,7 +944,10 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.network_.eval()
         item_content, _ = self._tensors()
         self.item_vectors_ = self.network_.items(
-            item_content, self._item_rows(), self._token_tensors()
+            item_content,
+            self._item_rows(),
+            self._token_tensors(),
+            _bag_tensors(self.item_word_bags_),
         )
 
     def _put_profile_texts(
@@ -697,13 +1082,51 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     def _score_items(self, user, history) -> np.ndarray:
         extra = self._history_extra(history, [user])
         vector = self._user_vectors([user], extra)
+        all_items = np.arange(len(self.item_vectors_))
+        if self._retrieval:
+            with torch.no_grad():
+                scores = self._retrieval_scores(
+                    vector, self.item_vectors_, self._content_only(all_items).astype(bool)
+                )
+            return scores[0].numpy().astype(np.float64)
         with torch.no_grad():
             scores = self.network_.score(
                 vector.expand(len(self.item_vectors_), -1), self.item_vectors_
             )
         shift = self._support_shift([user], vector, extra)[0]
-        all_items = np.arange(len(self.item_vectors_))
         return scores.numpy().astype(np.float64) + shift * self._content_only(all_items)
+
+    def rank_scores(
+        self,
+        users: Sequence[Hashable],
+        items: Sequence[Hashable],
+        history: Interactions | None = None,
+    ) -> np.ndarray:
+        """The scores :meth:`recommend` ranks by: the retrieval head's (a logit: higher is
+        more likely to be interacted with) when it is trained, else the predicted rating."""
+        if not self._retrieval:
+            return self.predict(users, items, history)
+        return self._pair_scores(users, items, history, self._rank_pairs)
+
+    def _rank_pairs(self, users, items, history) -> np.ndarray:
+        unique = list(dict.fromkeys(users))
+        vectors = self._user_vectors(unique, self._history_extra(history, unique))
+        pos = {u: k for k, u in enumerate(unique)}
+        rows = torch.tensor([pos[u] for u in users])
+        item_idx = self.item_map_.to_internal(items, missing=-1)
+        with torch.no_grad():
+            scores = self._retrieval_pairs(
+                vectors[rows],
+                self._history_item_vectors(item_idx),
+                self._content_only(item_idx).astype(bool),
+            )
+        return scores.numpy().astype(np.float64)
+
+    def content_only_items(self) -> list[Hashable]:
+        """Items scored from content alone (no ID embedding: folded in from their fields, or in
+        the dataset's item table without training interactions), in id-map order."""
+        self._check_fitted()
+        return list(self.item_map_.ids[self.n_known_items_ :])
 
     def _content_only(self, item_idx: np.ndarray) -> np.ndarray:
         """1.0 for items scored from content alone (no ID embedding), else 0.0."""
@@ -739,7 +1162,11 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     def similar_items(self, item: Hashable, k: int = 10) -> tuple[list[Hashable], np.ndarray]:
         self._check_fitted()
         idx = self.item_map_.to_internal([item])[0]
-        factors = torch.nn.functional.normalize(self.item_vectors_[:, : self.towers_.dim], dim=1)
+        if self._retrieval:
+            factors = self.network_.retrieval_items(self.item_vectors_)[0]
+        else:
+            d = self.towers_.dim
+            factors = torch.nn.functional.normalize(self.item_vectors_[:, :d], dim=1)
         sims = (factors @ factors[idx]).numpy()
         sims[idx] = -np.inf
         order = np.argsort(-sims, kind="stable")[:k]
@@ -780,19 +1207,18 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     def _append_items(self, items: Entities | None, new: list[Hashable]) -> None:
         """Append content-only rows (no ID embedding) for ``new`` ids to every item table."""
         content = self._content(items, new, self.item_template_, self.item_attributes_)
-        indices, offsets = self.item_tokens_.transform(items, new)
-        old_indices, old_offsets = self.item_token_bags_
+        tokens = self.item_tokens_.transform(items, new)
+        words = self._word_bags(items, new)
         self.item_map_.add(new)
         self.item_content_ = np.vstack([self.item_content_, content]).astype(np.float32)
-        self.item_token_bags_ = (
-            np.concatenate([old_indices, indices]).astype(np.int64),
-            np.concatenate([old_offsets, offsets + len(old_indices)]).astype(np.int64),
-        )
+        self.item_token_bags_ = _bag_concat(self.item_token_bags_, tokens)
+        self.item_word_bags_ = _bag_concat(self.item_word_bags_, words)
         self.network_.eval()
         vectors = self.network_.items(
             torch.from_numpy(content),
             torch.full((len(new),), -1),
-            (torch.from_numpy(indices), torch.from_numpy(offsets)),
+            _bag_tensors(tokens),
+            _bag_tensors(words),
         )
         self.item_vectors_ = torch.cat([self.item_vectors_, vectors])
 
@@ -812,9 +1238,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
 
     @property
     def serving_offset(self) -> float:
-        """The global offset ``mu`` of the rating head."""
+        """The global offset ``mu`` of the rating head; 0 when the retrieval head ranks."""
         self._check_fitted()
-        return float(self.network_.mu.detach())
+        return 0.0 if self._retrieval else float(self.network_.mu.detach())
 
     def served_items(self) -> list[Hashable]:
         """Every item in the model: trained, or folded in from its fields."""
@@ -835,21 +1261,46 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         """Load the text encoder now (new items and profile sentences need it)."""
         self._text_encoder()
 
-    def item_serving_vectors(self, items: Sequence[Hashable] | None = None) -> np.ndarray:
-        """``(n, dim + 3)`` float32 rows ``[q_i, b_i, 1, content_only_i]`` for ``items``
-        (default: every item, :meth:`served_items` order).
+    def _serving_indices(self, items: Sequence[Hashable] | None) -> np.ndarray:
+        if items is None:
+            return np.arange(len(self.item_vectors_), dtype=np.int64)
+        return np.asarray(self.item_map_.to_internal(list(items)), dtype=np.int64)
 
-        With :meth:`user_serving_vector`, ``mu + <user_row, item_row>`` is exactly the rating
-        :meth:`predict` gives, support shift on content-only items included: an inner-product
-        index over these rows ranks items as the model does.
+    def item_serving_vectors(self, items: Sequence[Hashable] | None = None) -> np.ndarray:
+        """``(n, dim + 3)`` float32 rows for ``items`` (default: every item, :meth:`served_items`
+        order): the vectors the index ranks by, exactly as :meth:`recommend` does.
+
+        With the retrieval head trained the rows are ``[c_i r_i, c_i beta_i + a_i, 1,
+        content_only_i]`` (unit retrieval vector and bias; ``a_i, c_i`` the cold calibration
+        for content-only items, 0 and 1 for the others) and :meth:`user_serving_vector` is
+        ``[r_u / T, 1, 0, 0]``: ``<user_row, item_row>`` is :meth:`rank_scores`. Otherwise
+        they are the rating head's rows ``[q_i, b_i, 1, content_only_i]`` and
+        ``mu + <user_row, item_row>`` is exactly :meth:`predict` (support shift on content-only
+        items included). Ratings for a served user: :meth:`serving_ratings`.
         """
         self._check_fitted()
-        if items is None:
-            indices = np.arange(len(self.item_vectors_))
-        else:
-            indices = self.item_map_.to_internal(list(items))
-        indices = np.asarray(indices, dtype=np.int64)
-        vectors = self.item_vectors_[torch.from_numpy(indices)].numpy()
+        indices = self._serving_indices(items)
+        if not self._retrieval:
+            return self._rating_rows(indices)
+        with torch.no_grad():
+            directions, bias = self.network_.retrieval_items(
+                self.item_vectors_[torch.from_numpy(indices)]
+            )
+        flag = self._content_only(indices)
+        scale = np.where(flag > 0, float(self.network_.cold_scale), 1.0)
+        offset = np.where(flag > 0, float(self.network_.cold_offset), 0.0)
+        return np.hstack(
+            [
+                directions.numpy() * scale[:, None],
+                (bias.numpy() * scale + offset)[:, None],
+                np.ones((len(indices), 1)),
+                flag[:, None],
+            ]
+        ).astype(np.float32)
+
+    def _rating_rows(self, indices: np.ndarray) -> np.ndarray:
+        """The rating head's item rows ``[q_i, b_i, 1, content_only_i]``."""
+        vectors = self.item_vectors_[torch.from_numpy(indices)].detach().numpy()
         n, d = len(vectors), self.towers_.dim
         flag = self._content_only(indices)
         return np.hstack(
@@ -863,7 +1314,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         values: Sequence[float] | np.ndarray = (),
         text: str | None = None,
     ) -> np.ndarray:
-        """One user's row ``[p_u, 1, b_u, shift_u]`` (float32, ``dim + 3``).
+        """One user's row (float32, ``dim + 3``): ``[r_u / T, 1, 0, 0]`` with the retrieval
+        head, else the rating head's ``[p_u, 1, b_u, shift_u]``.
 
         Parameters
         ----------
@@ -876,6 +1328,15 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             Profile sentence replacing the user's content for this call only (as
             :meth:`add_user_text`, without storing it).
         """
+        vector, extra = self._serving_user(user, items, values, text)
+        if self._retrieval:
+            with torch.no_grad():
+                row = self.network_.retrieval_users(vector, self.training_.temperature)[0]
+            return np.concatenate([row.numpy(), [1.0, 0.0, 0.0]]).astype(np.float32)
+        return self._rating_user_row(user, vector, extra)
+
+    def _serving_user(self, user, items, values, text):
+        """The user-tower vector of a served user and the history rows it pooled."""
         self._check_fitted()
         values = np.asarray(values, dtype=np.float32)
         if len(items) != len(values):
@@ -891,11 +1352,29 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             else:
                 extra[user] = (idx, values)
         texts = None if text is None else {user: text}
-        vector = self._user_vectors([user], extra, texts)
+        return self._user_vectors([user], extra, texts), extra
+
+    def _rating_user_row(self, user, vector: torch.Tensor, extra: dict) -> np.ndarray:
         shift = self._support_shift([user], vector, extra)
         row = vector[0].numpy()
         d = self.towers_.dim
         return np.concatenate([row[:d], [1.0, row[d], shift[0]]]).astype(np.float32)
+
+    def serving_ratings(
+        self,
+        user: Hashable | None,
+        items: Sequence[Hashable],
+        history_items: Sequence[Hashable] = (),
+        history_values: Sequence[float] | np.ndarray = (),
+        text: str | None = None,
+    ) -> np.ndarray:
+        """Predicted ratings of ``items`` for a served user (arguments as
+        :meth:`user_serving_vector`): the rating head, whichever head the index ranks by;
+        equal to :meth:`predict` with the same history."""
+        vector, extra = self._serving_user(user, history_items, history_values, text)
+        row = self._rating_user_row(user, vector, extra)
+        rows = self._rating_rows(self._serving_indices(items))
+        return float(self.network_.mu.detach()) + rows.astype(np.float64) @ row
 
     # ------------------------------------------------------------------ incremental training
     def fine_tune(
@@ -1010,8 +1489,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if is_item:
             self.item_map_ = IdMap(id_map.to_external(perm))
             self.item_content_ = self.item_content_[perm]
-            bags = _bags_for(*self.item_token_bags_, perm)
-            self.item_token_bags_ = (bags[0].numpy(), bags[1].numpy())
+            self.item_token_bags_ = _bag_rows(self.item_token_bags_, perm)
+            self.item_word_bags_ = _bag_rows(self.item_word_bags_, perm)
             self.item_vectors_ = self.item_vectors_[torch.from_numpy(perm)]
             self.network_.item_id = grown
             self.n_known_items_ = n_known + len(newly)
@@ -1033,9 +1512,16 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             user_content=self.user_content_,
             token_indices=self.item_token_bags_[0],
             token_offsets=self.item_token_bags_[1],
+            word_indices=self.item_word_bags_[0],
+            word_offsets=self.item_word_bags_[1],
+            word_weights=self.item_word_bags_[2],
+            lexical_idf=self.item_lexical_.idf_,
             fit_users=u_idx,
             fit_items=i_idx,
             fit_values=values,
+            # Saved, not recomputed at load: vectors of folded-in items were computed in their
+            # own batch, and recomputing them all at once can differ in the last float bit.
+            item_vectors=self.item_vectors_.detach().numpy(),
         )
         extra = getattr(self, "_extra_history", None)
         extras = {
@@ -1043,6 +1529,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             "n_known_items": self.n_known_items_,
             "n_known_users": self.n_known_users_,
             "item_tokens": self.item_tokens_.to_json(),
+            "item_lexical": self.item_lexical_.to_json(),
+            "calibration": getattr(self, "calibration_", None),
             "item_template": self.item_template_.to_dict(),
             "user_template": self.user_template_.to_dict(),
             "item_attributes": self.item_attributes_.to_json(),
@@ -1059,6 +1547,20 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.n_known_users_ = extras["n_known_users"]
         self.item_tokens_ = TokenEncoder.from_json(extras["item_tokens"])
         self.item_token_bags_ = (arrays["token_indices"], arrays["token_offsets"])
+        if "item_lexical" in extras:
+            self.item_lexical_ = LexicalEncoder.from_json(
+                extras["item_lexical"], arrays["lexical_idf"]
+            )
+            self.item_word_bags_ = (
+                arrays["word_indices"],
+                arrays["word_offsets"],
+                arrays["word_weights"],
+            )
+        else:  # saved before the lexical part: no words
+            self.item_lexical_ = LexicalEncoder()
+            self.item_word_bags_ = self.item_lexical_.transform([""] * len(self.item_map_))
+        if extras.get("calibration") is not None:
+            self.calibration_ = extras["calibration"]
         self.item_template_ = Template.from_dict(extras["item_template"])
         self.user_template_ = Template.from_dict(extras["user_template"])
         self.item_attributes_ = AttributeEncoder.from_json(extras["item_attributes"])
@@ -1076,4 +1578,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network_.load_state_dict(state)
         self.network_.eval()
-        self._refresh_item_vectors()
+        if "item_vectors" in arrays:
+            self.item_vectors_ = torch.from_numpy(np.array(arrays["item_vectors"]))
+        else:  # saved before the vectors were
+            self._refresh_item_vectors()
