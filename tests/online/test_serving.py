@@ -208,3 +208,86 @@ def test_a_model_without_the_serving_interface_is_refused_by_name(catalogue):
 
     with pytest.raises(TypeError, match=r"Popularity cannot be served.*VectorServable"):
         ServingModel(Popularity().fit(catalogue.dataset))
+
+
+# ------------------------------------------------------------------ a retrieval-head two-tower
+@pytest.fixture(scope="module")
+def retrieval_fitted(catalogue, tiny_bert_dir):
+    return (
+        TwoTowerRecommender()
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            training__retrieval_weight=1.0,
+            training__positive_threshold=4.0,
+            training__negatives=8,
+            **FAST,
+        )
+        .fit(catalogue.dataset)
+    )
+
+
+@pytest.fixture
+def retrieval_serving(retrieval_fitted, tmp_path):
+    retrieval_fitted.save(tmp_path / "copy")
+    return ServingModel.from_recommender(TwoTowerRecommender.load(tmp_path / "copy"))
+
+
+CASES = {
+    "known": ("ua0", []),
+    "known-with-events": ("ub1", [Event("ub1", "a_cold", "rating", 5.0, id=1)]),
+    "new-with-history": (
+        "newbie",
+        [Event("newbie", "r0", "rating", 5.0, id=1), Event("newbie", "r_cold", "click", id=2)],
+    ),
+    "anonymous": (None, [Event("x", "a0", "rating", 5.0, id=1)]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_index_ranks_exactly_as_recommend_does_with_the_retrieval_head(retrieval_serving, case):
+    serving = retrieval_serving
+    serving.add_items([EntityRecord("a_text", text="explosions car chase fight gun hero")])
+    model = serving.model
+    user, events = CASES[case]
+    index = serving.build_index(kind="exact")
+    vector = serving.user_vector(user, None, events)
+    items, values = serving.history(user, events)
+    who = "__anonymous__" if user is None else user
+    history = Interactions.from_records(
+        [(who, i, float(v)) for i, v in zip(items, values, strict=True)]
+    )
+    n = len(model.item_map_)
+    expected, expected_scores = model.recommend(who, k=n, history=history)
+    seen = model.seen_items(who, history)
+    ids, scores = index.search(vector, n, exclude=seen)
+    assert ids == expected
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    assert serving.mu == 0.0
+
+
+def test_predict_gives_the_rating_head_when_the_index_ranks_by_retrieval(retrieval_serving):
+    serving = retrieval_serving
+    events = [Event("newbie", "a0", "rating", 5.0, id=1), Event("newbie", "r_cold", "rating", 1.0)]
+    items = ["a1", "r1", "a_cold"]
+    history = Interactions.from_records([("newbie", e.item, e.value) for e in events])
+    expected = serving.model.predict(["newbie"] * 3, items, history=history)
+    np.testing.assert_allclose(serving.predict("newbie", None, events, items), expected, atol=1e-5)
+    vector = serving.user_vector("newbie", None, events)
+    ranking = serving.model.item_serving_vectors(items) @ vector
+    assert not np.allclose(ranking, expected)  # the index's scores are not ratings
+
+
+def test_an_exposure_floor_on_an_index_result(retrieval_serving):
+    serving = retrieval_serving
+    vector = serving.user_vector("ub0", None, [])
+    index = serving.build_index(kind="exact")
+    seen = serving.model.seen_items("ub0")
+    ids, scores = index.search(vector, 3, exclude=seen)
+    assert serving.fresh_items() == ["a_cold", "r_cold"]
+    floored, floored_scores = serving.exposure_floor(vector, ids, scores, 3, 2, exclude=seen)
+    assert set(floored) >= {"a_cold", "r_cold"} and len(floored) == 3
+    assert np.all(np.diff(floored_scores) <= 0)
+    # the same list as the model's own floor
+    expected, _ = serving.model.recommend("ub0", k=3, exposure=2)
+    assert floored == expected
+    assert serving.exposure_floor(vector, ids, scores, 3, 0)[0] == ids

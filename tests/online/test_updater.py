@@ -269,3 +269,34 @@ def test_update_works_on_a_store_with_an_out_of_range_time(bootstrapped):
     config = UpdaterConfig(model_params=params, epochs=1, tolerance=10.0, holdout=0.25)
     result = OnlineUpdater(store, registry, config).update()
     assert result.status == "promoted" and result.new_events == 33
+
+
+def test_a_retrieval_two_tower_is_served_by_retrieval_and_gated_on_its_ratings(
+    tmp_path, catalogue, tiny_bert_dir
+):
+    params = {
+        **FAST,
+        "encoder": str(tiny_bert_dir),
+        "training__epochs": 5,
+        "training__retrieval_weight": 1.0,
+        "training__positive_threshold": 4.0,
+        "training__negatives": 8,
+    }
+    with open_store(tmp_path / "events.db") as store:
+        _fill(store, catalogue)
+        registry = ModelRegistry(tmp_path / "models")
+        parent = OnlineUpdater(store, registry, UpdaterConfig(model_params=params)).bootstrap()
+        current = ServingModel.load(registry.path(parent))
+        assert current.mu == 0.0  # the index ranks by the retrieval head
+        _new_fans(store)
+        config = UpdaterConfig(model_params=params, epochs=3, tolerance=10.0, holdout=0.25)
+        result = OnlineUpdater(store, registry, config).update()
+        # the gate's MAE is the rating head's: each fan's 2 latest ratings (r3 = 5, a3 = 1)
+        # predicted from the 6 before them
+        errors = []
+        for k in range(4):
+            events = store.events(user=f"fan{k}")
+            predicted = current.predict(f"fan{k}", None, events[:6], ["r3", "a3"])
+            errors.append(np.abs(predicted - [5.0, 1.0]))
+    assert result.gate.heldout_ratings == 8
+    assert result.gate.current_mae == pytest.approx(float(np.mean(errors)), abs=1e-6)

@@ -1,13 +1,22 @@
-"""A fitted two-tower model in the shape the service needs: inner-product vectors and fold-in.
+"""A fitted recommender in the shape the service needs: inner-product vectors and fold-in.
 
-The two-tower rating is ``mu + b_u + b_i + <p_u, q_i>`` (:mod:`dayzero.recommend.towers`) plus the
-support shift ``shift_u`` on items scored from content alone (``content_only_i = 1``). Both are
-exposed as one inner product by augmenting the vectors::
+The index ranks by the model's ranking score (:meth:`Recommender.rank_scores`, what
+``recommend`` ranks by) as one inner product of augmented vectors. For a two-tower with the
+rating head only that is the rating ``mu + b_u + b_i + <p_u, q_i>`` plus the support shift on
+items scored from content alone::
 
     item = [q_i, b_i, 1, content_only_i]        user = [p_u, 1, b_u, shift_u]
     mu + <user, item> == TwoTowerRecommender.predict(user, item)
 
-so an inner-product index over the item rows ranks items exactly as the model does.
+and for a two-tower with the retrieval head (``training.retrieval_weight > 0``) the retrieval
+score, content-only items calibrated (``a``, ``c``: the cold calibration)::
+
+    item = [c_i r_i, c_i beta_i + a_i, 1, content_only_i]    user = [r_u / T, 1, 0, 0]
+    <user, item> == TwoTowerRecommender.rank_scores(user, item)      (mu = 0)
+
+so an inner-product index over the item rows ranks items exactly as ``recommend`` does. Ratings
+(:meth:`ServingModel.predict`, what the updater's gate compares) always come from the rating
+head through the model's ``serving_ratings``, whichever head the index ranks by.
 
 Fold-in, with no training:
 
@@ -29,7 +38,7 @@ All ids are strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +147,8 @@ class ServingModel:
     dim : int
         Width of the serving vectors (``model.serving_dim``).
     mu : float
-        The global offset: ``rating = mu + <user_vector, item_vector>``.
+        The global offset: ``rank score = mu + <user_vector, item_vector>`` (0 for a
+        retrieval head).
     """
 
     def __init__(
@@ -235,17 +245,63 @@ class ServingModel:
             The user's events, oldest first (all of them, or those after the model's
             watermark: events already in the model's training history are not counted twice).
         """
-        model = self.model
         items, values = self.history(user, events)
-        text = profile_text if profile_text is not None and profile_text.strip() else None
-        if text is not None and user is not None and user in model.user_map_:
-            text = None  # the model's trained profile wins for users it knows
-        return model.user_serving_vector(user, items, values, text=text)
+        text = self._profile_text(user, profile_text)
+        return self.model.user_serving_vector(user, items, values, text=text)
 
     def predict(self, user: str | None, profile_text: str | None, events, items) -> np.ndarray:
-        """Ratings ``mu + <user_vector, item_vector>`` for ``items`` (known ids)."""
-        vector = self.user_vector(user, profile_text, events)
-        return self.mu + self.model.item_serving_vectors(list(items)) @ vector
+        """Predicted ratings of ``items`` (known ids) for a user served as by
+        :meth:`user_vector`: the model's ``serving_ratings`` (``mu + <user_vector,
+        item_vector>`` when the index ranks by ratings; the rating head of a two-tower whose
+        index ranks by its retrieval head)."""
+        model = self.model
+        history_items, values = self.history(user, events)
+        text = self._profile_text(user, profile_text)
+        return np.asarray(
+            model.serving_ratings(user, list(items), history_items, values, text=text),
+            dtype=np.float64,
+        )
+
+    def _profile_text(self, user: str | None, profile_text: str | None) -> str | None:
+        text = profile_text if profile_text is not None and profile_text.strip() else None
+        if text is not None and user is not None and user in self.model.user_map_:
+            return None  # the model's trained profile wins for users it knows
+        return text
+
+    def exposure_floor(
+        self,
+        vector: np.ndarray,
+        ids: Sequence[str],
+        scores: np.ndarray,
+        k: int,
+        floor: int,
+        fresh: Sequence[str] | None = None,
+        exclude: Collection[str] = (),
+    ) -> tuple[list[str], np.ndarray]:
+        """An index result ``(ids, scores)`` (best first, inner products with ``vector`` as the
+        index returns them, at least ``k`` long) with at least ``floor`` of its ``k`` slots
+        for fresh items (a product knob; default fresh items:
+        those scored from content alone). Fresh items are scored from ``vector`` directly (they
+        are few), so the best of them are found even when the index result holds none.
+        """
+        from dayzero.recommend.contract import exposure_floor
+
+        if floor <= 0:
+            return list(ids[:k]), np.asarray(scores[:k])
+        if fresh is None:
+            fresh = self.fresh_items()
+        served = set(self.model.served_items())
+        pool = [i for i in fresh if i in served and i not in exclude and i not in set(ids)]
+        extra = self.model.item_serving_vectors(pool) @ vector if pool else []
+        ranked = list(ids) + pool
+        all_scores = np.concatenate([np.asarray(scores, np.float64), np.asarray(extra)])
+        order = np.argsort(-all_scores, kind="stable")
+        return exposure_floor([ranked[n] for n in order], all_scores[order], k, floor, set(fresh))
+
+    def fresh_items(self) -> list[str]:
+        """Items the model scores from content alone (no ID embedding), if it says."""
+        listing = getattr(self.model, "content_only_items", None)
+        return list(listing()) if listing is not None else []
 
     # ------------------------------------------------------------------ persistence
     def warm_up(self) -> ServingModel:

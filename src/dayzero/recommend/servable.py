@@ -5,10 +5,13 @@ A recommender that implements :class:`VectorServable` can be served by
 a user's vector is computed per request from their history (and a profile sentence, where the
 model reads text), and ::
 
-    score(user, item) == serving_offset + <user_serving_vector(user, ...), item_serving_vector>
+    rank_score(user, item) == serving_offset + <user_serving_vector(user, ...), item_serving_vector>
 
 up to a monotone transform the model applies after it (clipping to the rating range), so an
-inner-product index ranks items exactly as :meth:`Recommender.predict` would. Implemented by
+inner-product index ranks items exactly as :meth:`Recommender.recommend` does
+(:meth:`Recommender.rank_scores`: the predicted rating for most models, the retrieval head's
+score for a two-tower that has one). Predicted ratings of a served user come from
+:meth:`VectorServable.serving_ratings` (by default the same inner products). Implemented by
 :class:`~dayzero.recommend.two_tower.TwoTowerRecommender` and
 :class:`~dayzero.recommend.baselines.matrix_factorization.MatrixFactorization`.
 """
@@ -63,6 +66,22 @@ class VectorServable(ABC):
     @abstractmethod
     def serving_value_range(self) -> tuple[float, float]:
         """The smallest and largest training value (an implicit signal counts as the largest)."""
+
+    def serving_ratings(
+        self,
+        user: Hashable | None,
+        items: Sequence[Hashable],
+        history_items: Sequence[Hashable] = (),
+        history_values: Sequence[float] | np.ndarray = (),
+        text: str | None = None,
+    ) -> np.ndarray:
+        """Predicted values (ratings) of ``items`` for a user served as by
+        :meth:`user_serving_vector` (``history_items`` / ``history_values`` revealed for this
+        call). Default: ``serving_offset + <user row, item rows>``; a model whose index ranks
+        by another head than its ratings overrides it."""
+        vector = self.user_serving_vector(user, history_items, history_values, text=text)
+        rows = self.item_serving_vectors(list(items)).astype(np.float64)
+        return self.serving_offset + rows @ vector.astype(np.float64)
 
     def accept_item_text(self, field: str) -> None:  # noqa: B027 - optional hook
         """Items folded in later may describe themselves in free text under ``field``: models
