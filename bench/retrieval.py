@@ -68,6 +68,9 @@ class DatasetSpec:
     ks: tuple[int, ...] = (0, 1, 3, 5, 10)
     template: Callable[[], dict | None] = lambda: None
     note: str = ""
+    #: Protocols that differ from the first one only in the item fields: a model that reads
+    #: no item field is run on the first one alone.
+    item_side_variants: tuple[str, ...] = ()
 
 
 def _ml1m(seed: int) -> dict:
@@ -137,7 +140,13 @@ def _restaurant(seed: int) -> dict:
 DATASETS: dict[str, DatasetSpec] = {
     "ml-1m": DatasetSpec(_ml1m, "explicit", note="ML-1M on MeLU's states, seeded reveal order"),
     "ml-100k": DatasetSpec(_ml100k, "explicit", note="time cut at the 70 % quantile"),
-    "citeulike": DatasetSpec(_citeulike, "implicit", ks=(), note="Heater's split"),
+    "citeulike": DatasetSpec(
+        _citeulike,
+        "implicit",
+        ks=(),
+        note="Heater's split",
+        item_side_variants=("Heater split, citations",),
+    ),
     "steam-reviews": DatasetSpec(
         _steam("steam-reviews"), "implicit", ks=(0, 1, 3, 5, 10), template=_steam_template
     ),
@@ -224,6 +233,11 @@ class ModelSpec:
         value set on it.
     scorer
         ``scorer(fitted model, split, threshold) -> scorer``.
+    template_param, cache_param
+        The parameter taking the dataset's item template / the text-encoder cache folder.
+    reads_items
+        Whether it reads item fields (``False``: it is not rerun on protocols that differ only
+        in them).
     note
         One line for the report.
     """
@@ -236,6 +250,7 @@ class ModelSpec:
     scorer: Callable[[Any, Any, float | None], Any] = _recommender_scorer
     template_param: str | None = None
     cache_param: str | None = None
+    reads_items: bool = True
     note: str = ""
 
 
@@ -243,7 +258,9 @@ RATINGS_ONLY = (
     "fits ratings: on implicit data every target is 1 (no signal); ALS/BPR are the peers' package"
 )
 MODELS: dict[str, ModelSpec] = {
-    "popularity": ModelSpec(_recommender("popularity"), note="interaction count"),
+    "popularity": ModelSpec(
+        _recommender("popularity"), reads_items=False, note="interaction count"
+    ),
     "item-knn": ModelSpec(
         _recommender("item-knn"),
         grid={
@@ -258,12 +275,14 @@ MODELS: dict[str, ModelSpec] = {
                 "k_neighbors": 200,
             },
         },
+        reads_items=False,
         note="sum of item-item cosines to the user's items",
     ),
     "mf": ModelSpec(
         _recommender("mf"),
         feedback=("explicit",),
         grid={f"reg {r:g}": {"reg": r} for r in (3.0, 10.0, 30.0)},
+        reads_items=False,
         note="biased MF (ALS), ranked by predicted rating; " + RATINGS_ONLY,
     ),
     "content-knn": ModelSpec(
@@ -711,13 +730,17 @@ def main() -> None:
     if args.append and previous.is_file():
         old = json.loads(previous.read_text())
         results = [r for r in old["results"] if r["model"] not in models]
-        skipped = [s for s in old.get("skipped", []) if s.split(":")[0] not in models]
+        skipped = [s for s in old.get("skipped", []) if s.split()[0].rstrip(":") not in models]
     for model in models:
         model_spec = resolve(model)
         if spec.feedback not in model_spec.feedback:
             skipped.append(f"{model}: {model_spec.note.split('; ')[-1]}")
             continue
         for protocol in protocols:
+            if protocol in spec.item_side_variants and not model_spec.reads_items:
+                note = f"{model} on {protocol}: reads no item field, as on {protocols[0]}"
+                skipped.append(note)
+                continue
             out = run_isolated(
                 measure,
                 dataset=args.dataset,
