@@ -327,3 +327,14 @@ def test_recommender_scorer_reads_the_task():
     model.calls = []
     evaluate_ranking(scorer, [warm, new], {"all": items}, k=2, n_resamples=20)
     assert [user for user, _ in model.calls] == ["u0", "n1"]
+
+
+def test_recommender_scorer_ranks_unknown_items_by_the_ranking_head():
+    class Ranked(Popularity):
+        def rank_scores(self, users, items, history=None):
+            return np.full(len(items), 7.0)  # a ranking head that differs from predict
+
+    rows = [("u0", "a", 1.0), ("u1", "b", 1.0)]
+    scorer = recommender_scorer(Ranked().fit(Dataset(Interactions.from_records(rows))))
+    task = RankingTask("n", ("a",), frozenset({"z"}))
+    assert scorer.score_task(task, ["a", "z"]).tolist() == [1.0, 7.0]

@@ -298,8 +298,9 @@ class RecommenderScorer:
     on their history alone (the Steam protocols) as the placeholder, as ``__call__`` does.
 
     Every item the model knows is scored in one ``_score_items`` call (the contract's
-    all-items hook), read at the candidates' positions; candidates it does not know get its
-    cold fallback through :meth:`Recommender.predict`.
+    all-items hook: the scores :meth:`Recommender.recommend` ranks by), read at the
+    candidates' positions; candidates it does not know get its cold fallback through
+    :meth:`Recommender.rank_scores` (a ranking head's scores, else the predictions).
     """
 
     def __init__(self, model: Recommender, user: Hashable = "__query__") -> None:
@@ -346,8 +347,16 @@ class RecommenderScorer:
             out[known] = every[positions[known]]
         if not known.all():
             cold = [candidates[n] for n in np.flatnonzero(~known)]
-            out[~known] = model.predict([user] * len(cold), cold, history=events)
+            out[~known] = self._cold_scores(user, cold, events)
         return out
+
+    def _cold_scores(
+        self, user: Hashable, items: list[Hashable], events: Interactions | None
+    ) -> np.ndarray:
+        """What ``recommend(items=...)`` ranks unknown items by: ``rank_scores`` where the
+        model has it (a ranking head), else ``predict``."""
+        rank = getattr(self.model, "rank_scores", None) or self.model.predict
+        return np.asarray(rank([user] * len(items), items, history=events), dtype=np.float64)
 
     def _score_by_recommend(
         self, user: Hashable, events: Interactions | None, candidates: Sequence[Hashable]
@@ -368,7 +377,7 @@ class RecommenderScorer:
                 out[n] = value
         if unknown:
             cold = [candidates[n] for n in unknown]
-            out[unknown] = model.predict([user] * len(cold), cold, history=events)
+            out[unknown] = self._cold_scores(user, cold, events)
         return out
 
 
@@ -382,7 +391,7 @@ def recommender_scorer(model: Recommender, user: Hashable = "__query__") -> Reco
     (:class:`RecommenderScorer`).
 
     Known candidates are scored in one call over the model's catalogue; candidates the model
-    does not know get its cold fallback through :meth:`Recommender.predict`.
+    does not know get its cold fallback through :meth:`Recommender.rank_scores`.
     """
     return RecommenderScorer(model, user)
 
