@@ -6,10 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dayzero.core.schema import Entities, Interactions
+from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.core.split import Segment
 from dayzero.recommend.contract import Recommender
-from dayzero.recommend.two_tower import TwoTowerRecommender, pairwise_ranking_loss
+from dayzero.recommend.two_tower import (
+    TwoTowerRecommender,
+    _time_ranks,
+    pairwise_ranking_loss,
+)
 
 FAST = {
     "towers__dim": 8,
@@ -663,3 +667,25 @@ def test_a_retrieval_two_tower_keeps_the_recommender_contract(tiny_bert_dir):
     )
     results = check_recommender(model)
     assert all(v == "passed" for v in results.values()), results
+
+
+def test_with_timestamps_the_calibration_holds_out_the_newest_items(catalogue, tiny_bert_dir):
+    """With timestamps the content-only calibration holds out the items that appeared last (as
+    new items do); without, a random sample."""
+    frame = catalogue.dataset.interactions.frame.copy()
+    order = {item: n for n, item in enumerate(sorted(frame["item"].unique()))}
+    # items appear one after another in name order: the last names are the newest
+    frame["timestamp"] = frame["item"].map(order) * 1000 + frame.groupby("item").cumcount()
+    timed = Dataset(Interactions(frame), items=catalogue.dataset.items)
+    model = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **RETRIEVAL)
+    model.fit(timed)
+    assert model.calibration_["held_out_by"] == "time"
+    model._times = _time_ranks(timed.interactions)
+    i_idx = model.item_map_.to_internal(frame["item"])
+    held = np.flatnonzero(model._choose_holdout(np.random.default_rng(0), i_idx))
+    known = model.item_map_.ids[: model.n_known_items_]
+    newest = sorted(range(len(known)), key=lambda n: -order[known[n]])[: len(held)]
+    assert set(held) == set(newest)
+    assert model.calibration_["held_out_items"] == len(held)
+    random = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **RETRIEVAL)
+    assert random.fit(catalogue.dataset).calibration_["held_out_by"] == "random"

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.core.schema import TIMESTAMP, Dataset, Entities, IdMap, Interactions
 from dayzero.core.templates import FieldSpec, Template, entity_template
 from dayzero.recommend.contract import (
     Recommender,
@@ -110,6 +110,22 @@ def _others(entities: Entities | None, known: list[Hashable]) -> list[Hashable]:
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+def _time_ranks(interactions: Interactions) -> np.ndarray | None:
+    """Each row's position in time order (missing times last), or ``None`` without
+    timestamps."""
+    frame = interactions.frame
+    if TIMESTAMP not in frame.columns or frame[TIMESTAMP].isna().all():
+        return None
+    stamps = frame[TIMESTAMP]
+    if not pd.api.types.is_numeric_dtype(stamps):
+        stamps = pd.to_datetime(stamps, utc=True, errors="coerce")
+    key = pd.Series(stamps.to_numpy(), index=np.arange(len(frame)))
+    order = key.sort_values(kind="stable", na_position="last").index.to_numpy()
+    ranks = np.empty(len(frame), dtype=np.float64)
+    ranks[order] = np.arange(len(frame))
+    return ranks
 
 
 def candidate_log_q(
@@ -468,7 +484,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._val_cache = None
         train_rows, val = self._carve_validation(u_idx, rng)
         episodes = _Episodes(u_idx[train_rows], i_idx[train_rows], values[train_rows])
-        self._holdout = self._choose_holdout(rng)
+        self._times = _time_ranks(inter)
+        self._holdout = self._choose_holdout(rng, i_idx)
         self._train(episodes, val, rng, self.training_.epochs)
         self._train_history = _Episodes(u_idx, i_idx, values)
         if self.strategy != "frozen":
@@ -479,18 +496,63 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._refresh_item_vectors()
         if self._holdout is not None:
             self._calibrate_cold(episodes, rng)
-        self._holdout = None
+        self._holdout = self._times = None
         return self
 
-    def _choose_holdout(self, rng: np.random.Generator) -> np.ndarray | None:
-        """Known items held out of the content path for the cold calibration (bool mask)."""
+    def _choose_holdout(self, rng: np.random.Generator, i_idx: np.ndarray) -> np.ndarray | None:
+        """Known items held out of the content path for the cold calibration (bool mask): the
+        newest ones (latest first interaction) when the interactions have timestamps, as new
+        items are, else a random sample."""
         fraction = self.training_.cold_holdout
         if not self._retrieval or fraction <= 0 or self.n_known_items_ < 10:
             return None
         n = max(1, round(fraction * self.n_known_items_))
         mask = np.zeros(self.n_known_items_, dtype=bool)
-        mask[rng.choice(self.n_known_items_, size=n, replace=False)] = True
+        if self._times is None:
+            mask[rng.choice(self.n_known_items_, size=n, replace=False)] = True
+        else:
+            first = np.full(self.n_known_items_, np.inf)
+            np.minimum.at(first, i_idx, self._times)
+            mask[np.argsort(-first, kind="stable")[:n]] = True
         return mask
+
+    def _calibration_episodes(self, episodes: _Episodes, rng: np.random.Generator):
+        """``(users, support, query)`` of the calibration: with timestamps, a time cut where
+        the held-out (newest) items start, each user's interactions after it the query and
+        before it the support (the new-items task of a time-cut split); else random episodes
+        of the training users, as in training."""
+        if self._times is None:
+            positions = rng.permutation(len(episodes.users))[:1000]
+            support, query = episodes.sample(
+                positions, rng, self.training_.query_size, self.towers_.max_history
+            )
+            return episodes.users[positions], support, query
+        u_idx, i_idx, values = self._fit_frame
+        times = self._times
+        first = np.full(self.n_known_items_, np.inf)
+        np.minimum.at(first, i_idx, times)
+        cut = first[self._holdout].min()
+        after = times >= cut
+        candidates = np.unique(u_idx[after & self._positive(values)])
+        users = rng.permutation(candidates)[:1000]
+        row_of = {u: k for k, u in enumerate(users)}
+        sup, qry = [[], [], []], [[], [], []]
+        by_user = pd.Series(np.arange(len(u_idx))).groupby(u_idx).indices
+        for user in users:
+            rows = by_user[user]
+            rows = rows[np.argsort(times[rows], kind="stable")]
+            late = rows[times[rows] >= cut]
+            early = rows[times[rows] < cut][-self.towers_.max_history :]
+            if len(late) > 2 * self.training_.query_size:
+                late = rng.choice(late, size=2 * self.training_.query_size, replace=False)
+            for part, chosen in ((sup, early), (qry, late)):
+                part[0].append(np.full(len(chosen), row_of[user]))
+                part[1].append(i_idx[chosen])
+                part[2].append(values[chosen])
+        kinds = (np.int64, np.int64, np.float32)
+        support = tuple(_concat(p, d) for p, d in zip(sup, kinds, strict=True))
+        query = tuple(_concat(p, d) for p, d in zip(qry, kinds, strict=True))
+        return users, support, query
 
     def _carve_validation(self, u_idx: np.ndarray, rng: np.random.Generator):
         """Hold out ``query_size`` ratings of a fraction of users for early stopping."""
@@ -858,11 +920,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             _bag_tensors(_bag_rows(self.item_token_bags_, columns)),
             _bag_tensors(_bag_rows(self.item_word_bags_, columns)),
         )
-        positions = rng.permutation(len(episodes.users))[:1000]
-        support, query = episodes.sample(
-            positions, rng, self.training_.query_size, self.towers_.max_history
-        )
-        users = episodes.users[positions]
+        users, support, query = self._calibration_episodes(episodes, rng)
+        if not len(users):
+            return
         user_content = torch.from_numpy(self.user_content_)
         user_vec = net.users(
             user_content[torch.from_numpy(users)],
@@ -876,7 +936,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if not len(rows) or not held[items].any():
             return
         # Mask each user's training items but this episode's query positives (as in training).
-        mask = episodes.interacted(users, np.arange(n_known), len(self.item_map_))
+        mask = self._train_history.interacted(users, np.arange(n_known), len(self.item_map_))
         mask[rows, items] = False
         warm = self._retrieval_scores(user_vec, known, np.zeros(n_known, dtype=bool))
         warm = warm.masked_fill(torch.from_numpy(mask | held[None, :]), -torch.inf)
@@ -917,6 +977,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             "offset": float(net.cold_offset),
             "scale": float(net.cold_scale),
             "held_out_items": len(columns),
+            "held_out_by": "random" if self._times is None else "time",
             "users": len(users),
             "positives": len(rows),
             "held_out_positives": int(on_held.sum()),

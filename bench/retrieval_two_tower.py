@@ -1,0 +1,136 @@
+"""The two-tower's retrieval-head rows of the full-catalogue benchmark (``bench/retrieval.py``).
+
+    DAYZERO_DATA=../shared/data nice -n 5 python bench/retrieval_two_tower.py --dataset ml-1m \
+        --models two-tower-retrieval --append
+
+Runs ``bench/retrieval.py`` (same protocols, scorer, selection and report) with the rows below
+added to its ``MODELS`` table; every argument is the harness's. This module is what the spawned
+measurement processes import, so they see the rows too. ``BENCH_RESULTS=folder`` writes the
+results there instead of ``bench/results`` (trial runs that must not touch the committed files).
+
+Rows:
+
+* ``two-tower-retrieval``: the frozen-MiniLM two-tower with its retrieval head (softmax over
+  items, logQ-corrected, every interaction a positive) beside the rating head, the lexical
+  (TF-IDF) part of the item tower and the calibrated content-only scores; ranked by the
+  retrieval head. The strength of the logQ correction is chosen on the validation split.
+* ``two-tower-retrieval+floor``: the same model behind an exposure floor (a product knob, not
+  the model): 2 of the top 20 slots go to the protocol's new items (its fold-in items),
+  reported apart from the unboosted row. Recall@10 is unchanged by it (the promoted items take
+  the last slots of the 20).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
+import retrieval
+from retrieval import ModelSpec
+
+if os.environ.get("BENCH_RESULTS"):
+    _common.RESULTS = retrieval.RESULTS = Path(os.environ["BENCH_RESULTS"])
+
+FLOOR = 2
+FLOOR_K = 20
+RETRIEVAL = {
+    "training__epochs": 20,
+    "training__retrieval_weight": 1.0,
+}
+
+
+class FloorScorer:
+    """A scorer with an exposure floor: the best ``floor`` fresh candidates (not in the history)
+    are lifted just below the ``k - floor`` best others, so a top-``k`` holds at least ``floor``
+    of them; every other score is unchanged."""
+
+    def __init__(self, inner: Any, fresh: set, floor: int = FLOOR, k: int = FLOOR_K) -> None:
+        self.inner, self.fresh, self.floor, self.k = inner, fresh, floor, k
+
+    def __call__(self, history, candidates):
+        return self._lift(self.inner(history, candidates), history, candidates)
+
+    def score_task(self, task, candidates):
+        return self._lift(self.inner.score_task(task, candidates), task.history, candidates)
+
+    def _lift(self, scores, history, candidates):
+        import numpy as np
+
+        scores = np.array(scores, dtype=np.float64)
+        seen = set(history)
+        usable = np.array([c not in seen for c in candidates], dtype=bool)
+        fresh = np.array([c in self.fresh for c in candidates], dtype=bool) & usable
+        others = np.sort(scores[usable & ~fresh])[::-1]
+        slots = self.k - self.floor
+        if not fresh.any() or len(others) <= slots:
+            return scores
+        bar = others[slots - 1] if slots > 0 else others[0] + 1.0
+        chosen = np.flatnonzero(fresh)[np.argsort(-scores[fresh], kind="stable")[: self.floor]]
+        below = scores[chosen] < bar
+        # just under the bar, in their own order: above every other item outside the top
+        step = 1e-6 * max(1.0, abs(bar))
+        scores[chosen[below]] = bar - step * (1 + np.arange(below.sum()))
+        return scores
+
+
+def _fresh_items(split: Any, model: Any) -> set:
+    new = getattr(split, "new_items", None)
+    if new is None:
+        return set(model.content_only_items())
+    return set(new.ids) if hasattr(new, "ids") else set(new)
+
+
+def _floor_scorer(model: Any, split: Any, threshold: float | None) -> Any:
+    from dayzero.evaluate.ranking import recommender_scorer
+
+    return FloorScorer(recommender_scorer(model), _fresh_items(split, model))
+
+
+NOTE = (
+    "frozen MiniLM two-tower, retrieval head (in-batch + 256 uniform negatives, logQ-corrected, "
+    "every interaction a positive) beside the rating head; item tower: text vector, "
+    "attributes, field tokens, TF-IDF word bag, ID (dropped at random); content-only scores "
+    "calibrated on held-out items; ranked by the retrieval head"
+)
+ROWS = {
+    "two-tower-retrieval": ModelSpec(
+        retrieval._two_tower,
+        params=RETRIEVAL,
+        grid={
+            "logQ 1": {"training__logq_correction": 1.0},
+            "logQ 0.5": {"training__logq_correction": 0.5},
+        },
+        template_param="item_template",
+        cache_param="encoder__cache_dir",
+        note=NOTE,
+    ),
+    "two-tower-retrieval+floor": ModelSpec(
+        retrieval._two_tower,
+        params={**RETRIEVAL, "training__logq_correction": 1.0},
+        scorer=_floor_scorer,
+        template_param="item_template",
+        cache_param="encoder__cache_dir",
+        note=f"two-tower-retrieval (logQ 1) with an exposure floor: {FLOOR} of the top "
+        f"{FLOOR_K} slots for the protocol's new items (a product knob; Recall@10 unchanged)",
+    ),
+}
+retrieval.MODELS.update(ROWS)
+
+
+_MEASURE = retrieval.measure
+
+
+def measure(**kwargs: Any) -> dict:
+    """retrieval.measure, from this module (so a spawned process has the rows)."""
+    return _MEASURE(**kwargs)
+
+
+retrieval.measure = measure
+
+if __name__ == "__main__":
+    retrieval.main()
