@@ -28,7 +28,7 @@ from retrieval import ModelSpec
 
 PEERS = ("implicit-als", "implicit-bpr", "lightfm")
 #: The protocols' relevance rule (bench/retrieval.py's docstring); implicit data: None.
-THRESHOLDS = {"ml-1m": 4.0, "ml-100k": 4.0, "restaurant": 2.0}
+THRESHOLDS = {"ml-1m": 4.0, "ml-1m-warmup": 4.0, "ml-100k": 4.0, "restaurant": 2.0}
 _ENV = "DAYZERO_PEER_THRESHOLD"  # set by main, inherited by the spawned workers
 
 
