@@ -45,8 +45,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common
 from _common import RESULTS, machine, run_isolated, save
 from steam import TfidfContent
+
+if os.environ.get("BENCH_RESULTS"):  # trial runs that must not touch the committed files
+    _common.RESULTS = RESULTS = Path(os.environ["BENCH_RESULTS"])
 
 CACHE = str(Path(__file__).resolve().parent.parent / ".dayzero_cache" / "encoder")
 CUTOFFS = (10, 20)
@@ -219,6 +223,26 @@ def _two_tower(params: dict) -> Any:
     return TwoTowerRecommender().set_params(**params)
 
 
+def _hybrid(params: dict) -> Any:
+    """HybridRecommender over its default parts (popularity, item-kNN, TF-IDF content, the
+    frozen-MiniLM two-tower's retrieval head, as the ``two-tower-retrieval`` row trains it):
+    the dataset's template and the encoder cache go to the parts that read them."""
+    from dayzero.recommend.hybrid import DEFAULT_PARTS, HybridRecommender
+
+    params = dict(params)
+    template, cache_dir = params.pop("template", None), params.pop("cache_dir", None)
+    parts = {
+        name: {**spec, "params": dict(spec.get("params", {}))}
+        for name, spec in DEFAULT_PARTS.items()
+    }
+    if template is not None:
+        parts["content"]["params"]["template"] = template
+        parts["two-tower"]["params"]["item_template"] = template
+    if cache_dir is not None:
+        parts["two-tower"]["params"]["encoder__cache_dir"] = cache_dir
+    return HybridRecommender(parts=parts, **params)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How the harness runs a model.
@@ -243,6 +267,8 @@ class ModelSpec:
         ``scorer(fitted model, split, threshold) -> scorer``.
     template_param, cache_param
         The parameter taking the dataset's item template / the text-encoder cache folder.
+    threshold_param
+        The parameter taking the protocol's relevance threshold (``value >= threshold``).
     reads_items
         Whether it reads item fields (``False``: it is not rerun on protocols that differ only
         in them).
@@ -258,6 +284,7 @@ class ModelSpec:
     scorer: Callable[[Any, Any, float | None], Any] = _recommender_scorer
     template_param: str | None = None
     cache_param: str | None = None
+    threshold_param: str | None = None
     reads_items: bool = True
     note: str = ""
 
@@ -319,6 +346,16 @@ MODELS: dict[str, ModelSpec] = {
         note="frozen MiniLM two-tower, rating head (+0.5 pairwise), ranked by predicted rating; "
         "the rating head has no signal on implicit data",
     ),
+    "hybrid": ModelSpec(
+        _hybrid,
+        template_param="template",
+        cache_param="cache_dir",
+        threshold_param="threshold",
+        note="HybridRecommender: popularity + item-kNN + TF-IDF content (liked history and "
+        "profile cosines) + two-tower retrieval head, z-scored per user over the catalogue, "
+        "weights and a new-item offset per history-length bucket chosen inside fit on a carve "
+        "of the training data (Recall@20)",
+    ),
 }
 DEFAULT_MODELS = tuple(MODELS)
 
@@ -340,8 +377,16 @@ def resolve(name: str) -> ModelSpec:
 # --- one measurement ------------------------------------------------------------------------------
 
 
-def _params(spec: ModelSpec, dataset: DatasetSpec, value: str, cache_dir: str) -> dict:
+def _params(
+    spec: ModelSpec,
+    dataset: DatasetSpec,
+    value: str,
+    cache_dir: str,
+    threshold: float | None = None,
+) -> dict:
     params = {**spec.params, **spec.grid[value]}
+    if spec.threshold_param:
+        params[spec.threshold_param] = threshold
     template = dataset.template()
     if spec.template_param and template is not None:
         params[spec.template_param] = template
@@ -363,7 +408,7 @@ def _select(spec, dataset, split, seed, cache_dir, threshold) -> dict | None:
     fitted: dict[str, Any] = {}
 
     def fit(value: str, validation: Any) -> Any:
-        params = _params(spec, dataset, value, cache_dir)
+        params = _params(spec, dataset, value, cache_dir, threshold)
         if spec.score_time:
             if "model" not in fitted:
                 fitted["model"] = _fit(spec, params, validation)
@@ -406,7 +451,7 @@ def measure(
     select_seconds = time.perf_counter() - start
     chosen = selection["chosen"] if selection else next(iter(spec.grid))
     start = time.perf_counter()
-    fitted = spec.build(_params(spec, data, chosen, cache_dir)).fit(split.train)
+    fitted = spec.build(_params(spec, data, chosen, cache_dir, threshold)).fit(split.train)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     split.fold_in(fitted)
@@ -425,14 +470,17 @@ def measure(
     )
     score_seconds = time.perf_counter() - start
     tasks = sum(r["users"] for r in rows if not r["setting"].endswith(" among new items"))
+    # a model that chooses its own settings inside fit (the hybrid's blend) reports them
+    extra = {"blend": fitted.blend_} if hasattr(fitted, "blend_") else {}
     return {
+        **extra,
         "dataset": dataset,
         "protocol": protocol,
         "model": model,
         "chosen": chosen,
         "params": {
             k: v
-            for k, v in _params(spec, data, chosen, cache_dir).items()
+            for k, v in _params(spec, data, chosen, cache_dir, threshold).items()
             if k not in (spec.cache_param, spec.template_param)
         },
         "selection": selection,

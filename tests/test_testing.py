@@ -70,6 +70,31 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("implicit-als", {"factors": 4, "iterations": 5}),
     ("implicit-bpr", {"factors": 4, "iterations": 50}),
     ("lightfm", {"factors": 4, "epochs": 10}),
+    (
+        "hybrid",
+        {
+            "parts": {
+                "popularity": {"model": "popularity"},
+                "content": {"model": "content-knn", "params": {"scoring": "similarity"}},
+                "two-tower": {
+                    "model": "two-tower",
+                    "params": {
+                        "encoder": {"model": TINY_BERT, "max_length": 32},
+                        "towers": {"dim": 8, "hidden": 16},
+                        "training": {
+                            "epochs": 2,
+                            "batch_users": 8,
+                            "validation": 0.0,
+                            "retrieval_weight": 1.0,
+                            "negatives": 4,
+                        },
+                    },
+                },
+            },
+            "grid_points": 2,
+            "offsets": [0.0, 1.0],
+        },
+    ),
 ]
 #: Registered names whose library is optional (``make bench-deps``): name -> module to import.
 PEER_LIBRARIES = {"implicit-als": "implicit", "implicit-bpr": "implicit", "lightfm": "lightfm"}
@@ -78,6 +103,8 @@ PEER_LIBRARIES = {"implicit-als": "implicit", "implicit-bpr": "implicit", "light
 def _tiny(value: Any, folder) -> Any:
     if isinstance(value, dict) and value.get("model") == TINY_BERT:
         return {**value, "model": str(folder)}
+    if isinstance(value, dict):  # a hybrid's parts hold their params one level down
+        return {k: _tiny(v, folder) for k, v in value.items()}
     return value
 
 

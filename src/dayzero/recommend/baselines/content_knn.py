@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from dayzero.core.schema import Dataset, Entities, Interactions, SchemaError
+from dayzero.core.schema import Dataset, Entities, IdMap, Interactions, SchemaError
 from dayzero.core.templates import Template
 from dayzero.recommend import _common
 from dayzero.recommend.contract import Recommender, register
@@ -42,6 +42,18 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         Shrinkage of the item and user biases.
     max_features, min_df
         TF-IDF vocabulary limits (scikit-learn meaning).
+    scoring
+        ``"rating"``: the prediction above. ``"similarity"``: a ranking score, the sum of the
+        candidate's TF-IDF cosines to the user's liked items (training + ``history``; value
+        >= ``threshold``, every item when none is liked), plus its cosine to the user's profile
+        text (the user's fields rendered by a template over the users' typed fields, embedded
+        with the items' vocabulary) for users with a profile (training users, and users folded
+        in by ``partial_fit_users(..., users=...)``); ``bench/retrieval.py``'s ``content-tfidf``
+        scoring inside the model, so it ranks through ``recommend`` and blends in
+        :class:`~dayzero.recommend.hybrid.HybridRecommender`. Unknown items score 0.
+    threshold
+        With ``scoring="similarity"``: a history item is liked when its value >= this
+        (``None``: every interaction is).
 
     Notes
     -----
@@ -72,6 +84,8 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         reg: float = 5.0,
         max_features: int | None = 50000,
         min_df: int = 1,
+        scoring: Literal["rating", "similarity"] = "rating",
+        threshold: float | None = None,
     ) -> None:
         self.template = template
         self.k_neighbors = k_neighbors
@@ -79,11 +93,17 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         self.reg = reg
         self.max_features = max_features
         self.min_df = min_df
+        self.scoring = scoring
+        self.threshold = threshold
 
     # ----------------------------------------------------------------- learning
     def fit(self, dataset: Dataset) -> Self:
         if self.k_neighbors < 1 or self.shrink < 0 or self.reg < 0:
             raise ValueError("need k_neighbors >= 1, shrink >= 0 and reg >= 0")
+        if self.scoring not in ("rating", "similarity"):
+            raise ValueError(f"scoring must be 'rating' or 'similarity', got {self.scoring!r}")
+        if self.threshold is not None and not np.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
         if dataset.items is None or len(dataset.items) == 0:
             raise SchemaError(
                 "content-knn needs item fields: build the Dataset with items=Entities(...)"
@@ -110,6 +130,38 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         self.item_vectors_ = sp.csr_matrix((len(self.item_map_), len(self.vocabulary_)))
         self._embed(texts)
         self._update_biases()
+        if self.scoring == "similarity":
+            self.profile_users_ = IdMap()
+            self.profile_vectors_ = sp.csr_matrix((0, len(self.vocabulary_)))
+            self.user_template_ = None
+            if dataset.users is not None and len(dataset.users):
+                self.user_template_ = Template.for_entities(dataset.users).to_dict()
+                self._embed_profiles(dataset.users)
+        return self
+
+    def _embed_profiles(self, users: Entities) -> None:
+        """Profile TF-IDF rows (items' vocabulary) of ``users``; a new profile replaces one."""
+        if self.user_template_ is None:
+            self.user_template_ = Template.for_entities(users).to_dict()
+        texts = Template.from_dict(self.user_template_).render_entities(users)
+        index = self.profile_users_.add(texts)
+        rows = self._transform(list(texts.values()))
+        n = len(self.profile_users_)
+        keep = np.setdiff1d(np.arange(self.profile_vectors_.shape[0]), index)
+        old = _common.resize_csr(self.profile_vectors_, (n, len(self.vocabulary_)))
+        order = np.concatenate([keep, index])
+        stacked = sp.vstack([old[keep], rows]).tocsr()
+        # rows back in profile_users_ order
+        self.profile_vectors_ = stacked[np.argsort(order, kind="stable")].tocsr()
+        self.profile_vectors_.sort_indices()
+
+    def partial_fit_users(self, interactions: Interactions, users: Entities | None = None) -> Self:
+        """Fold in users' ratings; with ``scoring="similarity"`` also their profiles."""
+        self._check_fitted()
+        if len(interactions):
+            self._absorb(interactions)
+        if self.scoring == "similarity" and users is not None and len(users):
+            self._embed_profiles(users)
         return self
 
     def _transform(self, texts: list[str]) -> sp.csr_matrix:
@@ -167,8 +219,27 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         return self
 
     # ----------------------------------------------------------------- scoring
+    def _similarity_scores(
+        self, user: Hashable, history: Interactions | None, index: np.ndarray
+    ) -> np.ndarray:
+        """``scoring="similarity"``: liked history cosines + profile cosine (0: unknown item)."""
+        cols, values, _ = self._user_ratings(user, history)
+        if self.threshold is not None and len(cols):
+            liked = values >= self.threshold
+            cols = cols[liked] if liked.any() else cols
+        known = index >= 0
+        vectors = self.item_vectors_[np.maximum(index, 0)]
+        query = sp.csr_matrix(np.asarray(self.item_vectors_[cols].sum(axis=0)))
+        if user in self.profile_users_:
+            row = int(self.profile_users_.to_internal([user])[0])
+            query = query + self.profile_vectors_[row]
+        scores = np.asarray((vectors @ query.T).todense()).ravel()
+        return np.where(known, scores, 0.0)
+
     def _scores(self, user: Hashable, history: Interactions | None, index: np.ndarray):
         """Predictions for item indices ``index`` (-1 = unknown item)."""
+        if self.scoring == "similarity":
+            return self._similarity_scores(user, history, index)
         cols, values, unknown = self._user_ratings(user, history)
         residual = values - self.global_mean_ - self.item_bias_[cols]
         user_bias = (residual.sum() + sum(v - self.global_mean_ for v in unknown)) / (
@@ -207,5 +278,20 @@ class ContentKNN(_common.AbsorbFoldIn, _common.RatingMatrix, _common.SavedAttrib
         return _common.most_similar(self.item_map_, sims, target, k)
 
     # ----------------------------------------------------------------- persistence
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, extras = super()._state()
+        if self.scoring == "similarity":
+            arrays.update(_common.csr_state("profile_vectors", self.profile_vectors_))
+            extras["profile_users"] = self.profile_users_.to_json()
+            extras["user_template"] = self.user_template_
+        return arrays, extras
+
+    def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
+        super()._set_state(arrays, extras)
+        if self.scoring == "similarity":
+            self.profile_vectors_ = _common.csr_from_state("profile_vectors", arrays)
+            self.profile_users_ = IdMap(extras["profile_users"])
+            self.user_template_ = extras["user_template"]
+
     def _after_load(self) -> None:
         self._update_biases()
