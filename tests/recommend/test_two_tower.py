@@ -689,3 +689,62 @@ def test_with_timestamps_the_calibration_holds_out_the_newest_items(catalogue, t
     assert model.calibration_["held_out_items"] == len(held)
     random = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **RETRIEVAL)
     assert random.fit(catalogue.dataset).calibration_["held_out_by"] == "random"
+
+
+# ------------------------------------------------------------------ contrastive adaptation
+def test_contrastive_adaptation_encodes_items_with_the_adapted_encoder_and_round_trips(
+    catalogue, tiny_bert_dir, tmp_path
+):
+    """adaptation.contrastive_steps adapts the encoder on co-engagement pairs before the towers
+    train; the item vectors come from the adapted encoder, which saves as the encoder/ part and
+    encodes a new item after load as before."""
+    params = {
+        **RETRIEVAL,
+        "training__epochs": 5,
+        "strategy": "top_k",
+        "strategy_params": {"k": 1},
+        "adaptation__steps": 0,
+        "adaptation__contrastive_steps": 6,
+        "adaptation__contrastive_pairs": 8,
+        "adaptation__contrastive_lr": 1e-3,
+    }
+    model = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **params)
+    model.fit(catalogue.dataset)
+    assert model.contrastive_["steps"] == 6 and model.contrastive_["pairs"]["user-item"] > 0
+    assert not hasattr(model, "adapt_losses_")  # steps=0: no end-to-end stage
+    frozen = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir),
+        **{**params, "strategy": "frozen", "adaptation__contrastive_steps": 0},
+    )
+    frozen.fit(catalogue.dataset)
+    dim = model._text_encoder().dim
+    assert not np.allclose(model.item_content_[:, :dim], frozen.item_content_[:, :dim])
+    texts = model._item_texts(catalogue.dataset.items, ["a1"])
+    np.testing.assert_allclose(
+        model.item_content_[model.item_map_.to_internal(["a1"])[0], :dim],
+        model._text_encoder().encode(texts, normalize=True)[0],
+        atol=1e-6,
+    )
+    model.save(tmp_path / "contrastive")
+    assert (tmp_path / "contrastive" / "encoder" / "weights.safetensors").is_file()
+    again = Recommender.load(tmp_path / "contrastive")
+    frame = pd.DataFrame(
+        {"title": ["love kiss new"], "genre": [["Romance"]], "year": ["1999"]}, index=["r_new"]
+    )
+    fields = {"title": "text", "genre": "multi", "year": "categorical"}
+    model.partial_fit_items(Entities(frame, fields))
+    again.partial_fit_items(Entities(frame, fields))
+    user = catalogue.users_a[0]
+    np.testing.assert_allclose(
+        again.rank_scores([user] * 2, ["r_new", "a1"]),
+        model.rank_scores([user] * 2, ["r_new", "a1"]),
+        atol=1e-5,
+    )
+
+
+def test_contrastive_adaptation_needs_a_strategy_that_trains(catalogue, tiny_bert_dir):
+    model = TwoTowerRecommender().set_params(
+        encoder=str(tiny_bert_dir), adaptation__contrastive_steps=3, **FAST
+    )
+    with pytest.raises(ValueError, match=r"contrastive_steps=3 .*strategy='frozen'"):
+        model.fit(catalogue.dataset)

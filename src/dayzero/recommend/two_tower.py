@@ -335,6 +335,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     adaptation : AdaptationConfig or dict
         Encoder adaptation (``steps``, distinct ``items`` per step, ``lr``, ``refit_epochs`` of
         tower training on the re-encoded item vectors); unused with ``strategy="frozen"``.
+        ``contrastive_steps > 0`` first adapts the encoder contrastively on co-engagement pairs
+        of the training interactions (:meth:`_adapt_contrastive`; ``steps=0`` then skips the
+        end-to-end stage).
     support_shrinkage
         Test-time correction from the ratings revealed in ``history``: each user's predictions
         move by the shrunk mean residual on those ratings (see :meth:`_support_shift`).
@@ -459,6 +462,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.items_ = dataset.items
         self.users_ = dataset.users
 
+        contrastive = self.adaptation_.contrastive_steps > 0
+        if contrastive:
+            self._adapt_contrastive(dataset)
         start = time.perf_counter()
         self.item_content_ = self._content(
             dataset.items, self.item_map_.ids, self.item_template_, self.item_attributes_
@@ -488,7 +494,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._holdout = self._choose_holdout(rng, i_idx)
         self._train(episodes, val, rng, self.training_.epochs)
         self._train_history = _Episodes(u_idx, i_idx, values)
-        if self.strategy != "frozen":
+        if self.strategy != "frozen" and (self.adaptation_.steps > 0 or not contrastive):
             self._adapt_encoder(dataset.items, episodes, rng)
             if self.adaptation_.refit_epochs > 0:
                 self._train(episodes, val, rng, self.adaptation_.refit_epochs, lr_scale=0.3)
@@ -747,6 +753,50 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         rows = logits[torch.from_numpy(pos_rows)].masked_fill(torch.from_numpy(mask), -1e9)
         return torch.nn.functional.cross_entropy(rows, torch.from_numpy(target))
 
+    def _adapt_contrastive(self, dataset: Dataset) -> None:
+        """Adapt the encoder (by ``strategy``) on co-engagement pairs of the training
+        interactions before any text is encoded (:mod:`dayzero.train.contrastive`): items a
+        user engaged with close in time order, and a user's profile text with those items, are
+        pulled together. Item and user vectors then come from the adapted encoder."""
+        from dayzero.text.adapters import count_parameters, strategy_config
+        from dayzero.train.contrastive import ContrastiveConfig, build_pairs, train_contrastive
+
+        settings = self.adaptation_
+        if self.strategy == "frozen":
+            raise ValueError(
+                f"adaptation.contrastive_steps={settings.contrastive_steps} trains the encoder, "
+                "but strategy='frozen' trains nothing; set strategy='top_k' (or 'lora', "
+                "'full') or adaptation.contrastive_steps=0"
+            )
+        if dataset.items is None or not self.item_template_.specs:
+            raise ValueError(
+                "adaptation.contrastive_steps > 0 pairs item texts, but the dataset has no item "
+                "fields; set adaptation.contrastive_steps=0"
+            )
+        config = ContrastiveConfig(
+            steps=settings.contrastive_steps,
+            batch_pairs=settings.contrastive_pairs,
+            lr=settings.contrastive_lr,
+            max_seconds=settings.contrastive_seconds,
+            positive_threshold=self.training_.positive_threshold,
+        )
+        inter = dataset.interactions
+        items = list(inter.items)
+        user_texts = {}
+        if dataset.users is not None and self.user_template_.specs:
+            users = [u for u in inter.users if u in dataset.users]
+            records = [dataset.users.record(u) for u in users]
+            user_texts = dict(zip(users, self.user_template_.render_many(records), strict=True))
+        item_texts = dict(zip(items, self._item_texts(dataset.items, items), strict=True))
+        pairs = build_pairs(inter, item_texts, user_texts, config, seed=self.random_state)
+        self.strategy_config_ = strategy_config(self.strategy, **(self.strategy_params or {}))
+        encoder = self._text_encoder()
+        result = train_contrastive(
+            encoder, pairs, config, self.strategy_config_, self.random_state, self.progress
+        )
+        self.contrastive_ = result.to_dict()
+        self.encoder_parameters_ = count_parameters(encoder.model)
+
     def _adapt_encoder(self, items: Entities | None, episodes: _Episodes, rng) -> None:
         """Fine-tune the text encoder end to end through the item tower.
 
@@ -766,9 +816,10 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
                 "has no item fields; use strategy='frozen'"
             )
         encoder = self._text_encoder()
-        config = strategy_config(self.strategy, **(self.strategy_params or {}))
-        encoder.model = apply_strategy(encoder.model, config)
-        self.strategy_config_ = config
+        if getattr(self, "strategy_config_", None) is None:  # not applied by _adapt_contrastive
+            config = strategy_config(self.strategy, **(self.strategy_params or {}))
+            encoder.model = apply_strategy(encoder.model, config)
+            self.strategy_config_ = config
         self.encoder_parameters_ = count_parameters(encoder.model)
         net = self.network_
         with torch.no_grad():
