@@ -61,3 +61,59 @@ def test_needs_item_fields():
     data = Dataset(Interactions.from_records([("u", "a", 1.0)]))
     with pytest.raises(SchemaError, match="item fields"):
         ContentKNN().fit(data)
+
+
+# ------------------------------------------------------------------ scoring="similarity"
+def _profiles(texts: dict[str, str]) -> Entities:
+    frame = pd.DataFrame({"id": list(texts), "about": list(texts.values())})
+    return Entities.from_frame(frame, "id", {"about": "text"}, kind="user")
+
+
+def test_similarity_scoring_sums_cosines_to_the_liked_history(catalogue):
+    model = ContentKNN(scoring="similarity", threshold=4.0).fit(catalogue.dataset)
+    user = catalogue.users_a[0]
+    frame = catalogue.dataset.interactions.frame
+    liked = frame.loc[(frame["user"] == user) & (frame["value"] >= 4), "item"].tolist()
+    assert liked and set(liked) <= set(catalogue.action)
+
+    def row(item):
+        return model.item_vectors_[model.item_map_.to_internal([item])[0]]
+
+    items = [*catalogue.action, *catalogue.romance, "a_cold", "unknown-item"]
+    expected = [
+        0.0 if i == "unknown-item" else sum((row(i) @ row(j).T)[0, 0] for j in liked) for i in items
+    ]
+    assert model.rank_scores([user] * len(items), items) == pytest.approx(expected)
+    top, _ = model.recommend(user, k=1, items=["a_cold", "r_cold"])
+    assert top == ["a_cold"]
+    # with nothing liked every history item counts
+    history = Interactions.from_records([("new", "r1", 1.0)])
+    scores = model.rank_scores(["new"] * 2, ["r_cold", "a_cold"], history)
+    assert scores[0] > scores[1] >= 0.0
+
+
+def test_similarity_scoring_reads_the_profile_text(catalogue):
+    users = _profiles({catalogue.users_a[0]: "a fan of explosions and car chase"})
+    data = Dataset(catalogue.dataset.interactions, users=users, items=catalogue.dataset.items)
+    model = ContentKNN(scoring="similarity").fit(data)
+    assert model.rank_scores(["stranger"], ["a_cold"])[0] == 0.0  # no profile, no history
+    model.partial_fit_users(Interactions.empty(), users=_profiles({"stranger": "love and a kiss"}))
+    top, _ = model.recommend("stranger", k=1, items=["a_cold", "r_cold"])
+    assert top == ["r_cold"]
+    # a new profile replaces the old one
+    model.partial_fit_users(Interactions.empty(), users=_profiles({"stranger": "gun fight hero"}))
+    top, _ = model.recommend("stranger", k=1, items=["a_cold", "r_cold"])
+    assert top == ["a_cold"]
+
+
+def test_similarity_scoring_saves_its_profiles(catalogue, tmp_path):
+    model = ContentKNN(scoring="similarity").fit(catalogue.dataset)
+    model.partial_fit_users(Interactions.empty(), users=_profiles({"talker": "wedding heart"}))
+    loaded = ContentKNN.load(model.save(tmp_path / "m"))
+    items = ["a_cold", "r_cold", "a1"]
+    assert (
+        loaded.rank_scores(["talker"] * 3, items).tolist()
+        == model.rank_scores(["talker"] * 3, items).tolist()
+    )
+    with pytest.raises(ValueError, match="scoring"):
+        ContentKNN(scoring="cosine").fit(catalogue.dataset)

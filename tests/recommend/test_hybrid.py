@@ -1,0 +1,237 @@
+"""HybridRecommender: blend weights chosen on a carve of the training data, known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from dayzero.core.schema import Dataset, Entities, Interactions
+from dayzero.recommend.contract import Recommender, make_recommender
+from dayzero.recommend.hybrid import (
+    NEW_ITEMS,
+    WARM,
+    HybridRecommender,
+    carve_validation,
+    simplex_grid,
+)
+
+ACTION = ["explosion", "chase", "gun", "hero", "fight", "car"]
+ROMANCE = ["love", "kiss", "wedding", "heart", "couple", "rose"]
+NOISE = [f"word{n}" for n in range(40)]
+FAST = {
+    "popularity": {"model": "popularity"},
+    "item-knn": {
+        "model": "item-knn",
+        "params": {"scoring": "similarity", "centered": False, "k_neighbors": 20},
+    },
+    "content": {"model": "content-knn", "params": {"scoring": "similarity"}},
+}
+
+
+def two_groups(text_signal: bool, seed: int = 0, n_users: int = 60, n_items: int = 60) -> Dataset:
+    """Two user groups, each interacting (implicit, timestamped) with ~half of its own group's
+    items and a few of the other's. Items are released over time, so the newest ones (the
+    carve's new items) have few interactions. With ``text_signal`` an item's text names its
+    group; without, it is random words (only the interactions carry the group)."""
+    rng = np.random.default_rng(seed)
+    items = [f"i{n}" for n in range(n_items)]
+    group = {item: n % 2 for n, item in enumerate(items)}  # releases alternate groups
+    release = {item: n for n, item in enumerate(items)}
+    rows = []
+    for u in range(n_users):
+        user, g = f"u{u}", u % 2
+        for item in items:
+            p = 0.5 if group[item] == g else 0.04
+            if rng.random() < p:
+                stamp = release[item] + int(rng.integers(0, 40))
+                rows.append((user, item, 1.0, stamp))
+    words = []
+    for item in items:
+        if text_signal:
+            pool = ACTION if group[item] == 0 else ROMANCE
+            words.append(" ".join(rng.choice(pool, size=3, replace=False)))
+        else:
+            words.append(" ".join(rng.choice(NOISE, size=3, replace=False)))
+    frame = pd.DataFrame({"title": words}, index=pd.Index(items, name="item"))
+    return Dataset(
+        Interactions.from_records(rows), items=Entities(frame, {"title": "text"}, kind="item")
+    )
+
+
+def hybrid(**params) -> HybridRecommender:
+    return HybridRecommender(parts=FAST, **params)
+
+
+@pytest.fixture(scope="module")
+def text_data() -> Dataset:
+    return two_groups(text_signal=True)
+
+
+@pytest.fixture(scope="module")
+def text_model(text_data) -> HybridRecommender:
+    return hybrid().fit(text_data)
+
+
+def _bucket(model: HybridRecommender, segment: str) -> dict:
+    """The bucket with the most validation tasks of ``segment``."""
+    return max(model.blend_["buckets"], key=lambda b: b["tasks"].get(segment, 0))
+
+
+def test_text_that_predicts_new_items_gets_weight_for_them(text_model, text_data):
+    bucket = _bucket(text_model, NEW_ITEMS)
+    assert bucket["tasks"].get(NEW_ITEMS, 0) > 0
+    # content-only items score at the floor of every collaborative part: the text must carry them
+    assert bucket["weights"]["content"] > 0
+    # and the blend finds them: a new action item (fields only) reaches a warm action fan's top 10
+    fresh = Entities(
+        pd.DataFrame(
+            {"title": ["explosion chase hero", "love wedding rose"]},
+            index=pd.Index(["new-action", "new-romance"], name="item"),
+        ),
+        {"title": "text"},
+    )
+    model = clone(text_model).fit(text_data).partial_fit_items(fresh)
+    assert set(model.content_only_items()) == {"new-action", "new-romance"}
+    fan, other = "u0", "u1"  # group 0 (action) and group 1 (romance)
+    ids, _ = model.recommend(fan, k=10)
+    assert "new-action" in ids and "new-romance" not in ids
+    ids, _ = model.recommend(other, k=10)
+    assert "new-romance" in ids and "new-action" not in ids
+
+
+def test_collaborative_signal_gets_collaborative_weight():
+    model = hybrid().fit(two_groups(text_signal=False, seed=1))
+    bucket = _bucket(model, WARM)
+    assert bucket["tasks"][WARM] > 0
+    weights = bucket["weights"]
+    assert weights["item-knn"] + weights["popularity"] >= 0.75, weights
+    assert weights["item-knn"] > weights["content"], weights
+    # the random-word text cannot find the new items; the offset is not raised for them
+    assert bucket["part_recall"]["item-knn"] > bucket["part_recall"]["content"]
+
+
+def test_on_the_carve_the_blend_is_never_below_its_best_part(text_model):
+    chosen = [b for b in text_model.blend_["buckets"] if b["source"] == "validation"]
+    assert chosen
+    for bucket in chosen:
+        assert set(bucket["part_recall"]) == set(FAST)
+        assert bucket["validation_recall"] >= max(bucket["part_recall"].values())
+    # and strictly better somewhere: text and interactions carry different signal
+    assert any(b["validation_recall"] > max(b["part_recall"].values()) for b in chosen)
+    text = text_model.summary()
+    assert "content" in text and "10+" in text and "validation" in text
+
+
+def test_a_one_part_hybrid_ranks_as_the_part(text_data):
+    part = make_recommender("item-knn", scoring="similarity", centered=False, k_neighbors=20)
+    part.fit(text_data)
+    model = HybridRecommender(parts={"knn": FAST["item-knn"]}).fit(text_data)
+    np.testing.assert_array_equal(model.weights_, np.ones((4, 1)))
+    for user in ("u0", "u1", "u7"):
+        scores = part.rank_scores([user] * 60, [f"i{n}" for n in range(60)])
+        blended = model.rank_scores([user] * 60, [f"i{n}" for n in range(60)])
+        # a z-score is increasing: the same order, ties included
+        np.testing.assert_array_equal(
+            np.argsort(-scores, kind="stable"), np.argsort(-blended, kind="stable")
+        )
+
+
+def test_the_carve_is_time_aware(text_data):
+    carve = carve_validation(text_data, threshold=None, reveal=[0, 1, 3, 10], seed=0)
+    frame = text_data.interactions.frame.sort_values("timestamp", kind="stable")
+    first_item = frame.drop_duplicates("item")["item"].tolist()
+    first_user = frame.drop_duplicates("user")["user"].tolist()
+    assert set(carve.new_item_ids) == set(first_item[-len(carve.new_item_ids) :])
+    assert len(carve.new_item_ids) == 6  # 10 % of 60
+    train = carve.train.interactions.frame
+    assert not set(train["item"]) & set(carve.new_item_ids)
+    new_users = set(first_user[-6:])  # 10 % of 60, the latest arrivals
+    assert not set(train["user"]) & new_users
+    assert carve.new_users is None  # no user table to fold in
+    assert new_users <= {t.user for t in carve.tasks if t.segment == "new users"}
+    # a warm user's held-out items are their latest ones
+    for task in (t for t in carve.tasks if t.segment == WARM):
+        kept = train.loc[train["user"] == task.user, "timestamp"].max()
+        rows = frame[(frame["user"] == task.user) & frame["item"].isin(task.targets)]
+        assert (rows["timestamp"] >= kept).all()
+    # new users reveal their first k: the history of k=3 is their three earliest known items
+    task = next(t for t in carve.tasks if t.segment == "new users" and t.length == 3)
+    theirs = frame[(frame["user"] == task.user) & ~frame["item"].isin(carve.new_item_ids)]
+    assert task.history.frame["item"].tolist() == theirs["item"].tolist()[:3]
+    assert carve.new_items is not None and set(carve.new_items.ids) == set(carve.new_item_ids)
+
+
+def test_save_load_gives_identical_scores(text_model, tmp_path):
+    model = clone(text_model).fit(two_groups(text_signal=True))
+    fresh = Entities(
+        pd.DataFrame({"title": ["kiss heart"]}, index=pd.Index(["late"], name="item")),
+        {"title": "text"},
+    )
+    model.partial_fit_items(fresh)
+    model.partial_fit_users(
+        Interactions.from_records([("newbie", "i2", 1.0), ("newbie", "i4", 1.0)])
+    )
+    folder = model.save(tmp_path / "hybrid")
+    assert sorted(p.name for p in (folder / "parts").iterdir()) == sorted(FAST)
+    assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".pt", ".bin"}]
+    loaded = Recommender.load(folder)
+    assert isinstance(loaded, HybridRecommender) and loaded.blend_ == model.blend_
+    users = ["u0", "u1", "newbie", "stranger"]
+    items = ["i0", "i1", "late", "i59", "nowhere"]
+    pairs_u = [u for u in users for _ in items]
+    pairs_i = [i for _ in users for i in items]
+    history = Interactions.from_records([("stranger", "i3", 1.0)])
+    np.testing.assert_array_equal(
+        loaded.rank_scores(pairs_u, pairs_i, history), model.rank_scores(pairs_u, pairs_i, history)
+    )
+    for user in users:
+        a, sa = model.recommend(user, k=10, history=history)
+        b, sb = loaded.recommend(user, k=10, history=history)
+        assert a == b
+        np.testing.assert_array_equal(sa, sb)
+    assert loaded.content_only_items() == ["late"]
+    assert loaded.summary() == model.summary()
+
+
+def test_content_only_until_interactions_arrive(text_model):
+    model = clone(text_model).fit(two_groups(text_signal=True))
+    fresh = Entities(
+        pd.DataFrame({"title": ["gun car"]}, index=pd.Index(["brand-new"], name="item")),
+        {"title": "text"},
+    )
+    model.partial_fit_items(fresh)
+    assert model.content_only_items() == ["brand-new"]
+    model.partial_fit_users(Interactions.from_records([("u0", "brand-new", 1.0)]))
+    assert model.content_only_items() == []
+    assert "brand-new" in model.seen_items("u0")
+
+
+def test_simplex_grid_has_every_vertex_first():
+    grid = simplex_grid(3, 4)
+    assert len(grid) == 15 and np.allclose(grid.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(grid[:3], np.eye(3))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"parts": {"x": {"model": "no-such-model"}}}, r"parts\['x'\]\['model'\]"),
+        ({"parts": {"x": {"model": "hybrid"}}}, r"parts\['x'\]\['model'\]"),
+        ({"parts": {"x": {"model": "popularity", "weights": 1}}}, r"parts\['x'\] has unknown"),
+        ({"parts": {"a/b": {"model": "popularity"}}}, "part name"),
+        ({"parts": {}}, "parts must be"),
+        ({"buckets": [1, 3]}, "buckets"),
+        ({"buckets": [0, 3, 3]}, "buckets"),
+        ({"offsets": [1.0, 2.0]}, "offsets"),
+        ({"grid_points": 0}, "grid_points"),
+        ({"new_item_share": 1.5}, "new_item_share"),
+        ({"validation_users": 0}, "validation_users"),
+        ({"threshold": float("nan")}, "threshold"),
+    ],
+)
+def test_bad_params_name_the_field(params, field, text_data):
+    model = HybridRecommender(**{"parts": FAST, **params})
+    with pytest.raises(ValueError, match=field):
+        model.fit(text_data)
