@@ -54,9 +54,7 @@ DEFAULT_OFFSETS = (0.0, -1.0, 0.5, 1.0, 2.0, 4.0)
 SELECT_K = 20
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 WARM = "warm"
-NEW_ITEMS = "new items"
 NEW_USERS = "new users"
-NEW_BOTH = "new users + new items"
 
 
 @dataclass
@@ -108,20 +106,22 @@ class HybridRecommender(Recommender):
     data, time-aware where it has timestamps: the newest ``new_item_share`` of the items (by
     first interaction; seeded at random without timestamps) become new items, their
     interactions removed and their fields folded in after the fit, as a deployed model gets
-    them; ``new_user_share`` of the users (at most ``validation_users``) are held out whole
-    and reveal their first ``k`` interactions (time order, else seeded), ``k`` each bucket's
-    lower bound, the rest of their relevant interactions with known items to be found (and
-    with new items: *new users + new items*); up to ``validation_users`` other users have the
-    last ``warm_share`` of their interactions held out (*warm*); and known users' relevant
-    interactions with the new items are found among every item (*new items*). The parts are
-    fitted on the rest, every point of a simplex grid (weights multiples of ``1 /
-    grid_points``, every one-part vertex included) with every offset in ``offsets`` is scored
-    by Recall@20 over the whole carve catalogue (history items excluded), and each bucket takes
-    the point with the best mean over its segments (ties: the earlier point, vertices and
-    offset 0 first). The parts are then refitted on all the data. The chosen weights and every
-    part's validation Recall@20 are in :attr:`blend_` (:meth:`summary` prints them). A bucket
-    without validation tasks borrows the nearest bucket's choice (below first); with no tasks
-    at all every part gets an equal weight.
+    them; the newest ``new_user_share`` of the users (at most ``validation_users``; seeded
+    without timestamps) are held out whole and reveal their first ``k`` interactions with
+    known items (time order, else seeded), ``k`` each bucket's lower bound (*new users*); up
+    to ``validation_users`` other users have the last ``warm_share`` of their interactions held
+    out (*warm*). A user's targets are their held-out relevant interactions with known items
+    *and* with new items, pooled: new items count in proportion to how often users turn to
+    them (scored as a segment of their own, an offset that puts every new item on top of every
+    list would win it, at the cost of everything else). The parts are fitted on the rest,
+    every point of a simplex grid (weights multiples of ``1 / grid_points``, every one-part
+    vertex included) with every offset in ``offsets`` is scored by Recall@20 over the whole
+    carve catalogue (history items excluded), and each bucket takes the point with the best
+    mean over its segments (ties: the earlier point, vertices and offset 0 first). The parts
+    are then refitted on all the data. The chosen weights and every part's validation Recall@20
+    are in :attr:`blend_` (:meth:`summary` prints them). A bucket without validation tasks
+    borrows the nearest bucket's choice (below first); with no tasks at all every part gets an
+    equal weight.
 
     Parameters
     ----------
@@ -303,14 +303,14 @@ class HybridRecommender(Recommender):
             max_users=self.validation_users,
             seed=self.random_state,
         )
-        scores, part_names = None, list(self._part_specs())
+        results, part_names = None, list(self._part_specs())
         if carve.tasks:
             carve_parts = _fit_parts(self._build_parts(), carve.train)
             _fold_in(carve_parts, carve.new_items, carve.new_users)
-            scores = _validation_scores(carve_parts, carve, grid, offsets, seed=self.random_state)
+            results = _validation_scores(carve_parts, carve, grid, offsets, self.random_state)
             del carve_parts
         self.weights_, self.offsets_, self.blend_ = _choose(
-            scores, carve, buckets, grid, offsets, part_names
+            results, carve, buckets, grid, offsets, part_names
         )
         self.parts_ = _fit_parts(self._build_parts(), dataset)
         self.user_map_ = IdMap(inter.users)
@@ -448,8 +448,8 @@ class HybridRecommender(Recommender):
             + " | ".join(names)
             + " | new-item offset | blend R@20 | "
             + " | ".join(f"{n} R@20" for n in names)
-            + " | tasks | chosen by |",
-            "|---" * (2 * len(names) + 6) + "|",
+            + " | new-item share / blend R@20 on them | tasks | chosen by |",
+            "|---" * (2 * len(names) + 7) + "|",
         ]
         for bucket in self.blend_["buckets"]:
             weights = " | ".join(f"{bucket['weights'][n]:.2f}" for n in names)
@@ -459,9 +459,16 @@ class HybridRecommender(Recommender):
                 for n in names
             )
             tasks = ", ".join(f"{k} {v}" for k, v in bucket["tasks"].items()) or "none"
+            share = bucket.get("new_item_share")
+            fresh = bucket.get("pooled_recall", {}).get("blend", {}).get("new_items")
+            new_items = (
+                ""
+                if share is None
+                else f"{share:.3f} / " + ("-" if fresh is None else f"{fresh:.4f}")
+            )
             lines.append(
                 f"| {bucket['history']} | {weights} | {bucket['offset']:g} | "
-                f"{'' if recall is None else f'{recall:.4f}'} | {parts} | {tasks} | "
+                f"{'' if recall is None else f'{recall:.4f}'} | {parts} | {new_items} | {tasks} | "
                 f"{bucket['source']} |"
             )
         return "\n".join(lines)
@@ -657,36 +664,32 @@ def carve_validation(
     reachable_new = set(new_item_fields.ids) if new_item_fields is not None else set()
     seen = seen_by_user(train_inter)
     tasks: list[_Task] = []
-    # warm: held-out relevant rows on known items
+    # Targets pool known and new items, as a deployed list meets them: new items get the
+    # weight of their share of what users go on to do (scored apart, a new-items segment
+    # would reward pushing every new item to the top of every list).
     held_rows = frame[held & relevant]
-    for user, group in held_rows.groupby(USER, sort=False):
-        targets = set(group[ITEM]) & known_items
-        targets -= seen.get(user, set())
+    held_by = {u: set(g[ITEM]) for u, g in held_rows.groupby(USER, sort=False)}
+    fresh_rows = frame[on_new_item & relevant & frame[ITEM].isin(reachable_new)]
+    fresh_by = {u: set(g[ITEM]) for u, g in fresh_rows.groupby(USER, sort=False)}
+    # warm: the last interactions of known users and their interactions with new items
+    for user in (u for u in users if u in warm_users):
+        targets = (held_by.get(user, set()) & known_items) - seen.get(user, set())
+        targets |= fresh_by.get(user, set())
         if targets:
             tasks.append(_Task(WARM, user, None, targets, len(seen.get(user, ()))))
-    # new items: known users' relevant rows on new items
-    ni_rows = frame[on_new_item & ~of_new_user & relevant]
-    ni_rows = ni_rows[ni_rows[USER].isin(seen) & ni_rows[ITEM].isin(reachable_new)]
-    ni_users = _draw(list(pd.unique(ni_rows[USER])), max_users, rng)
-    by_user = {u: g for u, g in ni_rows.groupby(USER, sort=False)}
-    for user in ni_users:
-        targets = set(by_user[user][ITEM])
-        tasks.append(_Task(NEW_ITEMS, user, None, targets, len(seen.get(user, ()))))
     # new users, revealing their first k interactions with known items
     for user, group in frame[of_new_user].groupby(USER, sort=False):
         known = group[group[ITEM].isin(known_items)]
-        fresh = group[group[ITEM].isin(reachable_new) & group["_relevant"]]
         for k in reveal:
             if k >= len(known) and k > 0:
                 continue
-            shown = known.iloc[:k]
+            shown, rest = known.iloc[:k], known.iloc[k:]
             history = Interactions(shown.drop(columns="_relevant")) if k else None
             shown_items = set(shown[ITEM])
-            targets = set(known.iloc[k:].loc[known.iloc[k:]["_relevant"], ITEM]) - shown_items
+            targets = set(rest.loc[rest["_relevant"], ITEM]) | fresh_by.get(user, set())
+            targets -= shown_items
             if targets:
                 tasks.append(_Task(NEW_USERS, user, history, targets, len(shown_items)))
-            if len(fresh):
-                tasks.append(_Task(NEW_BOTH, user, history, set(fresh[ITEM]), len(shown_items)))
     summary = {
         "train_interactions": len(train_inter),
         "new_items": len(new_items),
@@ -703,9 +706,10 @@ def _validation_scores(
     grid: np.ndarray,
     offsets: list[float],
     seed: int,
-) -> np.ndarray:
+) -> _Scores:
     """Recall@20 of every task (rows) at every (weights, offset) point (columns: the grid's
-    points for offsets[0], then for offsets[1], ...), over the carve's whole catalogue."""
+    points for offsets[0], then for offsets[1], ...), over the carve's whole catalogue, and
+    the hits among the targets that are content-only items."""
     catalogue = IdMap()
     for part in parts.values():
         catalogue.add(part.item_map_.ids)
@@ -721,6 +725,9 @@ def _validation_scores(
     seen = seen_by_user(carve.train.interactions)
     rng = np.random.default_rng(seed)
     out = np.zeros((len(carve.tasks), len(grid) * len(offsets)))
+    new_hits = np.zeros_like(out)
+    n_targets = np.array([len(t.targets) for t in carve.tasks], dtype=np.float64)
+    n_new = np.zeros(len(carve.tasks))
     k = min(SELECT_K, len(ids))
     for row, task in enumerate(carve.tasks):
         every = np.stack(
@@ -736,6 +743,8 @@ def _validation_scores(
             exclude |= set(task.history.frame[ITEM])
         drop = catalogue.to_internal([i for i in exclude if i in catalogue], missing=-1)
         target = catalogue.to_internal(list(task.targets))
+        fresh = content_only[target]
+        n_new[row] = fresh.sum()
         # seeded jitter below any real difference: ties broken at random, the same way for
         # every point of the grid
         jitter = 1e-9 * rng.random(len(ids))
@@ -744,9 +753,31 @@ def _validation_scores(
         for n, offset in enumerate(offsets):
             blended = base + offset * content_only if offset else base
             kth = np.partition(blended, len(ids) - k, axis=1)[:, len(ids) - k]
-            hits = (blended[:, target] >= kth[:, None]).sum(axis=1)
-            out[row, n * len(grid) : (n + 1) * len(grid)] = hits / len(task.targets)
-    return out
+            found = blended[:, target] >= kth[:, None]
+            columns = slice(n * len(grid), (n + 1) * len(grid))
+            out[row, columns] = found.sum(axis=1) / len(task.targets)
+            new_hits[row, columns] = found[:, fresh].sum(axis=1)
+    return _Scores(out, new_hits, n_new, n_targets)
+
+
+@dataclass
+class _Scores:
+    """Validation results: Recall@20 per task and grid point, hits among new-item targets."""
+
+    recall: np.ndarray
+    new_hits: np.ndarray
+    n_new: np.ndarray
+    n_targets: np.ndarray
+
+    def pooled(self, rows: list[int], column: int) -> dict[str, float | None]:
+        """Recall of the known-item and of the new-item targets of ``rows``, pooled."""
+        n_new, n_all = self.n_new[rows].sum(), self.n_targets[rows].sum()
+        new = self.new_hits[rows, column].sum()
+        every = (self.recall[rows, column] * self.n_targets[rows]).sum()
+        return {
+            "known_items": None if n_all == n_new else float((every - new) / (n_all - n_new)),
+            "new_items": None if n_new == 0 else float(new / n_new),
+        }
 
 
 def _history_label(buckets: list[int], b: int) -> str:
@@ -758,14 +789,15 @@ def _history_label(buckets: list[int], b: int) -> str:
 
 
 def _choose(
-    scores: np.ndarray | None,
+    results: _Scores | None,
     carve: _Carve,
     buckets: list[int],
     grid: np.ndarray,
     offsets: list[float],
     names: list[str],
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Per bucket, the (weights, offset) of best mean Recall@20 over its segments."""
+    """Per bucket, the (weights, offset) of best mean Recall@20 over its segments (warm,
+    new users), with the recall of the known-item and the new-item targets apart."""
     n_buckets = len(buckets)
     weights = np.full((n_buckets, len(names)), 1.0 / len(names))
     chosen_offsets = np.zeros(n_buckets)
@@ -781,6 +813,7 @@ def _choose(
         segments: dict[str, list[int]] = {}
         for n in rows:
             segments.setdefault(carve.tasks[n].segment, []).append(n)
+        scores = results.recall
         objective = np.mean([scores[idx].mean(axis=0) for idx in segments.values()], axis=0)
         # offset 0 first, then the order given; within an offset the grid's order
         order = [zero, *[n for n in range(len(offsets)) if n != zero]]
@@ -788,12 +821,19 @@ def _choose(
         best = columns[int(np.argmax(objective[columns]))]
         weights[b] = grid[best % len(grid)]
         chosen_offsets[b] = offsets[best // len(grid)]
-        part_recall = {name: float(objective[zero * len(grid) + p]) for p, name in enumerate(names)}
+        vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
         found[b] = {
             "validation_recall": float(objective[best]),
-            "part_recall": part_recall,
+            "part_recall": {name: float(objective[c]) for name, c in vertex.items()},
             "tasks": {s: len(idx) for s, idx in segments.items()},
             "segment_recall": {s: float(scores[idx, best].mean()) for s, idx in segments.items()},
+            "new_item_share": float(
+                results.n_new[rows].sum() / max(results.n_targets[rows].sum(), 1.0)
+            ),
+            "pooled_recall": {
+                "blend": results.pooled(rows, best),
+                **{name: results.pooled(rows, c) for name, c in vertex.items()},
+            },
             "source": "validation",
         }
     report = []
@@ -815,6 +855,8 @@ def _choose(
                 "part_recall": {},
                 "tasks": {},
                 "segment_recall": {},
+                "new_item_share": None,
+                "pooled_recall": {},
                 "source": source,
             }
         report.append(
