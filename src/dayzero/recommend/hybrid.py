@@ -49,7 +49,7 @@ DEFAULT_PARTS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_BUCKETS = (0, 1, 3, 10)
-DEFAULT_OFFSETS = (0.0, -1.0, 0.5, 1.0, 2.0, 4.0)
+DEFAULT_OFFSETS = (0.0, -0.5, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 #: Recall cut-off the weights are chosen by.
 SELECT_K = 20
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
