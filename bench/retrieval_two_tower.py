@@ -173,5 +173,56 @@ def measure(**kwargs: Any) -> dict:
 
 retrieval.measure = measure
 
+COLD_SETTINGS = ("new items among new items", "new items among all items")
+
+
+def contrastive_tables(folder: Path) -> str:
+    """BENCHMARKS tables of the frozen vs adapted rows in ``folder``: per dataset and protocol,
+    cold-item Recall@20 with CIs, the relative change, fit seconds and the contrastive steps."""
+    import json
+
+    out = []
+    for path in sorted(folder.glob("retrieval_*.json")):
+        payload = json.loads(path.read_text())
+        results = {(r["protocol"], r["model"]): r for r in payload["results"]}
+        protocols = list(dict.fromkeys(p for p, _ in results))
+        out += [
+            f"**{path.stem.removeprefix('retrieval_')}** (commit `{payload.get('commit')}`)",
+            "",
+            "| protocol | setting | users | frozen R@20 | adapted R@20 | change | fit s "
+            "(frozen / adapted) | contrastive steps (s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for protocol in protocols:
+            frozen = results.get((protocol, "two-tower-retrieval"))
+            adapted = results.get((protocol, "two-tower-retrieval+contrastive"))
+            if frozen is None or adapted is None:
+                continue
+            stage = adapted.get("contrastive") or {}
+            for setting in COLD_SETTINGS:
+                cells = []
+                for row in (frozen, adapted):
+                    by = {x["setting"]: x for x in row["rows"]}
+                    cells.append(by.get(setting))
+                if None in cells:
+                    continue
+                values = [c["metrics"]["recall@20"] for c in cells]
+                change = f"{values[1] / values[0] - 1:+.0%}" if values[0] > 0 else "n/a"
+                shown = [
+                    f"{v:.3f} [{c['ci']['recall@20'][0]:.3f}, {c['ci']['recall@20'][1]:.3f}]"
+                    for v, c in zip(values, cells, strict=True)
+                ]
+                out.append(
+                    f"| {protocol} | {setting} | {cells[0]['users']} | {shown[0]} | {shown[1]} | "
+                    f"{change} | {frozen['fit_seconds']:.0f} / {adapted['fit_seconds']:.0f} | "
+                    f"{stage.get('steps')} ({stage.get('seconds', 0):.0f}) |"
+                )
+        out.append("")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    retrieval.main()
+    if "--contrastive-tables" in sys.argv:
+        print(contrastive_tables(retrieval.RESULTS))
+    else:
+        retrieval.main()
