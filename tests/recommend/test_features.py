@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,3 +96,20 @@ def test_lexical_encoder_without_words_is_empty():
     assert encoder.size == 0
     indices, offsets, weights = encoder.transform(["anything", ""])
     assert len(indices) == len(weights) == 0 and offsets.tolist() == [0, 0]
+
+
+def test_numeric_dates_are_standardised_as_seconds():
+    # Steam's release_date is a "numeric" field holding timestamps (datetime64 in the frame)
+    frame = pd.DataFrame(
+        {"released": pd.to_datetime(["2001-01-01", "2011-01-01", None, "2021-01-01"])},
+        index=["a", "b", "c", "d"],
+    )
+    games = Entities(frame, {"released": "numeric"})
+    enc = AttributeEncoder().fit(games)
+    assert enc.fields == ["released"]
+    rows = enc.transform(games, ["a", "b", "c", "d"])[:, 0]
+    assert rows[0] < rows[1] < rows[3] and rows[2] == 0.0
+    assert abs(rows[1]) < 0.01  # the middle date is the mean
+    again = AttributeEncoder.from_json(enc.to_json())
+    records = [{"released": pd.Timestamp("2011-01-01")}, {"released": dt.date(2021, 1, 1)}]
+    assert again.transform_records(records)[:, 0].tolist() == pytest.approx(rows[[1, 3]].tolist())

@@ -8,14 +8,24 @@ bags: one-hot vectors of thousands of rare values only add noise and parameters.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dayzero.core.schema import Entities
 from dayzero.core.templates import is_missing
+
+
+def _number(value: Any) -> float:
+    """A numeric field's value as a float; dates and timestamps (a release date typed
+    ``numeric``) as seconds since the epoch."""
+    if isinstance(value, dt.date | np.datetime64):
+        return pd.Timestamp(value).timestamp()
+    return float(value)
 
 
 class AttributeEncoder:
@@ -57,7 +67,7 @@ class AttributeEncoder:
                     self.columns_.extend((name, kind, v) for v in kept)
             elif kind == "numeric":
                 numbers = np.array(
-                    [float(v) for v in values if not is_missing(v)], dtype=np.float64
+                    [_number(v) for v in values if not is_missing(v)], dtype=np.float64
                 )
                 if len(numbers) > 1 and numbers.std() > 0:
                     self.columns_.append(
@@ -74,7 +84,7 @@ class AttributeEncoder:
                     continue
                 if kind == "numeric":
                     mean, std = spec
-                    out[row, col] = np.clip((float(value) - mean) / std, -5, 5)
+                    out[row, col] = np.clip((_number(value) - mean) / std, -5, 5)
                 elif kind == "multi":
                     out[row, col] = float(spec in {str(v) for v in value})
                 else:
