@@ -126,6 +126,18 @@ def test_on_the_carve_the_blend_is_never_below_its_best_part(text_model):
     assert "content" in text and "10+" in text and "validation" in text
 
 
+def test_small_buckets_take_the_choice_over_every_bucket(text_data, text_model):
+    model = hybrid(min_bucket_tasks=10_000).fit(text_data)
+    assert all(
+        b["source"].endswith("the choice over every bucket") for b in model.blend_["buckets"]
+    )
+    assert (model.weights_ == model.weights_[0]).all() and len(set(model.offsets_)) == 1
+    # the buckets with enough tasks choose for themselves
+    counts = [sum(b["tasks"].values()) for b in text_model.blend_["buckets"]]
+    sources = [b["source"] for b in text_model.blend_["buckets"]]
+    assert all((s == "validation") == (n >= 30) for s, n in zip(sources, counts, strict=True))
+
+
 def test_a_one_part_hybrid_ranks_as_the_part(text_data):
     part = make_recommender("item-knn", scoring="similarity", centered=False, k_neighbors=20)
     part.fit(text_data)
@@ -233,6 +245,7 @@ def test_simplex_grid_has_every_vertex_first():
         ({"grid_points": 0}, "grid_points"),
         ({"new_item_share": 1.5}, "new_item_share"),
         ({"validation_users": 0}, "validation_users"),
+        ({"min_bucket_tasks": 0}, "min_bucket_tasks"),
         ({"threshold": float("nan")}, "threshold"),
     ],
 )

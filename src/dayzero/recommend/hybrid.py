@@ -119,9 +119,9 @@ class HybridRecommender(Recommender):
     carve catalogue (history items excluded), and each bucket takes the point with the best
     mean over its segments (ties: the earlier point, vertices and offset 0 first). The parts
     are then refitted on all the data. The chosen weights and every part's validation Recall@20
-    are in :attr:`blend_` (:meth:`summary` prints them). A bucket without validation tasks
-    borrows the nearest bucket's choice (below first); with no tasks at all every part gets an
-    equal weight.
+    are in :attr:`blend_` (:meth:`summary` prints them). A bucket with fewer than
+    ``min_bucket_tasks`` validation tasks takes the choice made over all of them together;
+    with no tasks at all every part gets an equal weight.
 
     Parameters
     ----------
@@ -146,6 +146,9 @@ class HybridRecommender(Recommender):
         user's interactions held out.
     validation_users
         Cap on the users per validation segment (seeded draw): keeps the carve's cost bounded.
+    min_bucket_tasks
+        A bucket with fewer validation tasks takes the choice made over every bucket's tasks
+        together: a handful of users cannot pick one of hundreds of grid points.
     random_state
         Seed of the carve.
 
@@ -185,6 +188,7 @@ class HybridRecommender(Recommender):
         new_user_share: float = 0.1,
         warm_share: float = 0.2,
         validation_users: int = 300,
+        min_bucket_tasks: int = 30,
         random_state: int = 0,
     ) -> None:
         self.parts = parts
@@ -196,6 +200,7 @@ class HybridRecommender(Recommender):
         self.new_user_share = new_user_share
         self.warm_share = warm_share
         self.validation_users = validation_users
+        self.min_bucket_tasks = min_bucket_tasks
         self.random_state = random_state
 
     # ----------------------------------------------------------------- params
@@ -269,6 +274,10 @@ class HybridRecommender(Recommender):
             raise ValueError(
                 f"validation_users must be an integer >= 1, got {self.validation_users!r}"
             )
+        if not isinstance(self.min_bucket_tasks, int) or self.min_bucket_tasks < 1:
+            raise ValueError(
+                f"min_bucket_tasks must be an integer >= 1, got {self.min_bucket_tasks!r}"
+            )
         if self.threshold is not None and not np.isfinite(self.threshold):
             raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
         return buckets, offsets
@@ -310,7 +319,7 @@ class HybridRecommender(Recommender):
             results = _validation_scores(carve_parts, carve, grid, offsets, self.random_state)
             del carve_parts
         self.weights_, self.offsets_, self.blend_ = _choose(
-            results, carve, buckets, grid, offsets, part_names
+            results, carve, buckets, grid, offsets, part_names, self.min_bucket_tasks
         )
         self.parts_ = _fit_parts(self._build_parts(), dataset)
         self.user_map_ = IdMap(inter.users)
@@ -795,69 +804,74 @@ def _choose(
     grid: np.ndarray,
     offsets: list[float],
     names: list[str],
+    min_tasks: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Per bucket, the (weights, offset) of best mean Recall@20 over its segments (warm,
-    new users), with the recall of the known-item and the new-item targets apart."""
+    new users), with the recall of the known-item and the new-item targets apart. A bucket
+    with fewer than ``min_tasks`` tasks takes the choice over every task (a handful of users
+    cannot pick one of hundreds of grid points)."""
     n_buckets = len(buckets)
     weights = np.full((n_buckets, len(names)), 1.0 / len(names))
     chosen_offsets = np.zeros(n_buckets)
-    found: dict[int, dict[str, Any]] = {}
     bucket_of = [
         int(np.searchsorted(np.asarray(buckets), t.length, side="right") - 1) for t in carve.tasks
     ]
     zero = offsets.index(0.0)
-    for b in range(n_buckets):
-        rows = [n for n, c in enumerate(bucket_of) if c == b]
-        if not rows:
-            continue
+    # offset 0 first, then the order given; within an offset the grid's order
+    order = [zero, *[n for n in range(len(offsets)) if n != zero]]
+    columns = [n * len(grid) + g for n in order for g in range(len(grid))]
+    vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
+
+    def objective(rows: list[int]) -> tuple[np.ndarray, dict[str, list[int]]]:
         segments: dict[str, list[int]] = {}
         for n in rows:
             segments.setdefault(carve.tasks[n].segment, []).append(n)
-        scores = results.recall
-        objective = np.mean([scores[idx].mean(axis=0) for idx in segments.values()], axis=0)
-        # offset 0 first, then the order given; within an offset the grid's order
-        order = [zero, *[n for n in range(len(offsets)) if n != zero]]
-        columns = [n * len(grid) + g for n in order for g in range(len(grid))]
-        best = columns[int(np.argmax(objective[columns]))]
-        weights[b] = grid[best % len(grid)]
-        chosen_offsets[b] = offsets[best // len(grid)]
-        vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
-        found[b] = {
-            "validation_recall": float(objective[best]),
-            "part_recall": {name: float(objective[c]) for name, c in vertex.items()},
-            "tasks": {s: len(idx) for s, idx in segments.items()},
-            "segment_recall": {s: float(scores[idx, best].mean()) for s, idx in segments.items()},
-            "new_item_share": float(
-                results.n_new[rows].sum() / max(results.n_targets[rows].sum(), 1.0)
-            ),
-            "pooled_recall": {
-                "blend": results.pooled(rows, best),
-                **{name: results.pooled(rows, c) for name, c in vertex.items()},
-            },
-            "source": "validation",
-        }
+        values = [results.recall[idx].mean(axis=0) for idx in segments.values()]
+        return np.mean(values, axis=0), segments
+
+    pooled_best = None
+    if carve.tasks:
+        every, _ = objective(list(range(len(carve.tasks))))
+        pooled_best = columns[int(np.argmax(every[columns]))]
     report = []
     for b in range(n_buckets):
-        entry: dict[str, Any]
-        if b in found:
-            entry = found[b]
+        rows = [n for n, c in enumerate(bucket_of) if c == b]
+        entry: dict[str, Any] = {
+            "validation_recall": None,
+            "part_recall": {},
+            "tasks": {},
+            "segment_recall": {},
+            "new_item_share": None,
+            "pooled_recall": {},
+        }
+        if len(rows) >= min_tasks:
+            score, segments = objective(rows)
+            best = columns[int(np.argmax(score[columns]))]
+            source = "validation"
+        elif pooled_best is not None:
+            best = pooled_best
+            source = f"{len(rows)} tasks (< {min_tasks}): the choice over every bucket"
         else:
-            donors = [c for c in range(b - 1, -1, -1) if c in found] + [
-                c for c in range(b + 1, n_buckets) if c in found
-            ]
-            if donors:
-                weights[b], chosen_offsets[b] = weights[donors[0]], chosen_offsets[donors[0]]
-                source = f"no tasks: as history {_history_label(buckets, donors[0])}"
-            else:
-                source = "no tasks: equal weights"
+            best, source = None, "no validation tasks: equal weights"
+        if best is not None:
+            weights[b] = grid[best % len(grid)]
+            chosen_offsets[b] = offsets[best // len(grid)]
+        if rows and best is not None:
+            score, segments = objective(rows)
             entry = {
-                "validation_recall": None,
-                "part_recall": {},
-                "tasks": {},
-                "segment_recall": {},
-                "new_item_share": None,
-                "pooled_recall": {},
-                "source": source,
+                "validation_recall": float(score[best]),
+                "part_recall": {name: float(score[c]) for name, c in vertex.items()},
+                "tasks": {s: len(idx) for s, idx in segments.items()},
+                "segment_recall": {
+                    s: float(results.recall[idx, best].mean()) for s, idx in segments.items()
+                },
+                "new_item_share": float(
+                    results.n_new[rows].sum() / max(results.n_targets[rows].sum(), 1.0)
+                ),
+                "pooled_recall": {
+                    "blend": results.pooled(rows, best),
+                    **{name: results.pooled(rows, c) for name, c in vertex.items()},
+                },
             }
         report.append(
             {
@@ -866,6 +880,7 @@ def _choose(
                 "weights": {name: float(w) for name, w in zip(names, weights[b], strict=True)},
                 "offset": float(chosen_offsets[b]),
                 **entry,
+                "source": source,
             }
         )
     blend = {
