@@ -748,3 +748,27 @@ def test_contrastive_adaptation_needs_a_strategy_that_trains(catalogue, tiny_ber
     )
     with pytest.raises(ValueError, match=r"contrastive_steps=3 .*strategy='frozen'"):
         model.fit(catalogue.dataset)
+
+
+def test_retrieval_head_serves_a_new_user_from_profile_text_alone(catalogue, tiny_bert_dir):
+    """Issue 12 item 6: with no interaction at all, a new user's profile text (a text field:
+    no attribute column carries it) picks their group's items over the known catalogue; the
+    same users without a profile get one list."""
+    bio = {"A": "loves action films with explosions", "B": "loves romance films about love"}
+    ids = [*catalogue.users_a, *catalogue.users_b]
+    groups = ["A"] * len(catalogue.users_a) + ["B"] * len(catalogue.users_b)
+
+    def profiles(users: list[str], of: list[str]) -> Entities:
+        frame = pd.DataFrame({"bio": [bio[g] for g in of]}, index=pd.Index(users, name="id"))
+        return Entities(frame, {"bio": "text"}, kind="user")
+
+    data = catalogue.dataset
+    dataset = Dataset(data.interactions, users=profiles(ids, groups), items=data.items)
+    model = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **RETRIEVAL).fit(dataset)
+    known = [*catalogue.action, *catalogue.romance]
+    blank = [model.recommend(u, k=len(known), items=known)[0] for u in ("new_a", "new_b")]
+    assert blank[0] == blank[1]
+    model.partial_fit_users(Interactions.empty(), users=profiles(["new_a", "new_b"], ["A", "B"]))
+    for user, group in (("new_a", "a"), ("new_b", "r")):
+        top, _ = model.recommend(user, k=4, items=known)
+        assert all(i.startswith(group) for i in top), (user, top)
