@@ -117,7 +117,9 @@ class HybridRecommender(Recommender):
     every point of a simplex grid (weights multiples of ``1 / grid_points``, every one-part
     vertex included) with every offset in ``offsets`` is scored by Recall@20 over the whole
     carve catalogue (history items excluded), and each bucket takes the point with the best
-    mean over its segments (ties: the earlier point, vertices and offset 0 first). The parts
+    mean over its tasks, warm and new users alike (a mean of segment means would let two warm
+    users weigh as much as seventy new ones; ties: the earlier point, vertices and offset 0
+    first). The parts
     are then refitted on all the data. The chosen weights and every part's validation Recall@20
     are in :attr:`blend_` (:meth:`summary` prints them). A bucket with fewer than
     ``min_bucket_tasks`` validation tasks takes the choice made over all of them together;
@@ -806,8 +808,8 @@ def _choose(
     names: list[str],
     min_tasks: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Per bucket, the (weights, offset) of best mean Recall@20 over its segments (warm,
-    new users), with the recall of the known-item and the new-item targets apart. A bucket
+    """Per bucket, the (weights, offset) of best mean Recall@20 over its tasks (warm and new
+    users alike), with the recall of the known-item and the new-item targets apart. A bucket
     with fewer than ``min_tasks`` tasks takes the choice over every task (a handful of users
     cannot pick one of hundreds of grid points)."""
     n_buckets = len(buckets)
@@ -826,8 +828,7 @@ def _choose(
         segments: dict[str, list[int]] = {}
         for n in rows:
             segments.setdefault(carve.tasks[n].segment, []).append(n)
-        values = [results.recall[idx].mean(axis=0) for idx in segments.values()]
-        return np.mean(values, axis=0), segments
+        return results.recall[rows].mean(axis=0), segments
 
     pooled_best = None
     if carve.tasks:
