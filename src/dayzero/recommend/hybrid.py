@@ -119,11 +119,10 @@ class HybridRecommender(Recommender):
     carve catalogue (history items excluded), and each bucket takes the point with the best
     mean over its tasks, warm and new users alike (a mean of segment means would let two warm
     users weigh as much as seventy new ones; ties: the earlier point, vertices and offset 0
-    first). The parts
-    are then refitted on all the data. The chosen weights and every part's validation Recall@20
-    are in :attr:`blend_` (:meth:`summary` prints them). A bucket with fewer than
-    ``min_bucket_tasks`` validation tasks takes the choice made over all of them together;
-    with no tasks at all every part gets an equal weight.
+    first). The parts are then refitted on all the data. The chosen weights and every part's
+    validation Recall@20 are in :attr:`blend_` (:meth:`summary` prints them). A bucket with
+    fewer than ``min_bucket_tasks`` validation tasks takes the choice made over all of them
+    together; with no tasks at all every part gets an equal weight.
 
     Parameters
     ----------
