@@ -335,7 +335,11 @@ MODELS: dict[str, ModelSpec] = {
     "two-tower": ModelSpec(
         _two_tower,
         feedback=("explicit",),
-        params={"training__epochs": 20, "training__ranking_weight": 0.5},
+        params={
+            "training__epochs": 20,
+            "training__ranking_weight": 0.5,
+            "training__retrieval_weight": 0.0,
+        },
         grid={
             "no support shift": {"support_shrinkage": None},
             "shift 10": {"support_shrinkage": 10.0},
