@@ -174,6 +174,7 @@ def measure(**kwargs: Any) -> dict:
 retrieval.measure = measure
 
 COLD_SETTINGS = ("new items among new items", "new items among all items")
+COLD_SETTINGS += tuple(s.replace("items", "games") for s in COLD_SETTINGS)  # Steam's names
 
 
 def contrastive_tables(folder: Path) -> str:
