@@ -772,3 +772,22 @@ def test_retrieval_head_serves_a_new_user_from_profile_text_alone(catalogue, tin
     for user, group in (("new_a", "a"), ("new_b", "r")):
         top, _ = model.recommend(user, k=4, items=known)
         assert all(i.startswith(group) for i in top), (user, top)
+
+
+@pytest.mark.parametrize("retrieval", [True, False])
+def test_a_new_users_sentence_about_their_taste_picks_those_items(
+    catalogue, tiny_bert_dir, retrieval
+):
+    """Issue 12 item 6: training users have no profile at all, so the user tower never saw a
+    text; a new user's sentence still picks the items it describes, through the item tower
+    (the sentence is read as a liked content-only item: its words and text vector)."""
+    settings = RETRIEVAL if retrieval else {**FAST, "training__retrieval_weight": 0.0}
+    data = catalogue.dataset
+    dataset = Dataset(data.interactions, items=data.items)
+    model = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **settings).fit(dataset)
+    known = [*catalogue.action, *catalogue.romance]
+    model.add_user_text("fan_a", "explosions car chase fight gun hero")
+    model.add_user_text("fan_r", "love kiss wedding heart romance")
+    for user, group in (("fan_a", "a"), ("fan_r", "r")):
+        top, _ = model.recommend(user, k=4, items=known)
+        assert all(i.startswith(group) for i in top), (user, top)

@@ -1064,9 +1064,10 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
 
     def _put_profile_texts(
         self, content: np.ndarray, users: Sequence[Hashable], texts: dict[Hashable, str]
-    ) -> None:
+    ) -> tuple[list[int], np.ndarray] | None:
         """Replace, in place, the content rows of ``users`` that have a profile sentence in
-        ``texts`` with its embedding (zero-padded to the content width)."""
+        ``texts`` with its embedding (zero-padded to the content width). Returns the rows
+        described and their sentence vectors (``None``: none)."""
         described = [k for k, u in enumerate(users) if u in texts]
         if described:
             vectors = self._text_encoder().encode(
@@ -1074,6 +1075,21 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             )
             content[described] = 0.0
             content[described, : vectors.shape[1]] = vectors
+            return described, vectors
+        return None
+
+    @torch.no_grad()
+    def _sentence_items(self, sentences: list[str], vectors: np.ndarray) -> torch.Tensor:
+        """Item-tower vectors of profile sentences read as content-only items: the sentence's
+        text vector and its TF-IDF word bag (no attributes, tokens or ID)."""
+        content = np.zeros((len(sentences), self.item_content_.shape[1]), dtype=np.float32)
+        content[:, : vectors.shape[1]] = vectors
+        return self.network_.items(
+            torch.from_numpy(content),
+            torch.full((len(sentences),), -1),
+            None,
+            _bag_tensors(self.item_lexical_.transform(sentences)),
+        )
 
     @torch.no_grad()
     def _user_vectors(
@@ -1099,7 +1115,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         if unknown and self.users_ is not None:
             fresh = self._content(self.users_, unknown, self.user_template_, self.user_attributes_)
             content[pending] = fresh
-        self._put_profile_texts(content, users, texts)
+        sentences = self._put_profile_texts(content, users, texts)
         id_rows = np.where(rows < self.n_known_users_, rows, -1)
         h_user, h_item, h_value = [], [], []
         for pos, (user, row) in enumerate(zip(users, rows, strict=True)):
@@ -1119,13 +1135,25 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
                 h_item.append(items)
                 h_value.append(values.astype(np.float32))
                 h_user.append(np.full(len(items), pos))
-        h_item_idx = _concat(h_item, np.int64)
+        history = self._history_item_vectors(_concat(h_item, np.int64))
+        values, owners = _concat(h_value, np.float32), _concat(h_user, np.int64)
+        if sentences is not None and self.item_template_.specs:
+            # The user tower only ever saw the training users' rendered profiles; a sentence
+            # about one's taste ("loves space battles") is read in the item tower's space
+            # instead, as one liked (top-value) history item: its words and text vector pull
+            # the user towards the items they describe.
+            described, vectors = sentences
+            texts_of = [texts[users[k]] for k in described]
+            history = torch.cat([history, self._sentence_items(texts_of, vectors)])
+            liked = np.full(len(described), self.serving_value_range()[1], dtype=np.float32)
+            values = np.concatenate([values, liked])
+            owners = np.concatenate([owners, np.asarray(described, dtype=np.int64)])
         return net.users(
             torch.from_numpy(content),
             torch.from_numpy(id_rows),
-            self._history_item_vectors(h_item_idx),
-            torch.from_numpy(_concat(h_value, np.float32)),
-            torch.from_numpy(_concat(h_user, np.int64)),
+            history,
+            torch.from_numpy(values),
+            torch.from_numpy(owners),
         )
 
     def _train_set(self) -> set:
