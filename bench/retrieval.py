@@ -481,6 +481,7 @@ def measure(
         "dataset": dataset,
         "protocol": protocol,
         "model": model,
+        "note": spec.note,
         "chosen": chosen,
         "params": {
             k: v
@@ -608,6 +609,17 @@ def _protocol_line(protocol: str, summary: dict) -> str:
     )
 
 
+def _note(result: dict) -> str:
+    """A row's note: stored with it, else its spec's (rows appended by a script that adds its
+    own MODELS entries, such as bench/retrieval_two_tower.py, may not resolve here)."""
+    if result.get("note"):
+        return result["note"]
+    name = result["model"]
+    if name in MODELS:
+        return MODELS[name].note
+    return "appended by a script that adds it to MODELS (bench/retrieval_peers.py for the peers)"
+
+
 def markdown(payload: dict) -> str:
     results = _order(payload["results"])
     dataset = payload["dataset"]
@@ -661,7 +673,7 @@ def markdown(payload: dict) -> str:
                 f"{r['wall_seconds']:.0f} |"
             )
         lines.append("")
-    notes = [f"- {m}: {resolve(m).note}" for m in dict.fromkeys(r["model"] for r in results)]
+    notes = [f"- {r['model']}: {_note(r)}" for r in {r["model"]: r for r in results}.values()]
     skipped = payload.get("skipped", [])
     if skipped:
         notes.append("- not run here: " + "; ".join(skipped))
