@@ -109,11 +109,12 @@ class HybridRecommender(Recommender):
     them; the newest ``new_user_share`` of the users (at most ``validation_users``; seeded
     without timestamps) are held out whole and reveal their first ``k`` interactions with
     known items (time order, else seeded), ``k`` each bucket's lower bound (*new users*); up
-    to ``validation_users`` other users have the last ``warm_share`` of their interactions held
-    out (*warm*). A user's targets are their held-out relevant interactions with known items
-    *and* with new items, pooled: new items count in proportion to how often users turn to
-    them (scored as a segment of their own, an offset that puts every new item on top of every
-    list would win it, at the cost of everything else). The parts are fitted on the rest,
+    to ``validation_users`` other users have the last ``warm_share`` of their interactions
+    (with known and new items alike) held out (*warm*). A user's targets are their held-out
+    relevant interactions with known items *and* with new items, pooled: new items count in
+    proportion to how often users turn to them (scored as a segment of their own, an offset
+    that puts every new item on top of every list would win it, at the cost of everything
+    else). The parts are fitted on the rest,
     every point of a simplex grid (weights multiples of ``1 / grid_points``, every one-part
     vertex included) with every offset in ``offsets`` is scored by Recall@20 over the whole
     carve catalogue (history items excluded), and each bucket takes the point with the best
@@ -644,13 +645,15 @@ def carve_validation(
     new_user_set = set(new_users)
     on_new_item = frame[ITEM].isin(new_item_set).to_numpy()
     of_new_user = frame[USER].isin(new_user_set).to_numpy()
-    # warm users: the last warm_share of their known-item interactions held out
+    # warm users: the last warm_share of their interactions held out, known and new items
+    # alike, so new items are as large a share of the targets as of what the user does next
+    # (every new-item row a target would inflate it: several-fold without timestamps)
     rest = frame[~on_new_item & ~of_new_user]
     counts = rest.groupby(USER, sort=False).size()
     eligible = [u for u in users if u not in new_user_set and counts.get(u, 0) >= 2]
     warm_users = set(_draw(eligible, max_users, rng)) if warm_share > 0 else set()
     held = np.zeros(len(frame), dtype=bool)
-    warm_rows = rest[rest[USER].isin(warm_users)]
+    warm_rows = frame[~of_new_user & frame[USER].isin(warm_users)]
     for _, group in warm_rows.groupby(USER, sort=False):
         n_held = max(1, round(warm_share * len(group)))
         held[group.index[len(group) - n_held :]] = True
@@ -681,10 +684,10 @@ def carve_validation(
     held_by = {u: set(g[ITEM]) for u, g in held_rows.groupby(USER, sort=False)}
     fresh_rows = frame[on_new_item & relevant & frame[ITEM].isin(reachable_new)]
     fresh_by = {u: set(g[ITEM]) for u, g in fresh_rows.groupby(USER, sort=False)}
-    # warm: the last interactions of known users and their interactions with new items
+    # warm: the last interactions of known users, with known and with new items
     for user in (u for u in users if u in warm_users):
-        targets = (held_by.get(user, set()) & known_items) - seen.get(user, set())
-        targets |= fresh_by.get(user, set())
+        targets = held_by.get(user, set()) & (known_items | reachable_new)
+        targets -= seen.get(user, set())
         if targets:
             tasks.append(_Task(WARM, user, None, targets, len(seen.get(user, ()))))
     # new users, revealing their first k interactions with known items
