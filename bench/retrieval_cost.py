@@ -244,6 +244,52 @@ def warm_cache(cache_dir: str) -> dict:
     return {"texts": len(texts), "seconds": time.perf_counter() - start}
 
 
+def end_to_end(seed: int = 0) -> dict:
+    """The ML-1M cost target (fit + every segment <= 10 minutes on 2 cores), from the
+    harness's ``two-tower-retrieval`` row in ``retrieval_ml-1m.json`` (bench/retrieval.py's own
+    process timings, selection on validation included). That run scores at most
+    ``max_users`` users per setting; the scoring time of every task of every setting is
+    extrapolated from its seconds per task."""
+    from dayzero.evaluate.protocols.catalogue import NEW_ITEMS
+
+    path = _common.RESULTS / "retrieval_ml-1m.json"
+    if not path.is_file():
+        return {"missing": str(path)}
+    payload = json.loads(path.read_text())
+    row = next((r for r in payload["results"] if r["model"] == "two-tower-retrieval"), None)
+    if row is None:
+        return {"missing": f"two-tower-retrieval in {path}"}
+    spec = retrieval.DATASETS["ml-1m"]
+    _, (split, catalogue) = next(iter(spec.protocols(seed).items()))
+    tasks = sum(
+        len(s.tasks)
+        for s in split.ranking_settings(catalogue, spec.ks)
+        if s.name != f"{NEW_ITEMS} among {NEW_ITEMS}"
+    )
+    per_task = row["score_seconds"] / row["scored_tasks"]
+    every = row["wall_seconds"] + per_task * (tasks - row["scored_tasks"])
+    return {
+        "source": f"{path.name}, commit {payload.get('commit')}",
+        "max_users": payload.get("max_users"),
+        **{
+            k: row[k]
+            for k in (
+                "data_seconds",
+                "select_seconds",
+                "fit_seconds",
+                "fold_in_seconds",
+                "score_seconds",
+                "scored_tasks",
+                "wall_seconds",
+                "peak_rss_mib",
+            )
+        },
+        "every_task": tasks,
+        "every_task_wall_seconds_extrapolated": every,
+        "target_seconds": 600,
+    }
+
+
 def _median(runs: list[dict], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
@@ -307,6 +353,18 @@ def report(payload: dict) -> str:
             + ", ".join(f"{x:.1f}" for x in r["loadavg_1min"])
             + " |"
         )
+    e2e = payload.get("ml1m_end_to_end", {})
+    if "wall_seconds" in e2e:
+        lines += [
+            "",
+            f"ML-1M end to end ({e2e['source']}, at most {e2e['max_users']} users per setting): "
+            f"wall {e2e['wall_seconds']:.0f} s = selection {e2e['select_seconds']:.0f} + fit "
+            f"{e2e['fit_seconds']:.0f} + fold-in {e2e['fold_in_seconds']:.0f} + scoring "
+            f"{e2e['score_seconds']:.0f} ({e2e['scored_tasks']:,} tasks) + data; every task of "
+            f"every setting ({e2e['every_task']:,}): "
+            f"{e2e['every_task_wall_seconds_extrapolated']:.0f} s extrapolated; target "
+            f"{e2e['target_seconds']} s.",
+        ]
     return "\n".join(lines)
 
 
@@ -318,10 +376,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="default: the harness's, per part")
     parser.add_argument("--warm-cache", action="store_true", help="fill the synthetic cache")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--end-to-end", action="store_true", help="only the ML-1M target")
     args = parser.parse_args()
     path = _common.RESULTS / f"{NAME}.json"
     if args.report:
         print(report(json.loads(path.read_text())))
+        return
+    if args.end_to_end:
+        print(json.dumps(end_to_end(args.seed), indent=2))
         return
     if args.warm_cache:
         print(_common.run_isolated(warm_cache, cache_dir=args.cache_dir or CACHE), flush=True)
@@ -348,7 +410,8 @@ def main() -> None:
         "commit": retrieval._commit(),
         "params": PARAMS,
         "runs": runs,
-        "summary": summarise(runs),
+        "summary": summarise(runs) if runs else [],
+        "ml1m_end_to_end": end_to_end(args.seed),
     }
     _common.save(NAME, payload)
     print(report(payload))
