@@ -16,6 +16,9 @@ above the best other's CI (the issue's "by more than the 95 % CI"), **ahead** wh
 higher but the intervals overlap, **behind** when lower with overlapping intervals, **loses**
 when its CI lies below. Warm segments: **within 2 %** when the default is >= 98 % of the best
 other or better. Rows with an exposure floor are a product knob and are left out.
+``--against-parts`` counts dayzero's other rows (the two-tower retrieval head, a part of the
+hybrid) among the others: the rule "never worse than its parts" (written to
+``bench/results/retrieval_verdict_parts.json``).
 """
 
 from __future__ import annotations
@@ -84,8 +87,10 @@ def verdict(default: dict, best: dict, kind: str) -> str:
     return "ahead" if default["value"] > best["value"] else "behind"
 
 
-def judge(rows: list[dict], default: str, metric: str) -> list[dict]:
-    """One entry per (protocol, target setting) where the default has a row."""
+def judge(rows: list[dict], default: str, metric: str, against_parts: bool = False) -> list[dict]:
+    """One entry per (protocol, target setting) where the default has a row; with
+    ``against_parts`` dayzero's other rows (the hybrid's two-tower part) count as others too."""
+    ours = {default} if against_parts else set(DAYZERO)
     out = []
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         subset = [r for r in rows if r["protocol"] == protocol]
@@ -100,12 +105,13 @@ def judge(rows: list[dict], default: str, metric: str) -> list[dict]:
             others = {
                 r["model"]: c
                 for r in subset
-                if r["model"] not in DAYZERO and (c := _cell(r, setting, metric))
+                if r["model"] not in ours and (c := _cell(r, setting, metric))
             }
             dayzero = {
                 r["model"]: c
                 for r in subset
                 if r["model"] in DAYZERO
+                and r["model"] not in ours
                 and r["model"] != default
                 and (c := _cell(r, setting, metric))
             }
@@ -156,6 +162,11 @@ def main() -> None:
     parser.add_argument("--default", default="hybrid", help="dayzero's default top-K model")
     parser.add_argument("--metric", default="recall@20")
     parser.add_argument(
+        "--against-parts",
+        action="store_true",
+        help="count dayzero's other rows (the two-tower) as others: 'never worse than its parts'",
+    )
+    parser.add_argument(
         "--include",
         nargs="*",
         default=[str(RESULTS / "hybrid"), str(RESULTS / "contrastive")],
@@ -165,7 +176,7 @@ def main() -> None:
     folders = [RESULTS, *map(Path, args.include)]
     report, tables = {}, []
     for dataset in DATASETS:
-        entries = judge(load_rows(dataset, folders), args.default, args.metric)
+        entries = judge(load_rows(dataset, folders), args.default, args.metric, args.against_parts)
         if entries:
             report[dataset] = entries
             tables.append(markdown(dataset, entries, args.default, args.metric))
@@ -174,7 +185,9 @@ def main() -> None:
         for e in entries:
             counts[e["verdict"]] = counts.get(e["verdict"], 0) + 1
     payload = {"default": args.default, "metric": args.metric, "counts": counts, "datasets": report}
-    (RESULTS / "retrieval_verdict.json").write_text(json.dumps(payload, indent=1) + "\n")
+    name = "retrieval_verdict_parts" if args.against_parts else "retrieval_verdict"
+    payload["against_parts"] = args.against_parts
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     print("\n\n".join(tables))
     print("\nverdicts:", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
