@@ -68,6 +68,28 @@ LIGHTFM = {
     "factors": 64,
     "history_features": False,
 }
+#: Very different free-text self-descriptions (``add_user_text``), per domain.
+MOVIE_SENTENCES = {
+    "sci-fi": "I am a 25 year old male software engineer who loves science fiction, space "
+    "battles and robots.",
+    "romance": "I'm a 60 year old retired woman; I love romantic comedies, period dramas and "
+    "musicals.",
+    "kids": "A 10 year old kid who likes cartoons, animation and funny family movies.",
+    "horror": "Horror fan: slashers, zombies, gore and scary thrillers late at night.",
+    "documentaries": "I only watch serious documentaries and foreign art-house films.",
+}
+SENTENCES = {
+    "ml-1m": MOVIE_SENTENCES,
+    "ml-100k": MOVIE_SENTENCES,
+    "restaurant": {
+        "budget": "A student on a tight budget who wants cheap tacos and fast food near campus.",
+        "family": "A family with small kids looking for a quiet, informal place to eat.",
+        "fine dining": "I love fine dining: formal dress, an elegant bar, wine and "
+        "international cuisine.",
+        "vegetarian": "Vegetarian who wants healthy salads, coffee and a cafe to work in.",
+        "night out": "Late-night drinks with friends: a loud bar, beer and pub food.",
+    },
+}
 MODELS = ("two-tower-retrieval", "two-tower", "lightfm", "profile-popularity", "popularity")
 #: Fields with more distinct values than this are not segments of ``profile-popularity``.
 MAX_SEGMENTS = 64
@@ -144,7 +166,12 @@ def _build(model: str, dataset: str) -> Any:
     if model == "two-tower":
         spec = retrieval.MODELS["two-tower"]
         return retrieval._two_tower(
-            {**spec.params, "support_shrinkage": None, "encoder__cache_dir": retrieval.CACHE}
+            {
+                **spec.params,
+                "training__retrieval_weight": 0.0,  # the rating head, whatever the default
+                "support_shrinkage": None,
+                "encoder__cache_dir": retrieval.CACHE,
+            }
         )
     if model == "lightfm":
         return make_recommender("lightfm", threshold=THRESHOLDS[dataset], **LIGHTFM)
@@ -269,10 +296,37 @@ def _profile_text(split: Any, user: Any) -> str:
 
 
 def _item_label(split: Any, item: Any) -> str:
+    """``id: title`` (the first text field of the item table), else the id."""
     for entities in (split.train.items, split.item_fields):
-        if entities is not None and item in entities and "title" in entities.frame.columns:
-            return f"{item}: {entities.frame.at[item, 'title']}"
+        if entities is None or item not in entities:
+            continue
+        text = [name for name, kind in entities.fields.items() if kind == "text"]
+        if text:
+            return f"{item}: {entities.frame.at[item, text[0]]}"
     return str(item)
+
+
+def sentence_lists(model: Any, split: Any, dataset: str) -> dict[str, Any]:
+    """Top-10 lists of users described by one free-text sentence each (``add_user_text``, no
+    profile fields, no interactions) and the mean top-10 overlap over every pair of them."""
+    import itertools
+
+    lists = {}
+    for name, text in SENTENCES[dataset].items():
+        user = f"__sentence_{name}"
+        model.add_user_text(user, text)
+        lists[name] = model.recommend(user, k=10)[0]
+    overlaps = [
+        len(set(lists[a]) & set(lists[b])) / 10 for a, b in itertools.combinations(lists, 2)
+    ]
+    return {
+        "overlap_mean": sum(overlaps) / len(overlaps),
+        "overlap_min": min(overlaps),
+        "overlap_max": max(overlaps),
+        "pairs": len(overlaps),
+        "sentences": SENTENCES[dataset],
+        "top5": {name: [_item_label(split, i) for i in ids[:5]] for name, ids in lists.items()},
+    }
 
 
 def measure(dataset: str, model: str, label: str, seed: int, max_users: int | None) -> dict:
@@ -344,9 +398,10 @@ def measure(dataset: str, model: str, label: str, seed: int, max_users: int | No
     for variant in variants:
         lists = [_top(recorded[variant][(t.user, 0)], 10) for t in zero]
         overlap[variant] = _overlap(lists, seed)
-    parts = None
+    parts = sentences = None
     if model.startswith("two-tower"):
         parts = score_parts(variants["with profile"], [t.user for t in zero])
+        sentences = sentence_lists(variants["with profile"], split, dataset)
     first = overlap["with profile"]["pairs_drawn"][0]
     for index in first:
         user = zero[index].user
@@ -371,6 +426,7 @@ def measure(dataset: str, model: str, label: str, seed: int, max_users: int | No
         "differences": differences,
         "overlap_k0": overlap,
         "score_parts_k0": parts,
+        "sentences": sentences,
         "examples_k0": examples,
     }
 
@@ -442,6 +498,25 @@ def report(payload: dict) -> str:
                     f"| {r['model']} | {r['label']} | {p['head']} | {p['item_term_sd']:.3f} | "
                     f"{p['user_term_sd_over_items']:.3f} | {p['user_term_sd_over_users']:.3f} | "
                     f"{p['top10_set_by_item_term']:.2f} |"
+                )
+            lines.append("")
+        said = [r for r in subset if r.get("sentences")]
+        if said:
+            lines += [
+                "| model | code | top-10 overlap of pairs of one-sentence users (mean, min-max) "
+                "| top 3 per sentence |",
+                "|---|---|---|---|",
+            ]
+            for r in said:
+                x = r["sentences"]
+                tops = "; ".join(
+                    f"*{name}*: " + ", ".join(t.split(": ", 1)[-1] for t in top[:3])
+                    for name, top in x["top5"].items()
+                )
+                lines.append(
+                    f"| {r['model']} | {r['label']} | {x['overlap_mean']:.2f} "
+                    f"({x['overlap_min']:.1f}-{x['overlap_max']:.1f}, {x['pairs']} pairs) | "
+                    f"{tops} |"
                 )
             lines.append("")
         for r in subset:
