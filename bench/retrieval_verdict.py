@@ -36,6 +36,8 @@ from retrieval import DATASETS, RESULTS
 #: dayzero's own rows: listed for reference, never "the best other".
 DAYZERO = ("hybrid", "two-tower", "two-tower-retrieval", "two-tower-retrieval+contrastive")
 _FLOOR = "+floor"
+#: Judged by its own table (popularity and dayzero's rows only, no peers there).
+NOT_JUDGED = ("ml-1m-warmup",)
 _K = re.compile(r"(?:^| )k=(\d+)$")
 
 
@@ -175,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     folders = [RESULTS, *map(Path, args.include)]
     report, tables = {}, []
-    for dataset in DATASETS:
+    for dataset in (d for d in DATASETS if d not in NOT_JUDGED):
         entries = judge(load_rows(dataset, folders), args.default, args.metric, args.against_parts)
         if entries:
             report[dataset] = entries
