@@ -12,7 +12,7 @@ DAYZERO_TEST_POSTGRES_URL ?=
 export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test test-slow bench bench-deps lint install clean
+.PHONY: demo test test-slow bench bench-retrieval bench-deps lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,28 @@ bench: bench-deps
 	$(BIN)/python bench/index.py
 	$(BIN)/python bench/serve_load.py
 	$(BIN)/python bench/store_ingest.py
+	$(MAKE) bench-retrieval
+
+# Issue 12's full-catalogue tables (BENCHMARKS.md, "Full-catalogue cold start"); hours on 2 cores.
+RETRIEVAL_DATASETS ?= ml-1m ml-1m-warmup ml-100k citeulike steam-reviews steam-200k restaurant
+bench-retrieval: bench-deps
+	for d in $(RETRIEVAL_DATASETS); do \
+		$(BIN)/python bench/retrieval.py --dataset $$d && \
+		$(BIN)/python bench/retrieval_two_tower.py --dataset $$d \
+			--models two-tower-retrieval two-tower-retrieval+floor --append && \
+		$(BIN)/python bench/retrieval_peers.py --dataset $$d && \
+		BENCH_RESULTS=bench/results/hybrid $(BIN)/python bench/retrieval.py --dataset $$d \
+			--models hybrid || exit 1; \
+	done
+	for d in ml-100k steam-200k steam-reviews ml-1m; do \
+		BENCH_RESULTS=bench/results/contrastive $(BIN)/python bench/retrieval_two_tower.py \
+			--dataset $$d --models two-tower-retrieval two-tower-retrieval+contrastive \
+			--max-users 2000 || exit 1; \
+	done
+	$(BIN)/python bench/retrieval_profile.py --label main
+	$(BIN)/python bench/retrieval_cost.py --repeats 3
+	$(BIN)/python bench/retrieval_verdict.py
+	$(BIN)/python bench/retrieval_verdict.py --against-parts
 
 lint: install
 	$(BIN)/ruff check src tests bench
