@@ -502,7 +502,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self._refresh_item_vectors()
         if self._holdout is not None:
             self._calibrate_cold(episodes, rng)
-        self._holdout = self._times = None
+        self._holdout = self._times = self._holdout_cut = None
         return self
 
     def _choose_holdout(self, rng: np.random.Generator, i_idx: np.ndarray) -> np.ndarray | None:
@@ -520,6 +520,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             first = np.full(self.n_known_items_, np.inf)
             np.minimum.at(first, i_idx, self._times)
             mask[np.argsort(-first, kind="stable")[:n]] = True
+            # where the held-out (newest) items start: the calibration's time cut
+            self._holdout_cut = float(first[mask].min())
         return mask
 
     def _calibration_episodes(self, episodes: _Episodes, rng: np.random.Generator):
@@ -535,9 +537,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             return episodes.users[positions], support, query
         u_idx, i_idx, values = self._fit_frame
         times = self._times
-        first = np.full(self.n_known_items_, np.inf)
-        np.minimum.at(first, i_idx, times)
-        cut = first[self._holdout].min()
+        cut = self._holdout_cut
         after = times >= cut
         candidates = np.unique(u_idx[after & self._positive(values)])
         users = rng.permutation(candidates)[:1000]
