@@ -116,7 +116,9 @@ def main() -> None:
         from dayzero.recommend.two_tower import TwoTowerRecommender
 
         tt = TwoTowerRecommender(
-            encoder={"cache_dir": "/tmp/dz_cache"}, training={"epochs": 10}, random_state=args.seed
+            encoder={"cache_dir": "/tmp/dz_cache"},
+            training={"epochs": 10, "retrieval_weight": 0.0},
+            random_state=args.seed,
         )
         start = time.perf_counter()
         tt.fit(split.train)

@@ -167,7 +167,7 @@ def build_base(cache: Path) -> Path:
         started = time.perf_counter()
         model = TwoTowerRecommender(
             towers={"dim": 64, "hidden": 256},
-            training={"epochs": 8, "validation": 0.0},
+            training={"epochs": 8, "validation": 0.0, "retrieval_weight": 0.0},
             encoder={"cache_dir": str(cache / "encodings")},
         ).fit(dataset)
         print(f"trained the base model in {time.perf_counter() - started:.0f} s", flush=True)

@@ -38,7 +38,13 @@ from _common import RESULTS, machine, run_isolated, save
 
 REVEAL = (0, 1, 2, 5, 10, 20)
 ARMS = ("fold-in", "fold-in + fine-tune", "item-mean", "popularity")
-TWO_TOWER = {"training__epochs": 20, "training__ranking_weight": 0.5}
+# The rating head as measured (the retrieval head, on by default since issue 12, is pinned off;
+# bench/retrieval.py measures it on the full-catalogue warm-up).
+TWO_TOWER = {
+    "training__epochs": 20,
+    "training__ranking_weight": 0.5,
+    "training__retrieval_weight": 0.0,
+}
 RELEVANT = 4.0
 RECALL_K = 10
 

@@ -27,9 +27,15 @@ def catalogue():
 
 @pytest.fixture(scope="module")
 def fitted(catalogue, tiny_bert_dir):
+    # the rating head's serving vectors (the retrieval head's have their own fixture below)
     return (
         TwoTowerRecommender()
-        .set_params(encoder=str(tiny_bert_dir), support_shrinkage=2.0, **FAST)
+        .set_params(
+            encoder=str(tiny_bert_dir),
+            support_shrinkage=2.0,
+            training__retrieval_weight=0.0,
+            **FAST,
+        )
         .fit(catalogue.dataset)
     )
 

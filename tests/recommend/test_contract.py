@@ -18,6 +18,7 @@ from dayzero.recommend.contract import (
     Recommender,
     history_from_json,
     history_to_json,
+    positive_threshold,
 )
 from tests.recommend.conftest import BASELINES, build
 
@@ -315,3 +316,26 @@ def test_rank_scores_are_the_predictions_and_an_exposure_floor_needs_fresh_items
     if type(model).content_only_items is Recommender.content_only_items:
         with pytest.raises(NotImplementedError, match="fresh="):
             model.recommend("ub0", k=3, exposure=1)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 1.0, 1.0], None),  # implicit feedback: every interaction
+        ([0.0, 1.0, 1.0], 1.0),  # dislike / like
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 4.0], 4.0),  # 1-5 stars: rating >= 4
+        ([0.5, 1.5, 2.0, 3.5, 4.0, 5.0], 4.0),  # half stars
+        (list(range(1, 11)), 8.0),  # 1-10
+        ([0.3, 1.7, 12.5, 40.0], None),  # hours played: off any rating grid
+        (list(range(1, 40)), None),  # play counts: too many levels for a rating scale
+    ],
+)
+def test_positive_threshold_reads_the_kind_of_feedback(values, expected):
+    assert positive_threshold(np.array(values, dtype=float)) == expected
+
+
+def test_positive_threshold_keeps_a_given_number_and_refuses_other_words():
+    assert positive_threshold(np.array([1.0, 5.0]), 3) == 3.0
+    assert positive_threshold(np.array([1.0, 5.0]), None) is None
+    with pytest.raises(ValueError, match="'auto'"):
+        positive_threshold(np.array([1.0]), "top")

@@ -206,7 +206,12 @@ def test_fine_tune_rejects_bad_input(model):
         model.fine_tune(Interactions.from_records([("ua0", "a1", 5.0)]), epochs=0)
 
 
-def test_serving_vectors_reproduce_predict(model):
+def test_without_the_retrieval_head_serving_vectors_reproduce_predict(catalogue, tiny_bert_dir):
+    model = (
+        TwoTowerRecommender()
+        .set_params(encoder=str(tiny_bert_dir), **FAST, training__retrieval_weight=0.0)
+        .fit(catalogue.dataset)
+    )
     history = Interactions.from_records([("n9", "a0", 5.0), ("n9", "r_cold", 2.0)])
     items = ["a1", "r_cold", "a_cold"]
     expected = model.predict(["n9"] * 3, items, history=history)
@@ -369,12 +374,7 @@ def test_a_second_fit_equals_a_fresh_fit(catalogue, tiny_bert_dir, strategy):
 
 
 # ------------------------------------------------------------------ retrieval head
-RETRIEVAL = {
-    **FAST,
-    "training__retrieval_weight": 1.0,
-    "training__positive_threshold": 4.0,
-    "training__negatives": 8,
-}
+RETRIEVAL = {**FAST, "training__negatives": 8}  # the head and its positive rule as defaulted
 
 
 @pytest.fixture(scope="module")
@@ -388,6 +388,17 @@ def retrieval_model(catalogue, tiny_bert_dir):
 
 def _rank(ids: list, item: str) -> int:
     return ids.index(item)
+
+
+def test_by_default_the_head_ranks_and_its_positives_are_the_top_of_the_rating_scale(
+    retrieval_model, catalogue, tmp_path
+):
+    values = catalogue.dataset.interactions.values
+    assert retrieval_model._retrieval
+    assert (values.min(), values.max()) == (1.0, 5.0)
+    assert retrieval_model.positive_threshold_ == 4.0  # "auto": the top quarter of 1-5 stars
+    retrieval_model.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").positive_threshold_ == 4.0
 
 
 def test_retrieval_head_ranks_a_new_action_item_for_action_users(catalogue, tiny_bert_dir):

@@ -560,3 +560,50 @@ def seen_by_user(interactions: Interactions) -> dict[Hashable, set[Hashable]]:
     """User -> set of items in ``interactions`` (what ``filter_seen`` removes)."""
     frame = interactions.frame
     return {u: set(g.tolist()) for u, g in frame.groupby("user", sort=False)["item"]}
+
+
+RATING_LEVELS = 11  # at most this many distinct values on a regular grid reads as a rating scale
+
+
+def positive_threshold(values: np.ndarray, setting: float | str | None = "auto") -> float | None:
+    """The value from which an interaction counts as a positive (an engagement).
+
+    Parameters
+    ----------
+    values : ndarray
+        The training interactions' values.
+    setting : float, "auto" or None
+        A number is used as it is; ``None`` makes every interaction a positive. ``"auto"``
+        reads the values: one distinct value (implicit feedback) or values off a rating grid
+        (play counts, hours) -> ``None``, every interaction is an engagement; two values (like /
+        dislike, 0 / 1) -> the larger; a rating scale (3 to 11 levels on a regular grid, such as
+        1-5 stars or half stars) -> the top quarter of the scale, ``min + 0.75 (max - min)``
+        (4 on 1-5 stars, the usual "rating >= 4" relevance).
+
+    Returns
+    -------
+    float or None
+        The threshold (``value >= threshold`` is a positive), or ``None`` for all.
+    """
+    if setting is None or (isinstance(setting, int | float) and not isinstance(setting, bool)):
+        return None if setting is None else float(setting)
+    if setting != "auto":
+        raise ValueError(
+            f"positive_threshold must be a number, None (every interaction) or 'auto'; "
+            f"got {setting!r}"
+        )
+    levels = np.unique(np.asarray(values, dtype=np.float64))
+    if len(levels) <= 1:
+        return None
+    if len(levels) == 2:
+        return float(levels[1])
+    if len(levels) > RATING_LEVELS:
+        return None
+    steps = np.diff(levels)
+    step = float(steps.min())
+    on_grid = np.allclose(np.round((levels - levels[0]) / step), (levels - levels[0]) / step)
+    if not on_grid:
+        return None
+    low, high = float(levels[0]), float(levels[-1])
+    cut = low + 0.75 * (high - low)
+    return float(levels[np.searchsorted(levels, cut - 1e-9)])

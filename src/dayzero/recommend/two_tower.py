@@ -11,9 +11,10 @@ splits each user's ratings into a *support* part (pooled into the user vector) a
 predict time without retraining: from text alone, or text + the ratings passed as ``history``.
 
 Two heads share the towers. The *rating head* (``mu + b_u + b_i + <p_u, q_i>``, MSE on the query
-ratings) gives :meth:`~TwoTowerRecommender.predict`. The *retrieval head*
-(``training.retrieval_weight > 0``) is trained beside it by a softmax over items: each query
-positive (every interaction, or ratings >= ``positive_threshold``) against the batch's other
+ratings) gives :meth:`~TwoTowerRecommender.predict`. The *retrieval head* (on by default;
+``training.retrieval_weight=0`` turns it off) is trained beside it by a softmax over items: each
+query positive (by default the top quarter of a rating scale, every interaction of implicit
+feedback: ``positive_threshold``) against the batch's other
 positives and ``negatives`` items drawn uniformly, with the log of each candidate's sampling
 probability subtracted from its logit (the logQ correction of Yi et al. 2019, so the in-batch
 softmax estimates the full one instead of penalising popular items for being sampled often).
@@ -51,6 +52,7 @@ from dayzero.recommend.contract import (
     Recommender,
     history_from_json,
     history_to_json,
+    positive_threshold,
     register,
     seen_by_user,
 )
@@ -271,15 +273,19 @@ class TwoTowerTraining:
         rating loss.
     rating_weight : float, default 1.0
         Weight of the rating head's MSE loss (0: a retrieval-only model, for implicit data).
-    retrieval_weight : float, default 0.0
-        Weight of the retrieval head's softmax loss; > 0 trains the head, and ``recommend``,
-        ``rank_scores`` and the serving vectors then rank by it (``predict`` stays the rating).
+    retrieval_weight : float, default 1.0
+        Weight of the retrieval head's softmax loss; > 0 (the default) trains the head, and
+        ``recommend``, ``rank_scores`` and the serving vectors rank by it (``predict`` stays
+        the rating); 0 ranks by the predicted rating.
     negatives : int, default 256
         Items drawn uniformly per step as extra negatives of the retrieval softmax, beside the
         batch's positives.
-    positive_threshold : float, optional
-        Interactions with a value >= this are the retrieval head's positives; ``None`` (the
-        default): every interaction is one (implicit feedback).
+    positive_threshold : float, "auto" or None, default "auto"
+        Interactions with a value >= this are the retrieval head's positives; ``None``: every
+        interaction is one; ``"auto"`` reads the training values
+        (:func:`~dayzero.recommend.contract.positive_threshold`: the top quarter of a rating
+        scale, the larger of two values, else every interaction). The value used is
+        ``positive_threshold_``.
     temperature : float, default 0.1
         Temperature of the retrieval head's cosine.
     logq_correction : float, default 1.0
@@ -304,9 +310,9 @@ class TwoTowerTraining:
     patience: int = 4
     ranking_weight: float = 0.0
     rating_weight: float = 1.0
-    retrieval_weight: float = 0.0
+    retrieval_weight: float = 1.0
     negatives: int = 256
-    positive_threshold: float | None = None
+    positive_threshold: float | str | None = "auto"
     temperature: float = 0.1
     logq_correction: float = 1.0
     cold_holdout: float = 0.1
@@ -459,6 +465,9 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.n_known_users_ = len(known_users)
         self.n_known_items_ = len(known_items)
         self.seen_ = seen_by_user(inter)
+        self.positive_threshold_ = positive_threshold(
+            inter.values, self.training_.positive_threshold
+        )
         self.items_ = dataset.items
         self.users_ = dataset.users
 
@@ -718,7 +727,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
 
     def _positive(self, values: np.ndarray) -> np.ndarray:
         """Which interactions are positives of the retrieval head."""
-        threshold = self.training_.positive_threshold
+        threshold = self.positive_threshold_
         if threshold is None:
             return np.ones(len(values), dtype=bool)
         return values >= threshold
@@ -778,7 +787,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             batch_pairs=settings.contrastive_pairs,
             lr=settings.contrastive_lr,
             max_seconds=settings.contrastive_seconds,
-            positive_threshold=self.training_.positive_threshold,
+            positive_threshold=self.positive_threshold_,
         )
         inter = dataset.interactions
         items = list(inter.items)
@@ -1671,6 +1680,7 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
             "item_tokens": self.item_tokens_.to_json(),
             "item_lexical": self.item_lexical_.to_json(),
             "calibration": getattr(self, "calibration_", None),
+            "positive_threshold": self.positive_threshold_,
             "item_template": self.item_template_.to_dict(),
             "user_template": self.user_template_.to_dict(),
             "item_attributes": self.item_attributes_.to_json(),
@@ -1709,6 +1719,11 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.user_content_ = arrays["user_content"]
         self._fit_frame = (arrays["fit_users"], arrays["fit_items"], arrays["fit_values"])
         self._train_history = _Episodes(*self._fit_frame)
+        # Saved before the rule was recorded: the same rule on the same training values.
+        self.positive_threshold_ = extras.get(
+            "positive_threshold",
+            positive_threshold(arrays["fit_values"], self.training_.positive_threshold),
+        )
         if extras["extra_history"] is not None:
             self._extra_history = history_from_json(extras["extra_history"])
         if extras.get("user_texts"):
