@@ -1,4 +1,5 @@
-"""The peers (implicit ALS / BPR, LightFM: dayzero.recommend.peers) on bench/retrieval.py's
+"""The peers (implicit ALS / BPR, LightFM: dayzero.recommend.peers; DropoutNet:
+dayzero.recommend.dropoutnet) on bench/retrieval.py's
 full-catalogue protocols, their settings chosen on each protocol's validation split.
 
     DAYZERO_DATA=../shared/data nice -n 5 python bench/retrieval_peers.py --dataset ml-100k \\
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import retrieval
 from retrieval import ModelSpec
 
-PEERS = ("implicit-als", "implicit-bpr", "lightfm")
+PEERS = ("implicit-als", "implicit-bpr", "lightfm", "dropoutnet")
 #: The protocols' relevance rule (bench/retrieval.py's docstring); implicit data: None.
 THRESHOLDS = {"ml-1m": 4.0, "ml-1m-warmup": 4.0, "ml-100k": 4.0, "restaurant": 2.0}
 _ENV = "DAYZERO_PEER_THRESHOLD"  # set by main, inherited by the spawned workers
@@ -90,6 +91,29 @@ PEER_MODELS = {
         note="LightFM 1.17 WARP, identity + field-token features (categorical / multi fields); "
         "new users and items from their features alone (with history features: plus their "
         "revealed positives); " + FOLD,
+    ),
+    "dropoutnet": ModelSpec(
+        _peer("dropoutnet"),
+        params={
+            "factors": 64,
+            "regularization": 1.0,
+            "alpha": 10.0,
+            "content_dim": 300,
+            "hidden": 256,
+            "dim": 128,
+            "epochs": 10,
+            "pairs_per_epoch": 50_000,
+            "num_threads": 1,
+            "random_state": 0,
+        },
+        grid={
+            "dropout 0.5": {"dropout": 0.5},
+            "dropout 0.8": {"dropout": 0.8},
+        },
+        note="DropoutNet (Volkovs et al. 2017, dayzero.recommend.dropoutnet): WMF (implicit ALS) "
+        "preference vectors + TF-IDF/SVD-300 content of the same item text, two tanh towers "
+        "regressed on the WMF scores with input dropout; new items from content, new users by "
+        "WMF fold-in of their positives; " + FOLD,
     ),
 }
 retrieval.MODELS.update(PEER_MODELS)

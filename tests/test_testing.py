@@ -71,6 +71,10 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("implicit-bpr", {"factors": 4, "iterations": 50}),
     ("lightfm", {"factors": 4, "epochs": 10}),
     (
+        "dropoutnet",
+        {"factors": 4, "content_dim": 4, "hidden": 8, "dim": 4, "epochs": 2, "pairs_per_epoch": 64},
+    ),
+    (
         "hybrid",
         {
             "parts": {
@@ -97,7 +101,12 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 #: Registered names whose library is optional (``make bench-deps``): name -> module to import.
-PEER_LIBRARIES = {"implicit-als": "implicit", "implicit-bpr": "implicit", "lightfm": "lightfm"}
+PEER_LIBRARIES = {
+    "implicit-als": "implicit",
+    "implicit-bpr": "implicit",
+    "lightfm": "lightfm",
+    "dropoutnet": "implicit",  # its WMF step
+}
 
 
 def _tiny(value: Any, folder) -> Any:

@@ -50,6 +50,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "implicit-als": "dayzero.recommend.peers:ImplicitALS",
     "implicit-bpr": "dayzero.recommend.peers:ImplicitBPR",
     "lightfm": "dayzero.recommend.peers:LightFMRecommender",
+    "dropoutnet": "dayzero.recommend.dropoutnet:DropoutNet",
     "hybrid": "dayzero.recommend.hybrid:HybridRecommender",
 }
 
