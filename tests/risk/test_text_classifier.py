@@ -211,3 +211,78 @@ def test_few_shot_contrastive_pulls_classes_apart(tiny_bert_dir, tmp_path) -> No
     clf.save(tmp_path / "setfit")
     loaded = TextClassifier.load(tmp_path / "setfit")
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-5)
+
+
+CHINESE = ["房间干净，服务很好", "早餐丰富，很满意", "位置好，推荐"] * 3 + [
+    "房间很脏，服务差",
+    "太吵了，不推荐",
+    "早餐难吃，很失望",
+] * 3
+
+
+def test_tfidf_features_never_load_the_encoder_and_round_trip(tmp_path) -> None:
+    # A missing encoder folder proves that nothing loads it, at fit or at load.
+    clf = TextClassifier(encoder=str(tmp_path / "no-such-model"), features="tfidf", head_C=10.0)
+    clf.fit(CHINESE, LABELS)
+    assert clf.encoder_ is None and clf.features_ == "tfidf" and clf.feature_scores_ is None
+    assert clf.score(CHINESE, LABELS) == 1.0
+    assert list(clf.predict(["服务很好，推荐", "很脏，失望"])) == ["pos", "neg"]
+    clf.save(tmp_path / "tfidf")
+    loaded = TextClassifier.load(tmp_path / "tfidf")
+    assert loaded.encoder_ is None and loaded.features_ == "tfidf"
+    np.testing.assert_allclose(loaded.predict_proba(CHINESE), clf.predict_proba(CHINESE))
+
+
+def test_hybrid_features_read_vectors_and_tfidf(tiny_bert_dir, tmp_path) -> None:
+    clf = TextClassifier(encoder=str(tiny_bert_dir), features="hybrid", head_C=10.0)
+    clf.fit(TEXTS, LABELS)
+    width = clf._encode(TEXTS[:1]).shape[1]
+    assert clf.head_.coef_.shape == (1, width + clf.tfidf_.n_terms)
+    assert clf.score(TEXTS, LABELS) == 1.0
+    clf.save(tmp_path / "hybrid")
+    loaded = TextClassifier.load(tmp_path / "hybrid")
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_auto_features_choose_on_training_folds_and_are_saved(tiny_bert_dir, tmp_path) -> None:
+    clf = TextClassifier(encoder=str(tiny_bert_dir), features="auto", cv=3, random_state=0)
+    clf.fit(TEXTS, LABELS)
+    scores = clf.feature_scores_
+    assert set(scores) == {"dense", "tfidf", "hybrid"} and all(len(v) == 3 for v in scores.values())
+    best = max(scores, key=lambda kind: np.mean(scores[kind]))
+    assert np.mean(scores[clf.features_]) == np.mean(scores[best])
+    assert clf.get_params()["features"] == "auto"  # the choice is fitted state, not a param
+    clf.save(tmp_path / "auto")
+    loaded = TextClassifier.load(tmp_path / "auto")
+    assert loaded.features_ == clf.features_ and loaded.feature_scores_ == scores
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_non_dense_features_need_a_frozen_encoder(tiny_bert_dir) -> None:
+    with pytest.raises(ValueError, match="needs a frozen encoder"):
+        TextClassifier(encoder=str(tiny_bert_dir), strategy="lora", features="hybrid").fit(
+            TEXTS, LABELS
+        )
+    with pytest.raises(ValueError, match="choose one of"):
+        TextClassifier(encoder=str(tiny_bert_dir), features="bag").fit(TEXTS, LABELS)
+
+
+def test_auto_picks_tfidf_when_a_rare_word_carries_the_label(tiny_bert_dir) -> None:
+    # Four random filler words per text, then one of two rare words that carries the label. The
+    # tiny BERT's vocabulary has neither (both are [UNK], like a ticker or a domain term a
+    # general encoder never saw): its vectors cannot tell them apart, the TF-IDF blocks can.
+    rng = np.random.default_rng(0)
+    filler = "movie film comedy drama action horror romance war space alien robot family".split()
+    y = rng.permutation(np.tile([0, 1], 30))
+    texts = [
+        " ".join([*rng.choice(filler, size=4, replace=False), "жук" if label else "щит"])
+        for label in y
+    ]
+    clf = TextClassifier(encoder=str(tiny_bert_dir), features="auto", head_C=10.0, random_state=0)
+    clf.fit(texts, y)
+    scores = {kind: np.mean(v) for kind, v in clf.feature_scores_.items()}
+    assert scores["tfidf"] == 1.0 and scores["hybrid"] == 1.0 and scores["dense"] < 0.7
+    assert clf.features_ == "tfidf"  # ties go to the earlier candidate
+    assert clf.encoder_ is None  # and the encoder is dropped: predict does not need it
+    held_out = ["comedy war robot family жук", "comedy war robot family щит"]
+    assert list(clf.predict(held_out)) == [1, 0]

@@ -13,13 +13,18 @@ Three ways to fit, chosen by ``strategy`` and ``few_shot``:
   pairs of the labelled texts (same label -> cosine target 1, different -> 0, mean squared error
   on the cosine), then a logistic head is fitted on the new vectors.
 
+With a frozen encoder the head can also read TF-IDF features (``features="tfidf"``), the
+vectors and TF-IDF together (``"hybrid"``), or whichever of the three cross-validation on the
+training rows prefers (``"auto"``); see :mod:`dayzero.risk.text_features`.
+
 Input rule: ``X`` is a 1-D sequence of ``str`` (list, array, ``pandas.Series`` or a one-column
 frame / 2-D array). A non-string raises ``TypeError`` and an empty or whitespace-only text
 raises ``ValueError``, both naming the row index.
 
 Saved as a ``"text-classifier"`` artifact (:mod:`dayzero.core.artifact`: parameters and classes
-in ``dayzero.json``, the head in ``weights.safetensors``) and, for a tuned encoder, the part
-``encoder/`` written by :func:`~dayzero.text.adapters.save_adapter`. Never pickle.
+in ``dayzero.json``, the head and any TF-IDF vocabulary in ``weights.safetensors``) and, for a
+tuned encoder, the part ``encoder/`` written by :func:`~dayzero.text.adapters.save_adapter`.
+Never pickle.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.risk.text_features import TfidfBlocks, check_features, choose_features, combine
 from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
 from dayzero.text.adapters import (
     ENCODER_FOLDER,
@@ -94,6 +100,23 @@ def check_texts(X: Any, argument: str = "X") -> list[str]:
     return texts
 
 
+def build_text_encoder(
+    encoder: str, tuned: bool, max_length: int, cache_dir: str | None, owner: str
+) -> Any:
+    """The encoder named ``encoder``: a frozen multilingual one or a ``TextEncoder``.
+
+    ``tuned`` says whether the caller will fine-tune it (the multilingual encoders cannot be).
+    """
+    if is_multilingual(encoder):
+        if tuned:
+            raise ValueError(
+                f"{owner}(encoder={encoder!r}) is a frozen numpy/4-bit encoder and cannot be "
+                "fine-tuned; use strategy='frozen' and few_shot=False, or a Hugging Face model"
+            )
+        return load_multilingual(encoder, cache_dir=cache_dir)
+    return TextEncoder(encoder, max_length=max_length, cache_dir=cache_dir)
+
+
 class _EncoderWithHead(nn.Module):
     """Encoder vectors (unit-normalised) -> linear layer -> class logits."""
 
@@ -139,8 +162,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Fine-tuning batch size (texts or pairs).
     cache_dir : str, optional
         Embedding cache folder for the frozen encoder (see ``TextEncoder``).
+    features : {"dense", "tfidf", "hybrid", "auto"}, default "dense"
+        What the head reads (:mod:`dayzero.risk.text_features`): the encoder's vectors, word
+        1-2-gram + character 1-4-gram TF-IDF, both side by side, or the one of the three with the
+        best mean accuracy over ``cv`` stratified folds of the training rows. Anything but
+        ``"dense"`` needs a frozen encoder (``strategy="frozen"``, ``few_shot=False``).
+    cv : int, default 3
+        Folds of ``features="auto"``.
     random_state : int, optional
-        Seeds the head, the pair sampling and training (``None`` means 0).
+        Seeds the head, the pair sampling, the folds and training (``None`` means 0).
 
     Attributes
     ----------
@@ -152,6 +182,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         The fitted head.
     history_ : dict or None
         Training history of the fine-tuning or contrastive step.
+    features_ : str
+        The features the head reads (``features``, or the choice of ``"auto"``).
+    feature_scores_ : dict or None
+        With ``features="auto"``: each candidate's validation accuracy per fold.
+    tfidf_ : TfidfBlocks or None
+        The fitted TF-IDF vocabularies (``None`` for dense features).
 
     Examples
     --------
@@ -173,6 +209,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         lr: float = 2e-5,
         batch_size: int = 16,
         cache_dir: str | None = None,
+        features: str = "dense",
+        cv: int = 3,
         random_state: int | None = None,
     ) -> None:
         self.encoder = encoder
@@ -186,6 +224,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.features = features
+        self.cv = cv
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -205,17 +245,42 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return None if self.strategy == "frozen" else self.strategy
 
     def _build_encoder(self) -> Any:
-        if is_multilingual(self.encoder):
-            if self.strategy != "frozen" or self.few_shot:
-                raise ValueError(
-                    f"encoder={self.encoder!r} is a frozen numpy/4-bit encoder and cannot be "
-                    "fine-tuned; use strategy='frozen' and few_shot=False, or a Hugging Face model"
-                )
-            return load_multilingual(self.encoder, cache_dir=self.cache_dir)
-        return TextEncoder(self.encoder, max_length=self.max_length, cache_dir=self.cache_dir)
+        tuned = self.strategy != "frozen" or self.few_shot
+        return build_text_encoder(
+            self.encoder, tuned, self.max_length, self.cache_dir, type(self).__name__
+        )
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.encoder_.encode(texts, batch_size=_ENCODE_BATCH, normalize=True)
+
+    def _design(self, texts: list[str]) -> Any:
+        """The head's input for ``texts``: vectors, TF-IDF rows or both (``features_``)."""
+        dense = None if self.features_ == "tfidf" else self._encode(texts)
+        tfidf = None if self.tfidf_ is None else self.tfidf_.transform(texts)
+        return combine(self.features_, dense, tfidf)
+
+    def _fit_feature_head(self, texts: list[str], codes: np.ndarray) -> LogisticRegression:
+        """Frozen encoder, features other than "dense": choose (``"auto"``) and fit the head."""
+        dense = None
+        self.feature_scores_ = None
+        kind = self.features
+        if kind != "tfidf":
+            dense = self._encode(texts)
+        if kind == "auto":
+
+            def fit_score(X_train, y_train, X_valid, y_valid) -> float:
+                head = self._fit_logistic(X_train, y_train)
+                return float(np.mean(head.predict(X_valid) == y_valid))
+
+            kind, self.feature_scores_ = choose_features(
+                dense, texts, codes, fit_score, self.cv, self._seed(), stratify=True
+            )
+        self.features_ = kind
+        self.tfidf_ = None if kind == "dense" else TfidfBlocks().fit(texts)
+        if kind == "tfidf":
+            self.encoder_ = None  # nothing reads it: predict does not encode
+        tfidf = None if self.tfidf_ is None else self.tfidf_.transform(texts)
+        return self._fit_logistic(combine(kind, dense, tfidf), codes)
 
     def _fit_logistic(self, vectors: np.ndarray, y: np.ndarray) -> LogisticRegression:
         head = LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
@@ -250,12 +315,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         texts = check_texts(X)
         if len(y) != len(texts):
             raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        tuned = self._tuned_strategy()
+        check_features(self.features, tuned is not None, type(self).__name__)
         self.classes_ = classes
         seed = self._seed()
         torch.manual_seed(seed)
-        self.encoder_ = self._build_encoder()
+        # TF-IDF alone never reads the encoder: do not load it.
+        self.encoder_ = None if self.features == "tfidf" else self._build_encoder()
         self.history_ = None
-        tuned = self._tuned_strategy()
+        self.features_, self.feature_scores_, self.tfidf_ = "dense", None, None
+        if self.features != "dense":
+            self.strategy_config_ = None
+            self.head_ = self._fit_feature_head(texts, codes)
+            if isinstance(self.encoder_, nn.Module):
+                self.encoder_.requires_grad_(False)
+            return self
         if tuned is not None:
             config = strategy_config(tuned, **(self.strategy_params or {}))
             self.encoder_.model = apply_strategy(self.encoder_.model, config)
@@ -329,9 +403,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Class scores (logits): ``(n,)`` for two classes (positive = ``classes_[1]``), else
         ``(n, n_classes)``."""
         check_is_fitted(self, "head_")
-        vectors = self._encode(check_texts(X))
+        texts = check_texts(X)
         if isinstance(self.head_, LogisticRegression):
-            return self.head_.decision_function(vectors)
+            return self.head_.decision_function(self._design(texts))
+        vectors = self._encode(texts)
         with torch.no_grad():
             logits = self.head_(torch.from_numpy(vectors)).numpy()
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
@@ -370,8 +445,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_],
             "head": head_kind,
             "adapter": self.strategy_config_ is not None,
+            "features": self.features_,
+            "feature_scores": self.feature_scores_,
         }
         arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in weights.items()}
+        if self.tfidf_ is not None:
+            arrays.update(self.tfidf_.to_arrays())
         artifact = Artifact(ARTIFACT_KIND, type(self).__name__, self.get_params(deep=False),
                             state, arrays)  # fmt: skip
         folder = save_artifact(folder, artifact)
@@ -392,13 +471,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         payload = artifact.state
         clf = cls(**artifact.params)
         clf.classes_ = np.asarray(payload["classes"])
-        clf.encoder_ = clf._build_encoder()
+        # Folders written before features existed hold dense heads.
+        clf.features_ = payload.get("features", "dense")
+        clf.feature_scores_ = payload.get("feature_scores")
+        weights = artifact.arrays
+        clf.tfidf_ = None if clf.features_ == "dense" else TfidfBlocks.from_arrays(weights)
+        clf.encoder_ = None if clf.features_ == "tfidf" else clf._build_encoder()
         clf.strategy_config_ = None
         if payload["adapter"]:
             part = folder / ENCODER_FOLDER
             clf.encoder_.model = load_adapter(clf.encoder_.model, part)
             clf.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
-        weights = artifact.arrays
         if payload["head"] == "logistic":
             head = LogisticRegression(C=clf.head_C)
             head.classes_ = np.arange(len(clf.classes_))
