@@ -8,7 +8,15 @@ import lightgbm
 import numpy as np
 import pytest
 
-from dayzero.risk.gbm import FORMAT, GBMHead, gbm_classifier
+from dayzero.risk.gbm import (
+    FORMAT,
+    GBMHead,
+    booster_params,
+    contributions,
+    cross_validate,
+    fit_booster,
+    gbm_classifier,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -137,3 +145,54 @@ def test_older_or_foreign_state_is_refused():
         GBMHead.from_json({"format": "xgboost"})
     with pytest.raises(ValueError, match="not a saved dayzero gbm head"):
         GBMHead.from_json(None)
+
+
+# ---- the native booster of the default RiskScorer: folds, rounds, TreeSHAP ---------------------
+
+
+def _folds(y: np.ndarray, k: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
+
+
+def test_booster_params():
+    params = booster_params(0.05, None, 20, [0, 1, 0], random_state=3)
+    assert params["max_depth"] == -1 and params["min_child_samples"] == 20
+    assert params["monotone_constraints"] == [0, 1, 0] and params["seed"] == 3
+    assert "monotone_constraints" not in booster_params(monotonic_cst=[0, 0])
+
+
+def test_cross_validate_chooses_rounds_on_the_folds_and_reports_fold_auc():
+    x, y = rows(400)
+    folds = _folds(y)
+    params = booster_params(0.1, 3, 5, random_state=0)
+    chosen = cross_validate(x, y, folds, params, categorical=[2], max_rounds=300, patience=20)
+    assert 1 <= chosen["rounds"] < 300 and len(chosen["fold_auc"]) == 3
+    assert min(chosen["fold_auc"]) > 0.85
+    fixed = cross_validate(x, y, folds, params, categorical=[2], rounds=5)
+    assert fixed["rounds"] == 5 and fixed["logloss"] > chosen["logloss"]
+    # The same folds and seed: the same answer.
+    again = cross_validate(x, y, folds, params, categorical=[2], max_rounds=300, patience=20)
+    assert again == chosen
+
+
+def test_rounds_follow_log_loss_not_auc():
+    """One clean binary split: AUC is perfect after one round, the PD is not."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(400, 1)).astype(float)
+    y = (x[:, 0] == 1).astype(int)
+    chosen = cross_validate(x, y, _folds(y), booster_params(0.1, 3, 5, random_state=0))
+    assert chosen["rounds"] > 20 and min(chosen["fold_auc"]) == 1.0
+
+
+def test_fit_booster_and_treeshap_contributions_add_up():
+    x, y = rows(300)
+    head = fit_booster(x, y, booster_params(0.1, 3, 5, random_state=0), rounds=30, categorical=[2])
+    assert head.n_iter_ == 30
+    shap = contributions(head, probe())
+    assert shap.shape == (60, 5)
+    p = head.predict_proba(probe())[:, 1]
+    np.testing.assert_allclose(shap.sum(axis=1), np.log(p / (1 - p)), atol=1e-9)
+    assert np.all(shap[:, -1] == shap[0, -1])  # the base value is the same for every row
+    assert np.abs(shap[:, 3]).mean() < np.abs(shap[:, 0]).mean()  # noise matters least
