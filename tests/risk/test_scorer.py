@@ -122,18 +122,24 @@ def test_reason_codes_find_the_deciding_field(fitted):
         "contribution",
         "points",
         "unknown",
+        "reason",
     }
+    assert first["reason"].str.fullmatch(r"checking account is .* \(raises risk\)").all()
 
 
-def test_explain_is_exact_occlusion(fitted):
-    model, X, _ = fitted
-    row = X.iloc[[0]]
+def test_explain_replaces_the_value_by_its_reference(fitted):
+    model, X, y = fitted
+    row = X.iloc[[int(np.flatnonzero(y == 1)[0])]]
     reasons = model.explain(row, top=3)
-    occluded = row.astype(object).copy()
-    field = reasons["field"].iloc[0]
-    occluded[field] = None
-    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
-    assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
+    assert reasons.attrs["method"].startswith("value replaced by the training reference")
+    for field, contribution in zip(reasons["field"], reasons["contribution"], strict=True):
+        replaced = row.astype(object).copy()
+        replaced[field] = model.reference_[field]
+        logit = model.decision_function(row)[0] - model.decision_function(replaced)[0]
+        assert contribution == pytest.approx(logit, abs=1e-5)
+    # A row equal to the reference everywhere moves nothing: no reasons at all.
+    typical = pd.DataFrame([{c: model.reference_[c] for c in X.columns}])
+    assert model.explain(typical, top=3).empty
 
 
 def test_unknown_category_is_flagged_not_nan(fitted):
@@ -193,8 +199,8 @@ def test_gbm_head_with_monotonic_constraint():
     assert not list(folder.glob("*.pkl"))
     with pytest.raises(ValueError, match="numeric columns"):
         RiskScorer(encoder=TINY, head="gbm", fusion=True, monotonic={"purpose": 1}).fit(X, y)
-    with pytest.raises(ValueError, match="fusion=True"):
-        RiskScorer(encoder=TINY, monotonic={"age": 1}).fit(X, y)
+    with pytest.raises(ValueError, match="head='gbm' with fusion=True"):
+        RiskScorer(encoder=TINY, head="logistic", fusion=True, monotonic={"age": 1}).fit(X, y)
 
 
 def test_gbm_head_save_load_with_categories_and_missing_values(tmp_path):
@@ -395,15 +401,18 @@ def test_encoder_head_learns_and_scores(encoder_head):
     assert np.isfinite(model.points(X)).all()
 
 
-def test_encoder_head_explain_is_exact_occlusion(encoder_head):
+def test_encoder_head_explain_replaces_the_value_by_its_reference(encoder_head):
     model, X, y = encoder_head
     row = X.iloc[[int(np.flatnonzero(y == 1)[0])]]
     reasons = model.explain(row, top=3)
-    assert len(reasons) == 3 and reasons["contribution"].is_monotonic_decreasing
+    assert 1 <= len(reasons) <= 3 and reasons["contribution"].is_monotonic_decreasing
+    # A value equal to its reference (the training mode / median) changes nothing: not listed.
+    equal = [c for c in X.columns if model.reference_[c] == row[c].iloc[0]]
+    assert not set(reasons["field"]) & set(equal)
     field = reasons["field"].iloc[0]
-    occluded = row.astype(object).copy()
-    occluded[field] = None
-    logit = model.decision_function(row)[0] - model.decision_function(occluded)[0]
+    replaced = row.astype(object).copy()
+    replaced[field] = model.reference_[field]
+    logit = model.decision_function(row)[0] - model.decision_function(replaced)[0]
     assert reasons["contribution"].iloc[0] == pytest.approx(logit, abs=1e-5)
 
 
@@ -430,3 +439,281 @@ def test_row_with_every_field_missing_is_scored():
     empty = pd.DataFrame({c: [None] for c in X.columns})
     assert model._texts(empty) == ["No information is given."]
     assert np.isfinite(model.predict_pd(empty)).all()
+
+
+# ---- the default: LightGBM on the table, free text only when cross-validation keeps it ---------
+
+
+@parametrize_with_checks([RiskScorer(random_state=0)])
+def test_sklearn_contract_default(estimator, check):
+    check(estimator)
+
+
+def coded_applicants(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """``status`` (coded 1 = on time, 2 = late) decides default; ``region`` is constant (a
+    neutral value) and ``income`` is noise."""
+    rng = np.random.default_rng(seed)
+    status = rng.choice([1, 2], size=n)
+    frame = pd.DataFrame(
+        {
+            "status": status,
+            "region": ["north"] * n,
+            "income": rng.normal(3000, 500, size=n).round(),
+        }
+    )
+    flip = rng.random(n) < 0.05
+    return frame, np.where(flip, status == 1, status == 2).astype(int)
+
+
+LABELS = {"status": {1: "on time", 2: "late"}, "income": "monthly income"}
+
+
+@pytest.fixture(scope="module")
+def tabular_model() -> tuple[RiskScorer, pd.DataFrame, np.ndarray]:
+    X, y = coded_applicants()
+    return RiskScorer(labels=LABELS, random_state=0).fit(X, y), X, y
+
+
+def _no_encoder(monkeypatch):
+    """Any attempt to build or reach a text encoder fails the test."""
+    import dayzero.risk.scorer as scorer_module
+    import dayzero.text.encoder as encoder_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a TextEncoder was constructed")
+
+    monkeypatch.setattr(encoder_module.TextEncoder, "__init__", refuse)
+    monkeypatch.setattr(scorer_module, "_ENCODERS", {})
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+
+
+def test_default_without_text_never_constructs_an_encoder(monkeypatch, tmp_path):
+    _no_encoder(monkeypatch)
+    X, y = coded_applicants(200)
+    model = RiskScorer(encoder="no/such-model", random_state=0).fit(X, y)
+    assert model.representation_ == "tabular" and model.text_columns_ == []
+    assert model.text_selection_["reason"] == "no free-text columns: the tabular model alone"
+    assert model.report(X, y).auc > 0.9
+    assert np.isfinite(model.points(X)).all() and len(model.explain(X.iloc[:3]))
+    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict_pd(X), model.predict_pd(X))
+
+
+def test_tabular_reason_codes_are_value_level(tabular_model):
+    model, X, _ = tabular_model
+    assert model.categorical_columns_ == ["status", "region"]  # value labels make it categorical
+    reasons = model.explain(X, top=3)
+    assert reasons.attrs["method"].startswith("TreeSHAP")
+    first = reasons[reasons["rank"] == 1].set_index("row")
+    late = np.flatnonzero(X["status"] == 2)
+    on_time = np.flatnonzero(X["status"] == 1)
+    # The deciding value is the first reason, with the sign of its value, worded with its label.
+    assert (first.loc[late, "field"] == "status").all()
+    assert (first.loc[late, "contribution"] > 0.5).all()
+    assert (first.loc[late, "reason"] == "status is late (raises risk)").all()
+    status = reasons[reasons["field"] == "status"].set_index("row")
+    assert (status.loc[on_time, "contribution"] < -0.5).all()
+    assert (status.loc[on_time, "reason"] == "status is on time (lowers risk)").all()
+    # A value that moves nothing (a constant column) is never listed.
+    assert "region" not in set(reasons["field"])
+    assert (reasons["contribution"].abs() > 0).all()
+    income = reasons[reasons["field"] == "income"]
+    assert income["reason"].str.match(r"monthly income is [\d,]+ \((raises|lowers) risk\)").all()
+
+
+def test_tabular_contributions_add_up_to_the_log_odds(tabular_model):
+    model, X, _ = tabular_model
+    reasons = model.explain(X.iloc[:20], top=len(X.columns))
+    total = reasons.groupby("row")["contribution"].sum().reindex(range(20), fill_value=0.0)
+    np.testing.assert_allclose(
+        total.to_numpy() + reasons.attrs["base_logit"], model.decision_function(X.iloc[:20])
+    )
+    points = reasons.groupby("row")["points"].sum().reindex(range(20), fill_value=0.0)
+    np.testing.assert_allclose(points, -model.scale.factor * total)
+
+
+def test_tabular_unknown_and_missing_values(tabular_model):
+    model, X, _ = tabular_model
+    new = X.iloc[:3].astype(object).copy()
+    new["status"] = [3, None, 2]
+    new["income"] = [None, np.nan, 2500.0]
+    with pytest.warns(UnknownCategoryWarning, match="status"):
+        p = model.predict_pd(new)
+    assert np.isfinite(p).all()
+    assert model.unknown_values(new).to_dict(orient="records") == [
+        {"row": 0, "column": "status", "value": 3}
+    ]
+    reasons = model.explain(new, top=3)
+    row0 = reasons[(reasons["row"] == 0) & (reasons["field"] == "status")]
+    assert row0.empty or (row0["unknown"].all() and "unseen category" in row0["reason"].iloc[0])
+    with pytest.raises(TypeError, match="'income' must be numeric"):
+        model.predict_pd(X.iloc[:1].assign(income="a lot"))
+
+
+def test_tabular_monotonic_constraint():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"utilisation": rng.random(500), "age": rng.integers(20, 70, size=500)})
+    y = (rng.random(500) < 0.2 + 0.6 * X["utilisation"]).astype(int)
+    model = RiskScorer(monotonic={"utilisation": 1}, random_state=0).fit(X, y)
+    grid = pd.DataFrame({"utilisation": np.linspace(0, 1, 21), "age": 40})
+    assert np.all(np.diff(model.predict_pd(grid)) >= -1e-12)
+    with pytest.raises(ValueError, match="numeric columns"):
+        RiskScorer(monotonic={"nope": 1}).fit(X, y)
+
+
+def test_rounds_are_chosen_on_the_folds_and_recorded(tabular_model):
+    model, _, _ = tabular_model
+    selection = model.text_selection_
+    assert selection["folds"] == 5 and len(selection["auc_tabular"]) == 5
+    assert model.n_iter_ >= 1
+    fixed = RiskScorer(max_iter=7, random_state=0).fit(*coded_applicants(200))
+    assert fixed.n_iter_ == 7
+
+
+def test_tabular_clone_and_bad_params():
+    X, y = coded_applicants(100)
+    assert clone(RiskScorer(labels=LABELS)).get_params()["labels"] == LABELS
+    with pytest.raises(ValueError, match="representation='row-text'"):
+        RiskScorer(representation="tabular", head="gbm").fit(X, y)
+    with pytest.raises(ValueError, match="representation must be one of"):
+        RiskScorer(representation="sql").fit(X, y)
+    with pytest.raises(ValueError, match=r"labels name columns \['SEX'\]"):
+        RiskScorer(labels={"SEX": {1: "male"}}).fit(X, y)
+    with pytest.raises(TypeError, match=r"labels\['status'\] must be a field name"):
+        RiskScorer(labels={"status": 3}).fit(X, y)
+
+
+def test_too_few_rows_of_a_class_for_folds():
+    X, y = coded_applicants(30)
+    y = np.zeros(30, dtype=int)
+    y[0] = 1
+    model = RiskScorer(random_state=0).fit(X, y)
+    assert model.text_selection_["folds"] == 0 and "too few rows" in model.text_selection_["reason"]
+    assert np.isfinite(model.predict_pd(X)).all()
+
+
+# ---- free-text columns on the tabular path --------------------------------------------------
+
+_BAD_WORDS = ["bad", "debt", "default", "money", "risk"]
+_GOOD_WORDS = ["good", "job", "income", "bank", "profit"]
+_FILLER = ["the", "a", "city", "new", "old", "family", "music", "food"]
+
+
+def text_applicants(n: int = 300, signal: bool = True, seed: int = 0):
+    """``note`` says good or bad things; with ``signal`` that decides default, else the label
+    is a coin flip. ``age`` is noise either way."""
+    rng = np.random.default_rng(seed)
+    bad = rng.random(n) < 0.4
+    notes = []
+    for is_bad in bad:
+        words = list(rng.choice(_BAD_WORDS if is_bad else _GOOD_WORDS, size=2, replace=False))
+        words += list(rng.choice(_FILLER, size=2, replace=False))
+        notes.append(" ".join(rng.permutation(words)))
+    X = pd.DataFrame({"age": rng.integers(20, 70, size=n), "note": notes})
+    y = bad if signal else rng.random(n) < 0.4
+    return X, y.astype(int)
+
+
+def test_text_features_are_kept_when_the_text_carries_the_signal():
+    X, y = text_applicants(signal=True)
+    model = RiskScorer(encoder=TINY, text_components=4, random_state=0).fit(X, y)
+    assert model.text_columns_ == ["note"]  # detected: many distinct sentences
+    selection = model.text_selection_
+    assert selection["selected"] == ["note"] and selection["candidates"]["note"]["selected"]
+    assert selection["candidates"]["note"]["gain"] > selection["candidates"]["note"]["se"]
+    assert "'note' kept" in model.describe()["summary"]
+    assert model.report(X, y).auc > 0.9
+    first = model.explain(X.iloc[np.flatnonzero(y == 1)[:5]], top=1)
+    assert (first["field"] == "note").all()
+    assert first["reason"].str.match(r'note is ".*" \(raises risk\)').all()
+
+
+def test_text_features_are_dropped_when_the_text_is_noise():
+    X, y = text_applicants(signal=False)
+    model = RiskScorer(encoder=TINY, text_components=4, random_state=0).fit(X, y)
+    selection = model.text_selection_
+    assert selection["columns"] == ["note"] and selection["selected"] == []
+    assert "'note' left out" in selection["reason"]
+    assert model.feature_columns_ == ["age"] and model.reducers_ == {}
+
+
+def test_text_columns_named_or_none():
+    X, y = text_applicants(120)
+    assert RiskScorer(text_columns=[], random_state=0).fit(X, y).categorical_columns_ == ["note"]
+    named = RiskScorer(encoder=TINY, text_columns=["note"], text_components=2, random_state=0)
+    assert named.fit(X, y).text_columns_ == ["note"]
+
+
+def test_rows_without_text_never_reach_the_encoder(monkeypatch):
+    X, y = text_applicants()
+    model = RiskScorer(encoder=TINY, text_components=4, random_state=0).fit(X, y)
+    assert model.text_selection_["selected"] == ["note"]
+    _no_encoder(monkeypatch)
+    blank = X.iloc[:4].assign(note=[None, "", "?", np.nan])
+    assert np.isfinite(model.predict_pd(blank)).all()
+
+
+def test_texts_are_encoded_once_per_distinct_text_and_cached_on_disk(tmp_path, monkeypatch):
+    import dayzero.risk.scorer as scorer_module
+    from dayzero.text.encoder import TextEncoder
+
+    X, y = text_applicants(200)
+    X["note"] = X["note"].where(np.arange(200) % 2 == 0, X["note"].shift(1))  # pairs repeat
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    monkeypatch.setattr(scorer_module, "_ENCODERS", {})
+    computed: list[str] = []
+    original = TextEncoder._encode_unique
+
+    def counting(self, texts, *args, **kwargs):
+        computed.extend(texts)
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(TextEncoder, "_encode_unique", counting)
+    cache = tmp_path / "vectors"
+    model = RiskScorer(encoder=TINY, cache_dir=cache, text_components=4, random_state=0)
+    model.fit(X, y)
+    assert sorted(computed) == sorted(X["note"].unique())  # once per distinct text
+    model.predict_pd(X.iloc[::-1])
+    assert len(computed) == X["note"].nunique()  # the same texts again: memory
+    # A new process (empty memory, new encoder) reads the disk cache: nothing is computed.
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    monkeypatch.setattr(scorer_module, "_ENCODERS", {})
+    again = RiskScorer(encoder=TINY, cache_dir=cache, text_components=4, random_state=0)
+    np.testing.assert_allclose(again.fit(X, y).predict_pd(X), model.predict_pd(X), atol=1e-6)
+    assert len(computed) == X["note"].nunique()
+
+
+def test_save_load_with_text_gives_identical_scores(tmp_path):
+    X, y = text_applicants()
+    model = RiskScorer(encoder=TINY, text_components=4, random_state=0).fit(X, y)
+    folder = model.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["dayzero.json", "weights.safetensors"]
+    loaded = RiskScorer.load(folder)
+    assert loaded.text_selection_ == model.text_selection_
+    np.testing.assert_array_equal(loaded.predict_pd(X), model.predict_pd(X))
+    pd.testing.assert_frame_equal(loaded.explain(X.iloc[:5]), model.explain(X.iloc[:5]))
+
+
+def test_long_free_text_warns_on_the_tabular_path():
+    from dayzero.risk.scorer import TruncationWarning
+
+    X, y = text_applicants(120)
+    X["note"] = X["note"] + " " + " ".join(["family"] * 40)
+    with pytest.warns(TruncationWarning, match=r"text column 'note': 100% of its texts"):
+        model = RiskScorer(encoder=TINY, max_length=16, text_components=2, random_state=0)
+        model.fit(X, y)
+    assert model.truncation_["column"] == "note" and model.truncation_["share"] == 1.0
+
+
+def test_row_text_truncation_is_never_silent():
+    from dayzero.risk.scorer import TruncationWarning
+
+    X, y = applicants(40)
+    with pytest.warns(TruncationWarning, match=r"longer than max_length=16 tokens"):
+        model = RiskScorer(encoder=TINY, representation="row-text", max_length=16).fit(X, y)
+    assert model.truncation_["share"] == 1.0 and model.truncation_["max_tokens"] > 16
+    with pytest.warns(TruncationWarning):
+        model.predict_pd(X.iloc[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        RiskScorer(encoder=TINY, representation="row-text", max_length=64).fit(X, y)

@@ -1,14 +1,29 @@
-"""``RiskScorer``: applicant rows -> TabLLM-style text -> encoder -> probability of default.
+"""``RiskScorer``: probability of default for applicants, from their table and their free text.
 
-Every applicant row is rendered with :func:`~dayzero.core.templates.serialize_row`'s sentence
-style ("The credit amount is 1,169. The purpose is car (new)."), free-text columns included.
-With ``head="logistic"`` or ``"gbm"`` the text is encoded by a frozen
-:class:`~dayzero.text.encoder.TextEncoder` (loaded once per process and model path) and a
-head (scikit-learn logistic regression, or LightGBM gradient boosting) maps the vector,
-optionally concatenated with the raw tabular features and a sentiment score, to the probability
-of default. With ``head="encoder"`` the encoder itself is fine-tuned on the rendered text
-(a :class:`~dayzero.risk.text_classifier.TextClassifier` with LoRA, full fine-tuning or the
-SetFit-style few-shot mode) and scores the applicants.
+Two representations of an applicant:
+
+``representation="tabular"`` (the default)
+    A LightGBM gradient-boosted tree model on the columns themselves: numerics as they are
+    (missing values native: the trees learn where a missing value goes), categoricals as
+    LightGBM categories, monotone constraints allowed. Free-text columns (named by
+    ``text_columns``, or detected: string columns with many distinct values that are sentences
+    or nearly all different, see :func:`~dayzero.risk.tabular.detect_text_columns`) are encoded
+    by a frozen :class:`~dayzero.text.encoder.TextEncoder`, once per distinct text, reduced to a
+    few principal components fitted on the training rows, and (with ``sentiment``) scored for
+    sentiment. Those text features join the model **only when stratified K-fold
+    cross-validation on the training rows says they help** (``text_selection_`` records every
+    fold's AUC and the decision). So the default is never worse than its tabular part on the
+    folds, and with no free-text column it *is* the tabular model: no encoder is ever loaded.
+``representation="row-text"``
+    TabLLM's serialisation: every row rendered as sentences ("The credit amount is 1,169.
+    The purpose is car (new)."), encoded, then a head: ``"logistic"`` or ``"gbm"`` on the
+    frozen vector (optionally ``fusion`` with the raw tabular features and a sentiment score),
+    or ``"encoder"``: the encoder fine-tuned on the rendered rows (a
+    :class:`~dayzero.risk.text_classifier.TextClassifier` with LoRA, full fine-tuning or the
+    SetFit-style few-shot mode). Passing ``head`` or ``fusion=True`` selects it, as before.
+    A rendered row longer than ``max_length`` tokens is cut by the encoder; that is never
+    silent: a :class:`TruncationWarning` gives the share of rows cut, their token counts and
+    the fix (``truncation_`` records it).
 
 Probability of default (PD): the target is binary, and the PD is the probability of the label
 ``positive_label`` (by default the larger of the two labels: 1 for 0/1 targets, ``True`` for
@@ -16,24 +31,34 @@ booleans). Pass ``positive_label`` for any other coding (e.g. ``"bad"`` for good
 2 for German credit's original 1 = good / 2 = bad). :meth:`RiskScorer.predict_pd` returns it;
 ``predict_proba`` keeps scikit-learn's column order (``classes_``, sorted).
 
+Reason codes (:meth:`RiskScorer.explain`) are value-level: how much *this value* moves the
+log-odds of default against a reference, never "a field was removed". The tabular model uses
+TreeSHAP (LightGBM ``pred_contrib``); the row-text heads replace the value by the training
+rows' reference value (median / mode) and measure the change. A value that changes nothing
+is never listed. ``labels`` gives coded values their names (``{"SEX": {1: "male", 2:
+"female"}}``), in the rendered text and in the reasons' wording.
+
 Bad input, documented and tested:
 
-* unknown category value (not seen in ``fit``): rendered as ``"unknown"`` in the text, zero in
-  the one-hot block, flagged by :meth:`RiskScorer.unknown_values`, in the ``unknown`` column of
-  :meth:`RiskScorer.explain` and by a :class:`UnknownCategoryWarning`;
-* missing value (None, NaN, ``""``, ``"?"``): the field is skipped in the text, as TabLLM does;
-  a missing numeric takes the training mean in the tabular block;
+* unknown category value (not seen in ``fit``): a missing category to the tabular model,
+  rendered as ``"unknown"`` on the row-text path (zero in its one-hot block), flagged by
+  :meth:`RiskScorer.unknown_values`, in the ``unknown`` column of :meth:`RiskScorer.explain`
+  and by an :class:`UnknownCategoryWarning`;
+* missing value (None, NaN, ``""``, ``"?"``): native to the tabular model; skipped in the text,
+  as TabLLM does, on the row-text path (where a missing numeric takes the training mean in the
+  fusion block);
 * wrong type (a string in a numeric column): ``TypeError`` naming the column and the expected type;
 * columns differing from the training frame: ``ValueError`` listing missing and unexpected ones;
-* a row with every field missing: rendered as ``"No information is given."``;
+* a row with every field missing: scored; rendered as ``"No information is given."``;
 * a target with other than two labels, or a ``positive_label`` that is not one of them:
   ``ValueError`` saying what to pass.
 
 No input produces a NaN score silently: a non-finite probability raises.
 
 Saved in the artifact format of :mod:`dayzero.core.artifact` (``dayzero.json`` +
-``weights.safetensors``) for every head: the gbm booster in LightGBM's own text format, a string
-inside the JSON (:class:`~dayzero.risk.gbm.GBMHead`), the fine-tuned encoder through
+``weights.safetensors``) for every head and representation: boosters in LightGBM's own text
+format, a string inside the JSON (:class:`~dayzero.risk.gbm.GBMHead`), text reductions and
+logistic coefficients as safetensors, the fine-tuned encoder through
 :meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>` as the part
 ``head/``. Never pickle.
 """
@@ -56,34 +81,58 @@ from sklearn.utils.validation import check_is_fitted
 from dayzero.core.artifact import Artifact, load_artifact, save_artifact
 from dayzero.core.checks import positive_int
 from dayzero.core.templates import is_missing, serialize_row
+from dayzero.risk import tabular
+from dayzero.risk.reasons import labelled, reason_text, split_labels
 from dayzero.risk.scorecard import PointsScale
 
 UNKNOWN = "unknown"
 EMPTY_ROW = "No information is given."
 HEADS = ("logistic", "gbm", "encoder")
+TABULAR = "tabular"
+ROW_TEXT = "row-text"
+REPRESENTATIONS = (TABULAR, ROW_TEXT)
 ARTIFACT_KIND = "risk-scorer"
 ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
-_ENCODERS: dict[tuple[str, int], Any] = {}
+REASON_COLUMNS = ["row", "rank", "field", "value", "contribution", "points", "unknown", "reason"]
+# The tabular model's defaults (the row-text gbm head keeps its own: 0.1, 100 rounds, 5 rows).
+TABULAR_LEARNING_RATE = 0.05
+TABULAR_MIN_LEAF = 20
+TABULAR_MAX_ROUNDS = 2000
+FALLBACK_ROUNDS = 100  # too few rows of a class for cross-validation
+_ENCODERS: dict[tuple[str, int, str | None], Any] = {}
 _MEMO: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _MEMO_LIMIT = 200_000
+_ZERO = 1e-12  # |contribution| at or below this is "no change": never listed as a reason
 
 
 class UnknownCategoryWarning(UserWarning):
     """A categorical value was not seen in ``fit``; it is scored as ``"unknown"``."""
 
 
-def _encoder(name: str, max_length: int):
-    """One frozen :class:`TextEncoder` per (model, max_length) and process: loading is slow."""
+class TruncationWarning(UserWarning):
+    """Texts longer than the encoder's ``max_length`` were cut; the end never reaches it."""
+
+
+def _encoder(name: str, max_length: int, cache_dir: str | Path | None = None):
+    """One frozen :class:`TextEncoder` per (model, max_length, cache) and process: loading is
+    slow."""
     from dayzero.text.encoder import TextEncoder
 
-    key = (str(name), int(max_length))
+    key = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
     if key not in _ENCODERS:
-        _ENCODERS[key] = TextEncoder(name, max_length=max_length)
+        _ENCODERS[key] = TextEncoder(name, max_length=max_length, cache_dir=cache_dir)
     return _ENCODERS[key]
 
 
-def _encode(name: str, max_length: int, texts: list[str], batch_size: int) -> np.ndarray:
-    """L2-normalised vectors; each text is encoded once per process (the encoder is frozen)."""
+def _encode(
+    name: str,
+    max_length: int,
+    texts: list[str],
+    batch_size: int,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray:
+    """L2-normalised vectors; each text is encoded once per process (the encoder is frozen),
+    and once per disk cache when ``cache_dir`` is set."""
     key = (str(name), int(max_length))
     memo = _MEMO.setdefault(key, {})
     todo = list(dict.fromkeys(t for t in texts if t not in memo))
@@ -91,11 +140,21 @@ def _encode(name: str, max_length: int, texts: list[str], batch_size: int) -> np
         memo.clear()
         todo = list(dict.fromkeys(texts))
     if todo:
-        vectors = _encoder(name, max_length).encode(todo, batch_size=batch_size, normalize=True)
+        encoder = _encoder(name, max_length, cache_dir)
+        vectors = encoder.encode(todo, batch_size=batch_size, normalize=True)
         memo.update(zip(todo, np.asarray(vectors, dtype=np.float64), strict=True))
     if not texts:
-        return np.zeros((0, _encoder(name, max_length).dim))
+        return np.zeros((0, _encoder(name, max_length, cache_dir).dim))
     return np.stack([memo[t] for t in texts])
+
+
+def _token_counts(name: str, max_length: int, texts: list[str], cache_dir: Any) -> np.ndarray:
+    """Tokens of each text without truncation (special tokens included)."""
+    encoder = _encoder(name, max_length, cache_dir)
+    if not texts:
+        return np.zeros(0, dtype=int)
+    ids = encoder.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+    return np.array([len(i) for i in ids], dtype=int)
 
 
 def _as_frame(X: Any) -> pd.DataFrame:
@@ -125,50 +184,66 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class RiskScorer(ClassifierMixin, BaseEstimator):
-    """Probability of default for applicants from a text encoder over their rows.
+    """Probability of default for applicants: gradient boosting on the table (plus free text
+    when cross-validation says it helps), or a text encoder over the rendered rows.
+
+    Which to use when: the default (``representation="tabular"``) for any applicant table,
+    with or without free-text columns; ``representation="row-text"`` (or ``head=...`` /
+    ``fusion=True``) to score the serialised row with a text encoder, e.g. to study TabLLM-style
+    models or when nearly all of the signal is in prose.
 
     Parameters
     ----------
     encoder : str, default "all-MiniLM-L6-v2"
-        Model name or local folder of the :class:`~dayzero.text.encoder.TextEncoder`.
-    head : {"logistic", "gbm", "encoder"}, default "logistic"
-        ``LogisticRegression`` or LightGBM gradient boosting (``lightgbm.LGBMClassifier``) on
-        the frozen encoder's vectors, or ``"encoder"``: the encoder fine-tuned on the rendered
-        rows is the model (a :class:`~dayzero.risk.text_classifier.TextClassifier`; see
-        ``strategy``). The encoder head reads the text only: ``fusion``, ``sentiment`` and
-        ``monotonic`` need another head.
+        Model name or local folder of the :class:`~dayzero.text.encoder.TextEncoder` (free-text
+        columns on the tabular path; the rendered rows on the row-text path).
+    representation : {"tabular", "row-text"}, optional
+        See the module notes. Default: ``"row-text"`` when ``head`` is given or ``fusion=True``
+        (what those meant before the tabular default), else ``"tabular"``.
+    head : {"logistic", "gbm", "encoder"}, optional
+        Row-text path only: ``LogisticRegression`` or LightGBM gradient boosting on the frozen
+        encoder's vectors, or ``"encoder"``: the encoder fine-tuned on the rendered rows is the
+        model (see ``strategy``). The encoder head reads the text only: ``fusion``,
+        ``sentiment`` and ``monotonic`` need another head. Default ``"logistic"``.
     positive_label : label, optional
         The label that means default; the probability of default is its probability. Default:
         the larger of the two labels (1 for 0/1 targets).
     text_columns : sequence of str, optional
-        Free-text columns (rendered as they are, never flagged as unknown categories).
+        Free-text columns. Tabular path: None detects them (see the module notes), ``[]`` means
+        none. Row-text path: rendered as they are, never flagged as unknown categories.
     fusion : bool, default False
-        Also feed the raw tabular features to the head: one-hot categoricals and standardised
-        numerics (plus the sentiment score when ``sentiment`` is set).
+        Row-text path: also feed the raw tabular features to the head: one-hot categoricals and
+        standardised numerics (plus the sentiment score when ``sentiment`` is set).
     text_weight : float, default 1.0
-        Multiplies the (L2-normalised) text vector before the head: how much the text block
-        counts next to the tabular one under the head's regularisation.
+        Row-text path: multiplies the (L2-normalised) text vector before the head.
     sentiment : callable or TextClassifier, optional
         Scores the ``sentiment_column`` text: a callable ``list[str] -> array`` or an object
-        with ``predict_proba`` (its last column is used), already fitted. Added as one fusion
-        feature. A pretrained component: the scorer never fits it, so ``sklearn.base.clone``
-        (and so ``GridSearchCV``, ``cross_val_score``, ...) keeps this very object instead of
-        an unfitted copy, and ``get_params(deep=True)`` does not expose its parameters (see
-        Notes).
+        with ``predict_proba`` (its last column is used), already fitted. Tabular path: one more
+        text feature, kept only if cross-validation keeps that column's text; row-text path:
+        one fusion feature. A pretrained component: the scorer never fits it, so
+        ``sklearn.base.clone`` keeps this very object (see Notes).
     sentiment_column : str, optional
-        The text column ``sentiment`` reads; defaults to the first of ``text_columns``.
+        The text column ``sentiment`` reads; defaults to the first text column.
     monotonic : dict, optional
         ``{numeric column: +1 | -1}``: probability of default may only rise (+1) or fall (-1)
-        with that column. ``head="gbm"`` with ``fusion=True`` only.
+        with that column. Tabular path, or row-text with ``head="gbm"`` and ``fusion=True``.
+    cv : int, default 5
+        Folds of the stratified cross-validation on the training rows (tabular path) that
+        chooses the number of boosting rounds and whether the text features are kept.
+    text_components : int, default 16
+        Tabular path: principal components kept per free-text column.
     C : float, default 1.0
         Inverse L2 strength of the logistic head (for ``head="encoder"``: of the logistic
         probe that initialises the fine-tuned head, or of the SetFit head).
-    learning_rate, max_iter, max_depth, min_samples_leaf
-        Settings of the gbm head, LightGBM's ``learning_rate``, ``n_estimators`` (boosting
-        rounds), ``max_depth`` (None: no limit; 31 leaves at most) and ``min_child_samples``
-        (see :func:`~dayzero.risk.gbm.gbm_classifier`). The head reads the features the
-        scorer builds: text vector, one-hot categoricals, standardised numerics with a missing
-        value as the training mean.
+    learning_rate : float, optional
+        LightGBM's learning rate. Default: 0.05 (tabular), 0.1 (row-text gbm head).
+    max_iter : int, optional
+        Boosting rounds. Default: chosen on the cross-validation folds (tabular; best mean
+        validation log-loss, up to 2,000 rounds with early stopping), 100 (row-text gbm head).
+    max_depth : int or None, default 3
+        Depth limit of a tree (None: no limit; 31 leaves at most either way).
+    min_samples_leaf : int, optional
+        Fewest rows in a leaf. Default: 20 (tabular), 5 (row-text gbm head).
     strategy : str, default "lora"
         ``head="encoder"``: the transfer strategy that fine-tunes the encoder (``"lora"``,
         ``"full"``, ``"top_k"``, ...; see :func:`~dayzero.text.adapters.strategy_config`).
@@ -181,15 +256,25 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         ``head="encoder"``: fine-tuning (or contrastive) epochs.
     lr : float, default 3e-4
         ``head="encoder"``: learning rate (3e-4 suits LoRA; use ~2e-5 for ``"full"``).
-    labels, units : dict, optional
-        Column -> label / unit for the text (``{"credit_amount": "DM"}``).
+    labels : dict, optional
+        Column -> field label (a str: ``{"credit_amount": "amount of credit"}``) or value
+        labels (a dict: ``{"SEX": {1: "male", 2: "female"}}``), used in the rendered text and
+        in the reasons' wording (see :mod:`dayzero.risk.reasons`). A column with value labels
+        is a categorical.
+    units : dict, optional
+        Column -> unit for the text and the reasons (``{"credit_amount": "DM"}``).
     max_length : int, default 128
-        Encoder input length in tokens.
+        Encoder input length in tokens; longer texts are cut, with a :class:`TruncationWarning`.
+    cache_dir : str or Path, optional
+        Folder of a disk cache of text vectors (:class:`~dayzero.text.cache.EmbeddingCache`,
+        keyed by the encoder's fingerprint): a text is encoded once across processes. Texts
+        are also encoded once per process (in memory) without it.
     base_score, base_odds, pdo : float, default 600, 50, 20
         Points scaling of :meth:`points` (see :class:`~dayzero.risk.scorecard.PointsScale`).
     batch_size : int, default 32
         Encoding batch size; for ``head="encoder"`` also the fine-tuning batch size.
     random_state : int, optional
+        Seed of the folds and of LightGBM.
 
     Attributes
     ----------
@@ -197,16 +282,29 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         The two labels, sorted; ``predict_proba`` columns follow this order.
     positive_label_ : label
         The label whose probability is the probability of default.
+    representation_ : str
+        ``"tabular"`` or ``"row-text"``.
     columns_ : list of str
         Training columns; scoring frames must have exactly these.
-    numeric_columns_, categorical_columns_ : list of str
+    numeric_columns_, categorical_columns_, text_columns_ : list of str
+        How the columns were read (``text_columns_``: the free-text columns found or named).
     categories_ : dict
         Categorical column -> values seen in ``fit``.
+    reference_ : dict
+        Column -> the reference value of the row-text reason codes (median of a numeric, mode
+        of a categorical, None for free text).
+    text_selection_ : dict
+        Tabular path: ``columns`` (the free-text candidates), ``selected`` (the ones kept),
+        ``folds``, ``auc_tabular`` (per fold), one entry per candidate in ``candidates``
+        (``auc`` per fold, ``gain``, ``se``, ``selected``) and ``reason``.
+    truncation_ : dict or None
+        Texts longer than ``max_length`` at fit: ``share``, ``rows``, ``median_tokens``,
+        ``max_tokens``, ``max_length`` (None when nothing was cut).
     n_features_in_ : int
-    head_ : LogisticRegression, GBMHead or TextClassifier
-        The fitted head (:class:`~dayzero.risk.gbm.GBMHead` holds the LightGBM booster).
+    head_ : GBMHead, LogisticRegression or TextClassifier
+        The fitted model (:class:`~dayzero.risk.gbm.GBMHead` holds a LightGBM booster).
     n_iter_ : int
-        Iterations the head ran (the most over classes; epochs for ``head="encoder"``).
+        Boosting rounds (gbm), iterations (logistic) or epochs (``head="encoder"``).
 
     Notes
     -----
@@ -218,22 +316,20 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     works too. The object is shared, not copied: change it and every clone sees the change.
 
     ``score(X, y)`` keeps scikit-learn's meaning (mean accuracy); scorecard points are
-    :meth:`points`. :meth:`explain` measures each field's contribution by occlusion: the change
-    in the model's log-odds of default when that field alone is removed from the row (skipped
-    in the text, training mean / no category in the tabular block). It is exact for this model
-    (it calls the same head on the same features), but contributions need not add up to the
-    score.
+    :meth:`points`.
 
     Examples
     --------
-    >>> scorer = RiskScorer(text_columns=["note"]).fit(applicants, default)  # doctest: +SKIP
-    >>> scorer.points(new_applicants)  # doctest: +SKIP
+    >>> scorer = RiskScorer(labels={"SEX": {1: "male", 2: "female"}})  # doctest: +SKIP
+    >>> scorer.fit(applicants, default).points(new_applicants)  # doctest: +SKIP
+    >>> scorer.explain(new_applicants, top=3)["reason"]  # doctest: +SKIP
     """
 
     def __init__(
         self,
         encoder: str = "all-MiniLM-L6-v2",
-        head: str = "logistic",
+        representation: str | None = None,
+        head: str | None = None,
         positive_label: Any = None,
         text_columns: Sequence[str] | None = None,
         fusion: bool = False,
@@ -241,19 +337,22 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         sentiment: Callable[[list[str]], Any] | Any | None = None,
         sentiment_column: str | None = None,
         monotonic: Mapping[str, int] | None = None,
+        cv: int = 5,
+        text_components: int = 16,
         C: float = 1.0,
-        learning_rate: float = 0.1,
-        max_iter: int = 100,
+        learning_rate: float | None = None,
+        max_iter: int | None = None,
         max_depth: int | None = 3,
-        min_samples_leaf: int = 5,
+        min_samples_leaf: int | None = None,
         strategy: str = "lora",
         strategy_params: Mapping[str, Any] | None = None,
         few_shot: bool = False,
         epochs: int = 3,
         lr: float = 3e-4,
-        labels: Mapping[str, str] | None = None,
+        labels: Mapping[str, Any] | None = None,
         units: Mapping[str, str] | None = None,
         max_length: int = 128,
+        cache_dir: str | Path | None = None,
         base_score: float = 600.0,
         base_odds: float = 50.0,
         pdo: float = 20.0,
@@ -261,6 +360,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         random_state: int | None = None,
     ) -> None:
         self.encoder = encoder
+        self.representation = representation
         self.head = head
         self.positive_label = positive_label
         self.text_columns = text_columns
@@ -269,6 +369,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.sentiment = sentiment
         self.sentiment_column = sentiment_column
         self.monotonic = monotonic
+        self.cv = cv
+        self.text_components = text_components
         self.C = C
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -282,6 +384,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.labels = labels
         self.units = units
         self.max_length = max_length
+        self.cache_dir = cache_dir
         self.base_score = base_score
         self.base_odds = base_odds
         self.pdo = pdo
@@ -329,7 +432,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> RiskScorer:
-        """Learn the head on the applicants ``X`` and binary labels ``y``.
+        """Learn the model on the applicants ``X`` and binary labels ``y``.
 
         Parameters
         ----------
@@ -351,83 +454,29 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 f"Found array with 0 feature(s) (shape={frame.shape}) while a minimum of 1 is "
                 "required."
             )
-        if y is None:
-            raise ValueError("requires y to be passed, but the target y is None")
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            from sklearn.exceptions import DataConversionWarning
-
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is ravelled",
-                DataConversionWarning,
-                stacklevel=2,
-            )
-            y = y.ravel()
-        if y.ndim != 1 or len(y) != len(frame):
-            raise ValueError(f"y must be 1-D with one label per row: {y.shape} vs {len(frame)}")
-        if pd.isna(y).any():
-            raise ValueError("Input y contains NaN: every applicant needs a label")
-        if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.all(np.mod(y, 1) == 0)):
-            raise ValueError("Unknown label type: continuous; RiskScorer needs class labels")
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "y needs samples of at least 2 classes in the data, but the data contains only "
-                f"one class: {self.classes_.tolist()}"
-            )
-        if len(self.classes_) > 2:
-            raise ValueError(
-                "Only binary classification is supported: RiskScorer needs a binary target "
-                f"(default / no default), but y has "
-                f"{len(self.classes_)} classes {self.classes_.tolist()[:10]}; map y to two labels "
-                "first, e.g. y = (status == 'defaulted').astype(int)"
-            )
-        self.positive_label_ = self._resolve_positive_label()
+        y_index = self._fit_target(y, len(frame))
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.columns_ = list(frame.columns)
         self.n_features_in_ = len(self.columns_)
-        texts = set(self.text_columns or [])
-        absent = sorted(texts - set(self.columns_))
+        named = set(self.text_columns or [])
+        absent = sorted(named - set(self.columns_))
         if absent:
-            raise ValueError(f"text_columns {absent} are not columns of X")
-        self.numeric_columns_ = [
-            c for c in self.columns_ if c not in texts and _is_numeric_column(frame[c])
-        ]
-        self.categorical_columns_ = [
-            c for c in self.columns_ if c not in texts and c not in self.numeric_columns_
-        ]
-        self.categories_ = {
-            c: sorted({str(v) for v in frame[c] if not is_missing(v)})
-            for c in self.categorical_columns_
-        }
-        numeric = self._numeric_block(frame)
-        self.numeric_mean_ = np.nanmean(numeric, axis=0) if numeric.size else np.zeros(0)
-        self.numeric_mean_ = np.nan_to_num(self.numeric_mean_)
-        std = np.nanstd(numeric, axis=0) if numeric.size else np.zeros(0)
-        self.numeric_scale_ = np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0)
-        self.sentiment_mean_ = 0.0
-        inputs = self._inputs(frame, fitting=True)
-        if self.head == "encoder":
-            self.head_ = self._make_encoder_head()
-            with warnings.catch_warnings():
-                # The rendered rows are the training texts; nothing for the user to act on.
-                warnings.simplefilter("ignore", FutureWarning)
-                self.head_.fit(inputs, y_index)
-            self.n_iter_ = int(self.epochs)
-            return self
-        if self.head == "gbm":
-            from dayzero.risk.gbm import GBMHead
-
-            self.head_ = GBMHead.fit(inputs, y_index, **self._gbm_params(inputs.shape[1]))
-        else:
-            from sklearn.linear_model import LogisticRegression
-
-            self.head_ = LogisticRegression(
-                C=self.C, max_iter=2000, random_state=self.random_state
-            ).fit(inputs, y_index)
-        self.n_iter_ = int(np.max(self.head_.n_iter_))
-        return self
+            raise ValueError(
+                f"text_columns {absent} are not columns of X (columns: {self.columns_[:20]})"
+            )
+        _, value_labels = split_labels(self.labels)
+        unknown_labels = sorted(set(value_labels) - set(self.columns_))
+        if unknown_labels:
+            raise ValueError(
+                f"labels name columns {unknown_labels} that X does not have; value labels "
+                "are keyed by column name"
+            )
+        self.representation_ = self._representation()
+        self.truncation_ = None
+        if self.representation_ == TABULAR:
+            return self._fit_tabular(frame, y_index)
+        return self._fit_row_text(frame, y_index)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
@@ -438,6 +487,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "head_")
         frame = self._validate(X)
         self._warn_unknown(frame)
+        if self.representation_ == TABULAR:
+            return self._tabular_proba(self._matrix(frame))
+        self._check_truncation(self._texts(frame), fitting=False)
         return self._proba(self._inputs(frame))
 
     def predict_pd(self, X: Any) -> np.ndarray:
@@ -473,7 +525,23 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return self._unknown_table(self._validate(X))
 
     def explain(self, X: Any, top: int = 3) -> pd.DataFrame:
-        """Top reason codes per row by occlusion (see Notes of the class).
+        """Top reason codes per row: each value's contribution to the log-odds of default.
+
+        Value-level on every path, so a value typical of the training rows moves nothing and a
+        high value and a low one of the same field get opposite signs:
+
+        * tabular model: TreeSHAP (LightGBM ``pred_contrib``). Exact for trees, one pass for all
+          rows, and additive: a row's contributions plus the base value (``.attrs
+          ["base_logit"]``) are its log-odds, so points add up too. The alternative below would
+          need one extra scoring per field and its numbers depend on the reference alone; the
+          trees let every value be weighed against the whole training distribution. A free-text
+          column's contribution is the sum over its components (and its sentiment score).
+        * row-text heads: the value is replaced by the training rows' reference value (median
+          of a numeric, mode of a categorical; a free text is removed, it has no reference) and
+          the change in the same model's log-odds is measured. A value equal to the reference
+          contributes exactly zero.
+
+        Contributions of zero are never listed; rows may so get fewer than ``top`` reasons.
 
         Parameters
         ----------
@@ -486,42 +554,61 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         -------
         pandas.DataFrame
             ``row`` (position in X), ``rank`` (1 = main reason), ``field``, ``value``,
-            ``contribution`` (log-odds of default the field adds; > 0 raises risk),
-            ``points`` (points the field costs; ``-factor * contribution``) and ``unknown``
-            (the value was an unseen category, scored as "unknown").
+            ``contribution`` (log-odds of default the value adds; > 0 raises risk),
+            ``points`` (points the value costs; ``-factor * contribution``), ``unknown`` (an
+            unseen category) and ``reason`` (the wording, with value labels:
+            ``"SEX is female (raises risk)"``). ``.attrs`` holds ``method``,
+            ``text_selection`` (tabular) and ``base_logit`` (tabular).
         """
         check_is_fitted(self, "head_")
         positive_int(top, "top")
         frame = self._validate(X)
-        base = self._logit(frame)
-        unknown = self._unknown_table(frame)
-        flagged = set(zip(unknown["row"], unknown["column"], strict=True))
-        rows = []
-        for i in range(len(frame)):
-            one = frame.iloc[[i]]
-            present = [c for c in self.columns_ if not is_missing(one[c].iloc[0])]
-            if not present:
-                continue
-            occluded = pd.concat([one] * len(present), ignore_index=True)
-            occluded = occluded.astype(object)
-            for j, column in enumerate(present):
-                occluded.iat[j, self.columns_.index(column)] = None
-            contribution = base[i] - self._logit(occluded)
-            order = np.argsort(-contribution, kind="stable")[:top]
-            for rank, j in enumerate(order, start=1):
-                rows.append(
-                    {
-                        "row": i,
-                        "rank": rank,
-                        "field": present[j],
-                        "value": one[present[j]].iloc[0],
-                        "contribution": float(contribution[j]),
-                        "points": float(-self.scale.factor * contribution[j]),
-                        "unknown": (i, present[j]) in flagged,
-                    }
-                )
-        columns = ["row", "rank", "field", "value", "contribution", "points", "unknown"]
-        return pd.DataFrame(rows, columns=columns)
+        if self.representation_ == TABULAR:
+            per_column, base = self._tabular_contributions(frame)
+            attrs = {
+                "method": "TreeSHAP (LightGBM pred_contrib), log-odds of default",
+                "text_selection": self.text_selection_,
+                "base_logit": base,
+            }
+        else:
+            per_column = self._reference_contributions(frame)
+            attrs = {"method": "value replaced by the training reference (median / mode)"}
+        table = self._reason_table(frame, per_column, top)
+        table.attrs.update(attrs)
+        return table
+
+    def describe(self) -> dict[str, Any]:
+        """What was fitted, in words and numbers: representation, columns, the text decision.
+
+        Returns
+        -------
+        dict
+            ``representation``, ``head``, ``columns`` (numeric / categorical / text),
+            ``rounds``, ``text_selection`` (tabular), ``truncation`` and ``summary`` (a
+            sentence, e.g. for a report).
+        """
+        check_is_fitted(self, "head_")
+        out: dict[str, Any] = {
+            "representation": self.representation_,
+            "head": self._head_kind(),
+            "columns": {
+                "numeric": self.numeric_columns_,
+                "categorical": self.categorical_columns_,
+                "text": self.text_columns_,
+            },
+            "rounds": self.n_iter_,
+            "truncation": self.truncation_,
+        }
+        if self.representation_ == TABULAR:
+            out["text_selection"] = self.text_selection_
+            out["summary"] = (
+                f"LightGBM on {len(self.numeric_columns_)} numeric and "
+                f"{len(self.categorical_columns_)} categorical columns, {self.n_iter_} rounds; "
+                + self.text_selection_["reason"]
+            )
+        else:
+            out["summary"] = f"{self._head_kind()} head on the rendered rows ({self.encoder})"
+        return out
 
     def report(self, X: Any, y: Any, reference: Any = None) -> Any:
         """The risk report (AUC, Gini, KS deciles, calibration, PSI) of this model on ``X, y``.
@@ -536,6 +623,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         Returns
         -------
         dayzero.risk.report.RiskReport
+            PSI per feature covers the numeric and categorical columns (a free text has no
+            bins); :meth:`describe` says what the model reads.
         """
         from dayzero.risk.report import build_risk_report
 
@@ -561,11 +650,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """Write a ``"risk-scorer"`` artifact (:mod:`dayzero.core.artifact`: ``dayzero.json`` +
         ``weights.safetensors``, the fine-tuned encoder head as the part ``head/``).
 
-        Every head is saved without pickle: the logistic head's coefficients, the gbm booster as
-        LightGBM's model text inside the JSON (:meth:`GBMHead.to_json
-        <dayzero.risk.gbm.GBMHead.to_json>`), and the fine-tuned encoder through
-        :meth:`TextClassifier.save <dayzero.risk.text_classifier.TextClassifier.save>`. A frozen
-        encoder is stored by name only.
+        Every model is saved without pickle: LightGBM boosters (the tabular model, the gbm
+        head) as LightGBM's model text inside the JSON (:meth:`GBMHead.to_json
+        <dayzero.risk.gbm.GBMHead.to_json>`), the text reductions and the logistic head's
+        coefficients as safetensors, the text decision, categories and references as JSON, and
+        the fine-tuned encoder through :meth:`TextClassifier.save
+        <dayzero.risk.text_classifier.TextClassifier.save>`. A frozen encoder is stored by name.
         """
         check_is_fitted(self, "head_")
         if self.sentiment is not None:
@@ -575,36 +665,49 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             )
         folder = Path(path)
         params = {k: v for k, v in self.get_params().items() if k != "sentiment"}
-        for key in ("text_columns",):
-            params[key] = list(params[key]) if params[key] is not None else None
-        tensors = {
-            "numeric_mean": np.asarray(self.numeric_mean_, dtype=np.float64),
-            "numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float64),
-        }
-        head_state = None
-        if self.head == "logistic":
-            tensors["coef"] = np.ascontiguousarray(self.head_.coef_, dtype=np.float64)
-            tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, dtype=np.float64)
-        elif self.head == "gbm":
-            head_state = self.head_.to_json()
+        params["text_columns"] = (
+            list(params["text_columns"]) if params["text_columns"] is not None else None
+        )
+        params["cache_dir"] = None if self.cache_dir is None else str(self.cache_dir)
+        fields, values = split_labels(self.labels)
+        params["labels"] = None if self.labels is None else {**fields, **values}
         state = {
+            "representation": self.representation_,
             "classes": self.classes_.tolist(),
             "positive_label": self.classes_.tolist()[self._pd_column()],
             "columns": self.columns_,
             "numeric_columns": self.numeric_columns_,
             "categorical_columns": self.categorical_columns_,
+            "text_columns": self.text_columns_,
             "categories": self.categories_,
+            "reference": self.reference_,
+            "truncation": self.truncation_,
             "feature_names_in": (
                 self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None
             ),
-            "sentiment_mean": self.sentiment_mean_,
             "n_iter": self.n_iter_,
-            "head_state": head_state,
+            "head_state": None,
         }
+        tensors: dict[str, np.ndarray] = {}
+        if self.representation_ == TABULAR:
+            state["head_state"] = self.head_.to_json()
+            state["text_selection"] = self.text_selection_
+            state["feature_columns"] = self.feature_columns_
+            for i, column in enumerate(self.text_selection_["selected"]):
+                tensors.update(self.reducers_[column].to_arrays(f"text.{i}"))
+        else:
+            state["sentiment_mean"] = self.sentiment_mean_
+            tensors["numeric_mean"] = np.asarray(self.numeric_mean_, dtype=np.float64)
+            tensors["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float64)
+            if self._head_kind() == "logistic":
+                tensors["coef"] = np.ascontiguousarray(self.head_.coef_, dtype=np.float64)
+                tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, np.float64)
+            elif self._head_kind() == "gbm":
+                state["head_state"] = self.head_.to_json()
         params = json.loads(json.dumps(params, default=_json_default))
         state = json.loads(json.dumps(state, default=_json_default))
-        save_artifact(folder, Artifact(ARTIFACT_KIND, self.head, params, state, tensors))
-        if self.head == "encoder":
+        save_artifact(folder, Artifact(ARTIFACT_KIND, self._head_kind(), params, state, tensors))
+        if self._head_kind() == "encoder":
             self.head_.save(folder / ENCODER_HEAD_DIR)
         return folder
 
@@ -617,10 +720,19 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """
         from sklearn.linear_model import LogisticRegression
 
+        from dayzero.risk.gbm import GBMHead
+
         folder = Path(path)
         artifact = load_artifact(folder, ARTIFACT_KIND)
         state, weights = artifact.state, artifact.arrays
-        model = cls(**artifact.params)
+        params = dict(artifact.params)
+        # Saved before the tabular default: those models are row-text models.
+        representation = state.get("representation", ROW_TEXT)
+        if representation == ROW_TEXT and "representation" not in params:
+            params["representation"] = ROW_TEXT
+            params["head"] = params.get("head") or "logistic"
+        model = cls(**params)
+        model.representation_ = representation
         model.classes_ = np.asarray(state["classes"])
         model.positive_label_ = model.classes_[
             model.classes_.tolist().index(state["positive_label"])
@@ -631,20 +743,30 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         model.numeric_columns_ = list(state["numeric_columns"])
         model.categorical_columns_ = list(state["categorical_columns"])
+        model.text_columns_ = list(state.get("text_columns") or model.text_columns or [])
         model.categories_ = {k: list(v) for k, v in state["categories"].items()}
-        model.sentiment_mean_ = float(state["sentiment_mean"])
+        model.reference_ = dict(state.get("reference") or {})
+        model.truncation_ = state.get("truncation")
         model.n_iter_ = int(state["n_iter"])
+        if representation == TABULAR:
+            model.head_ = GBMHead.from_json(state["head_state"])
+            model.text_selection_ = state["text_selection"]
+            model.feature_columns_ = list(state["feature_columns"])
+            model.reducers_ = {
+                column: tabular.TextReducer.from_arrays(weights, f"text.{i}")
+                for i, column in enumerate(model.text_selection_["selected"])
+            }
+            return model
+        model.sentiment_mean_ = float(state["sentiment_mean"])
         model.numeric_mean_ = weights["numeric_mean"]
         model.numeric_scale_ = weights["numeric_scale"]
-        if model.head == "logistic":
+        if model._head_kind() == "logistic":
             head = LogisticRegression()
             head.coef_ = weights["coef"]
             head.intercept_ = weights["intercept"]
             head.classes_ = np.arange(len(model.classes_))
             head.n_features_in_ = head.coef_.shape[1]
-        elif model.head == "gbm":
-            from dayzero.risk.gbm import GBMHead
-
+        elif model._head_kind() == "gbm":
             head = GBMHead.from_json(state["head_state"])
         else:
             from dayzero.risk.text_classifier import TextClassifier
@@ -653,12 +775,37 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         model.head_ = head
         return model
 
-    # ---- internals ----------------------------------------------------------------------------
+    # ---- parameters and target ----------------------------------------------------------------
+
+    def _representation(self) -> str:
+        if self.representation is None:
+            return ROW_TEXT if (self.head is not None or self.fusion) else TABULAR
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}"
+            )
+        return self.representation
+
+    def _head_kind(self) -> str:
+        if self._representation() == TABULAR:
+            return "tabular-gbm"
+        return self.head or "logistic"
 
     def _check_params(self) -> None:
-        if self.head not in HEADS:
+        representation = self._representation()
+        if self.head is not None and self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        if self.head == "encoder":
+        if representation == TABULAR:
+            if self.head is not None or self.fusion:
+                raise ValueError(
+                    "representation='tabular' reads the columns with LightGBM itself: head and "
+                    "fusion belong to representation='row-text' (drop them, or pass "
+                    "representation='row-text')"
+                )
+            positive_int(self.cv, "cv")
+            positive_int(self.text_components, "text_components")
+        head = self._head_kind()
+        if head == "encoder":
             if self.fusion:
                 raise ValueError(
                     "head='encoder' scores the rendered text alone; fusion=True (and sentiment, "
@@ -670,17 +817,54 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     "few_shot=True; a frozen encoder with a logistic head is head='logistic'"
                 )
         if self.monotonic:
-            if self.head != "gbm" or not self.fusion:
+            if representation == ROW_TEXT and (head != "gbm" or not self.fusion):
                 raise ValueError(
-                    "monotonic constraints need head='gbm' and fusion=True (they act on the raw "
-                    "numeric features)"
+                    "monotonic constraints need the default tabular model, or head='gbm' with "
+                    "fusion=True (they act on the raw numeric features)"
                 )
             bad = {k: v for k, v in self.monotonic.items() if v not in (-1, 1)}
             if bad:
                 raise ValueError(f"monotonic values must be +1 or -1, got {bad}")
-        if self.sentiment is not None and not self.fusion:
+        if self.sentiment is not None and representation == ROW_TEXT and not self.fusion:
             raise ValueError("sentiment needs fusion=True (the score is a tabular feature)")
+        split_labels(self.labels)
         self.scale  # noqa: B018 - validates base_score / base_odds / pdo early
+
+    def _fit_target(self, y: Any, n_rows: int) -> np.ndarray:
+        """Checks ``y``; sets ``classes_`` and ``positive_label_``; label indices 0 / 1."""
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is ravelled",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y = y.ravel()
+        if y.ndim != 1 or len(y) != n_rows:
+            raise ValueError(f"y must be 1-D with one label per row: {y.shape} vs {n_rows}")
+        if pd.isna(y).any():
+            raise ValueError("Input y contains NaN: every applicant needs a label")
+        if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.all(np.mod(y, 1) == 0)):
+            raise ValueError("Unknown label type: continuous; RiskScorer needs class labels")
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "y needs samples of at least 2 classes in the data, but the data contains only "
+                f"one class: {self.classes_.tolist()}"
+            )
+        if len(self.classes_) > 2:
+            raise ValueError(
+                "Only binary classification is supported: RiskScorer needs a binary target "
+                f"(default / no default), but y has "
+                f"{len(self.classes_)} classes {self.classes_.tolist()[:10]}; map y to two labels "
+                "first, e.g. y = (status == 'defaulted').astype(int)"
+            )
+        self.positive_label_ = self._resolve_positive_label()
+        return y_index
 
     def _resolve_positive_label(self) -> Any:
         """``positive_label`` as one of ``classes_``, or a ValueError that says what to pass."""
@@ -697,6 +881,290 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     def _pd_column(self) -> int:
         return int(np.flatnonzero(self.classes_ == self.positive_label_)[0])
+
+    def _reference_values(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """Median of each numeric, mode of each categorical, None for free text (JSON values)."""
+        reference: dict[str, Any] = {}
+        for column in self.numeric_columns_:
+            values = pd.to_numeric(frame[column], errors="coerce").dropna()
+            reference[column] = float(values.median()) if len(values) else None
+        for column in self.categorical_columns_:
+            values = [v for v in tabular.canonical_array(frame[column]) if v is not None]
+            reference[column] = pd.Series(values).mode().iloc[0] if values else None
+        for column in self.text_columns_:
+            reference[column] = None
+        return reference
+
+    # ---- tabular path -------------------------------------------------------------------------
+
+    def _booster_params(self, n_features: int, numeric_at: Mapping[str, int]) -> dict[str, Any]:
+        from dayzero.risk.gbm import booster_params
+
+        constraints = None
+        if self.monotonic:
+            unknown = sorted(set(self.monotonic) - set(self.numeric_columns_))
+            if unknown:
+                raise ValueError(
+                    f"monotonic columns {unknown} are not numeric columns of X "
+                    f"(numeric: {self.numeric_columns_})"
+                )
+            constraints = np.zeros(n_features, dtype=int)
+            for column, sign in self.monotonic.items():
+                constraints[numeric_at[column]] = sign
+        return booster_params(
+            learning_rate=(
+                TABULAR_LEARNING_RATE if self.learning_rate is None else self.learning_rate
+            ),
+            max_depth=self.max_depth,
+            min_samples_leaf=(
+                TABULAR_MIN_LEAF if self.min_samples_leaf is None else self.min_samples_leaf
+            ),
+            monotonic_cst=constraints,
+            random_state=self.random_state,
+        )
+
+    def _folds(self, y01: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import StratifiedKFold
+
+        splits = min(int(self.cv), int(np.bincount(y01, minlength=2).min()))
+        if splits < 2:
+            return []
+        seed = 0 if self.random_state is None else self.random_state
+        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+        return list(folds.split(np.zeros(len(y01)), y01))
+
+    def _fit_tabular(self, frame: pd.DataFrame, y_index: np.ndarray) -> RiskScorer:
+        from dayzero.risk.gbm import cross_validate, fit_booster
+
+        _, value_labels = split_labels(self.labels)
+        numeric, categorical, text = tabular.split_columns(
+            frame, self.text_columns, categorical_override=value_labels
+        )
+        self.numeric_columns_, self.categorical_columns_, self.text_columns_ = (
+            numeric,
+            categorical,
+            text,
+        )
+        frame = self._coerce_numeric(frame)
+        self.categories_ = tabular.fit_categories(frame, categorical)
+        self.reference_ = self._reference_values(frame)
+        if self.sentiment is not None:
+            self._sentiment_source()  # fails early when there is no text column to read
+        y01 = (y_index == self._pd_column()).astype(int)
+        base, _ = self._base_matrix(frame)
+        categorical_at = list(range(len(numeric), len(numeric) + len(categorical)))
+        numeric_at = {c: i for i, c in enumerate(numeric)}
+        blocks = {}
+        self.reducers_ = {}
+        if text:
+            self._check_truncation_columns(frame, text)
+            for column in text:
+                self.reducers_[column] = self._fit_reducer(frame[column])
+                block = self._text_block(frame, column)
+                if block.shape[1]:
+                    blocks[column] = block
+        folds = self._folds(y01)
+        selection: dict[str, Any] = {
+            "columns": list(text),
+            "selected": [],
+            "folds": len(folds),
+            "rule": "kept when the mean fold gain in AUC exceeds its standard error",
+            "candidates": {},
+        }
+        if not folds:
+            rounds = self.max_iter or FALLBACK_ROUNDS
+            selection["auc_tabular"] = []
+            selection["reason"] = (
+                "too few rows of a class for cross-validation: tabular columns only"
+                + (f", {len(text)} text column(s) left out" if text else "")
+            )
+        else:
+            params = self._booster_params(base.shape[1], numeric_at)
+            common = {"rounds": self.max_iter, "max_rounds": TABULAR_MAX_ROUNDS}
+            plain = cross_validate(base, y01, folds, params, categorical_at, **common)
+            rounds = plain["rounds"]
+            selection["auc_tabular"] = plain["fold_auc"]
+            for column, block in blocks.items():
+                full = np.hstack([base, block])
+                params = self._booster_params(full.shape[1], numeric_at)
+                result = cross_validate(full, y01, folds, params, categorical_at, **common)
+                gain = np.asarray(result["fold_auc"]) - np.asarray(plain["fold_auc"])
+                se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
+                keep = bool(gain.mean() > 0 and gain.mean() > se)
+                selection["candidates"][column] = {
+                    "auc": result["fold_auc"],
+                    "rounds": result["rounds"],
+                    "gain": float(gain.mean()),
+                    "se": se,
+                    "selected": keep,
+                }
+                if keep:
+                    selection["selected"].append(column)
+            chosen = selection["selected"]
+            if len(chosen) == 1:
+                rounds = selection["candidates"][chosen[0]]["rounds"]
+            elif len(chosen) > 1:
+                full = np.hstack([base] + [blocks[c] for c in chosen])
+                params = self._booster_params(full.shape[1], numeric_at)
+                together = cross_validate(full, y01, folds, params, categorical_at, **common)
+                selection["auc_selected"] = together["fold_auc"]
+                rounds = together["rounds"]
+            selection["reason"] = self._selection_reason(selection)
+        self.text_selection_ = selection
+        for column in text:
+            if column not in selection["selected"]:
+                del self.reducers_[column]
+        matrix = np.hstack([base] + [blocks[c] for c in selection["selected"]])
+        self.feature_columns_ = (
+            numeric
+            + categorical
+            + [c for c in selection["selected"] for _ in range(blocks[c].shape[1])]
+        )
+        params = self._booster_params(matrix.shape[1], numeric_at)
+        self.head_ = fit_booster(matrix, y01, params, rounds, categorical_at)
+        self.n_iter_ = int(self.head_.n_iter_)
+        return self
+
+    @staticmethod
+    def _selection_reason(selection: Mapping[str, Any]) -> str:
+        if not selection["columns"]:
+            return "no free-text columns: the tabular model alone"
+        parts = []
+        base = float(np.mean(selection["auc_tabular"]))
+        for column, result in selection["candidates"].items():
+            verdict = "kept" if result["selected"] else "left out"
+            parts.append(
+                f"text column {column!r} {verdict} (CV AUC {base:.3f} -> "
+                f"{np.mean(result['auc']):.3f}, gain {result['gain']:+.4f} +/- {result['se']:.4f} "
+                f"over {selection['folds']} folds)"
+            )
+        return "; ".join(parts)
+
+    def _coerce_numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        for column in self.numeric_columns_:
+            if not _is_numeric_column(frame[column]):
+                frame[column] = pd.to_numeric(
+                    frame[column].map(lambda v: None if is_missing(v) else v), errors="coerce"
+                )
+        return frame
+
+    def _base_matrix(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Numeric values and category codes (NaN = missing / unseen); the unseen mask."""
+        n = len(frame)
+        numeric = (
+            frame[self.numeric_columns_].to_numpy(dtype=np.float64)
+            if self.numeric_columns_
+            else np.zeros((n, 0))
+        )
+        codes = np.zeros((n, len(self.categorical_columns_)))
+        unseen = np.zeros((n, len(self.categorical_columns_)), dtype=bool)
+        for j, column in enumerate(self.categorical_columns_):
+            codes[:, j], unseen[:, j] = tabular.category_codes(
+                frame[column], self.categories_[column]
+            )
+        return np.hstack([numeric, codes]), unseen
+
+    def _fit_reducer(self, series: pd.Series) -> tabular.TextReducer:
+        texts = tabular.present_texts(series)
+        present = [t for t in texts if t is not None]
+        vectors = self._text_vectors(present)
+        dim = vectors.shape[1] if len(present) else 0
+        reducer = tabular.TextReducer(self.text_components)
+        return reducer.fit(vectors if len(present) else np.zeros((0, dim)))
+
+    def _text_vectors(self, texts: list[str]) -> np.ndarray:
+        return _encode(self.encoder, self.max_length, texts, self.batch_size, self.cache_dir)
+
+    def _text_block(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        """The reduced text features of one column (plus the sentiment score if it reads it)."""
+        texts = tabular.present_texts(frame[column])
+        present = np.array([t is not None for t in texts], dtype=bool)
+        chosen = [t for t in texts if t is not None]
+        vectors = self._text_vectors(chosen) if chosen else None
+        block = self.reducers_[column].transform(vectors, present)
+        if self.sentiment is not None and column == self._sentiment_source():
+            scores = np.full(len(texts), np.nan)
+            if chosen:
+                scores[present] = self._score_sentiment(chosen)
+            block = np.hstack([block, scores[:, None]])
+        return block
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The tabular model's input for validated rows."""
+        base, _ = self._base_matrix(frame)  # validated: numerics are numbers
+        selected = self.text_selection_["selected"]
+        if not selected:
+            return base
+        blocks = [self._text_block(frame, c) for c in selected]
+        return np.hstack([base, *blocks])
+
+    def _tabular_proba(self, matrix: np.ndarray) -> np.ndarray:
+        p = self.head_.predict_proba(matrix)[:, 1]
+        if not np.all(np.isfinite(p)):
+            raise FloatingPointError("the model produced a non-finite probability; check input")
+        proba = np.empty((len(p), 2))
+        proba[:, self._pd_column()] = p
+        proba[:, 1 - self._pd_column()] = 1.0 - p
+        return proba
+
+    def _tabular_contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
+        """Per row and column, the TreeSHAP log-odds of default; the base value."""
+        from dayzero.risk.gbm import contributions
+
+        shap = contributions(self.head_, self._matrix(frame))
+        groups = np.zeros((len(self.feature_columns_), len(self.columns_)))
+        for i, column in enumerate(self.feature_columns_):
+            groups[i, self.columns_.index(column)] = 1.0
+        return shap[:, :-1] @ groups, float(shap[0, -1]) if len(shap) else 0.0
+
+    # ---- row-text path ------------------------------------------------------------------------
+
+    def _fit_row_text(self, frame: pd.DataFrame, y_index: np.ndarray) -> RiskScorer:
+        texts = set(self.text_columns or [])
+        _, value_labels = split_labels(self.labels)
+        self.text_columns_ = [c for c in self.columns_ if c in texts]
+        self.numeric_columns_ = [
+            c
+            for c in self.columns_
+            if c not in texts and c not in value_labels and _is_numeric_column(frame[c])
+        ]
+        self.categorical_columns_ = [
+            c for c in self.columns_ if c not in texts and c not in self.numeric_columns_
+        ]
+        self.categories_ = {
+            c: sorted({str(v) for v in frame[c] if not is_missing(v)})
+            for c in self.categorical_columns_
+        }
+        self.reference_ = self._reference_values(frame)
+        numeric = self._numeric_block(frame)
+        self.numeric_mean_ = np.nanmean(numeric, axis=0) if numeric.size else np.zeros(0)
+        self.numeric_mean_ = np.nan_to_num(self.numeric_mean_)
+        std = np.nanstd(numeric, axis=0) if numeric.size else np.zeros(0)
+        self.numeric_scale_ = np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0)
+        self.sentiment_mean_ = 0.0
+        self._check_truncation(self._texts(frame), fitting=True)
+        inputs = self._inputs(frame, fitting=True)
+        if self._head_kind() == "encoder":
+            self.head_ = self._make_encoder_head()
+            with warnings.catch_warnings():
+                # The rendered rows are the training texts; nothing for the user to act on.
+                warnings.simplefilter("ignore", FutureWarning)
+                self.head_.fit(inputs, y_index)
+            self.n_iter_ = int(self.epochs)
+            return self
+        if self._head_kind() == "gbm":
+            from dayzero.risk.gbm import GBMHead
+
+            self.head_ = GBMHead.fit(inputs, y_index, **self._gbm_params(inputs.shape[1]))
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            self.head_ = LogisticRegression(
+                C=self.C, max_iter=2000, random_state=self.random_state
+            ).fit(inputs, y_index)
+        self.n_iter_ = int(np.max(self.head_.n_iter_))
+        return self
 
     def _make_encoder_head(self):
         from dayzero.risk.text_classifier import TextClassifier
@@ -729,16 +1197,81 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             for column, sign in self.monotonic.items():
                 constraints[start + self.numeric_columns_.index(column)] = sign
         return {
-            "learning_rate": self.learning_rate,
-            "max_iter": self.max_iter,
+            "learning_rate": 0.1 if self.learning_rate is None else self.learning_rate,
+            "max_iter": 100 if self.max_iter is None else self.max_iter,
             "max_depth": self.max_depth,
-            "min_samples_leaf": self.min_samples_leaf,
+            "min_samples_leaf": 5 if self.min_samples_leaf is None else self.min_samples_leaf,
             "monotonic_cst": constraints,
             "random_state": self.random_state,
         }
 
     def _tabular_offset(self) -> int:
-        return _encoder(self.encoder, self.max_length).dim
+        return _encoder(self.encoder, self.max_length, self.cache_dir).dim
+
+    def _check_truncation(self, texts: list[str], fitting: bool) -> None:
+        """Warn (and at fit record ``truncation_``) when rendered rows exceed ``max_length``."""
+        counts = _token_counts(self.encoder, self.max_length, texts, self.cache_dir)
+        limit = int(_encoder(self.encoder, self.max_length, self.cache_dir).max_length)
+        cut = counts > limit
+        if fitting:
+            self.truncation_ = None
+        if not cut.any():
+            return
+        record = {
+            "share": float(cut.mean()),
+            "rows": int(cut.sum()),
+            "median_tokens": float(np.median(counts)),
+            "max_tokens": int(counts.max()),
+            "max_length": limit,
+        }
+        if fitting:
+            self.truncation_ = record
+        warnings.warn(
+            f"{record['share']:.0%} of the rendered rows ({record['rows']} of {len(texts)}) are "
+            f"longer than max_length={limit} tokens (median {record['median_tokens']:.0f}, "
+            f"max {record['max_tokens']}): the encoder never sees the fields after token "
+            f"{limit}. Fix: use the default RiskScorer() (representation='tabular'), which "
+            "reads every column and sends only free-text columns (text_columns=...) to the "
+            "encoder; or raise max_length (slower, and capped by the encoder).",
+            TruncationWarning,
+            stacklevel=4,
+        )
+
+    def _check_truncation_columns(self, frame: pd.DataFrame, columns: list[str]) -> None:
+        """Tabular path: warn when free texts exceed ``max_length`` (they are cut there)."""
+        for column in columns:
+            texts = tabular.present_texts(frame[column])
+            distinct = list(dict.fromkeys(t for t in texts if t is not None))
+            counts = dict(
+                zip(
+                    distinct,
+                    _token_counts(self.encoder, self.max_length, distinct, self.cache_dir),
+                    strict=True,
+                )
+            )
+            limit = int(_encoder(self.encoder, self.max_length, self.cache_dir).max_length)
+            rows = np.array([counts[t] for t in texts if t is not None], dtype=int)
+            if not len(rows) or not (rows > limit).any():
+                continue
+            share = float((rows > limit).mean())
+            self.truncation_ = {
+                "column": column,
+                "share": share,
+                "rows": int((rows > limit).sum()),
+                "median_tokens": float(np.median(rows)),
+                "max_tokens": int(rows.max()),
+                "max_length": limit,
+            }
+            warnings.warn(
+                f"text column {column!r}: {share:.0%} of its texts are longer than "
+                f"max_length={limit} tokens (median {np.median(rows):.0f}, max {rows.max()}); "
+                "the encoder reads their first tokens only. Fix: raise max_length (slower, "
+                "capped by the encoder) or shorten the texts.",
+                TruncationWarning,
+                stacklevel=4,
+            )
+
+    # ---- shared internals ---------------------------------------------------------------------
 
     def _validate(self, X: Any) -> pd.DataFrame:
         frame = _as_frame(X)
@@ -769,13 +1302,24 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             frame[column] = converted
         return frame
 
+    def _unseen_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """``(rows, categorical columns)``: present values never seen in ``fit``."""
+        mask = np.zeros((len(frame), len(self.categorical_columns_)), dtype=bool)
+        for j, column in enumerate(self.categorical_columns_):
+            if self.representation_ == TABULAR:
+                mask[:, j] = tabular.category_codes(frame[column], self.categories_[column])[1]
+            else:
+                seen = set(self.categories_[column])
+                mask[:, j] = [not is_missing(v) and str(v) not in seen for v in frame[column]]
+        return mask
+
     def _unknown_table(self, frame: pd.DataFrame) -> pd.DataFrame:
+        mask = self._unseen_mask(frame)
         rows = []
-        for column in self.categorical_columns_:
-            seen = set(self.categories_[column])
-            for i, value in enumerate(frame[column]):
-                if not is_missing(value) and str(value) not in seen:
-                    rows.append({"row": i, "column": column, "value": value})
+        for i, j in zip(*np.nonzero(mask), strict=True):
+            column = self.categorical_columns_[j]
+            value = frame.iat[int(i), self.columns_.index(column)]
+            rows.append({"row": int(i), "column": column, "value": value})
         return pd.DataFrame(rows, columns=["row", "column", "value"])
 
     def _warn_unknown(self, frame: pd.DataFrame) -> None:
@@ -790,14 +1334,32 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
 
+    def _sentiment_source(self) -> str:
+        column = self.sentiment_column or (list(self.text_columns_ or []) or [None])[0]
+        if column is None or column not in self.columns_:
+            raise ValueError(
+                "sentiment needs sentiment_column (or a text column, see text_columns) naming a "
+                "column of X"
+            )
+        return column
+
+    def _score_sentiment(self, texts: list[str]) -> np.ndarray:
+        if hasattr(self.sentiment, "predict_proba"):
+            return np.asarray(self.sentiment.predict_proba(texts), dtype=float)[:, -1]
+        return np.asarray(self.sentiment(texts), dtype=float).reshape(-1)
+
     def _texts(self, frame: pd.DataFrame) -> list[str]:
+        fields, value_labels = split_labels(self.labels)
         records = frame.to_dict(orient="records")
         for record in records:
             for column in self.categorical_columns_:
                 value = record[column]
                 if not is_missing(value) and str(value) not in self.categories_[column]:
                     record[column] = UNKNOWN
-        texts = [serialize_row(r, labels=self.labels, units=self.units) for r in records]
+            for column, names in value_labels.items():
+                if record.get(column) != UNKNOWN:
+                    record[column] = labelled(record[column], names)
+        texts = [serialize_row(r, labels=fields, units=self.units) for r in records]
         return [text if text.strip() else EMPTY_ROW for text in texts]
 
     def _numeric_block(self, frame: pd.DataFrame) -> np.ndarray:
@@ -813,22 +1375,19 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         keep = [i for i, t in enumerate(texts) if t]
         scores = np.full(len(texts), self.sentiment_mean_, dtype=float)
         if keep:
-            chosen = [texts[i] for i in keep]
-            if hasattr(self.sentiment, "predict_proba"):
-                values = np.asarray(self.sentiment.predict_proba(chosen))[:, -1]
-            else:
-                values = np.asarray(self.sentiment(chosen), dtype=float).reshape(-1)
-            scores[keep] = values
+            scores[keep] = self._score_sentiment([texts[i] for i in keep])
         return scores
 
     def _inputs(self, frame: pd.DataFrame, fitting: bool = False) -> np.ndarray | list[str]:
-        """What the head reads: the rendered texts (encoder head) or the feature matrix."""
-        if self.head == "encoder":
+        """What the row-text head reads: the rendered texts (encoder head) or the features."""
+        if self._head_kind() == "encoder":
             return self._texts(frame)
         return self._features(frame, fitting=fitting)
 
     def _features(self, frame: pd.DataFrame, fitting: bool = False) -> np.ndarray:
-        vectors = _encode(self.encoder, self.max_length, self._texts(frame), self.batch_size)
+        vectors = _encode(
+            self.encoder, self.max_length, self._texts(frame), self.batch_size, self.cache_dir
+        )
         parts = [float(self.text_weight) * vectors]
         if self.fusion:
             numeric = self._numeric_block(frame)
@@ -856,6 +1415,72 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         p = self._proba(self._inputs(frame))[:, self._pd_column()]
         p = np.clip(p, 1e-12, 1 - 1e-12)
         return np.log(p / (1 - p))
+
+    def _differs_from_reference(self, value: Any, column: str) -> bool:
+        reference = self.reference_.get(column)
+        if is_missing(value) or reference is None:
+            return not (is_missing(value) and reference is None)
+        if column in self.numeric_columns_:
+            return float(value) != float(reference)
+        return tabular.canonical(value) != tabular.canonical(reference)
+
+    def _reference_contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Row-text heads: log-odds(row) - log-odds(row with the value set to the reference)."""
+        base = self._logit(frame)
+        out = np.zeros((len(frame), len(self.columns_)))
+        where, replaced = [], []
+        for i in range(len(frame)):
+            for k, column in enumerate(self.columns_):
+                if self._differs_from_reference(frame.iat[i, k], column):
+                    where.append((i, k))
+                    replaced.append(i)
+        if not where:
+            return out
+        changed = frame.iloc[replaced].astype(object).reset_index(drop=True)
+        for j, (_, k) in enumerate(where):
+            changed.iat[j, k] = self.reference_.get(self.columns_[k])
+        logits = self._logit(changed)
+        for j, (i, k) in enumerate(where):
+            out[i, k] = base[i] - logits[j]
+        return out
+
+    def _reason_table(self, frame: pd.DataFrame, per_column: np.ndarray, top: int) -> pd.DataFrame:
+        fields, value_labels = split_labels(self.labels)
+        units = dict(self.units or {})
+        unseen = self._unseen_mask(frame)
+        at = {c: j for j, c in enumerate(self.categorical_columns_)}
+        rows = []
+        for i in range(len(frame)):
+            contribution = per_column[i]
+            order = [
+                k for k in np.argsort(-contribution, kind="stable") if abs(contribution[k]) > _ZERO
+            ]
+            for rank, k in enumerate(order[:top], start=1):
+                column = self.columns_[k]
+                value = frame.iat[i, k]
+                unknown = bool(column in at and unseen[i, at[column]])
+                rows.append(
+                    {
+                        "row": i,
+                        "rank": rank,
+                        "field": column,
+                        "value": value,
+                        "contribution": float(contribution[k]),
+                        "points": float(-self.scale.factor * contribution[k]),
+                        "unknown": unknown,
+                        "reason": reason_text(
+                            column,
+                            value,
+                            float(contribution[k]),
+                            fields,
+                            value_labels,
+                            units,
+                            unknown=unknown,
+                            is_text=column in self.text_columns_,
+                        ),
+                    }
+                )
+        return pd.DataFrame(rows, columns=REASON_COLUMNS)
 
 
 def _json_default(value: Any) -> Any:
