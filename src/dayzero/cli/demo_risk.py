@@ -42,14 +42,18 @@ NEW_APPLICANT: dict[str, Any] = {
 
 
 def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[str, Any]:
-    """Fit on the shipped German credit data and explain one new applicant's score.
+    """Fit the default ``RiskScorer()`` on the shipped German credit data and explain one new
+    applicant's score.
+
+    German credit has no free-text column, so the default is its LightGBM tabular model: no
+    encoder is loaded and the reasons are TreeSHAP values of the applicant's own values.
 
     Parameters
     ----------
     console
         Where to print.
     encoder
-        Encoder name or folder (tests pass a tiny one).
+        Encoder of free-text columns (none here: never loaded; kept for callers that pass one).
 
     Returns
     -------
@@ -63,8 +67,9 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     data = load_german_credit(DEMO_DATA / "german-credit")  # the shipped copy, always offline
     X = data.X[[*CATEGORICAL, *NUMERIC]]
     applicant = pd.DataFrame([NEW_APPLICANT])[X.columns]
-    with console.status("fitting a RiskScorer on 1,000 German credit applicants"):
-        model = RiskScorer(encoder=encoder, fusion=True, C=0.1, random_state=0).fit(X, data.y)
+    with console.status("fitting RiskScorer() on 1,000 German credit applicants"):
+        model = RiskScorer(encoder=encoder, units={"credit_amount": "DM"}, random_state=0)
+        model.fit(X, data.y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pd_ = float(model.predict_pd(applicant)[0])
@@ -73,17 +78,12 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     console.print(
         f"\n[bold]New applicant[/bold]: probability of default {pd_:.1%}, {points:.0f} points"
     )
-    table = Table(title="Top reasons (occlusion, same model)")
-    for column in ("rank", "field", "value", "log-odds", "points"):
+    table = Table(title="Top reasons (TreeSHAP of the same model, log-odds of default)")
+    for column in ("rank", "reason", "log-odds", "points"):
         table.add_column(column)
     for row in reasons.itertuples():
-        table.add_row(
-            str(row.rank),
-            row.field,
-            str(row.value) + (" (unknown)" if row.unknown else ""),
-            f"{row.contribution:+.3f}",
-            f"{row.points:+.1f}",
-        )
+        table.add_row(str(row.rank), row.reason, f"{row.contribution:+.3f}", f"{row.points:+.1f}")
     console.print(table)
+    console.print(f"[dim]{model.describe()['summary']}[/dim]")
     console.print(f"[dim]{ATTRIBUTION}[/dim]")
     return {"pd": pd_, "points": points, "reasons": reasons.to_dict(orient="records")}
