@@ -635,6 +635,12 @@ def test_text_features_are_dropped_when_the_text_is_noise():
     assert selection["columns"] == ["note"] and selection["selected"] == []
     assert "'note' left out" in selection["reason"]
     assert model.feature_columns_ == ["age"] and model.reducers_ == {}
+    forced = RiskScorer(encoder=TINY, text_components=4, text_selection="always", random_state=0)
+    forced.fit(X, y)
+    assert forced.text_selection_["selected"] == ["note"] and forced.feature_columns_[0] == "age"
+    assert forced.text_selection_["candidates"]["note"]["gain"] < 0.05
+    with pytest.raises(ValueError, match="text_selection must be one of"):
+        RiskScorer(text_selection="sometimes").fit(X, y)
 
 
 def test_text_columns_named_or_none():

@@ -91,6 +91,7 @@ HEADS = ("logistic", "gbm", "encoder")
 TABULAR = "tabular"
 ROW_TEXT = "row-text"
 REPRESENTATIONS = (TABULAR, ROW_TEXT)
+TEXT_SELECTIONS = ("cv", "always")
 ARTIFACT_KIND = "risk-scorer"
 ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
 REASON_COLUMNS = ["row", "rank", "field", "value", "contribution", "points", "unknown", "reason"]
@@ -230,6 +231,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     cv : int, default 5
         Folds of the stratified cross-validation on the training rows (tabular path) that
         chooses the number of boosting rounds and whether the text features are kept.
+    text_selection : {"cv", "always"}, default "cv"
+        Tabular path: ``"cv"`` keeps a free-text column's features only when cross-validation
+        on the training rows says they help (see ``text_selection_``); ``"always"`` keeps them
+        whatever the folds say (the fold AUCs are still recorded).
     text_components : int, default 16
         Tabular path: principal components kept per free-text column.
     C : float, default 1.0
@@ -338,6 +343,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         sentiment_column: str | None = None,
         monotonic: Mapping[str, int] | None = None,
         cv: int = 5,
+        text_selection: str = "cv",
         text_components: int = 16,
         C: float = 1.0,
         learning_rate: float | None = None,
@@ -370,6 +376,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.sentiment_column = sentiment_column
         self.monotonic = monotonic
         self.cv = cv
+        self.text_selection = text_selection
         self.text_components = text_components
         self.C = C
         self.learning_rate = learning_rate
@@ -804,6 +811,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 )
             positive_int(self.cv, "cv")
             positive_int(self.text_components, "text_components")
+            if self.text_selection not in TEXT_SELECTIONS:
+                raise ValueError(
+                    f"text_selection must be one of {TEXT_SELECTIONS}, got {self.text_selection!r}"
+                )
         head = self._head_kind()
         if head == "encoder":
             if self.fusion:
@@ -968,16 +979,27 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             "columns": list(text),
             "selected": [],
             "folds": len(folds),
-            "rule": "kept when the mean fold gain in AUC exceeds its standard error",
+            "rule": (
+                "kept when the mean fold gain in AUC exceeds its standard error"
+                if self.text_selection == "cv"
+                else "always kept (text_selection='always')"
+            ),
             "candidates": {},
         }
         if not folds:
             rounds = self.max_iter or FALLBACK_ROUNDS
             selection["auc_tabular"] = []
-            selection["reason"] = (
-                "too few rows of a class for cross-validation: tabular columns only"
-                + (f", {len(text)} text column(s) left out" if text else "")
-            )
+            if self.text_selection == "always":
+                selection["selected"] = list(blocks)
+                selection["reason"] = (
+                    "too few rows of a class for cross-validation; text columns "
+                    f"{list(blocks)} kept (text_selection='always')"
+                )
+            else:
+                selection["reason"] = (
+                    "too few rows of a class for cross-validation: tabular columns only"
+                    + (f", {len(text)} text column(s) left out" if text else "")
+                )
         else:
             params = self._booster_params(base.shape[1], numeric_at)
             common = {"rounds": self.max_iter, "max_rounds": TABULAR_MAX_ROUNDS}
@@ -990,7 +1012,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 result = cross_validate(full, y01, folds, params, categorical_at, **common)
                 gain = np.asarray(result["fold_auc"]) - np.asarray(plain["fold_auc"])
                 se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
-                keep = bool(gain.mean() > 0 and gain.mean() > se)
+                keep = self.text_selection == "always" or bool(gain.mean() > 0 and gain.mean() > se)
                 selection["candidates"][column] = {
                     "auc": result["fold_auc"],
                     "rounds": result["rounds"],
