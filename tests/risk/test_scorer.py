@@ -723,3 +723,26 @@ def test_row_text_truncation_is_never_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error", TruncationWarning)
         RiskScorer(encoder=TINY, representation="row-text", max_length=64).fit(X, y)
+
+
+def test_tree_depth_is_chosen_on_the_folds(tabular_model, tmp_path):
+    model, X, y = tabular_model
+    choice = model.depth_selection_
+    assert set(choice["candidates"]) == {"3", "6"}
+    means = {d: np.mean(c["auc"]) for d, c in choice["candidates"].items()}
+    assert str(choice["chosen"]) == max(means, key=means.get) == str(model.depth_)
+    assert all(len(c["auc"]) == 5 for c in choice["candidates"].values())
+    given = RiskScorer(max_depth=2, random_state=0).fit(X, y)
+    assert given.depth_ == 2 and set(given.depth_selection_["candidates"]) == {"2"}
+
+    def depth(node):
+        if "left_child" not in node:
+            return 0
+        return 1 + max(depth(node["left_child"]), depth(node["right_child"]))
+
+    trees = given.head_.booster_.dump_model()["tree_info"]
+    assert max(depth(t["tree_structure"]) for t in trees) <= 2
+    loaded = RiskScorer.load(given.save(tmp_path / "m"))
+    assert loaded.depth_ == 2 and loaded.depth_selection_ == given.depth_selection_
+    with pytest.raises(ValueError, match="max_depth"):
+        RiskScorer(max_depth=0).fit(X, y)

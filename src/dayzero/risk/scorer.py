@@ -92,6 +92,8 @@ TABULAR = "tabular"
 ROW_TEXT = "row-text"
 REPRESENTATIONS = (TABULAR, ROW_TEXT)
 TEXT_SELECTIONS = ("cv", "always")
+AUTO = "auto"
+AUTO_DEPTHS = (3, 6)  # max_depth="auto" chooses between these on the folds
 ARTIFACT_KIND = "risk-scorer"
 ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
 REASON_COLUMNS = ["row", "rank", "field", "value", "contribution", "points", "unknown", "reason"]
@@ -245,8 +247,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     max_iter : int, optional
         Boosting rounds. Default: chosen on the cross-validation folds (tabular; best mean
         validation log-loss, up to 2,000 rounds with early stopping), 100 (row-text gbm head).
-    max_depth : int or None, default 3
-        Depth limit of a tree (None: no limit; 31 leaves at most either way).
+    max_depth : int, None or "auto", default "auto"
+        Depth limit of a tree (None: no limit; 31 leaves at most either way). ``"auto"``:
+        tabular path, 3 or 6, whichever has the higher mean AUC on the cross-validation folds
+        of the tabular columns (``depth_selection_`` records both); the row-text gbm head
+        reads it as 3. Shallow trees win on small or smooth tables, deeper ones where values
+        interact (missingness patterns, e.g. HMEQ).
     min_samples_leaf : int, optional
         Fewest rows in a leaf. Default: 20 (tabular), 5 (row-text gbm head).
     strategy : str, default "lora"
@@ -298,6 +304,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     reference_ : dict
         Column -> the reference value of the row-text reason codes (median of a numeric, mode
         of a categorical, None for free text).
+    depth_, depth_selection_ : int or None, dict
+        Tabular path: the tree depth used, and (``max_depth="auto"``) each candidate's fold
+        AUCs, rounds and log-loss.
     text_selection_ : dict
         Tabular path: ``columns`` (the free-text candidates), ``selected`` (the ones kept),
         ``folds``, ``auc_tabular`` (per fold), one entry per candidate in ``candidates``
@@ -348,7 +357,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         C: float = 1.0,
         learning_rate: float | None = None,
         max_iter: int | None = None,
-        max_depth: int | None = 3,
+        max_depth: int | str | None = AUTO,
         min_samples_leaf: int | None = None,
         strategy: str = "lora",
         strategy_params: Mapping[str, Any] | None = None,
@@ -608,10 +617,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         }
         if self.representation_ == TABULAR:
             out["text_selection"] = self.text_selection_
+            out["depth_selection"] = self.depth_selection_
             out["summary"] = (
                 f"LightGBM on {len(self.numeric_columns_)} numeric and "
-                f"{len(self.categorical_columns_)} categorical columns, {self.n_iter_} rounds; "
-                + self.text_selection_["reason"]
+                f"{len(self.categorical_columns_)} categorical columns, {self.n_iter_} rounds "
+                f"of depth {self.depth_}; " + self.text_selection_["reason"]
             )
         else:
             out["summary"] = f"{self._head_kind()} head on the rendered rows ({self.encoder})"
@@ -699,6 +709,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         if self.representation_ == TABULAR:
             state["head_state"] = self.head_.to_json()
             state["text_selection"] = self.text_selection_
+            state["depth"] = self.depth_
+            state["depth_selection"] = self.depth_selection_
             state["feature_columns"] = self.feature_columns_
             for i, column in enumerate(self.text_selection_["selected"]):
                 tensors.update(self.reducers_[column].to_arrays(f"text.{i}"))
@@ -758,6 +770,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         if representation == TABULAR:
             model.head_ = GBMHead.from_json(state["head_state"])
             model.text_selection_ = state["text_selection"]
+            model.depth_ = state.get("depth", AUTO_DEPTHS[0])
+            model.depth_selection_ = state.get("depth_selection", {})
             model.feature_columns_ = list(state["feature_columns"])
             model.reducers_ = {
                 column: tabular.TextReducer.from_arrays(weights, f"text.{i}")
@@ -811,6 +825,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 )
             positive_int(self.cv, "cv")
             positive_int(self.text_components, "text_components")
+            if self.max_depth is not None and self.max_depth != AUTO:
+                positive_int(self.max_depth, "max_depth")
             if self.text_selection not in TEXT_SELECTIONS:
                 raise ValueError(
                     f"text_selection must be one of {TEXT_SELECTIONS}, got {self.text_selection!r}"
@@ -926,7 +942,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             learning_rate=(
                 TABULAR_LEARNING_RATE if self.learning_rate is None else self.learning_rate
             ),
-            max_depth=self.max_depth,
+            max_depth=self.depth_,
             min_samples_leaf=(
                 TABULAR_MIN_LEAF if self.min_samples_leaf is None else self.min_samples_leaf
             ),
@@ -975,6 +991,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 if block.shape[1]:
                     blocks[column] = block
         folds = self._folds(y01)
+        self.depth_ = AUTO_DEPTHS[0] if self.max_depth == AUTO else self.max_depth
+        self.depth_selection_: dict[str, Any] = {
+            "candidates": {},
+            "chosen": self.depth_,
+            "rule": (
+                f"max_depth='auto': {AUTO_DEPTHS}, the higher mean fold AUC"
+                if self.max_depth == AUTO
+                else "max_depth given"
+            ),
+        }
         selection: dict[str, Any] = {
             "columns": list(text),
             "selected": [],
@@ -1001,9 +1027,21 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     + (f", {len(text)} text column(s) left out" if text else "")
                 )
         else:
-            params = self._booster_params(base.shape[1], numeric_at)
             common = {"rounds": self.max_iter, "max_rounds": TABULAR_MAX_ROUNDS}
-            plain = cross_validate(base, y01, folds, params, categorical_at, **common)
+            plain = None
+            for depth in AUTO_DEPTHS if self.max_depth == AUTO else [self.max_depth]:
+                self.depth_ = depth
+                params = self._booster_params(base.shape[1], numeric_at)
+                result = cross_validate(base, y01, folds, params, categorical_at, **common)
+                self.depth_selection_["candidates"][str(depth)] = {
+                    "auc": result["fold_auc"],
+                    "rounds": result["rounds"],
+                    "logloss": result["logloss"],
+                }
+                if plain is None or np.mean(result["fold_auc"]) > np.mean(plain["fold_auc"]):
+                    plain, chosen_depth = result, depth
+            self.depth_ = chosen_depth
+            self.depth_selection_["chosen"] = chosen_depth
             rounds = plain["rounds"]
             selection["auc_tabular"] = plain["fold_auc"]
             for column, block in blocks.items():
@@ -1221,7 +1259,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return {
             "learning_rate": 0.1 if self.learning_rate is None else self.learning_rate,
             "max_iter": 100 if self.max_iter is None else self.max_iter,
-            "max_depth": self.max_depth,
+            "max_depth": AUTO_DEPTHS[0] if self.max_depth == AUTO else self.max_depth,
             "min_samples_leaf": 5 if self.min_samples_leaf is None else self.min_samples_leaf,
             "monotonic_cst": constraints,
             "random_state": self.random_state,
