@@ -170,7 +170,9 @@ class DropoutNet(_common.RatingMatrix, Recommender):
         its item preference input (the paper's input dropout; 0.5 there).
     epochs, pairs_per_epoch, negatives, batch_size, lr
         Training: per epoch ``pairs_per_epoch`` relevant pairs drawn at random, each with
-        ``negatives`` random items, regressed on the WMF score with Adam at ``lr``.
+        ``negatives`` random items, regressed on the WMF score with Adam at ``lr``. The
+        defaults (and the towers' widths) are the best of a small search on the validation
+        split of CiteULike's tags protocol (``bench/retrieval_peers.py`` lists it).
     threshold
         Relevant interactions: ``value >= threshold``; ``None``: every interaction.
     template, user_template
@@ -202,11 +204,11 @@ class DropoutNet(_common.RatingMatrix, Recommender):
         alpha: float = 10.0,
         wmf_iterations: int = 15,
         content_dim: int = 300,
-        hidden: int = 500,
-        dim: int = 200,
+        hidden: int = 256,
+        dim: int = 128,
         dropout: float = 0.5,
-        epochs: int = 10,
-        pairs_per_epoch: int = 100_000,
+        epochs: int = 40,
+        pairs_per_epoch: int = 200_000,
         negatives: int = 1,
         batch_size: int = 1024,
         lr: float = 1e-3,
