@@ -153,6 +153,12 @@ def test_score_a_file_that_still_holds_the_label_and_an_id(files):
     assert f"AUC {auc:.3f}  KS {ks:.3f}" in result.output
     assert f"({int(flags.sum())} defaults of 60)" in result.output
 
+    out = _failure(
+        "score", "--model", model, "--data", files / "labelled.tsv", "--out", scores,
+        "--target", "age",
+    )  # fmt: skip
+    assert "--target: 'age' is a column the model scores, not a label" in out
+
     # Without the label (and without the id) the same rows get the same scores.
     features.to_csv(files / "plain.csv", index=False)
     plain = files / "plain-scores.csv"

@@ -487,6 +487,94 @@ def test_risk_scores_with_reasons(served_env, tmp_path, tiny_bert_dir, labels, p
         assert wrong.status_code == 422 and "salary" in wrong.json()["detail"]
 
 
+def _risk_client(served_env, tmp_path, training: bool):
+    """A service with a tabular RiskScorer on (id, checking, age) -> default; with
+    ``training``, the training.json of `dayzero risk fit` (target default, id passed through)."""
+    from dayzero.risk.scorer import RiskScorer
+    from dayzero.risk.target import TrainingInfo
+
+    rng = np.random.default_rng(1)
+    checking = rng.choice(["< 0 DM", "none"], size=120)
+    frame = pd.DataFrame({"checking": checking, "age": rng.integers(20, 70, size=120)})
+    y = ((checking == "< 0 DM") | (rng.random(120) < 0.1)).astype(int)
+    scorer = RiskScorer(cv=2, random_state=0).fit(frame, y)
+    folder = scorer.save(tmp_path / "risk")
+    if training:
+        TrainingInfo("default", 1, list(scorer.columns_), ["id"]).save(folder)
+    env = _copy(served_env, tmp_path / "env")
+    config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY, risk_model=folder)
+    return scorer, TestClient(create_app(config), headers=KEY)
+
+
+def test_risk_drops_the_label_column_and_allows_ids(served_env, tmp_path):
+    scorer, client = _risk_client(served_env, tmp_path, training=True)
+    rows = [
+        {"id": "a1", "checking": "< 0 DM", "age": 30, "default": 1},
+        {"id": "a2", "checking": "none", "age": "41", "default": 0},
+        {"checking": "none", "age": None},
+    ]
+    with client as c:
+        response = c.post("/v1/risk/score", json={"applicants": rows})
+        assert response.status_code == 200, response.text
+        got = [score["probability"] for score in response.json()["scores"]]
+        features = pd.DataFrame(
+            {"checking": ["< 0 DM", "none", "none"], "age": [30.0, 41.0, np.nan]}
+        )
+        np.testing.assert_allclose(got, scorer.predict_pd(features), rtol=1e-9)
+        assert got[0] > got[1]
+
+        unknown = c.post("/v1/risk/score", json={"applicants": [rows[0], {**rows[1], "salary": 9}]})
+        assert unknown.status_code == 422
+        detail = unknown.json()["detail"]
+        assert "'salary' (applicants[1])" in detail and "remove them" in detail
+        assert "default" not in detail.split("(the model reads")[0]
+
+        text = c.post("/v1/risk/score", json={"applicants": [rows[0], {**rows[1], "age": "x"}]})
+        assert text.status_code == 422
+        assert text.json()["detail"].startswith("applicants[1].age: 'x' is not a number")
+        nested = c.post("/v1/risk/score", json={"applicants": [{**rows[0], "age": [30]}]})
+        assert nested.status_code == 422 and "applicants[0].age: nested JSON" in nested.text
+        missing = c.post("/v1/risk/score", json={"applicants": [{"age": 30}]})
+        assert missing.status_code == 422 and "no applicant has ['checking']" in missing.text
+        feature = c.post("/v1/risk/score", json={"applicants": rows, "target": "age"})
+        assert feature.status_code == 422 and "is a column the model scores" in feature.text
+
+
+def test_risk_label_named_in_the_request_without_training_json(served_env, tmp_path):
+    scorer, client = _risk_client(served_env, tmp_path, training=False)
+    rows = [{"checking": "< 0 DM", "age": 30, "bad": "yes"}]
+    with client as c:
+        refused = c.post("/v1/risk/score", json={"applicants": rows})
+        assert refused.status_code == 422
+        detail = refused.json()["detail"]
+        assert "'bad' (applicants[0])" in detail and 'name it in "target"' in detail
+        named = c.post("/v1/risk/score", json={"applicants": rows, "target": "bad"})
+        assert named.status_code == 200, named.text
+        expected = scorer.predict_pd(pd.DataFrame([{"checking": "< 0 DM", "age": 30}]))
+        assert named.json()["scores"][0]["probability"] == pytest.approx(expected[0])
+
+
+@pytest.mark.parametrize(
+    "applicant",
+    [
+        {"checking": None, "age": None},
+        {"checking": 3, "age": True},
+        {"checking": "?", "age": ""},
+        {"checking": "x" * 5000, "age": 1e308},
+        {"checking": "none", "age": -1e308, "id": {"deep": 1}},
+        {"checking": "none", "age": "1e999"},
+        {"checking": "none", "age": "nan"},
+    ],
+)
+def test_risk_odd_values_are_scored_or_refused_never_5xx(served_env, tmp_path, applicant):
+    _, client = _risk_client(served_env, tmp_path, training=True)
+    with client as c:
+        response = c.post("/v1/risk/score", json={"applicants": [applicant]})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 200:
+        assert np.isfinite(response.json()["scores"][0]["probability"])
+
+
 # ---------------------------------------------------------------------- admin
 def test_promote_and_rollback_swap_the_served_version(served_env, tmp_path):
     env = _copy(served_env, tmp_path / "env")

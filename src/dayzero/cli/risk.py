@@ -339,6 +339,12 @@ def _check_numbers(scorer: Any, table: Table, frame: pd.DataFrame) -> None:
 def _columns(scorer: Any, info: TrainingInfo | None, table: Table, target: str | None):
     """The model's features, the label column present (or None) and the pass-through columns."""
     stored = info.target if info is not None else None
+    if target is not None and target in scorer.columns_:
+        _fail(
+            f"{target!r} is a column the model scores, not a label; name the label column of "
+            f"{table.path}, or leave --target out",
+            "--target",
+        )
     target = target or stored
     if target is not None and stored is None and target not in table.frame.columns:
         _fail(f"{table.path} has no column {target!r}", "--target")

@@ -52,7 +52,8 @@ class ServeConfig:
         Even then a user's recommendations with ``exclude_seen=false`` need the key: compared
         with the default list they reveal which items that user interacted with.
     risk_model : str or Path, optional
-        A ``RiskScorer.save`` folder served at ``POST /v1/risk/score``.
+        A ``RiskScorer.save`` folder served at ``POST /v1/risk/score`` (with its
+        ``training.json`` when ``dayzero risk fit`` wrote it: the label column to drop).
     max_body_bytes : int
         Larger request bodies are refused with 413.
     user_cache_size, user_cache_ttl : int, float
@@ -148,16 +149,24 @@ def _open_state(config: ServeConfig, metrics: ServiceMetrics) -> ServiceState:
     from dayzero.online.registry import ModelRegistry
     from dayzero.online.store import open_store
 
-    risk = None
+    risk = training = None
     if config.risk_model is not None:
         from dayzero.risk.scorer import RiskScorer
+        from dayzero.risk.target import TrainingInfo
 
         risk = RiskScorer.load(config.risk_model)
+        # The label column and the ids of `dayzero risk fit` (absent for a Python-saved model).
+        training = TrainingInfo.load(config.risk_model, features=list(risk.columns_))
     store = open_store(config.store)
     try:
         cache = UserVectorCache(config.user_cache_size, config.user_cache_ttl)
         state = ServiceState(
-            store, ModelRegistry(config.registry), risk=risk, metrics=metrics, user_cache=cache
+            store,
+            ModelRegistry(config.registry),
+            risk=risk,
+            metrics=metrics,
+            user_cache=cache,
+            risk_training=training,
         )
         state.start()
     except BaseException:

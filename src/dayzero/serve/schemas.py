@@ -293,8 +293,20 @@ class SimilarOut(BaseModel):
 class RiskIn(_Strict):
     """``POST /v1/risk/score``: applicants as rows of the training columns."""
 
-    applicants: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_APPLICANTS)
+    applicants: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_APPLICANTS,
+        description="One object per applicant: the model's columns (a missing key or null is a "
+        "missing value). The label column and the ids `dayzero risk fit --exclude` named may "
+        "be present; they are not scored. Any other key is refused, naming it.",
+    )
     top: StrictInt = Field(3, ge=1, le=MAX_TOP_REASONS, description="Reason codes per applicant.")
+    target: str | None = Field(
+        None,
+        max_length=200,
+        description="Label column present in the applicants, dropped before scoring. Default: "
+        "the model's target (training.json of `dayzero risk fit`).",
+    )
 
     @field_validator("applicants")
     @classmethod

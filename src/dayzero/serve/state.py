@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from dayzero.online.serving import ServingModel
     from dayzero.online.store import EntityRecord, Event, EventIds, EventStore
     from dayzero.risk.scorer import RiskScorer
+    from dayzero.risk.target import TrainingInfo
     from dayzero.serve.metrics import ServiceMetrics
 
 from dayzero.online.registry import RegistryError
@@ -200,6 +201,9 @@ class ServiceState:
         Versions to serve; the current one is loaded by :meth:`start`.
     risk : RiskScorer, optional
         Served at ``POST /v1/risk/score`` when given.
+    risk_training : TrainingInfo, optional
+        The risk model's ``training.json`` (written by ``dayzero risk fit``): its label column
+        is dropped from scored applicants, its pass-through columns (ids) are allowed.
     metrics : ServiceMetrics, optional
         Updated with the served version and index size.
     user_cache : UserVectorCache, optional
@@ -213,10 +217,12 @@ class ServiceState:
         risk: RiskScorer | None = None,
         metrics: ServiceMetrics | None = None,
         user_cache: UserVectorCache | None = None,
+        risk_training: TrainingInfo | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.risk = risk
+        self.risk_training = risk_training
         self.metrics = metrics
         self.user_cache = user_cache if user_cache is not None else UserVectorCache()
         self.served: Served | None = None

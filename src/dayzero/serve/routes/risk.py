@@ -1,4 +1,10 @@
-"""``POST /v1/risk/score``: default probability, points and reason codes per applicant."""
+"""``POST /v1/risk/score``: default probability, points and reason codes per applicant.
+
+The rules of ``dayzero risk score``: the model's label column (``training.json``, or the
+request's ``target``) and its pass-through ids may be in the applicants and are not scored; any
+other unknown key, a nested value or a text in a numeric column is a 422 naming the applicant
+and the field, never a 5xx.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,6 @@ def risk_score(body: s.RiskIn, svc: Service) -> s.RiskOut:
 
 def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
     import numpy as np
-    import pandas as pd
 
     from dayzero.risk.scorer import UnknownCategoryWarning
 
@@ -34,7 +39,7 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
             "no risk model is loaded: start the server with --risk-model FOLDER "
             "(a folder written by RiskScorer.save / `dayzero risk fit`)",
         )
-    frame = pd.DataFrame(body.applicants)
+    frame = _applicants(scorer, svc.risk_training, body)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownCategoryWarning)
@@ -63,6 +68,80 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
             )
         )
     return s.RiskOut(scores=scores)
+
+
+def _first_with(rows: list[dict], column: str) -> int:
+    return next(i for i, row in enumerate(rows) if column in row)
+
+
+def _applicants(scorer, training, body: s.RiskIn):
+    """The applicants as a frame of the model's columns, or a 422 naming the applicant and the
+    field: the same rules as ``dayzero risk score`` (:mod:`dayzero.risk.target`)."""
+    import pandas as pd
+
+    from dayzero.core.templates import is_missing
+    from dayzero.risk.target import ColumnError, scoring_columns
+
+    rows = body.applicants
+    features = list(scorer.columns_)
+    target = body.target or (training.target if training is not None else None)
+    if body.target is not None and body.target in features:
+        raise HTTPException(
+            422,
+            f"target: {body.target!r} is a column the model scores, not a label; name the label "
+            "column, or leave target out",
+        )
+    for i, row in enumerate(rows):
+        for column, value in row.items():
+            if isinstance(value, dict | list):
+                raise HTTPException(
+                    422,
+                    f"applicants[{i}].{column}: nested JSON ({type(value).__name__}); send a "
+                    "plain value (text, number, true/false or null)",
+                )
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    try:
+        scoring_columns(
+            columns,
+            features,
+            target=target,
+            passthrough=training.passthrough if training is not None else (),
+        )
+    except ColumnError as exc:
+        parts = []
+        if exc.unexpected:
+            where = ", ".join(f"{c!r} (applicants[{_first_with(rows, c)}])" for c in exc.unexpected)
+            fix = "remove them"
+            if target is None:
+                fix += ' (a label column: name it in "target" and it is dropped)'
+            parts.append(f"columns the model was not fitted on: {where}; {fix}")
+        if exc.missing:
+            parts.append(
+                f"no applicant has {exc.missing}: send every column the model reads (null for a "
+                "missing value)"
+            )
+        detail = f"applicants: {'; '.join(parts)} (the model reads {features})"
+        raise HTTPException(422, detail) from None
+    for column in getattr(scorer, "numeric_columns_", []):
+        for i, row in enumerate(rows):
+            value = row.get(column)
+            if isinstance(value, str) and not _number(value) and not is_missing(value):
+                raise HTTPException(
+                    422,
+                    f"applicants[{i}].{column}: {value!r} is not a number (the model reads "
+                    f"{column!r} as numbers); send a number, or null for a missing value",
+                )
+    return pd.DataFrame.from_records(
+        [{c: row.get(c) for c in features} for row in rows], columns=features
+    )
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _jsonable(value):
