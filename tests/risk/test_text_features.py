@@ -24,6 +24,10 @@ def test_blocks_have_word_and_character_terms_and_unit_rows() -> None:
     chars = blocks.vectorizers_["char"].vocabulary_
     assert "profit rose" in words and "profit" in words  # word 1- and 2-grams
     assert " 利" in chars and "润" in chars and "增长" in chars  # characters of unspaced text
+    # Each Chinese character is a word: word 1-2-grams are character 1-2-grams, and a Latin word
+    # glued to Chinese text stays a word of its own.
+    assert "利 润" in words and "增" in words and "利润大幅增长" not in words
+    assert "profit 增" in words
     matrix = blocks.transform(TEXTS)
     assert scipy.sparse.issparse(matrix) and matrix.shape == (5, blocks.n_terms)
     np.testing.assert_allclose(scipy.sparse.linalg.norm(matrix, axis=1), 1.0)

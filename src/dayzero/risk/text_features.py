@@ -5,9 +5,10 @@
 
 * ``"dense"``: the encoder's unit-normalised sentence vectors (the default).
 * ``"tfidf"``: two sparse TF-IDF blocks, word 1-2-grams and character 1-4-grams within word
-  boundaries (``analyzer="char_wb"``). The character block is what carries languages written
-  without spaces (Chinese, Japanese), where a "word" is a whole clause; for English it adds
-  sub-word pieces (inflections, numbers, tickers). Each block is L2-normalised and scaled by
+  boundaries (``analyzer="char_wb"``). In scripts written without spaces (Chinese, Japanese)
+  each character counts as a word (:data:`WORD_PATTERN`), so the word block holds character
+  1-2-grams and the character block 1-4-grams of each clause; for English the character block
+  adds sub-word pieces (inflections, numbers, tickers). Each block is L2-normalised and scaled by
   ``1/sqrt(2)``, so a text's row has unit norm.
 * ``"hybrid"``: the dense vector (unit norm) beside the TF-IDF blocks (unit norm together), one
   linear head over both: the encoder's paraphrase knowledge plus the exact n-grams that a
@@ -30,9 +31,15 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 FEATURES = ("dense", "tfidf", "hybrid", "auto")
 CANDIDATES = ("dense", "tfidf", "hybrid")
+# Kana and CJK ideographs: scripts written without spaces between words.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# scikit-learn's word pattern (2+ word characters), except that each unspaced-script character is
+# a word of its own: else a whole Chinese clause is one "word" seen once, and the word block (half
+# of each row) carries nothing. Word 1-2-grams are then character 1-2-grams there.
+WORD_PATTERN = rf"(?u)[{_UNSPACED}]|(?:(?![{_UNSPACED}])\w){{2,}}"
 # The two blocks and their settings; fixed (not tuned) so that saved models rebuild them exactly.
 _BLOCKS = {
-    "word": {"analyzer": "word", "ngram_range": (1, 2)},
+    "word": {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": WORD_PATTERN},
     "char": {"analyzer": "char_wb", "ngram_range": (1, 4)},
 }
 
