@@ -112,6 +112,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if risk_model is not None and not risk_model.is_dir():
         raise typer.BadParameter(f"{risk_model} is not a folder", param_hint="--risk-model")
+    if risk_model is not None:
+        _check_risk_model(risk_model)
     if bootstrap_demo:
         version = bootstrap_demo_version(store, registry)
         if version is not None:
@@ -129,6 +131,20 @@ def serve(
         update_every=update_every or None,
     )
     uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
+
+
+def _check_risk_model(folder: Path) -> None:
+    """Refuse an unloadable risk model, or a ``training.json`` left by another model, before the
+    server starts (inside the server the error would be a startup traceback)."""
+    from dayzero.core.artifact import ArtifactError
+    from dayzero.risk.scorer import RiskScorer
+    from dayzero.risk.target import TrainingInfo
+
+    try:
+        columns = list(RiskScorer.load(folder).columns_)
+        TrainingInfo.load(folder, features=columns)
+    except (ArtifactError, OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--risk-model") from None
 
 
 def bootstrap_demo_version(store: str | Path, registry: str | Path) -> str | None:
