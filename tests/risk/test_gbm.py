@@ -161,6 +161,11 @@ def test_booster_params():
     assert params["max_depth"] == -1 and params["min_child_samples"] == 20
     assert params["monotone_constraints"] == [0, 1, 0] and params["seed"] == 3
     assert "monotone_constraints" not in booster_params(monotonic_cst=[0, 0])
+    assert booster_params()["num_threads"] == 1  # spinning threads on shared cores: one
+    assert (
+        booster_params(n_jobs=-1)["num_threads"] == 0
+        and booster_params(n_jobs=2)["num_threads"] == 2
+    )
 
 
 def test_cross_validate_chooses_rounds_on_the_folds_and_reports_fold_auc():

@@ -286,6 +286,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         Encoding batch size; for ``head="encoder"`` also the fine-tuning batch size.
     random_state : int, optional
         Seed of the folds and of LightGBM.
+    n_jobs : int, optional
+        LightGBM threads of the tabular model (None: 1; -1: every core). One by default: on
+        shared cores LightGBM's spinning threads made a 2-thread fit over 10x slower than a
+        1-thread one (see :func:`~dayzero.risk.gbm.booster_params`).
 
     Attributes
     ----------
@@ -373,6 +377,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         pdo: float = 20.0,
         batch_size: int = 32,
         random_state: int | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.encoder = encoder
         self.representation = representation
@@ -406,6 +411,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.pdo = pdo
         self.batch_size = batch_size
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     # ---- scikit-learn API -------------------------------------------------------------------
 
@@ -948,6 +954,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             ),
             monotonic_cst=constraints,
             random_state=self.random_state,
+            n_jobs=self.n_jobs,
         )
 
     def _folds(self, y01: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
