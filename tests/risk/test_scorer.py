@@ -746,3 +746,32 @@ def test_tree_depth_is_chosen_on_the_folds(tabular_model, tmp_path):
     assert loaded.depth_ == 2 and loaded.depth_selection_ == given.depth_selection_
     with pytest.raises(ValueError, match="max_depth"):
         RiskScorer(max_depth=0).fit(X, y)
+
+
+def test_text_is_encoded_with_n_jobs_torch_threads_and_the_setting_restored(monkeypatch):
+    import torch
+
+    import dayzero.risk.scorer as scorer_module
+    from dayzero.text.encoder import TextEncoder
+
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    seen: list[int] = []
+    original = TextEncoder.encode
+
+    def spy(self, texts, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(TextEncoder, "encode", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the module runs on one thread (one_thread fixture)
+    try:
+        X, y = text_applicants(120)
+        RiskScorer(encoder=TINY, text_components=2, random_state=0).fit(X, y)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        monkeypatch.setattr(scorer_module, "_MEMO", {})
+        seen.clear()
+        RiskScorer(encoder=TINY, text_components=2, n_jobs=-1, random_state=0).fit(X, y)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
