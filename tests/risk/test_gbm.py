@@ -200,4 +200,7 @@ def test_fit_booster_and_treeshap_contributions_add_up():
     p = head.predict_proba(probe())[:, 1]
     np.testing.assert_allclose(shap.sum(axis=1), np.log(p / (1 - p)), atol=1e-9)
     assert np.all(shap[:, -1] == shap[0, -1])  # the base value is the same for every row
+    # Threads change the speed, never the answer.
+    np.testing.assert_array_equal(head.predict_proba(probe(), n_jobs=-1)[:, 1], p)
+    np.testing.assert_array_equal(contributions(head, probe(), n_jobs=2), shap)
     assert np.abs(shap[:, 3]).mean() < np.abs(shap[:, 0]).mean()  # noise matters least

@@ -98,9 +98,14 @@ class GBMHead:
     def n_iter_(self) -> int:
         return int(self.booster_.current_iteration())
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities of labels 0 and 1, shape ``(n, 2)``."""
-        p = np.asarray(self.booster_.predict(X), dtype=np.float64)
+    def predict_proba(self, X: Any, n_jobs: int | None = None) -> np.ndarray:
+        """Probabilities of labels 0 and 1, shape ``(n, 2)``.
+
+        ``n_jobs``: LightGBM threads (None: 1, -1: every core). A booster predicts with every
+        core unless told; on 2 shared cores one row then took 0.4-6 ms instead of 0.02-0.07.
+        """
+        p = self.booster_.predict(X, num_threads=_threads(n_jobs))
+        p = np.asarray(p, dtype=np.float64)
         return np.column_stack([1.0 - p, p])
 
     def to_json(self) -> dict[str, Any]:
@@ -143,6 +148,11 @@ class GBMHead:
         return cls(lightgbm.Booster(model_str=state["model"]))
 
 
+def _threads(n_jobs: int | None) -> int:
+    """LightGBM's ``num_threads`` for scikit-learn's ``n_jobs`` (None: 1; -1: 0, every core)."""
+    return 1 if n_jobs is None else (0 if int(n_jobs) == -1 else int(n_jobs))
+
+
 def booster_params(
     learning_rate: float = 0.1,
     max_depth: int | None = 3,
@@ -170,7 +180,7 @@ def booster_params(
         "deterministic": True,
         "force_col_wise": True,
         "verbose": -1,
-        "num_threads": 1 if n_jobs is None else (0 if int(n_jobs) == -1 else int(n_jobs)),
+        "num_threads": _threads(n_jobs),
     }
     if monotonic_cst is not None and any(int(c) for c in monotonic_cst):
         params["monotone_constraints"] = [int(c) for c in monotonic_cst]
@@ -248,7 +258,14 @@ def cross_validate(
     chosen = len(result["valid binary_logloss-mean"])
     boosters = result["cvbooster"].boosters
     fold_auc = [
-        float(roc_auc_score(y[valid], booster.predict(X[valid], num_iteration=chosen)))
+        float(
+            roc_auc_score(
+                y[valid],
+                booster.predict(
+                    X[valid], num_iteration=chosen, num_threads=params.get("num_threads", 0)
+                ),
+            )
+        )
         for booster, (_, valid) in zip(boosters, folds, strict=True)
     ]
     logloss = float(result["valid binary_logloss-mean"][-1])
@@ -269,10 +286,11 @@ def fit_booster(
     return GBMHead(booster)
 
 
-def contributions(head: GBMHead, X: np.ndarray) -> np.ndarray:
+def contributions(head: GBMHead, X: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
     """TreeSHAP values of ``X`` in log-odds of label 1: shape ``(n, n_features + 1)``.
 
     LightGBM's ``pred_contrib``: the last column is the expected value (the training rows'
     mean log-odds under the trees), and each row's columns add up to its log-odds exactly.
     """
-    return np.asarray(head.booster_.predict(X, pred_contrib=True), dtype=np.float64)
+    values = head.booster_.predict(X, pred_contrib=True, num_threads=_threads(n_jobs))
+    return np.asarray(values, dtype=np.float64)

@@ -1191,7 +1191,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return np.hstack([base, *blocks])
 
     def _tabular_proba(self, matrix: np.ndarray) -> np.ndarray:
-        p = self.head_.predict_proba(matrix)[:, 1]
+        p = self.head_.predict_proba(matrix, n_jobs=self.n_jobs)[:, 1]
         if not np.all(np.isfinite(p)):
             raise FloatingPointError("the model produced a non-finite probability; check input")
         proba = np.empty((len(p), 2))
@@ -1203,7 +1203,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """Per row and column, the TreeSHAP log-odds of default; the base value."""
         from dayzero.risk.gbm import contributions
 
-        shap = contributions(self.head_, self._matrix(frame))
+        shap = contributions(self.head_, self._matrix(frame), n_jobs=self.n_jobs)
         groups = np.zeros((len(self.feature_columns_), len(self.columns_)))
         for i, column in enumerate(self.feature_columns_):
             groups[i, self.columns_.index(column)] = 1.0
