@@ -36,6 +36,8 @@ def test_free_text_is_detected_and_categoricals_are_not():
             "employer": [f"acme{i % 150}" for i in range(n)],  # one word, mostly distinct
             "code": [f"c{i % 40}" for i in range(n)],  # 40 one-word values: a categorical
             "few": [f"short note {i}" for i in range(10)] * 20,  # too few distinct
+            "applied": [f"2017-05-{i % 28 + 1:02d} 07:{i % 60:02d}" for i in range(n)],  # dates
+            "ref": [f"{i:06d}-{i % 7}" for i in range(n)],  # an id: no letters
         }
     )
     assert tabular.detect_text_columns(frame, frame.columns) == ["note", "employer"]

@@ -25,6 +25,9 @@ from dayzero.core.templates import MISSING_MARKERS, is_missing
 TEXT_MIN_DISTINCT = 30
 TEXT_MIN_WORDS = 3.0
 TEXT_MIN_DISTINCT_SHARE = 0.5
+# Dates, codes and ids ("2017-05-04 07:13", "A-1032") are nearly all different too, but they
+# are not words: at least this share of the distinct values must contain a letter.
+TEXT_MIN_LETTER_SHARE = 0.5
 
 
 def canonical(value: Any) -> str | None:
@@ -74,7 +77,8 @@ def is_numeric_like(series: pd.Series) -> bool:
 
 def detect_text_columns(frame: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     """The free-text columns among ``columns``: strings with many distinct values that are
-    sentences (mean of at least 3 words) or nearly all different (at least half distinct).
+    sentences (mean of at least 3 words) or nearly all different (at least half distinct), and
+    that are words (at least half of the distinct values contain a letter: not dates or ids).
 
     Parameters
     ----------
@@ -91,6 +95,9 @@ def detect_text_columns(frame: pd.DataFrame, columns: Iterable[str]) -> list[str
         values = [v for v in frame[column] if isinstance(v, str) and not is_missing(v)]
         distinct = set(values)
         if len(distinct) < TEXT_MIN_DISTINCT:
+            continue
+        letters = np.mean([any(ch.isalpha() for ch in v) for v in distinct])
+        if letters < TEXT_MIN_LETTER_SHARE:
             continue
         words = float(np.mean([len(v.split()) for v in distinct]))
         if words >= TEXT_MIN_WORDS or len(distinct) >= TEXT_MIN_DISTINCT_SHARE * len(values):
