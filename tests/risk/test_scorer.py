@@ -775,3 +775,26 @@ def test_text_is_encoded_with_n_jobs_torch_threads_and_the_setting_restored(monk
         assert set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_datetime_columns_are_read_as_time(tmp_path):
+    rng = np.random.default_rng(0)
+    days = rng.integers(0, 400, size=300)
+    X = pd.DataFrame(
+        {
+            "applied": pd.Timestamp("2017-01-01") + pd.to_timedelta(days, unit="D"),
+            "age": rng.integers(20, 70, size=300),
+        }
+    )
+    y = (days > 200).astype(int)  # loans of the second half default
+    model = RiskScorer(random_state=0).fit(X, y)
+    assert model.datetime_columns_ == ["applied"] and "applied" in model.numeric_columns_
+    assert model.report(X, y).auc > 0.95
+    as_text = X.assign(applied=X["applied"].astype(str))  # what a CSV file gives
+    np.testing.assert_array_equal(model.predict_pd(as_text), model.predict_pd(X))
+    first = model.explain(X.iloc[np.flatnonzero(y == 1)[:3]], top=1)
+    assert first["reason"].str.match(r"applied is 2017-\d\d-\d\d 00:00:00 \(raises risk\)").all()
+    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict_pd(as_text), model.predict_pd(X))
+    with pytest.raises(TypeError, match="'applied' must be a date"):
+        model.predict_pd(X.iloc[:1].astype(object).assign(applied="soon"))

@@ -104,3 +104,20 @@ def test_text_reducer_keeps_no_more_components_than_the_texts_span():
     assert tabular.TextReducer(4).fit(vectors[:1]).k == 0
     empty = tabular.TextReducer(4).fit(np.zeros((0, 3)))
     assert empty.k == 0 and empty.transform(None, np.zeros(5, bool)).shape == (5, 0)
+
+
+def test_datetime_columns_are_numeric_days():
+    frame = pd.DataFrame(
+        {
+            "applied": pd.to_datetime(["1970-01-02", None, "2000-01-01 12:00"], format="ISO8601"),
+            "job": list("abc"),
+        }
+    )
+    assert tabular.split_columns(frame, None) == (["applied"], ["job"], [])
+    days, wrong = tabular.datetime_days(frame["applied"])
+    np.testing.assert_array_equal(days, [1.0, np.nan, 10957.5])
+    days, wrong = tabular.datetime_days(
+        pd.Series(["1970-01-03", "", "later", "1970-01-01 06:00"], dtype=object)
+    )
+    np.testing.assert_array_equal(days, [2.0, np.nan, np.nan, 0.25])
+    assert wrong.tolist() == [False, False, True, False]

@@ -325,6 +325,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         Training columns; scoring frames must have exactly these.
     numeric_columns_, categorical_columns_, text_columns_ : list of str
         How the columns were read (``text_columns_``: the free-text columns found or named).
+    datetime_columns_ : list of str
+        Tabular path: datetime columns, read as numbers (days since 1970); scoring frames may
+        give them as dates, date strings or those numbers.
     categories_ : dict
         Categorical column -> values seen in ``fit``.
     reference_ : dict
@@ -724,6 +727,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             "numeric_columns": self.numeric_columns_,
             "categorical_columns": self.categorical_columns_,
             "text_columns": self.text_columns_,
+            "datetime_columns": self.datetime_columns_,
             "categories": self.categories_,
             "reference": self.reference_,
             "truncation": self.truncation_,
@@ -791,6 +795,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         model.numeric_columns_ = list(state["numeric_columns"])
         model.categorical_columns_ = list(state["categorical_columns"])
         model.text_columns_ = list(state.get("text_columns") or model.text_columns or [])
+        model.datetime_columns_ = list(state.get("datetime_columns") or [])
         model.categories_ = {k: list(v) for k, v in state["categories"].items()}
         model.reference_ = dict(state.get("reference") or {})
         model.truncation_ = state.get("truncation")
@@ -1001,6 +1006,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             categorical,
             text,
         )
+        self.datetime_columns_ = [c for c in numeric if tabular.is_datetime(frame[c])]
         frame = self._coerce_numeric(frame)
         self.categories_ = tabular.fit_categories(frame, categorical)
         self.reference_ = self._reference_values(frame)
@@ -1132,7 +1138,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     def _coerce_numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         for column in self.numeric_columns_:
-            if not _is_numeric_column(frame[column]):
+            if column in self.datetime_columns_:
+                frame[column] = tabular.datetime_days(frame[column])[0]
+            elif not _is_numeric_column(frame[column]):
                 frame[column] = pd.to_numeric(
                     frame[column].map(lambda v: None if is_missing(v) else v), errors="coerce"
                 )
@@ -1215,6 +1223,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         texts = set(self.text_columns or [])
         _, value_labels = split_labels(self.labels)
         self.text_columns_ = [c for c in self.columns_ if c in texts]
+        self.datetime_columns_ = []
         self.numeric_columns_ = [
             c
             for c in self.columns_
@@ -1380,6 +1389,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         frame = frame[self.columns_]
         for column in self.numeric_columns_:
             series = frame[column]
+            if column in self.datetime_columns_ and not _is_numeric_column(series):
+                days, wrong = tabular.datetime_days(series)
+                if wrong.any():
+                    raise TypeError(
+                        f"column {column!r} must be a date (it was in fit), got "
+                        f"{series[wrong].iloc[0]!r}; pass dates (e.g. '2017-05-04 07:13') or "
+                        "leave the value empty (missing)"
+                    )
+                frame[column] = days
+                continue
             if _is_numeric_column(series):
                 continue
             converted = pd.to_numeric(series, errors="coerce")
@@ -1549,6 +1568,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             for rank, k in enumerate(order[:top], start=1):
                 column = self.columns_[k]
                 value = frame.iat[i, k]
+                if column in self.datetime_columns_ and not is_missing(value):
+                    value = str(pd.Timestamp(float(value) * 86400.0, unit="s"))
                 unknown = bool(column in at and unseen[i, at[column]])
                 rows.append(
                     {

@@ -75,6 +75,21 @@ def is_numeric_like(series: pd.Series) -> bool:
     return bool(converted.notna().all())
 
 
+def is_datetime(series: pd.Series) -> bool:
+    """A datetime dtype (naive or with a time zone)."""
+    return bool(pd.api.types.is_datetime64_any_dtype(series))
+
+
+def datetime_days(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 (float, NaN = missing) of dates or date strings, and the mask of
+    present values that are not dates. Time zones are read as UTC."""
+    values = series.map(lambda v: None if is_missing(v) else v)
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    days = (parsed - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
+    days = np.asarray(days, dtype=np.float64)
+    return days, np.isnan(days) & values.notna().to_numpy()
+
+
 def detect_text_columns(frame: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     """The free-text columns among ``columns``: strings with many distinct values that are
     sentences (mean of at least 3 words) or nearly all different (at least half distinct), and
@@ -110,7 +125,8 @@ def split_columns(
     text_columns: Iterable[str] | None,
     categorical_override: Iterable[str] = (),
 ) -> tuple[list[str], list[str], list[str]]:
-    """``(numeric, categorical, text)`` columns of a training frame, in frame order.
+    """``(numeric, categorical, text)`` columns of a training frame, in frame order. Datetime
+    columns are numeric (days since 1970, see :func:`datetime_days`): a tree splits on time.
 
     Parameters
     ----------
@@ -126,7 +142,9 @@ def split_columns(
     numeric = [
         c
         for c in frame.columns
-        if c not in forced and c not in (named or []) and is_numeric_like(frame[c])
+        if c not in forced
+        and c not in (named or [])
+        and (is_numeric_like(frame[c]) or is_datetime(frame[c]))
     ]
     rest = [c for c in frame.columns if c not in numeric]
     if named is None:
