@@ -117,6 +117,64 @@ def build_text_encoder(
     return TextEncoder(encoder, max_length=max_length, cache_dir=cache_dir)
 
 
+def save_text_model(
+    folder: str | os.PathLike,
+    kind: str,
+    model: BaseEstimator,
+    state: dict[str, Any],
+    head_arrays: dict[str, np.ndarray],
+) -> Path:
+    """The artifact of a fitted text model (:class:`TextClassifier`, ``TextRegressor``): the
+    head's arrays and any TF-IDF vocabulary in ``weights.safetensors``, ``state`` (with
+    ``"adapter"`` and the feature choice added) in ``dayzero.json``, and for a tuned encoder what
+    its strategy trained as the part ``encoder/`` (never the pretrained base)."""
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in head_arrays.items()}
+    if model.tfidf_ is not None:
+        arrays.update(model.tfidf_.to_arrays())
+    state = {
+        **state,
+        "adapter": model.strategy_config_ is not None,
+        "features": model.features_,
+        "feature_scores": model.feature_scores_,
+    }
+    artifact = Artifact(kind, type(model).__name__, model.get_params(deep=False), state, arrays)
+    folder = save_artifact(folder, artifact)
+    if model.strategy_config_ is not None:
+        encoder = model.encoder_.model
+        if not hasattr(encoder, "peft_config"):
+            # top_k / full save the parameters that train; fitting and loading freeze them.
+            apply_strategy(encoder, model.strategy_config_)
+        save_adapter(encoder, model.strategy_config_, folder / ENCODER_FOLDER)
+        encoder.requires_grad_(False)
+    return folder
+
+
+def load_text_parts(model: BaseEstimator, folder: Path, state: dict[str, Any], arrays) -> None:
+    """Set what :func:`save_text_model` wrote beside the head on a new ``model``: the feature
+    choice, the TF-IDF blocks, the encoder (built by ``model._build_encoder()`` unless the
+    features are TF-IDF only) and its trained part."""
+    # Folders written before features existed hold dense heads.
+    model.features_ = state.get("features", "dense")
+    model.feature_scores_ = state.get("feature_scores")
+    model.tfidf_ = None if model.features_ == "dense" else TfidfBlocks.from_arrays(arrays)
+    model.encoder_ = None if model.features_ == "tfidf" else model._build_encoder()
+    model.strategy_config_ = None
+    if state["adapter"]:
+        part = folder / ENCODER_FOLDER
+        model.encoder_.model = load_adapter(model.encoder_.model, part)
+        model.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
+
+
+def linear_from_arrays(arrays: dict[str, np.ndarray]) -> nn.Linear:
+    """A frozen ``nn.Linear`` with the saved ``weight`` and ``bias``."""
+    weight = torch.from_numpy(arrays["weight"]).float()
+    linear = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(torch.from_numpy(arrays["bias"]).float())
+    return linear.requires_grad_(False)
+
+
 class _EncoderWithHead(nn.Module):
     """Encoder vectors (unit-normalised) -> linear layer -> class logits."""
 
@@ -444,24 +502,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         state = {
             "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_],
             "head": head_kind,
-            "adapter": self.strategy_config_ is not None,
-            "features": self.features_,
-            "feature_scores": self.feature_scores_,
         }
-        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in weights.items()}
-        if self.tfidf_ is not None:
-            arrays.update(self.tfidf_.to_arrays())
-        artifact = Artifact(ARTIFACT_KIND, type(self).__name__, self.get_params(deep=False),
-                            state, arrays)  # fmt: skip
-        folder = save_artifact(folder, artifact)
-        if self.strategy_config_ is not None:
-            model = self.encoder_.model
-            if not hasattr(model, "peft_config"):
-                # top_k / full save the parameters that train; fitting and loading freeze them.
-                apply_strategy(model, self.strategy_config_)
-            save_adapter(model, self.strategy_config_, folder / ENCODER_FOLDER)
-            model.requires_grad_(False)
-        return folder
+        return save_text_model(folder, ARTIFACT_KIND, self, state, weights)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TextClassifier:
@@ -471,17 +513,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         payload = artifact.state
         clf = cls(**artifact.params)
         clf.classes_ = np.asarray(payload["classes"])
-        # Folders written before features existed hold dense heads.
-        clf.features_ = payload.get("features", "dense")
-        clf.feature_scores_ = payload.get("feature_scores")
         weights = artifact.arrays
-        clf.tfidf_ = None if clf.features_ == "dense" else TfidfBlocks.from_arrays(weights)
-        clf.encoder_ = None if clf.features_ == "tfidf" else clf._build_encoder()
-        clf.strategy_config_ = None
-        if payload["adapter"]:
-            part = folder / ENCODER_FOLDER
-            clf.encoder_.model = load_adapter(clf.encoder_.model, part)
-            clf.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
+        load_text_parts(clf, folder, payload, weights)
         if payload["head"] == "logistic":
             head = LogisticRegression(C=clf.head_C)
             head.classes_ = np.arange(len(clf.classes_))
@@ -489,12 +522,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             head.n_features_in_ = head.coef_.shape[1]
             clf.head_ = head
         else:
-            weight = torch.from_numpy(weights["weight"]).float()
-            linear = nn.Linear(weight.shape[1], weight.shape[0])
-            with torch.no_grad():
-                linear.weight.copy_(weight)
-                linear.bias.copy_(torch.from_numpy(weights["bias"]).float())
-            clf.head_ = linear.requires_grad_(False)
+            clf.head_ = linear_from_arrays(weights)
         clf.history_ = None
         return clf
 

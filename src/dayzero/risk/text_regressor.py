@@ -39,16 +39,18 @@ from sklearn.linear_model import Ridge
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from dayzero.core.artifact import Artifact, load_artifact, save_artifact
-from dayzero.risk.text_classifier import _EncoderWithHead, build_text_encoder, check_texts
+from dayzero.core.artifact import load_artifact
+from dayzero.risk.text_classifier import (
+    _EncoderWithHead,
+    build_text_encoder,
+    check_texts,
+    linear_from_arrays,
+    load_text_parts,
+    save_text_model,
+)
 from dayzero.risk.text_features import TfidfBlocks, check_features, choose_features, combine
-from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
 from dayzero.text.adapters import (
-    ENCODER_FOLDER,
     apply_strategy,
-    config_from_dict,
-    load_adapter,
-    save_adapter,
     strategy_config,
 )
 from dayzero.text.encoder import DEFAULT_MODEL
@@ -363,11 +365,7 @@ class TextRegressor(RegressorMixin, BaseEstimator):
         kind = check_features(self.features, tuned, owner)
         seed = self._seed()
         torch.manual_seed(seed)
-        self.encoder_ = (
-            None
-            if kind == "tfidf"
-            else build_text_encoder(self.encoder, tuned, self.max_length, self.cache_dir, owner)
-        )
+        self.encoder_ = None if kind == "tfidf" else self._build_encoder()
         self.history_, self.strategy_config_ = None, None
         self.y_mean_, self.y_scale_ = 0.0, 1.0
         self.feature_scores_ = None
@@ -443,6 +441,12 @@ class TextRegressor(RegressorMixin, BaseEstimator):
             out = self.head_(torch.from_numpy(self._encode(texts))).numpy()[:, 0]
         return out.astype(np.float64) * self.y_scale_ + self.y_mean_
 
+    def _build_encoder(self) -> Any:
+        tuned = self.strategy != "frozen"
+        return build_text_encoder(
+            self.encoder, tuned, self.max_length, self.cache_dir, type(self).__name__
+        )
+
     def report(
         self, X: Any, y: Any, n_resamples: int = 1000, confidence: float = 0.95
     ) -> RegressionReport:
@@ -471,27 +475,8 @@ class TextRegressor(RegressorMixin, BaseEstimator):
                 "weight": self.head_.weight.detach().numpy(),
                 "bias": self.head_.bias.detach().numpy(),
             }
-        arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
-        if self.tfidf_ is not None:
-            arrays.update(self.tfidf_.to_arrays())
-        state = {
-            "head": head_kind,
-            "adapter": self.strategy_config_ is not None,
-            "features": self.features_,
-            "feature_scores": self.feature_scores_,
-            "y_mean": self.y_mean_,
-            "y_scale": self.y_scale_,
-        }
-        artifact = Artifact(ARTIFACT_KIND, type(self).__name__, self.get_params(deep=False),
-                            state, arrays)  # fmt: skip
-        folder = save_artifact(folder, artifact)
-        if self.strategy_config_ is not None:
-            model = self.encoder_.model
-            if not hasattr(model, "peft_config"):
-                apply_strategy(model, self.strategy_config_)
-            save_adapter(model, self.strategy_config_, folder / ENCODER_FOLDER)
-            model.requires_grad_(False)
-        return folder
+        state = {"head": head_kind, "y_mean": self.y_mean_, "y_scale": self.y_scale_}
+        return save_text_model(folder, ARTIFACT_KIND, self, state, arrays)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TextRegressor:
@@ -500,21 +485,8 @@ class TextRegressor(RegressorMixin, BaseEstimator):
         artifact = load_artifact(folder, ARTIFACT_KIND)
         state, arrays = artifact.state, artifact.arrays
         reg = cls(**artifact.params)
-        reg.features_ = state["features"]
-        reg.feature_scores_ = state.get("feature_scores")
         reg.y_mean_, reg.y_scale_ = float(state["y_mean"]), float(state["y_scale"])
-        reg.tfidf_ = None if reg.features_ == "dense" else TfidfBlocks.from_arrays(arrays)
-        reg.encoder_ = None
-        if reg.features_ != "tfidf":
-            tuned = reg.strategy != "frozen"
-            reg.encoder_ = build_text_encoder(
-                reg.encoder, tuned, reg.max_length, reg.cache_dir, cls.__name__
-            )
-        reg.strategy_config_ = None
-        if state["adapter"]:
-            part = folder / ENCODER_FOLDER
-            reg.encoder_.model = load_adapter(reg.encoder_.model, part)
-            reg.strategy_config_ = config_from_dict(load_artifact(part, ADAPTER_KIND).params)
+        load_text_parts(reg, folder, state, arrays)
         if state["head"] == "ridge":
             head = Ridge(alpha=reg.alpha)
             head.coef_ = arrays["coef"]
@@ -522,12 +494,7 @@ class TextRegressor(RegressorMixin, BaseEstimator):
             head.n_features_in_ = len(head.coef_)
             reg.head_ = head
         else:
-            weight = torch.from_numpy(arrays["weight"]).float()
-            linear = nn.Linear(weight.shape[1], 1)
-            with torch.no_grad():
-                linear.weight.copy_(weight)
-                linear.bias.copy_(torch.from_numpy(arrays["bias"]).float())
-            reg.head_ = linear.requires_grad_(False)
+            reg.head_ = linear_from_arrays(arrays)
         if isinstance(reg.encoder_, nn.Module):
             reg.encoder_.requires_grad_(False)
         reg.history_ = None
