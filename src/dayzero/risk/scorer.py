@@ -957,20 +957,28 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     # ---- tabular path -------------------------------------------------------------------------
 
+    def _monotone_constraints(
+        self, n_features: int, numeric_at: Mapping[str, int]
+    ) -> np.ndarray | None:
+        """``monotonic`` as one sign per model input (``numeric_at``: a numeric column's input
+        position); None without constraints; a column that is not numeric is refused by name."""
+        if not self.monotonic:
+            return None
+        unknown = sorted(set(self.monotonic) - set(self.numeric_columns_))
+        if unknown:
+            raise ValueError(
+                f"monotonic columns {unknown} are not numeric columns of X "
+                f"(numeric: {self.numeric_columns_})"
+            )
+        constraints = np.zeros(n_features, dtype=int)
+        for column, sign in self.monotonic.items():
+            constraints[numeric_at[column]] = sign
+        return constraints
+
     def _booster_params(self, n_features: int, numeric_at: Mapping[str, int]) -> dict[str, Any]:
         from dayzero.risk.gbm import booster_params
 
-        constraints = None
-        if self.monotonic:
-            unknown = sorted(set(self.monotonic) - set(self.numeric_columns_))
-            if unknown:
-                raise ValueError(
-                    f"monotonic columns {unknown} are not numeric columns of X "
-                    f"(numeric: {self.numeric_columns_})"
-                )
-            constraints = np.zeros(n_features, dtype=int)
-            for column, sign in self.monotonic.items():
-                constraints[numeric_at[column]] = sign
+        constraints = self._monotone_constraints(n_features, numeric_at)
         return booster_params(
             learning_rate=(
                 TABULAR_LEARNING_RATE if self.learning_rate is None else self.learning_rate
@@ -1284,18 +1292,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     def _gbm_params(self, n_features: int) -> dict[str, Any]:
         """Arguments of :func:`~dayzero.risk.gbm.gbm_classifier` for ``n_features`` inputs."""
-        constraints = None
-        if self.monotonic:
-            unknown = sorted(set(self.monotonic) - set(self.numeric_columns_))
-            if unknown:
-                raise ValueError(
-                    f"monotonic columns {unknown} are not numeric columns of X "
-                    f"(numeric: {self.numeric_columns_})"
-                )
-            constraints = np.zeros(n_features, dtype=int)
-            start = self._tabular_offset()
-            for column, sign in self.monotonic.items():
-                constraints[start + self.numeric_columns_.index(column)] = sign
+        start = self._tabular_offset() if self.monotonic else 0
+        numeric_at = {column: start + i for i, column in enumerate(self.numeric_columns_)}
+        constraints = self._monotone_constraints(n_features, numeric_at)
         return {
             "learning_rate": 0.1 if self.learning_rate is None else self.learning_rate,
             "max_iter": 100 if self.max_iter is None else self.max_iter,
