@@ -83,6 +83,17 @@ def test_latin1_with_encoding(tmp_path):
     assert read_table(path, encoding="latin-1").frame["city"].tolist() == ["Köln"]
 
 
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_in_a_gzipped_file_too(tmp_path):
+    raw = "city,age\nBonn,30\nK\u00f6ln,41\n".encode("latin-1")
+    plain = tmp_path / "p.csv"
+    plain.write_bytes(raw)
+    packed = tmp_path / "p.csv.gz"
+    packed.write_bytes(gzip.compress(raw))
+    for path in (plain, packed):
+        with pytest.raises(TableError, match=r"line 3: text is not utf-8"):
+            read_table(path)
+
+
 def test_describe_and_where_count_file_lines(tmp_path):
     # A quoted value over two lines and a blank line: data row 2 is on file line 5.
     path = _write(tmp_path / "m.csv", 'age,note\n30,"two\nlines"\n\n41,x\n')

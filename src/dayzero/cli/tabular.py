@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import pandas as pd
 
+from dayzero.datasets._read import first_undecodable_line
+
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 EXTENSIONS = {
     ".csv": "csv",
@@ -455,7 +457,7 @@ def read_table(
                 decimal = sniff_decimal(head, separator)
                 frame = _read_delimited(path, separator, encoding, decimal)
     except UnicodeDecodeError as exc:
-        line = _undecodable_line(path, encoding)
+        line = first_undecodable_line(path, encoding, _opener(path))
         raise TableError(
             f"{path} line {line}: text is not {encoding.removesuffix('-sig')} ({exc.reason}); "
             "save the file as UTF-8, or pass its encoding (--encoding latin-1, cp1252, ...)"
@@ -473,16 +475,6 @@ def read_table(
             "applicant"
         )
     return Table(frame, path, kind, separator, decimal, encoding)
-
-
-def _undecodable_line(path: Path, encoding: str) -> int:
-    with _opener(path)(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode(encoding)
-            except UnicodeDecodeError:
-                return number
-    return 1
 
 
 def output_format(path: str | Path) -> str:

@@ -10,7 +10,7 @@ import csv
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -39,9 +39,10 @@ def file_line_of_row(
     return header_lines + row + 1
 
 
-def first_undecodable_line(path: Path, encoding: str) -> int:
-    """The 1-based line of the first byte sequence that ``encoding`` cannot decode."""
-    with open(path, "rb") as handle:
+def first_undecodable_line(path: Path, encoding: str, opener: Callable[..., IO[Any]] = open) -> int:
+    """The 1-based line of the first byte sequence that ``encoding`` cannot decode (``opener``
+    opens the file in binary mode: ``gzip.open`` for a compressed one)."""
+    with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 raw.decode(encoding)
