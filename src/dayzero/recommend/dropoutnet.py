@@ -192,9 +192,6 @@ class DropoutNet(_common.RatingMatrix, Recommender):
         "user_vocabulary_": lambda v: v,
         "pref_scale_": float,
         "content_only_": list,
-        "value_min_": float,
-        "value_max_": float,
-        "global_mean_": float,
     }
 
     def __init__(
@@ -271,13 +268,11 @@ class DropoutNet(_common.RatingMatrix, Recommender):
             )
         inter = _common.training_interactions(dataset, self.name)
         self._fit_ratings(inter, dataset.items.ids)
-        self._fit_value_stats()
         _relevant_or_raise(self.ratings_.data, self.threshold, self.name)
-        relevant = self._relevant_matrix()
         if dataset.users is not None and len(dataset.users):
             self.user_map_.add(dataset.users.ids)
             self._resize()
-            relevant = self._relevant_matrix()
+        relevant = self._relevant_matrix()
 
         users = np.flatnonzero(np.diff(relevant.indptr))
         items = np.unique(relevant.indices)
@@ -413,7 +408,6 @@ class DropoutNet(_common.RatingMatrix, Recommender):
 
     def _after_load(self) -> None:
         self._gram = self.item_factors_.astype(np.float64).T @ self.item_factors_.astype(np.float64)
-        self._content_only = set(self.content_only_)
         self._item_out = self._item_outputs(np.arange(len(self.item_map_)))
 
     @torch.no_grad()
@@ -469,14 +463,13 @@ class DropoutNet(_common.RatingMatrix, Recommender):
         interactions, if given, as :meth:`partial_fit_users` does."""
         self._check_fitted()
         texts = Template.from_dict(self.template_).render_entities(items)
-        new = [item for item in texts if item not in self.item_map_]
+        changed = [item for item in texts if item in self.item_map_]
+        self.content_only_ = [*self.content_only_, *(i for i in texts if i not in self.item_map_)]
         self._embed_items(texts)
-        self._resize_vectors()
-        self._content_only.update(new)
-        self.content_only_ = [*self.content_only_, *new]
-        index = self.item_map_.to_internal(list(texts))
-        self._item_out = _common.grow(self._item_out, len(self.item_map_))
-        self._item_out[index] = self._item_outputs(index)
+        self._resize_vectors()  # the new items' outputs
+        if changed:  # known items with new fields
+            index = self.item_map_.to_internal(changed)
+            self._item_out[index] = self._item_outputs(index)
         if interactions is not None and len(interactions):
             self.partial_fit_users(interactions)
         return self

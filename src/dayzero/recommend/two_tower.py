@@ -1719,11 +1719,12 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
         self.user_content_ = arrays["user_content"]
         self._fit_frame = (arrays["fit_users"], arrays["fit_items"], arrays["fit_values"])
         self._train_history = _Episodes(*self._fit_frame)
-        # Saved before the rule was recorded: the same rule on the same training values.
-        self.positive_threshold_ = extras.get(
-            "positive_threshold",
-            positive_threshold(arrays["fit_values"], self.training_.positive_threshold),
-        )
+        if "positive_threshold" in extras:
+            self.positive_threshold_ = extras["positive_threshold"]
+        else:  # saved before the rule was recorded: the same rule on the same training values
+            self.positive_threshold_ = positive_threshold(
+                arrays["fit_values"], self.training_.positive_threshold
+            )
         if extras["extra_history"] is not None:
             self._extra_history = history_from_json(extras["extra_history"])
         if extras.get("user_texts"):
