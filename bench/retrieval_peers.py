@@ -97,7 +97,8 @@ PEER_MODELS = {
         # the training budget (40 epochs of 200k pairs) and dropout 0.5 were chosen on the
         # validation split of CiteULike tags (Recall@20 among its new items: 10 x 50k pairs
         # 0.218, 30 x 100k 0.246, 40 x 200k 0.268; dropout 0.8 0.158; lr 3e-3 0.158; 500/200
-        # wide towers 0.197; 100-d content 0.226), never on test users; one setting everywhere
+        # wide towers 0.197; 100-d content 0.226; printed by bench/dropoutnet_tune.py), never on
+        # test users; one setting everywhere
         params={
             "factors": 64,
             "regularization": 1.0,
