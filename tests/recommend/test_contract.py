@@ -76,7 +76,9 @@ def test_save_load_round_trip_gives_identical_predictions(name, fitted, catalogu
     model = fitted(name)
     users, items = _pairs(catalogue)
     folder = model.save(tmp_path / name)
-    assert {p.name for p in folder.iterdir()} <= {"dayzero.json", "weights.safetensors"}
+    files = {p.name for p in folder.iterdir()}
+    assert files <= {"dayzero.json", "weights.safetensors", "card.json", "card.html"}
+    assert {"card.json", "card.html"} <= files
     loaded = Recommender.load(folder)
     assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
     for history in (None, _history("ua0"), _history("nobody")):

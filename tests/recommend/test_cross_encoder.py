@@ -152,7 +152,7 @@ def test_rerank_sorts_a_permutation_of_the_candidates(model, catalogue):
 def test_save_load_gives_identical_predictions(which, request, catalogue, tmp_path):
     fitted = request.getfixturevalue(which)
     folder = fitted.save(tmp_path / which)
-    expected = {"dayzero.json", "weights.safetensors", "encoder"}  # full and lora both adapt
+    expected = {"dayzero.json", "weights.safetensors", "encoder", "card.json", "card.html"}
     assert {p.name for p in folder.iterdir()} == expected
     loaded = Recommender.load(folder)
     assert type(loaded) is CrossEncoderRecommender

@@ -212,7 +212,12 @@ def test_gbm_head_save_load_with_categories_and_missing_values(tmp_path):
         encoder=TINY, head="gbm", fusion=True, max_iter=15, max_depth=None, random_state=0
     ).fit(X, y)
     folder = model.save(tmp_path / "gbm")
-    assert sorted(p.name for p in folder.iterdir()) == ["dayzero.json", "weights.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "card.html",
+        "card.json",
+        "dayzero.json",
+        "weights.safetensors",
+    ]
     state = json.loads((folder / "dayzero.json").read_text())["state"]
     assert state["head_state"]["model"].startswith("tree\nversion=v4")
     loaded = RiskScorer.load(folder)
@@ -693,7 +698,12 @@ def test_save_load_with_text_gives_identical_scores(tmp_path):
     X, y = text_applicants()
     model = RiskScorer(encoder=TINY, text_components=4, random_state=0).fit(X, y)
     folder = model.save(tmp_path / "m")
-    assert sorted(p.name for p in folder.iterdir()) == ["dayzero.json", "weights.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "card.html",
+        "card.json",
+        "dayzero.json",
+        "weights.safetensors",
+    ]
     loaded = RiskScorer.load(folder)
     assert loaded.text_selection_ == model.text_selection_
     np.testing.assert_array_equal(loaded.predict_pd(X), model.predict_pd(X))

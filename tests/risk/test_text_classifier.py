@@ -143,6 +143,8 @@ def test_multilingual_encoder_cannot_be_fine_tuned() -> None:
 def test_frozen_save_load_round_trip(frozen, tmp_path) -> None:
     frozen.save(tmp_path / "clf")
     assert sorted(p.name for p in (tmp_path / "clf").iterdir()) == [
+        "card.html",
+        "card.json",
         "dayzero.json",
         "weights.safetensors",
     ]

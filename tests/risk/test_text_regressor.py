@@ -160,7 +160,12 @@ def test_save_load_gives_identical_predictions(features, tiny_bert_dir, tmp_path
     reg = TextRegressor(encoder=str(tiny_bert_dir), features=features, alpha=0.1)
     reg.fit(TRAIN_X, TRAIN_Y)
     folder = reg.save(tmp_path / "reg")
-    assert sorted(p.name for p in folder.iterdir()) == ["dayzero.json", "weights.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "card.html",
+        "card.json",
+        "dayzero.json",
+        "weights.safetensors",
+    ]
     loaded = TextRegressor.load(folder)
     assert loaded.features_ == features and loaded.get_params() == reg.get_params()
     new = [*TEST_X[:5], "alpha with words never seen", "unseen"]

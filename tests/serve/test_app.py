@@ -67,6 +67,20 @@ def test_health_and_model_info(client, menv):
     assert info["index_kind"] == "exact"
 
 
+def test_model_card_of_the_served_version(client, anon):
+    card = client.get("/v1/model/card")
+    assert card.status_code == 200, card.text
+    body = card.json()
+    assert body["kind"] == "recommender" and body["name"] == "two-tower"
+    assert body["serving"]["version"] == "v000001" and body["serving"]["metrics"] == {"mae": 0.5}
+    assert body["training_data"]["interactions"] > 0 and body["encoder"]["strategy"]
+    page = client.get("/v1/model/card", params={"format": "html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "v000001" in page.text and "Model card" in page.text
+    assert client.get("/v1/model/card", params={"format": "pdf"}).status_code == 422
+    assert anon.get("/v1/model/card").status_code == 401
+
+
 def test_known_users_get_their_theme(client, menv):
     for user, theme in (("ua0", "action"), ("ub0", "romance")):
         response = client.get(
@@ -504,6 +518,18 @@ def _risk_client(served_env, tmp_path, training: bool):
     env = _copy(served_env, tmp_path / "env")
     config = ServeConfig(store=env.store, registry=env.registry, api_key=API_KEY, risk_model=folder)
     return scorer, TestClient(create_app(config), headers=KEY)
+
+
+def test_risk_model_card(served_env, tmp_path, client):
+    assert client.get("/v1/risk/card").status_code == 404  # no risk model loaded there
+    _, risk_client = _risk_client(served_env, tmp_path, training=True)
+    with risk_client as c:
+        card = c.get("/v1/risk/card").json()
+        assert card["kind"] == "risk-scorer" and card["training_data"]["rows"] == 120
+        assert card["training_data"]["cli"]["target"] == "default"  # training.json merged
+        assert any("['age']" in line for line in card["limitations"])
+        assert "depth" in card["selection"]
+        assert c.get("/v1/risk/card", params={"format": "html"}).text.startswith("<!doctype")
 
 
 def test_risk_drops_the_label_column_and_allows_ids(served_env, tmp_path):

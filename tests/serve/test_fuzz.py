@@ -46,6 +46,8 @@ def operations() -> list[str]:
         "GET /v1/items/{item_id}/similar",
         "POST /v1/risk/score",
         "GET /v1/model",
+        "GET /v1/model/card",
+        "GET /v1/risk/card",
         "POST /v1/admin/promote",
         "POST /v1/admin/rollback",
         "GET /healthz",

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dayzero.cli.card import card
 from dayzero.cli.risk import risk_app
 from dayzero.cli.serve import serve
 from dayzero.cli.update import bootstrap, update
@@ -146,6 +147,8 @@ def demo(
 
     run_demo(console, seed=seed)
 
+
+app.command("card")(card)
 
 # Online commands, listed after the offline ones in `dayzero --help`.
 app.command("bootstrap")(bootstrap)

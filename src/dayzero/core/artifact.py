@@ -101,7 +101,7 @@ def save_artifact(folder: str | Path, artifact: Artifact) -> Path:
         "name": artifact.name,
         "params": artifact.params,
         "state": artifact.state,
-        "dayzero_version": _version(),
+        "dayzero_version": dayzero_version(),
     }
     try:
         text = json.dumps(document, default=_json_default, allow_nan=False)
@@ -213,7 +213,8 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def _version() -> str:
+def dayzero_version() -> str:
+    """The installed dayzero's version (``"unknown"`` in a source tree that is not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -255,6 +256,7 @@ __all__ = [
     "ArtifactError",
     "artifact_kind",
     "check_files",
+    "dayzero_version",
     "load_artifact",
     "save_artifact",
 ]

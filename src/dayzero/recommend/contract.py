@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -30,6 +31,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import metadata_routing
 
 from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
+from dayzero.core.card import (
+    CARD_JSON,
+    ModelCard,
+    encoder_section,
+    read_card,
+    sensitive_columns,
+    summarize_dataset,
+    write_card,
+)
 from dayzero.core.config import ConfigParams, as_dict
 from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
 
@@ -152,9 +162,35 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         "items": metadata_routing.UNUSED,
         "history": metadata_routing.UNUSED,
     }
+    #: What the model card (:meth:`card`) says the model is for, and its known limits.
+    card_intended_use: ClassVar[str] = (
+        "Ranking items for users, including users and items with no interactions yet, on data "
+        "like the training data; a list to show people, not a decision about them."
+    )
+    card_limitations: ClassVar[tuple[str, ...]] = ()
     #: Arrays in ``_state()`` are saved in safetensors; everything else JSON.
     user_map_: IdMap
     item_map_: IdMap
+    #: Summary of the fitted dataset for the model card (recorded by every ``fit``).
+    training_data_: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is None or getattr(fit, "_records_training_data", False):
+            return
+
+        # Wrapping here rather than asking each model to call a helper: every recommender,
+        # a user's own included, gets a card that says what it was trained on.
+        @functools.wraps(fit)
+        def recording_fit(self, dataset, *args, **kwargs):
+            fitted = fit(self, dataset, *args, **kwargs)
+            if isinstance(dataset, Dataset):
+                self.training_data_ = summarize_dataset(dataset)
+            return fitted
+
+        recording_fit._records_training_data = True
+        cls.fit = recording_fit
 
     # ----------------------------------------------------------------- params
     def __repr__(self) -> str:
@@ -377,7 +413,31 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         artifact = Artifact("recommender", self.name, params, state, arrays)
         folder = save_artifact(path, artifact)
         self._save_parts(folder)
+        write_card(folder, self.card(), fresh=True)
         return folder
+
+    def card(self) -> ModelCard:
+        """The model card (:mod:`dayzero.core.card`): training data, settings chosen on
+        validation carves, encoder, intended use and limits. :meth:`save` writes it as
+        ``card.json`` and ``card.html``; evaluation results and audits are attached to the
+        saved folder later (``dayzero card``)."""
+        self._check_fitted()
+        params = json.loads(json.dumps(self.get_params(deep=False), default=_json_card))
+        data = dict(getattr(self, "training_data_", {}))
+        return ModelCard(
+            kind="recommender",
+            name=self.name,
+            params=params,
+            training_data=data,
+            selection=self._card_selection(),
+            encoder=encoder_section(self.get_params(deep=False)),
+            intended_use=self.card_intended_use,
+            limitations=[*self.card_limitations, *_data_limitations(data)],
+        )
+
+    def _card_selection(self) -> dict[str, Any]:
+        """Settings the fit chose on validation carves of the training data, for the card."""
+        return {}
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -399,7 +459,35 @@ class Recommender(ConfigParams, BaseEstimator, ABC):
         model.seen_ = {u: set(v) for u, v in state["seen"]}
         model._set_state(artifact.arrays, state["extras"])
         model._load_parts(folder)
+        if (folder / CARD_JSON).is_file():
+            model.training_data_ = read_card(folder).training_data
         return model
+
+
+def _json_card(value: Any) -> Any:
+    converted = _json_id(value)
+    return str(converted) if converted is value else converted
+
+
+def _data_limitations(data: dict[str, Any]) -> list[str]:
+    """What the training data implies for the card's limitations."""
+    if not data:
+        return []
+    out = []
+    if not data.get("item_fields"):
+        out.append(
+            "no item fields were given: a new item cannot be ranked from its content until it "
+            "has interactions"
+        )
+    if not data.get("user_fields"):
+        out.append("no user fields were given: a new user is ranked from revealed history only")
+    protected = sensitive_columns(data.get("user_fields") or {})
+    if protected:
+        out.append(
+            f"the training data's user fields {protected} name protected attributes: where "
+            "the model reads user fields, audit exposure and quality per group before serving"
+        )
+    return out
 
 
 def _json_id(value: Any) -> Any:

@@ -80,6 +80,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.core.card import (
+    CARD_JSON,
+    ModelCard,
+    encoder_section,
+    read_card,
+    sensitive_columns,
+    summarize_table,
+    write_card,
+)
 from dayzero.core.checks import positive_int
 from dayzero.core.templates import is_missing, serialize_row
 from dayzero.risk import tabular
@@ -522,8 +531,19 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.representation_ = self._representation()
         self.truncation_ = None
         if self.representation_ == TABULAR:
-            return self._fit_tabular(frame, y_index)
-        return self._fit_row_text(frame, y_index)
+            self._fit_tabular(frame, y_index)
+        else:
+            self._fit_row_text(frame, y_index)
+        kinds = {
+            "numeric": [c for c in self.numeric_columns_ if c not in self.datetime_columns_],
+            "datetime": self.datetime_columns_,
+            "categorical": self.categorical_columns_,
+            "text": self.text_columns_,
+        }
+        self.training_data_ = summarize_table(
+            frame, self.classes_[y_index], kinds, self.positive_label_
+        )
+        return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
@@ -760,7 +780,50 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         save_artifact(folder, Artifact(ARTIFACT_KIND, self._head_kind(), params, state, tensors))
         if self._head_kind() == "encoder":
             self.head_.save(folder / ENCODER_HEAD_DIR)
+        write_card(folder, self.card(params), fresh=True)
         return folder
+
+    def card(self, params: Mapping[str, Any] | None = None) -> ModelCard:
+        """The model card (:mod:`dayzero.core.card`): the applicants it was fitted on, the depth
+        and text columns chosen by cross-validation on them, the encoder, intended use and
+        limits (a protected attribute among the features is named). :meth:`save` writes it;
+        ``dayzero risk audit --write-to-model`` attaches a fairness audit."""
+        check_is_fitted(self, "head_")
+        if params is None:
+            params = {k: v for k, v in self.get_params().items() if k != "sentiment"}
+            params = json.loads(json.dumps(params, default=str))
+        tabular_model = self.representation_ == TABULAR
+        selection: dict[str, Any] = {}
+        if tabular_model:
+            selection = {"depth": self.depth_selection_, "text columns": self.text_selection_}
+        uses_text = not tabular_model or bool(self.text_selection_["selected"])
+        limitations = [
+            "probabilities are calibrated on the training applicants: a population shift (the "
+            "PSI of the risk report) calls for a refit",
+            "reason codes explain a score; they do not show that it is fair (see the audit)",
+        ]
+        protected = sensitive_columns(self.columns_)
+        if protected:
+            limitations.append(
+                f"the features include {protected}, which name protected attributes: many "
+                "jurisdictions bar their use in credit decisions; run `dayzero risk audit` and "
+                "consider leaving them out (`--exclude`)"
+            )
+        if self.truncation_:
+            limitations.append(f"row texts were truncated for the encoder: {self.truncation_}")
+        return ModelCard(
+            kind=ARTIFACT_KIND,
+            name=self._head_kind(),
+            params=dict(params),
+            training_data=dict(getattr(self, "training_data_", {})),
+            selection=json.loads(json.dumps(selection, default=_json_default)),
+            encoder=encoder_section(params, used=uses_text),
+            intended_use=(
+                "Probability of default, points and reason codes for applicants like the "
+                "training applicants, as one input to a credit decision that people review."
+            ),
+            limitations=limitations,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> RiskScorer:
@@ -799,6 +862,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         model.categories_ = {k: list(v) for k, v in state["categories"].items()}
         model.reference_ = dict(state.get("reference") or {})
         model.truncation_ = state.get("truncation")
+        if (folder / CARD_JSON).is_file():
+            model.training_data_ = read_card(folder).training_data
         model.n_iter_ = int(state["n_iter"])
         if representation == TABULAR:
             model.head_ = GBMHead.from_json(state["head_state"])

@@ -43,6 +43,14 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.core.card import (
+    CARD_JSON,
+    ModelCard,
+    encoder_section,
+    read_card,
+    summarize_texts,
+    write_card,
+)
 from dayzero.risk.text_features import TfidfBlocks, check_features, choose_features, combine
 from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
 from dayzero.text.adapters import (
@@ -146,7 +154,41 @@ def save_text_model(
             apply_strategy(encoder, model.strategy_config_)
         save_adapter(encoder, model.strategy_config_, folder / ENCODER_FOLDER)
         encoder.requires_grad_(False)
+    write_card(folder, text_model_card(kind, model), fresh=True)
     return folder
+
+
+def text_model_card(kind: str, model: BaseEstimator) -> ModelCard:
+    """The model card of a fitted text model (:mod:`dayzero.core.card`): the texts and labels
+    it was fitted on, the feature choice made by cross-validation on them, the encoder."""
+    params = model.get_params(deep=False)
+    task = "classification" if kind == "text-classifier" else "regression"
+    selection: dict[str, Any] = {}
+    if model.feature_scores_ is not None:
+        selection["features"] = {
+            "chosen": model.features_,
+            "cross-validated on the training texts": model.feature_scores_,
+        }
+    return ModelCard(
+        kind=kind,
+        name=type(model).__name__,
+        params={
+            k: v if isinstance(v, str | int | float | bool | None) else str(v)
+            for k, v in params.items()
+        },
+        training_data=dict(getattr(model, "training_data_", {})),
+        selection=selection,
+        encoder=encoder_section(params, used=model.features_ != "tfidf"),
+        intended_use=(
+            f"Text {task} (e.g. sentiment of financial news, a review's label) on texts like "
+            "the training texts, in the encoder's languages."
+        ),
+        limitations=[
+            f"texts longer than max_length={params.get('max_length')} tokens are truncated "
+            "for the encoder",
+            "labels or targets outside what the training texts cover are not learned",
+        ],
+    )
 
 
 def load_text_parts(model: BaseEstimator, folder: Path, state: dict[str, Any], arrays) -> None:
@@ -155,6 +197,8 @@ def load_text_parts(model: BaseEstimator, folder: Path, state: dict[str, Any], a
     features are TF-IDF only) and its trained part."""
     # Folders written before features existed hold dense heads.
     model.features_ = state.get("features", "dense")
+    if (folder / CARD_JSON).is_file():
+        model.training_data_ = read_card(folder).training_data
     model.feature_scores_ = state.get("feature_scores")
     model.tfidf_ = None if model.features_ == "dense" else TfidfBlocks.from_arrays(arrays)
     model.encoder_ = None if model.features_ == "tfidf" else model._build_encoder()
@@ -373,6 +417,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         texts = check_texts(X)
         if len(y) != len(texts):
             raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        self.training_data_ = summarize_texts(texts, y, "classification")
         tuned = self._tuned_strategy()
         check_features(self.features, tuned is not None, type(self).__name__)
         self.classes_ = classes

@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from dayzero.core.artifact import load_artifact
+from dayzero.core.card import summarize_texts
 from dayzero.risk.text_classifier import (
     _EncoderWithHead,
     build_text_encoder,
@@ -360,6 +361,7 @@ class TextRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"X has {len(texts)} texts but y has {len(targets)} targets")
         if np.ptp(targets) == 0.0:
             raise ValueError(f"every target is {targets[0]}; a regressor needs varying targets")
+        self.training_data_ = summarize_texts(texts, targets, "regression")
         tuned = self.strategy != "frozen"
         owner = type(self).__name__
         kind = check_features(self.features, tuned, owner)

@@ -167,6 +167,7 @@ def _open_state(config: ServeConfig, metrics: ServiceMetrics) -> ServiceState:
             metrics=metrics,
             user_cache=cache,
             risk_training=training,
+            risk_dir=config.risk_model,
         )
         state.start()
     except BaseException:

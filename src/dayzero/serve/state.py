@@ -208,6 +208,8 @@ class ServiceState:
         Updated with the served version and index size.
     user_cache : UserVectorCache, optional
         Known-user vectors between their writes (default: 100,000 users, 30 s).
+    risk_dir : path, optional
+        The folder ``risk`` was loaded from; ``GET /v1/risk/card`` reads its model card there.
     """
 
     def __init__(
@@ -218,11 +220,14 @@ class ServiceState:
         metrics: ServiceMetrics | None = None,
         user_cache: UserVectorCache | None = None,
         risk_training: TrainingInfo | None = None,
+        risk_dir: str | Path | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.risk = risk
         self.risk_training = risk_training
+        #: The folder the risk model was loaded from (its model card is read from there).
+        self.risk_dir = None if risk_dir is None else Path(risk_dir)
         self.metrics = metrics
         self.user_cache = user_cache if user_cache is not None else UserVectorCache()
         self.served: Served | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from dayzero.serve import schemas as s
 from dayzero.serve.auth import read_auth, write_auth
@@ -33,3 +35,22 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": s.ErrorOut}}
 def ranked(ids, scores) -> list[s.Recommendation]:
     """``ids`` with their ``scores``, best first as given."""
     return [s.Recommendation(item=i, score=float(v)) for i, v in zip(ids, scores, strict=True)]
+
+
+CardFormat = Annotated[
+    Literal["json", "html"], Query(description="`json` (the card's data) or `html` (one page).")
+]
+
+
+def card_response(folder: Path, serving: dict[str, Any] | None, format: str) -> Response:
+    """The card of the model in ``folder`` as JSON or HTML; a card that cannot be read is a
+    409 naming the file."""
+    from dayzero.core.card import CardError, read_card
+
+    try:
+        card = read_card(folder, serving)
+    except CardError as exc:
+        raise HTTPException(409, f"the served model's card cannot be read: {exc}") from exc
+    if format == "html":
+        return HTMLResponse(card.to_html())
+    return JSONResponse(card.to_dict())

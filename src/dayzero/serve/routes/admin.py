@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from dayzero.serve import schemas as s
 from dayzero.serve.routes._shared import (
@@ -12,7 +13,9 @@ from dayzero.serve.routes._shared import (
     NOT_FOUND,
     READS,
     WRITES,
+    CardFormat,
     Service,
+    card_response,
 )
 
 router = APIRouter()
@@ -44,6 +47,30 @@ def model_info(svc: Service) -> s.ModelOut:
         folded_items=served.folded,
         notice=svc.notice,
     )
+
+
+@router.get(
+    "/v1/model/card",
+    dependencies=READS,
+    tags=["model"],
+    response_model=None,
+    responses={**AUTH_ERRORS, 409: {"model": s.ErrorOut}, 503: {"model": s.ErrorOut}},
+)
+def model_card(svc: Service, format: CardFormat = "json") -> Response:
+    """The model card of the served version (:mod:`dayzero.core.card`): training data, how
+    settings were chosen, encoder, evaluation and audits attached to it, intended use and
+    limits, and what the registry recorded for the version (metrics, watermark)."""
+    from dayzero.online.serving import MODEL_FOLDER
+
+    served = svc.require()
+    folder = svc.registry.path(served.version, verify=False) / MODEL_FOLDER
+    serving = {
+        "version": served.version,
+        "metrics": served.info.get("metrics") or {},
+        "watermark": served.info.get("watermark"),
+        "folded_items": served.folded,
+    }
+    return card_response(folder, serving, format)
 
 
 @router.post(

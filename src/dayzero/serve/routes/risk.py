@@ -11,9 +11,18 @@ from __future__ import annotations
 import warnings
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
 
 from dayzero.serve import schemas as s
-from dayzero.serve.routes._shared import AUTH_ERRORS, ERRORS, NOT_FOUND, READS, Service
+from dayzero.serve.routes._shared import (
+    AUTH_ERRORS,
+    ERRORS,
+    NOT_FOUND,
+    READS,
+    CardFormat,
+    Service,
+    card_response,
+)
 from dayzero.serve.state import ServiceState
 
 router = APIRouter(tags=["risk"], dependencies=READS)
@@ -25,6 +34,22 @@ router = APIRouter(tags=["risk"], dependencies=READS)
 def risk_score(body: s.RiskIn, svc: Service) -> s.RiskOut:
     """Probability of default, scorecard points and the top reason codes per applicant."""
     return _risk(svc, body)
+
+
+@router.get(
+    "/v1/risk/card",
+    response_model=None,
+    responses={**AUTH_ERRORS, **NOT_FOUND, 409: {"model": s.ErrorOut}},
+)
+def risk_card(svc: Service, format: CardFormat = "json") -> Response:
+    """The model card of the served risk model: the applicants it was fitted on, the settings
+    chosen by cross-validation, the fairness audit attached by ``dayzero risk audit
+    --write-to-model``, intended use and limits."""
+    if svc.risk is None or svc.risk_dir is None:
+        raise HTTPException(
+            404, "no risk model is loaded: start the server with --risk-model FOLDER"
+        )
+    return card_response(svc.risk_dir, None, format)
 
 
 def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
