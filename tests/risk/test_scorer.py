@@ -253,7 +253,9 @@ def test_text_columns_and_sentiment():
     ).fit(X, y)
     assert "The note is good job." in model._texts(X.iloc[[int(np.argmin(y))]])[0]
     assert model.explain(X.iloc[[0]], top=4)["field"].isin(X.columns).all()
-    with pytest.raises(NotImplementedError, match="sentiment"):
+    with pytest.raises(
+        TypeError, match=r"sentiment is a function.*TextClassifier or TextRegressor"
+    ):
         model.save(tempfile.mkdtemp())
 
 
@@ -305,6 +307,37 @@ def test_sentiment_from_a_classifier_object():
     ).fit(X, y)
     assert model.sentiment_mean_ == pytest.approx(np.mean(y == 0))
     assert np.isfinite(model.points(X.assign(note=[None] * len(X)))).all()
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "row-text"])
+def test_a_scorer_with_a_text_sentiment_model_saves_and_loads(kind, tmp_path):
+    from dayzero.risk.text_classifier import TextClassifier
+    from dayzero.risk.text_regressor import TextRegressor
+
+    notes = ["good job", "great income", "money trouble", "bad debt"] * 3
+    if kind == "regressor":
+        sentiment = TextRegressor(features="tfidf", random_state=0)
+        sentiment.fit(notes, [1.0, 0.8, -0.9, -1.0] * 3)
+    else:
+        sentiment = TextClassifier(features="tfidf", random_state=0)
+        sentiment.fit(notes, ["pos", "pos", "neg", "neg"] * 3)
+    X, y = applicants(80)
+    rng = np.random.default_rng(0)
+    X["note"] = [f"{rng.choice(notes)} {i}" for i in range(len(X))]
+    params = {"text_selection": "always", "cv": 2, "text_components": 2}
+    if kind == "row-text":
+        params = {"encoder": TINY, "fusion": True, "max_length": 32}
+    model = RiskScorer(text_columns=["note"], sentiment=sentiment, random_state=0, **params).fit(
+        X, y
+    )
+    if kind != "row-text":
+        assert model.text_selection_["selected"] == ["note"]
+    folder = model.save(tmp_path / "m")
+    assert (folder / "sentiment" / "dayzero.json").is_file()
+    loaded = RiskScorer.load(folder)
+    assert type(loaded.sentiment) is type(sentiment)
+    fresh = X.assign(note=["bad debt again", "good job again"] * 40)
+    np.testing.assert_allclose(loaded.predict_pd(fresh), model.predict_pd(fresh), atol=1e-9)
 
 
 def test_clone_keeps_a_fitted_sentiment_model():

@@ -106,6 +106,7 @@ AUTO = "auto"
 AUTO_DEPTHS = (3, 6)  # max_depth="auto" chooses between these on the folds
 ARTIFACT_KIND = "risk-scorer"
 ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
+SENTIMENT_DIR = "sentiment"  # the sentiment model: a text-classifier or text-regressor part
 REASON_COLUMNS = ["row", "rank", "field", "value", "contribution", "points", "unknown", "reason"]
 # The tabular model's defaults (the row-text gbm head keeps its own: 0.1, 100 rounds, 5 rows).
 TABULAR_LEARNING_RATE = 0.05
@@ -248,12 +249,15 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         standardised numerics (plus the sentiment score when ``sentiment`` is set).
     text_weight : float, default 1.0
         Row-text path: multiplies the (L2-normalised) text vector before the head.
-    sentiment : callable or TextClassifier, optional
-        Scores the ``sentiment_column`` text: a callable ``list[str] -> array`` or an object
-        with ``predict_proba`` (its last column is used), already fitted. Tabular path: one more
-        text feature, kept only if cross-validation keeps that column's text; row-text path:
-        one fusion feature. A pretrained component: the scorer never fits it, so
-        ``sklearn.base.clone`` keeps this very object (see Notes).
+    sentiment : TextClassifier, TextRegressor or callable, optional
+        Scores the ``sentiment_column`` text, already fitted: an object with ``predict_proba``
+        (its last column is used), one with ``predict`` (a continuous score, e.g. a
+        ``TextRegressor``), or a callable ``list[str] -> array``. Tabular path: one more text
+        feature, kept only if cross-validation keeps that column's text; row-text path: one
+        fusion feature. A pretrained component: the scorer never fits it, so
+        ``sklearn.base.clone`` keeps this very object (see Notes). A ``TextClassifier`` or
+        ``TextRegressor`` is saved with the scorer (the part ``sentiment/``); a callable
+        cannot be saved.
     sentiment_column : str, optional
         The text column ``sentiment`` reads; defaults to the first text column.
     monotonic : dict, optional
@@ -726,10 +730,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         <dayzero.risk.text_classifier.TextClassifier.save>`. A frozen encoder is stored by name.
         """
         check_is_fitted(self, "head_")
-        if self.sentiment is not None:
-            raise NotImplementedError(
-                "a RiskScorer with a sentiment model cannot be saved; save the TextClassifier "
-                "separately and pass it again after load(), or fit without sentiment"
+        sentiment_kind = _sentiment_kind(self.sentiment)
+        if self.sentiment is not None and sentiment_kind is None:
+            raise TypeError(
+                f"sentiment is a {type(self.sentiment).__name__}, which cannot be saved (dayzero "
+                "never saves code): pass a fitted TextClassifier or TextRegressor, saved with "
+                f"the scorer as the part {SENTIMENT_DIR}/, or fit without sentiment"
             )
         folder = Path(path)
         params = {k: v for k, v in self.get_params().items() if k != "sentiment"}
@@ -756,6 +762,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             ),
             "n_iter": self.n_iter_,
             "head_state": None,
+            "sentiment": sentiment_kind,
         }
         tensors: dict[str, np.ndarray] = {}
         if self.representation_ == TABULAR:
@@ -780,6 +787,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         save_artifact(folder, Artifact(ARTIFACT_KIND, self._head_kind(), params, state, tensors))
         if self._head_kind() == "encoder":
             self.head_.save(folder / ENCODER_HEAD_DIR)
+        if sentiment_kind is not None:
+            self.sentiment.save(folder / SENTIMENT_DIR)
         write_card(folder, self.card(params), fresh=True)
         return folder
 
@@ -864,6 +873,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         model.truncation_ = state.get("truncation")
         if (folder / CARD_JSON).is_file():
             model.training_data_ = read_card(folder).training_data
+        if state.get("sentiment") is not None:
+            model.sentiment = _load_sentiment(state["sentiment"], folder / SENTIMENT_DIR)
         model.n_iter_ = int(state["n_iter"])
         if representation == TABULAR:
             model.head_ = GBMHead.from_json(state["head_state"])
@@ -1520,6 +1531,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     def _score_sentiment(self, texts: list[str]) -> np.ndarray:
         if hasattr(self.sentiment, "predict_proba"):
             return np.asarray(self.sentiment.predict_proba(texts), dtype=float)[:, -1]
+        if hasattr(self.sentiment, "predict"):  # a regressor: a continuous score
+            return np.asarray(self.sentiment.predict(texts), dtype=float).reshape(-1)
         return np.asarray(self.sentiment(texts), dtype=float).reshape(-1)
 
     def _texts(self, frame: pd.DataFrame) -> list[str]:
@@ -1657,6 +1670,32 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     }
                 )
         return pd.DataFrame(rows, columns=REASON_COLUMNS)
+
+
+def _sentiment_kind(sentiment: Any) -> str | None:
+    """The artifact kind a sentiment model is saved as, or None when it cannot be saved."""
+    if sentiment is None:
+        return None
+    from dayzero.risk.text_classifier import ARTIFACT_KIND as CLASSIFIER
+    from dayzero.risk.text_classifier import TextClassifier
+    from dayzero.risk.text_regressor import ARTIFACT_KIND as REGRESSOR
+    from dayzero.risk.text_regressor import TextRegressor
+
+    if isinstance(sentiment, TextClassifier):
+        return CLASSIFIER
+    if isinstance(sentiment, TextRegressor):
+        return REGRESSOR
+    return None
+
+
+def _load_sentiment(kind: str, folder: Path) -> Any:
+    from dayzero.risk.text_classifier import TextClassifier
+    from dayzero.risk.text_regressor import TextRegressor
+
+    classes = {"text-classifier": TextClassifier, "text-regressor": TextRegressor}
+    if kind not in classes:
+        raise ValueError(f"{folder}: unknown sentiment model kind {kind!r}")
+    return classes[kind].load(folder)
 
 
 def _json_default(value: Any) -> Any:
