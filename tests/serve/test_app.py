@@ -543,6 +543,11 @@ def test_risk_drops_the_label_column_and_allows_ids(served_env, tmp_path):
         response = c.post("/v1/risk/score", json={"applicants": rows})
         assert response.status_code == 200, response.text
         got = [score["probability"] for score in response.json()["scores"]]
+        assert [score["ids"] for score in response.json()["scores"]] == [
+            {"id": "a1"},
+            {"id": "a2"},
+            {},
+        ]
         features = pd.DataFrame(
             {"checking": ["< 0 DM", "none", "none"], "age": [30.0, 41.0, np.nan]}
         )

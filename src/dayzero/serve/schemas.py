@@ -325,6 +325,11 @@ class RiskScore(BaseModel):
     probability: float = Field(description="Probability of default.")
     points: float
     reasons: list[Reason]
+    ids: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The applicant's pass-through columns (the ids `dayzero risk fit --exclude` "
+        "named) as sent, so each score can be matched to its applicant.",
+    )
 
 
 class RiskOut(BaseModel):

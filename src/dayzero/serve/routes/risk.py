@@ -74,9 +74,11 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
             reasons = scorer.explain(frame, top=body.top)
     except (ValueError, TypeError) as exc:
         raise HTTPException(422, f"applicants: {exc}") from exc
+    passthrough = svc.risk_training.passthrough if svc.risk_training is not None else ()
     scores = []
     for row in range(len(frame)):
         mine = reasons[reasons["row"] == row]
+        sent = body.applicants[row]
         scores.append(
             s.RiskScore(
                 probability=float(proba[row]),
@@ -90,6 +92,7 @@ def _risk(svc: ServiceState, body: s.RiskIn) -> s.RiskOut:
                     )
                     for r in mine.itertuples()
                 ],
+                ids={c: sent[c] for c in passthrough if c in sent},
             )
         )
     return s.RiskOut(scores=scores)
