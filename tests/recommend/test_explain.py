@@ -44,3 +44,21 @@ def test_the_item_of_the_recommended_theme_explains_it():
     assert out[0][1][1] == pytest.approx(-1 / 6)
     with pytest.raises(ValueError, match="values"):
         explain_history(model, ["a2"], ["a0"], values=[1, 2])
+
+
+def test_two_tower_explains_an_action_item_by_the_liked_action_item(catalogue, tiny_bert_dir):
+    from dayzero.recommend.two_tower import TwoTowerRecommender
+
+    fast = {
+        "towers__dim": 8,
+        "towers__hidden": 32,
+        "training__epochs": 60,
+        "training__batch_users": 8,
+        "training__lr": 1e-2,
+        "training__validation": 0.0,
+        "encoder__max_length": 32,
+    }
+    model = TwoTowerRecommender().set_params(encoder=str(tiny_bert_dir), **fast)
+    model.fit(catalogue.dataset)
+    out = explain_history(model, ["a_cold"], ["r0", "a0", "r1"], values=[1.0, 5.0, 1.0])
+    assert out[0][0][0] == "a0"
