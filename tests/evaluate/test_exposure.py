@@ -38,3 +38,13 @@ def test_exposure_audit_hand_built_lists():
     assert out["gini_exposure"] == pytest.approx(gini([2, 1, 0, 1]))
     with pytest.raises(ValueError, match="not in the catalogue"):
         exposure_audit([["z"]], [["p"]], catalogue, pop)
+
+
+def test_metric_by_group_separates_groups():
+    from dayzero.evaluate.exposure import metric_by_group
+
+    out = metric_by_group([1.0, 1.0, 0.0, 0.0, 0.0], ["F", "F", "M", "M", "M"])
+    assert out["F"]["n"] == 2 and out["F"]["mean_ci"][0] == pytest.approx(1.0)
+    assert out["M"]["n"] == 3 and out["M"]["mean_ci"][0] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="groups"):
+        metric_by_group([1.0], ["F", "M"])

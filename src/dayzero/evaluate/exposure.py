@@ -7,7 +7,7 @@ bootstrap interval over users (:func:`dayzero.evaluate.intervals.mean_ci`); cata
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -142,3 +142,37 @@ def exposure_audit(
         ]
         out["miscalibration"] = mean_ci(mc, random_state=random_state)
     return out
+
+
+def metric_by_group(
+    values: Sequence[float], groups: Sequence[Hashable], random_state: int = 0
+) -> dict[Hashable, dict[str, object]]:
+    """Mean of a per-user ranking metric in each user group, with a bootstrap CI over its users.
+
+    Parameters
+    ----------
+    values
+        One metric value per user (e.g. NDCG@10).
+    groups
+        The users' group labels (gender, age band), aligned with ``values``.
+    random_state
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``{group: {"n": users, "mean_ci": (mean, low, high)}}`` in sorted group order.
+    """
+    v = np.asarray(values, dtype=float)
+    g = np.asarray(groups, dtype=object)
+    if v.shape != g.shape:
+        raise ValueError(
+            f"values has {v.size} entries but groups has {g.size}: align them per user"
+        )
+    return {
+        key: {
+            "n": int((g == key).sum()),
+            "mean_ci": mean_ci(v[g == key], random_state=random_state),
+        }
+        for key in sorted(set(g.tolist()), key=str)
+    }
