@@ -17,6 +17,12 @@ serialisation + logistic regression (what ``RiskScorer(head="logistic")`` fits),
 (text vector + the one-hot features, ``RiskScorer(fusion=True)``). The encoder reads 128 tokens,
 which cuts the serialised row (about 200 tokens) after the categorical fields.
 
+The library's default scorer on the raw columns (``riskscorer_default``: ``RiskScorer()``,
+which compares LightGBM of depth 3 and 6 with an L2 logistic regression on 5 stratified folds
+of the k rows, or fewer when a class has fewer rows, and keeps the best mean fold AUC;
+``riskscorer_gbm_only``: ``RiskScorer(linear=False)``, LightGBM alone, the default before the
+linear candidate).
+
 Fine-tuned text models (same 128 tokens, ``--max-length``): LoRA (``minilm_lora``:
 ``TextClassifier(strategy="lora")``, what ``RiskScorer(head="encoder")`` fits; LP-FT, a logistic
 probe, then LoRA r=8 + the head trained with cross-entropy) and the SetFit-style few-shot mode
@@ -62,6 +68,9 @@ TEXT_WEIGHTS = (1.0, 3.0, 10.0)
 GBM_GRID = {"max_depth": (2, 4), "min_child_samples": (2, 10)}
 SKLEARN_MODELS = ("logreg_onehot", "gbm_onehot", "minilm_text_logreg", "fusion_text_tabular_logreg")
 TUNED_MODELS = ("minilm_lora", "minilm_setfit")
+# The library's default scorer on the raw columns: with its linear candidate (what RiskScorer()
+# fits) and without it (LightGBM alone, the default before the linear candidate).
+SCORER_MODELS = ("riskscorer_default", "riskscorer_gbm_only")
 # Fixed in advance. Few rows give few optimizer steps, so small k gets more epochs (LoRA) or more
 # pairs per row (SetFit); both are capped so that one fit stays within minutes on 2 cores.
 TUNED = {
@@ -264,6 +273,7 @@ def run(
     from dayzero.datasets.german_credit import CATEGORICAL, NUMERIC, load_german_credit
     from dayzero.evaluate.protocols.splits import train_test_split_stratified
     from dayzero.risk.metrics import roc_auc
+    from dayzero.risk.scorer import RiskScorer
     from dayzero.text.encoder import TextEncoder
 
     data = load_german_credit()
@@ -273,6 +283,7 @@ def run(
     payload: dict = {"results": {}}
     sklearn_models = [m for m in models if m in SKLEARN_MODELS]
     tuned_models = [m for m in models if m in TUNED_MODELS]
+    scorer_models = [m for m in models if m in SCORER_MODELS]
     cache = None if cache_dir is None else Path(cache_dir) / f"len{max_length}"
     encoder = TextEncoder(max_length=max_length, cache_dir=cache)
     if sklearn_models:
@@ -305,6 +316,23 @@ def run(
                 best = _search(model, grid, pick.reshape(-1, 1), y[pick], seed)
                 auc = roc_auc(y[test], best.predict_proba(test.reshape(-1, 1))[:, 1])
                 record(name, k, seed, auc, time.perf_counter() - t0)
+            for name in scorer_models:
+                t0 = time.perf_counter()
+                scorer = RiskScorer(random_state=seed, linear=name == "riskscorer_default")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # unseen categories of the test rows
+                    scorer.fit(frame.iloc[pick], y[pick])
+                    auc = roc_auc(y[test], scorer.predict_pd(frame.iloc[test]))
+                row = results.setdefault(name, {}).setdefault(
+                    str(k), {"auc": [], "seconds": [], "seeds": []}
+                )
+                chosen = row.setdefault("settings", {"chosen_per_seed": []})
+                chosen["chosen_per_seed"].append(
+                    scorer.tabular_model_
+                    if scorer.tabular_model_ == "linear"
+                    else f"gbm depth {scorer.depth_}"
+                )
+                record(name, k, seed, auc, time.perf_counter() - t0, chosen)
             for name in tuned_models:
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
@@ -418,7 +446,7 @@ def main() -> None:
     parser.add_argument(
         "--models",
         default=",".join(SKLEARN_MODELS),
-        help=f"comma-separated, of {', '.join(SKLEARN_MODELS + TUNED_MODELS)}",
+        help=f"comma-separated, of {', '.join(SKLEARN_MODELS + TUNED_MODELS + SCORER_MODELS)}",
     )
     parser.add_argument("--ks", default=",".join(str(k) for k in KS), help="e.g. 4,8,16,all")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="e.g. 0,1,2")
@@ -434,7 +462,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     models = tuple(args.models.split(","))
-    unknown = sorted(set(models) - set(SKLEARN_MODELS + TUNED_MODELS))
+    unknown = sorted(set(models) - set(SKLEARN_MODELS + TUNED_MODELS + SCORER_MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}")
     if args.merge_from:

@@ -28,4 +28,6 @@ def test_risk_demo_prints_probability_points_and_reasons(monkeypatch):
     assert first["field"] == "status_of_existing_checking_account" and first["contribution"] > 0
     assert "(raises risk)" in first["reason"] and first["reason"] in text
     assert "probability of default" in text and "CC BY 4.0" in text
-    assert "LightGBM on 7 numeric and 13 categorical columns" in text and "rounds of depth" in text
+    # The folds choose between LightGBM and the linear candidate: either is named with its columns.
+    assert "on 7 numeric and 13 categorical columns" in text
+    assert ("rounds of depth" in text) or ("logistic regression" in text)

@@ -45,8 +45,9 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     """Fit the default ``RiskScorer()`` on the shipped German credit data and explain one new
     applicant's score.
 
-    German credit has no free-text column, so the default is its LightGBM tabular model: no
-    encoder is loaded and the reasons are TreeSHAP values of the applicant's own values.
+    German credit has no free-text column, so the default is its tabular model (LightGBM or
+    the linear candidate, whichever its folds prefer): no encoder is loaded and the reasons are
+    exact contributions of the applicant's own values (TreeSHAP for the trees).
 
     Parameters
     ----------
@@ -78,7 +79,7 @@ def run_risk_demo(console: Console, encoder: str = "all-MiniLM-L6-v2") -> dict[s
     console.print(
         f"\n[bold]New applicant[/bold]: probability of default {pd_:.1%}, {points:.0f} points"
     )
-    table = Table(title="Top reasons (TreeSHAP of the same model, log-odds of default)")
+    table = Table(title=f"Top reasons ({reasons.attrs['method']})")
     for column in ("rank", "reason", "log-odds", "points"):
         table.add_column(column)
     for row in reasons.itertuples():

@@ -92,6 +92,7 @@ from dayzero.core.card import (
 from dayzero.core.checks import positive_int
 from dayzero.core.templates import is_missing, serialize_row
 from dayzero.risk import tabular
+from dayzero.risk.linear import LinearHead, cross_validate_linear
 from dayzero.risk.reasons import labelled, reason_text, split_labels
 from dayzero.risk.scorecard import PointsScale
 
@@ -288,6 +289,13 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         interact (missingness patterns, e.g. HMEQ).
     min_samples_leaf : int, optional
         Fewest rows in a leaf. Default: 20 (tabular), 5 (row-text gbm head).
+    linear : bool, default True
+        Tabular path: also try an L2 logistic regression on the same columns (one-hot
+        categoricals, standardised numerics, :class:`~dayzero.risk.linear.LinearHead`; its C
+        chosen by fold log-loss) and keep it instead of LightGBM when its mean fold AUC is
+        higher (``tabular_model_``). With tens of labelled rows LightGBM cannot split (20 rows
+        a leaf) and scores a constant; the linear model still learns. Never tried with
+        ``monotonic``, which only the trees enforce.
     strategy : str, default "lora"
         ``head="encoder"``: the transfer strategy that fine-tunes the encoder (``"lora"``,
         ``"full"``, ``"top_k"``, ...; see :func:`~dayzero.text.adapters.strategy_config`).
@@ -346,6 +354,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     reference_ : dict
         Column -> the reference value of the row-text reason codes (median of a numeric, mode
         of a categorical, None for free text).
+    tabular_model_ : {"gbm", "linear"}
+        Tabular path: the model kept on the folds (``depth_selection_["candidates"]`` holds
+        every candidate's fold AUCs, ``"linear"`` among them).
     depth_, depth_selection_ : int or None, dict
         Tabular path: the tree depth used, and (``max_depth="auto"``) each candidate's fold
         AUCs, rounds and log-loss.
@@ -401,6 +412,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         max_iter: int | None = None,
         max_depth: int | str | None = AUTO,
         min_samples_leaf: int | None = None,
+        linear: bool = True,
         strategy: str = "lora",
         strategy_params: Mapping[str, Any] | None = None,
         few_shot: bool = False,
@@ -435,6 +447,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
+        self.linear = linear
         self.strategy = strategy
         self.strategy_params = strategy_params
         self.few_shot = few_shot
@@ -637,7 +650,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         if self.representation_ == TABULAR:
             per_column, base = self._tabular_contributions(frame)
             attrs = {
-                "method": "TreeSHAP (LightGBM pred_contrib), log-odds of default",
+                "method": (
+                    "linear: coefficient x deviation from the training mean, log-odds of default"
+                    if self.tabular_model_ == "linear"
+                    else "TreeSHAP (LightGBM pred_contrib), log-odds of default"
+                ),
                 "text_selection": self.text_selection_,
                 "base_logit": base,
             }
@@ -673,11 +690,18 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         if self.representation_ == TABULAR:
             out["text_selection"] = self.text_selection_
             out["depth_selection"] = self.depth_selection_
-            out["summary"] = (
-                f"LightGBM on {len(self.numeric_columns_)} numeric and "
-                f"{len(self.categorical_columns_)} categorical columns, {self.n_iter_} rounds "
-                f"of depth {self.depth_}; " + self.text_selection_["reason"]
+            columns = (
+                f"{len(self.numeric_columns_)} numeric and {len(self.categorical_columns_)} "
+                "categorical columns"
             )
+            model = (
+                f"L2 logistic regression (C={self.head_.C:g}) on {columns}, chosen over LightGBM "
+                "on the folds"
+                if self.tabular_model_ == "linear"
+                else f"LightGBM on {columns}, {self.n_iter_} rounds of depth {self.depth_}"
+            )
+            out["tabular_model"] = self.tabular_model_
+            out["summary"] = f"{model}; " + self.text_selection_["reason"]
         else:
             out["summary"] = f"{self._head_kind()} head on the rendered rows ({self.encoder})"
         return out
@@ -770,6 +794,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             state["text_selection"] = self.text_selection_
             state["depth"] = self.depth_
             state["depth_selection"] = self.depth_selection_
+            state["tabular_model"] = self.tabular_model_
             state["feature_columns"] = self.feature_columns_
             for i, column in enumerate(self.text_selection_["selected"]):
                 tensors.update(self.reducers_[column].to_arrays(f"text.{i}"))
@@ -877,7 +902,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             model.sentiment = _load_sentiment(state["sentiment"], folder / SENTIMENT_DIR)
         model.n_iter_ = int(state["n_iter"])
         if representation == TABULAR:
-            model.head_ = GBMHead.from_json(state["head_state"])
+            model.tabular_model_ = state.get("tabular_model", "gbm")
+            model.head_ = (
+                LinearHead.from_json(state["head_state"])
+                if model.tabular_model_ == "linear"
+                else GBMHead.from_json(state["head_state"])
+            )
             model.text_selection_ = state["text_selection"]
             model.depth_ = state.get("depth", AUTO_DEPTHS[0])
             model.depth_selection_ = state.get("depth_selection", {})
@@ -1110,14 +1140,22 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 if block.shape[1]:
                     blocks[column] = block
         folds = self._folds(y01)
+        self.tabular_model_ = "gbm"
         self.depth_ = AUTO_DEPTHS[0] if self.max_depth == AUTO else self.max_depth
         self.depth_selection_: dict[str, Any] = {
             "candidates": {},
             "chosen": self.depth_,
             "rule": (
-                f"max_depth='auto': {AUTO_DEPTHS}, the higher mean fold AUC"
-                if self.max_depth == AUTO
-                else "max_depth given"
+                (
+                    f"max_depth='auto': {AUTO_DEPTHS}, the higher mean fold AUC"
+                    if self.max_depth == AUTO
+                    else "max_depth given"
+                )
+                + (
+                    "; the linear model replaces the trees when its mean fold AUC is higher"
+                    if self.linear and not self.monotonic
+                    else ""
+                )
             ),
         }
         selection: dict[str, Any] = {
@@ -1161,18 +1199,35 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     plain, chosen_depth = result, depth
             self.depth_ = chosen_depth
             self.depth_selection_["chosen"] = chosen_depth
-            rounds = plain["rounds"]
+            if self.linear and not self.monotonic:
+                linear = cross_validate_linear(base, y01, folds, categorical_at)
+                self.depth_selection_["candidates"]["linear"] = {
+                    "auc": linear["fold_auc"],
+                    "C": linear["C"],
+                    "logloss": linear["logloss"],
+                }
+                if np.mean(linear["fold_auc"]) > np.mean(plain["fold_auc"]):
+                    plain, linear_c = linear, linear["C"]
+                    self.tabular_model_ = "linear"
+                    self.depth_selection_["chosen"] = "linear"
+            rounds = plain.get("rounds")
             selection["auc_tabular"] = plain["fold_auc"]
+
+            def candidate(matrix: np.ndarray) -> dict[str, Any]:
+                if self.tabular_model_ == "linear":
+                    return cross_validate_linear(matrix, y01, folds, categorical_at, Cs=(linear_c,))
+                params = self._booster_params(matrix.shape[1], numeric_at)
+                return cross_validate(matrix, y01, folds, params, categorical_at, **common)
+
             for column, block in blocks.items():
                 full = np.hstack([base, block])
-                params = self._booster_params(full.shape[1], numeric_at)
-                result = cross_validate(full, y01, folds, params, categorical_at, **common)
+                result = candidate(full)
                 gain = np.asarray(result["fold_auc"]) - np.asarray(plain["fold_auc"])
                 se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
                 keep = self.text_selection == "always" or bool(gain.mean() > 0 and gain.mean() > se)
                 selection["candidates"][column] = {
                     "auc": result["fold_auc"],
-                    "rounds": result["rounds"],
+                    "rounds": result.get("rounds"),
                     "gain": float(gain.mean()),
                     "se": se,
                     "selected": keep,
@@ -1183,11 +1238,9 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             if len(chosen) == 1:
                 rounds = selection["candidates"][chosen[0]]["rounds"]
             elif len(chosen) > 1:
-                full = np.hstack([base] + [blocks[c] for c in chosen])
-                params = self._booster_params(full.shape[1], numeric_at)
-                together = cross_validate(full, y01, folds, params, categorical_at, **common)
+                together = candidate(np.hstack([base] + [blocks[c] for c in chosen]))
                 selection["auc_selected"] = together["fold_auc"]
-                rounds = together["rounds"]
+                rounds = together.get("rounds")
             selection["reason"] = self._selection_reason(selection)
         self.text_selection_ = selection
         for column in text:
@@ -1199,8 +1252,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             + categorical
             + [c for c in selection["selected"] for _ in range(blocks[c].shape[1])]
         )
-        params = self._booster_params(matrix.shape[1], numeric_at)
-        self.head_ = fit_booster(matrix, y01, params, rounds, categorical_at)
+        if self.tabular_model_ == "linear":
+            self.head_ = LinearHead(categorical_at, linear_c).fit(matrix, y01)
+        else:
+            params = self._booster_params(matrix.shape[1], numeric_at)
+            self.head_ = fit_booster(matrix, y01, params, rounds, categorical_at)
         self.n_iter_ = int(self.head_.n_iter_)
         return self
 
@@ -1295,7 +1351,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """Per row and column, the TreeSHAP log-odds of default; the base value."""
         from dayzero.risk.gbm import contributions
 
-        shap = contributions(self.head_, self._matrix(frame), n_jobs=self.n_jobs)
+        if self.tabular_model_ == "linear":
+            shap = self.head_.contributions(self._matrix(frame))
+        else:
+            shap = contributions(self.head_, self._matrix(frame), n_jobs=self.n_jobs)
         groups = np.zeros((len(self.feature_columns_), len(self.columns_)))
         for i, column in enumerate(self.feature_columns_):
             groups[i, self.columns_.index(column)] = 1.0
