@@ -377,6 +377,8 @@ class SequentialRecommender(OwnsTextEncoder, Recommender):
     progress
         Show progress bars.
 
+    Notes
+    -----
     Config parameters take the dataclass or a dict of some of its fields (the rest keep their
     defaults), and are set like flat ones: ``set_params(content__content_weight=0.5)``.
 

@@ -297,6 +297,8 @@ class TwoTowerTraining:
         gradient; their ID is never dropped), on which content-only retrieval scores are
         calibrated after training. 0: no calibration.
 
+    Notes
+    -----
     With ``retrieval_weight > 0``, early stopping monitors Recall@20 over every item of the
     validation users' held-out positives (else the validation MAE).
     """
@@ -351,6 +353,8 @@ class TwoTowerRecommender(OwnsTextEncoder, VectorServable, Recommender):
     random_state, progress
         Seed; progress bars.
 
+    Notes
+    -----
     Config parameters take the dataclass or a dict of some of its fields (the rest keep their
     defaults), and are set like flat ones: ``set_params(training__epochs=10)``.
     """
