@@ -39,6 +39,7 @@ from dayzero.core.artifact import (
     save_artifact,
 )
 from dayzero.core.checks import positive_int
+from dayzero.text.quiet import quiet_loading
 
 ARTIFACT_KIND = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's name; never its pickled .bin
@@ -304,7 +305,8 @@ def _peft_model(model: nn.Module, config_class: str, **options: Any) -> nn.Modul
     import peft
 
     config = getattr(peft, config_class)(task_type=peft.TaskType.FEATURE_EXTRACTION, **options)
-    return peft.get_peft_model(model, config)
+    with quiet_loading():  # peft reads transformers' deprecated is_gradient_checkpointing
+        return peft.get_peft_model(model, config)
 
 
 def _lora_options(model: nn.Module, config: LoraConfig | AdaLoraConfig) -> dict[str, Any]:
@@ -508,7 +510,7 @@ def load_adapter(base_model: nn.Module, folder: str | Path, trainable: bool = Fa
         # peft refuses is_trainable=True for prompt learning because a prefix_projection MLP is
         # not saved; ours trains the prefix embedding itself, so unfreezing it is exact.
         prompt = config.name == "prefix"
-        with warnings.catch_warnings():
+        with quiet_loading(), warnings.catch_warnings():
             # AdaLoRA's saved rank_pattern is applied (modules are resized) even though peft
             # warns that its keys "did not match"; the outputs are tested to be identical.
             warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match")

@@ -465,6 +465,8 @@ def _require_safetensors(folder: Path) -> None:
 def _load_pretrained(path: str, dtype: torch.dtype | None, model_kwargs: dict[str, Any]):
     from transformers import AutoModel, AutoTokenizer
 
+    from dayzero.text.quiet import quiet_loading
+
     kwargs = dict(model_kwargs)
     # Explicitly off unless the caller asked: transformers' default (None) may prompt or load
     # a module named by the folder's config.json auto_map.
@@ -472,8 +474,9 @@ def _load_pretrained(path: str, dtype: torch.dtype | None, model_kwargs: dict[st
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **_tokenizer_kwargs(model_kwargs))
-        model = AutoModel.from_pretrained(path, **kwargs)
+        with quiet_loading():  # no "Loading weights" bar or load report per encoder
+            tokenizer = AutoTokenizer.from_pretrained(path, **_tokenizer_kwargs(model_kwargs))
+            model = AutoModel.from_pretrained(path, **kwargs)
     except OSError as err:
         raise OSError(
             f"could not load model {path!r}: pass a local Hugging Face model folder, or a hub "
