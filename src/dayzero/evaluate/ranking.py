@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dayzero.core.checks import check_k
+from dayzero.core.progress import progress_bar
 from dayzero.core.schema import ITEM, USER, Dataset, Interactions
 from dayzero.evaluate import metrics
 from dayzero.recommend.contract import Recommender
@@ -228,7 +228,7 @@ def evaluate_ranking(
     per_user: dict[str, dict[str, list[float]]] = {n: {} for n in candidate_sets}
     seconds = dict.fromkeys(candidate_sets, 0.0)
     allowed = np.ones(len(union), dtype=bool)
-    for task in tqdm(tasks, desc="ranking", disable=not progress, leave=False):
+    for task in progress_bar(tasks, desc="evaluate ranking", enabled=progress):
         start = time.perf_counter()
         scores = _task_scores(scorer, task, union)
         if scores.shape != (len(union),):

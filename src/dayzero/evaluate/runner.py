@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from dayzero.core.progress import progress_bar
 from dayzero.core.split import ColdStartSplit, Segment
 from dayzero.evaluate import metrics
 from dayzero.recommend.contract import Recommender
@@ -108,9 +108,8 @@ def evaluate_segment(
     per_user: dict[str, list[float]] = {}
     recommended_lists: list[list] = []
     tasks = list(segment.tasks())
-    for user, support, query in tqdm(
-        tasks, desc=f"{model.name} / {segment.name}", disable=not progress, leave=False
-    ):
+    bar = progress_bar(tasks, desc=f"evaluate {model.name} / {segment.name}", enabled=progress)
+    for user, support, query in bar:
         history = support if len(support) else None
         frame = query.frame
         if task == "rating":

@@ -569,7 +569,7 @@ class CrossEncoderRecommender(Recommender):
 
     def _score_texts(self, user_texts: list[str], item_texts: list[str]) -> np.ndarray:
         """Scores of aligned text pairs, in batches of similar length (less padding)."""
-        from tqdm.auto import tqdm
+        from dayzero.core.progress import progress_bar
 
         net = self.network_
         was_training = net.training
@@ -580,7 +580,8 @@ class CrossEncoderRecommender(Recommender):
         try:
             with torch.inference_mode():
                 starts = range(0, len(order), self.training_.batch_size)
-                for start in tqdm(starts, desc="cross-encoder", disable=not self.progress):
+                bar = progress_bar(starts, desc="cross-encoder", enabled=self.progress)
+                for start in bar:
                     rows = order[start : start + self.training_.batch_size]
                     batch, segments = self._tokenize(
                         [user_texts[r] for r in rows], [item_texts[r] for r in rows]

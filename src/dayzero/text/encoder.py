@@ -266,7 +266,7 @@ class TextEncoder(torch.nn.Module):
         return out if convert_to_numpy else torch.from_numpy(out)
 
     def _encode_unique(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        from tqdm.auto import tqdm
+        from dayzero.core.progress import progress_bar
 
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -275,7 +275,8 @@ class TextEncoder(torch.nn.Module):
         try:
             with torch.inference_mode():
                 starts = range(0, len(order), batch_size)
-                for start in tqdm(starts, desc="encode", disable=not progress):
+                bar = progress_bar(starts, desc="encode", enabled=progress, unit="batch")
+                for start in bar:
                     rows = order[start : start + batch_size]
                     vectors = self.embed(self.tokenize([texts[i] for i in rows]))
                     out[rows] = vectors.float().cpu().numpy()

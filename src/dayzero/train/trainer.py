@@ -71,7 +71,8 @@ class TrainerConfig:
     log_dir : str or None
         TensorBoard scalars (skipped with a warning when tensorboard is not installed).
     progress_bar : bool
-        A tqdm bar with the running loss and the last monitored metric.
+        One tqdm bar per epoch with the running loss and the last monitored metric (none
+        inside :func:`dayzero.core.progress.quiet`).
     """
 
     epochs: int = 1
@@ -210,12 +211,14 @@ class Trainer:
         self._last_eval_step = -1
         self._writer = _summary_writer(cfg.log_dir)
         started = time.perf_counter()
-        self._bar = _progress_bar(self.total_steps, cfg.progress_bar)
+        self._bar = _progress_bar(0, False, "train")  # one bar per epoch, made in the loop
         self.model.train()
         for callback in self.callbacks:
             callback.on_train_begin(self)
         try:
             while self.epoch < cfg.epochs and not self._finished():
+                self._bar.close()
+                self._bar = self._epoch_bar(len(train_data))
                 for batch in self._epoch_batches(train_data):
                     self._train_step(batch)
                     if cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -236,6 +239,11 @@ class Trainer:
             self._load_trainable(self.best_state)
         self.history.wall_time_s = time.perf_counter() - started
         return self.history
+
+    def _epoch_bar(self, n_examples: int):
+        cfg = self.config
+        steps = min(math.ceil(n_examples / cfg.batch_size), self.total_steps - self.step)
+        return _progress_bar(steps, cfg.progress_bar, f"epoch {self.epoch + 1}/{cfg.epochs}")
 
     def _train_step(self, batch: Any) -> None:
         loss = self.loss_fn(self.model, batch)
@@ -370,10 +378,10 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+def _progress_bar(total: int, enabled: bool, desc: str):
+    from dayzero.core.progress import progress_bar
 
-    return tqdm(total=total, disable=not enabled, desc="train", unit="step")
+    return progress_bar(total=total, enabled=enabled, desc=desc, unit="step")
 
 
 @functools.cache
