@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dayzero.cli.card import card
+from dayzero.cli.progress import QuietOption, progress_scope, with_progress
 from dayzero.cli.risk import risk_app
 from dayzero.cli.serve import serve
 from dayzero.cli.update import bootstrap, update
@@ -17,6 +18,13 @@ from dayzero.cli.update import bootstrap, update
 app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
 console = Console()
 app.add_typer(risk_app, name="risk")
+
+
+@app.callback()
+def _main(ctx: typer.Context, quiet: QuietOption = False) -> None:
+    """dayzero: cold-start recommendation and risk scoring."""
+    # `dayzero --quiet COMMAND`: no progress bar in any command, until the command returns.
+    ctx.with_resource(progress_scope(quiet))
 
 
 @app.command()
@@ -61,6 +69,9 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
     ci: Annotated[bool, typer.Option(help="Show 95% bootstrap confidence intervals.")] = False,
+    quiet: QuietOption = False,
+    *,
+    ctx: typer.Context,
 ) -> None:
     """Fit models on a cold-start split and report every segment (warm / new users / new items /
     both) on its own."""
@@ -69,6 +80,7 @@ def evaluate(
     from dayzero.evaluate.runner import evaluate_split
     from dayzero.recommend.contract import make_recommender
 
+    ctx.with_resource(progress_scope(quiet))
     try:
         experiment = get_experiment(dataset, protocol)
         if not model:
@@ -76,7 +88,10 @@ def evaluate(
                 raise typer.BadParameter("give at least one --model (see `dayzero models`)")
             model = ["popularity"]
         recommenders = [
-            make_recommender(name, **experiment.model_params.get(name, {})) for name in model
+            make_recommender(
+                name, **with_progress(name, experiment.model_params.get(name, {}), quiet)
+            )
+            for name in model
         ]
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
@@ -94,6 +109,7 @@ def evaluate(
                 task=experiment.task,
                 k=experiment.k,
                 relevance_threshold=experiment.relevance_threshold,
+                progress=not quiet,
             )
         )
     console.print(results_table(results, title=f"{dataset} / {experiment.protocol}", show_ci=ci))
@@ -141,9 +157,14 @@ def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the demo split.")] = 0,
+    quiet: QuietOption = False,
+    *,
+    ctx: typer.Context,
 ) -> None:
     """End-to-end demo on the shipped restaurant data (offline)."""
     from dayzero.cli.demo import run_demo
+
+    ctx.with_resource(progress_scope(quiet))
 
     run_demo(console, seed=seed)
 
