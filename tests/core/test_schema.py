@@ -92,3 +92,118 @@ def test_dataset_grows_without_rebuilding():
     copy = ds.with_interactions(Interactions.empty())
     copy.user_map.add(["other"])
     assert "other" not in ds.user_map
+
+
+# ------------------------------------------------------------------ from_frames / from_files
+
+
+def test_entities_without_fields_infer_them_instead_of_typing_nothing():
+    items = Entities(
+        pd.DataFrame(
+            {"title": ["Toy Story", "Heat Wave"], "genres": ["Animation|Comedy", "Action"]},
+            index=["i1", "i2"],
+        )
+    )
+    assert items.fields == {"title": "text", "genres": "multi"}
+    assert items.record("i2")["genres"] == ["Action"]
+    assert [g.column for g in items.guesses] == ["title", "genres"]
+    assert Entities(items.frame, {}).fields == {}  # an explicit {} still types nothing
+    with pytest.raises(SchemaError, match="'infer'"):
+        Entities(items.frame, "guess")
+
+
+def _files(tmp_path, ratings: str, items: str | None = None, users: str | None = None):
+    paths = []
+    for name, text in (("ratings.csv", ratings), ("items.csv", items), ("users.csv", users)):
+        if text is not None:
+            (tmp_path / name).write_text(text)
+            paths.append(tmp_path / name)
+        else:
+            paths.append(None)
+    return paths
+
+
+RATINGS = "userId,item_id,rating,ts\n1,10,5,2024-01-01\n1,11,3,2024-01-02\n2,10,4,2024-01-03\n"
+ITEMS = "item_id,title,genres,year\n10,Toy Story,Animation|Comedy,1995\n11,Heat,Action|Crime,1995\n"
+USERS = "user,age,bio\n1,25,I love animated films with friends and family\n2,40,\n"
+
+
+def test_from_files_reads_three_csv_files(tmp_path):
+    data = Dataset.from_files(*_files(tmp_path, RATINGS, ITEMS, USERS))
+    assert data.columns == {
+        "user": "userId",
+        "item": "item_id",
+        "value": "rating",
+        "timestamp": "ts",
+    }
+    assert data.interactions.frame["user"].tolist() == ["1", "1", "2"]  # ids are strings
+    assert data.interactions.values.tolist() == [5.0, 3.0, 4.0]
+    assert data.interactions.has_timestamp
+    assert data.items.fields == {"title": "text", "genres": "multi", "year": "numeric"}
+    assert data.items.record("10")["genres"] == ["Animation", "Comedy"]
+    assert data.users.fields == {"age": "numeric", "bio": "text"}
+    assert data.n_items == 2 and data.n_users == 2 and data.name == "ratings"
+    report = {(r["table"], r["column"]): r for r in data.field_report()}
+    assert report[("items", "genres")]["how"] == "inferred"
+    assert report[("interactions", "userId")]["kind"] == "user"
+
+
+def test_from_files_overrides_and_named_columns(tmp_path, capsys):
+    ratings = "who,what,stars\nu1,m1,4\nu2,m1,2\n"
+    items = "what,title,year\nm1,Heat,1995\n"
+    paths = _files(tmp_path, ratings, items)
+    data = Dataset.from_files(
+        *paths,
+        user_col="who",
+        item_col="what",
+        value_col="stars",
+        fields={"year": "categorical"},
+        verbose=True,
+    )
+    assert data.items.fields == {"title": "text", "year": "categorical"}
+    assert "categorical  given" in capsys.readouterr().out
+    implicit = Dataset.from_files(*_files(tmp_path, "user,item\nu1,m1\n"))
+    assert implicit.interactions.values.tolist() == [1.0] and implicit.columns["value"] is None
+
+
+def test_from_frames_keeps_id_types_and_matches_them_across_tables():
+    ratings = pd.DataFrame({"user": [1, 2], "item": [10, 11], "score": [1.0, 0.0]})
+    items = pd.DataFrame({"item": ["10", "11"], "title": ["A b", "C d"]})
+    data = Dataset.from_frames(ratings, items)
+    assert data.n_items == 2  # 10 and "10" are one item
+    same = Dataset.from_frames(ratings)
+    assert same.interactions.frame["user"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("ratings", "items", "match"),
+    [
+        ("a,b\n1,2\n", None, r"ratings.csv: no user column .*user_col"),
+        ("user,item,rating\n1,10,good\n", None, r"ratings.csv line 2, column 'rating': 'good'"),
+        ("user,item,rating\n1,10,4\n,11,3\n", None, r"line 3, column 'user': the user id is empty"),
+        ("user,item,ts\n1,10,yesterday\n", None, r"line 2, column 'ts': 'yesterday' is not a time"),
+        ("user,item\n1,10\n", "item,title\n10,A\n10,B\n", r"items.csv line 3, column 'item'"),
+        ("user,item\n1,10\n", "title\nA\n", r"items.csv: no item id column"),
+        ("user,user_id,item\n1,1,10\n", None, r"could all be the user column"),
+    ],
+)
+def test_bad_files_name_the_file_line_column_and_fix(tmp_path, ratings, items, match):
+    with pytest.raises(SchemaError, match=match):
+        Dataset.from_files(*_files(tmp_path, ratings, items))
+
+
+def test_bad_fields_argument_names_the_fix(tmp_path):
+    paths = _files(tmp_path, RATINGS, ITEMS)
+    with pytest.raises(SchemaError, match="not a column of the items or users"):
+        Dataset.from_files(*paths, fields={"plot": "text"})
+    with pytest.raises(SchemaError, match="has kind 'words'"):
+        Dataset.from_files(*paths, fields={"title": "words"})
+    with pytest.raises(SchemaError, match="no column 'movie'"):
+        Dataset.from_files(*paths, item_col="movie")
+
+
+def test_from_files_reads_json_lines_with_lists(tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"user": "u", "item": "a", "rating": 3}\n')
+    (tmp_path / "i.jsonl").write_text('{"item": "a", "tags": ["x", "y"], "title": "Big Fish"}\n')
+    data = Dataset.from_files(tmp_path / "r.jsonl", tmp_path / "i.jsonl")
+    assert data.items.fields["tags"] == "multi" and data.items.record("a")["tags"] == ["x", "y"]

@@ -8,7 +8,7 @@ import gzip
 import pandas as pd
 import pytest
 
-from dayzero.cli.tabular import (
+from dayzero.core.tables import (
     TableError,
     output_format,
     read_table,

@@ -1,4 +1,7 @@
-"""Reading the tables ``dayzero risk`` is given: CSV, TSV, semicolon files, Parquet, JSON Lines.
+"""Reading tables from files: CSV, TSV, semicolon files, Parquet, JSON Lines.
+
+Used by ``dayzero risk`` (applicants) and by :meth:`dayzero.core.schema.Dataset.from_files`
+(interactions, items, users).
 
 The format comes from the extension (``.csv``, ``.txt``, ``.tsv``, ``.tab``, ``.parquet``,
 ``.pq``, ``.jsonl``, ``.ndjson``, ``.json``; ``.gz`` / ``.bz2`` / ``.xz`` compressed text too),
@@ -26,8 +29,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-
-from dayzero.datasets._read import first_undecodable_line
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 EXTENSIONS = {
@@ -61,6 +62,18 @@ _MAGIC = {
     b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls): export the sheet as CSV",
     b"PAR1": "a Parquet file: name it .parquet or pass --format parquet",
 }
+
+
+def first_undecodable_line(path: Path, encoding: str, opener: Callable[..., IO[Any]] = open) -> int:
+    """The 1-based line of the first byte sequence that ``encoding`` cannot decode (``opener``
+    opens the file in binary mode: ``gzip.open`` for a compressed one)."""
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 class TableError(ValueError):
@@ -345,7 +358,7 @@ def _read_delimited(path: Path, sep: str, encoding: str, decimal: str) -> pd.Dat
         raise TableError(f"{path}: cannot split it into columns ({exc}); check --sep") from None
 
 
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+def _read_jsonl(path: Path, encoding: str, lists: bool, rows: str) -> pd.DataFrame:
     records = []
     with _text(path, encoding) as handle:
         text = handle.read()
@@ -366,16 +379,22 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
             except ValueError as exc:
                 raise TableError(
                     f"{path} line {number}: not a JSON object ({exc.args[0]}); JSON Lines hold "
-                    'one object per line, e.g. {"age": 30, "default": 0}'
+                    f"one object per line, e.g. {_example(rows)}"
                 ) from None
         where = "line"
     for number, record in numbered:
         if not isinstance(record, dict):
             raise TableError(
                 f"{path} {where} {number}: {type(record).__name__}, not an object; write one "
-                'object per applicant, e.g. {"age": 30, "default": 0}'
+                f"object per {rows}, e.g. {_example(rows)}"
             )
         for key, value in record.items():
+            if (
+                lists
+                and isinstance(value, list)
+                and not any(isinstance(v, (dict, list)) for v in value)
+            ):
+                continue  # a list of plain values: a multi-valued field (genres, tags)
             if isinstance(value, (dict, list)):
                 raise TableError(
                     f"{path} {where} {number}, column {key!r}: nested JSON "
@@ -385,6 +404,12 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     if not records:
         raise TableError(f"{path} has no rows: write one JSON object per line")
     return pd.DataFrame.from_records(records)
+
+
+def _example(rows: str) -> str:
+    if rows == "applicant":
+        return '{"age": 30, "default": 0}'
+    return '{"user": "u1", "item": "i1", "rating": 4}'
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -403,8 +428,10 @@ def read_table(
     sep: str | None = None,
     format: str | None = None,
     encoding: str = "utf-8",
+    lists: bool = False,
+    rows: str = "applicant",
 ) -> Table:
-    """Read a table of applicants; any problem is a :class:`TableError` naming the fix.
+    """Read a table; any problem is a :class:`TableError` naming the fix.
 
     Parameters
     ----------
@@ -417,6 +444,11 @@ def read_table(
         Overrides the extension.
     encoding : str, default "utf-8"
         Text encoding (a UTF-8 byte-order mark is skipped).
+    lists : bool, default False
+        Accept JSON lists of plain values (multi-valued fields such as genres) in JSON Lines;
+        nested objects are refused either way.
+    rows : str, default "applicant"
+        What one row is, for the messages ("one row per applicant").
 
     Returns
     -------
@@ -446,10 +478,10 @@ def read_table(
             if not head.strip():
                 raise TableError(
                     f"{path} is empty: it needs a header line with the column names, then "
-                    "one row per applicant"
+                    f"one row per {rows}"
                 )
             if kind == "jsonl":
-                frame = _read_jsonl(path, encoding)
+                frame = _read_jsonl(path, encoding, lists, rows)
             else:
                 if separator is not None:
                     _check_given_sep(path, separator, head)
@@ -471,8 +503,7 @@ def read_table(
     frame.columns = [str(c) for c in frame.columns]
     if frame.empty:
         raise TableError(
-            f"{path} has a header but no rows ({list(frame.columns)[:8]}): add one row per "
-            "applicant"
+            f"{path} has a header but no rows ({list(frame.columns)[:8]}): add one row per {rows}"
         )
     return Table(frame, path, kind, separator, decimal, encoding)
 

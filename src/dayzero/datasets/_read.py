@@ -10,11 +10,12 @@ import csv
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dayzero.core.tables import first_undecodable_line
 from dayzero.datasets._files import MalformedDataError
 
 _PANDAS_LINE = re.compile(r"line (\d+)")
@@ -37,18 +38,6 @@ def file_line_of_row(
             if seen == row:
                 return number
     return header_lines + row + 1
-
-
-def first_undecodable_line(path: Path, encoding: str, opener: Callable[..., IO[Any]] = open) -> int:
-    """The 1-based line of the first byte sequence that ``encoding`` cannot decode (``opener``
-    opens the file in binary mode: ``gzip.open`` for a compressed one)."""
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode(encoding)
-            except UnicodeDecodeError:
-                return number
-    return 1
 
 
 def read_csv(

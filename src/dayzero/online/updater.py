@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from dayzero.core.fields import infer_kind
 from dayzero.core.schema import Dataset, Entities, Interactions, SchemaError
 from dayzero.core.templates import FieldSpec, Template
 from dayzero.evaluate.metrics import ndcg_at_k
@@ -74,7 +75,6 @@ DEFAULT_MODEL_PARAMS: dict[str, Any] = {
     "training__ranking_weight": 0.5,
     "training__validation": 0.1,
 }
-LONG_TEXT = 40  # string fields longer than this (on average) are text, shorter ones categories
 
 
 @dataclass
@@ -191,30 +191,16 @@ def string_ids(dataset: Dataset) -> Dataset:
     )
 
 
-def _infer_kind(values: list[Any]) -> str | None:
-    present = [v for v in values if v is not None and v == v]
-    if not present:
-        return None
-    if all(isinstance(v, bool) for v in present):
-        return "boolean"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return "numeric"
-    if all(isinstance(v, list) for v in present):
-        return "multi"
-    if all(isinstance(v, str) for v in present):
-        return "text" if np.mean([len(v) for v in present]) > LONG_TEXT else "categorical"
-    return None
-
-
 def typed_entities(records: Sequence[EntityRecord], kind: str) -> Entities:
-    """Store records as Entities with field kinds inferred from the JSON values (numbers,
-    booleans, lists, short strings as categories, long strings as text)."""
+    """Store records as Entities with field kinds inferred from the JSON values
+    (:func:`dayzero.core.fields.infer_kind`: numbers, booleans, lists, dates, short labels as
+    categories, long or many-worded distinct strings as text)."""
     entities = records_to_entities(records, kind)
     fields: dict[str, str] = {TEXT_FIELD: "text"}
     for column in entities.frame.columns:
         if column == TEXT_FIELD:
             continue
-        inferred = _infer_kind(entities.frame[column].tolist())
+        inferred = infer_kind(entities.frame[column].tolist())
         if inferred is not None:
             fields[column] = inferred
     return Entities(entities.frame, fields, kind)
