@@ -10,6 +10,20 @@ from rich.console import Console
 from rich.table import Table
 
 from dayzero.cli.card import card
+from dayzero.cli.files import (
+    ConfigOption,
+    FieldOption,
+    ItemColOption,
+    ItemsOption,
+    TimeColOption,
+    UserColOption,
+    UsersOption,
+    ValueColOption,
+    evaluate_files,
+    fit,
+    import_files,
+    recommend,
+)
 from dayzero.cli.progress import QuietOption, progress_scope, with_progress
 from dayzero.cli.risk import risk_app
 from dayzero.cli.serve import serve
@@ -57,7 +71,10 @@ def models() -> None:
 
 @app.command()
 def evaluate(
-    dataset: Annotated[str, typer.Option(help="Dataset name, e.g. ml-1m-melu.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset name, e.g. ml-1m-melu (or --interactions for your files)."),
+    ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option(help="Model name (repeatable), see `dayzero models`; steam: popularity."),
@@ -72,9 +89,36 @@ def evaluate(
     quiet: QuietOption = False,
     *,
     ctx: typer.Context,
+    interactions: Annotated[
+        Path | None, typer.Option(help="Your interactions file (instead of --dataset).")
+    ] = None,
+    items: ItemsOption = None,
+    users: UsersOption = None,
+    user_col: UserColOption = None,
+    item_col: ItemColOption = None,
+    value_col: ValueColOption = None,
+    time_col: TimeColOption = None,
+    field: FieldOption = None,
+    config: ConfigOption = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Cutoff (files).")] = 10,
+    task: Annotated[str, typer.Option(help="Files: auto, rating or ranking.")] = "auto",
 ) -> None:
     """Fit models on a cold-start split and report every segment (warm / new users / new items /
-    both) on its own."""
+    both) on its own: a registered --dataset, or your files (--interactions, --items, --users
+    with --protocol holdout, temporal or kshot)."""
+    if interactions is not None:
+        ctx.with_resource(progress_scope(quiet))
+        evaluate_files(
+            interactions, items, users, model or [], protocol=protocol or "holdout",
+            config=config, user_col=user_col, item_col=item_col, value_col=value_col,
+            time_col=time_col, fields=field, seed=seed, k=k, task=task, ci=ci, output=output,
+            quiet=quiet,
+        )  # fmt: skip
+        return
+    if dataset is None:
+        raise typer.BadParameter(
+            "give --dataset NAME or --interactions FILE", param_hint="--dataset"
+        )
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.report import results_table, write_json
     from dayzero.evaluate.runner import evaluate_split
@@ -170,6 +214,11 @@ def demo(
 
 
 app.command("card")(card)
+
+# Your own files (cli/files.py).
+app.command("fit")(fit)
+app.command("recommend")(recommend)
+app.command("import")(import_files)
 
 # Online commands, listed after the offline ones in `dayzero --help`.
 app.command("bootstrap")(bootstrap)

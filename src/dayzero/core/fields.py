@@ -318,6 +318,36 @@ def describe(guesses: Sequence[FieldGuess]) -> str:
     return "; ".join(parts)
 
 
+TITLE_NAMES = ("title", "name")
+
+
+def title_of(
+    fields: Mapping[str, Any] | None, text: str | None = None, limit: int = 80
+) -> str | None:
+    """What to show people for an entity: its ``title`` (or ``name``) field, else the start of
+    its text (cut at a word, ``limit`` characters at most); None when it has neither.
+
+    >>> title_of({"title": "Toy Story", "year": 1995})
+    'Toy Story'
+    >>> title_of({}, "A quiet cafe by the river with vegan cakes and strong coffee", 30)
+    'A quiet cafe by the river ...'
+    """
+    for key, value in (fields or {}).items():
+        normal = re.sub(r"[\s_\-]", "", str(key).lower())
+        if normal in TITLE_NAMES and isinstance(value, str | int | float) and not _missing(value):
+            return _shorten(str(value), limit)
+    if text is not None and text.strip():
+        return _shorten(text, limit)
+    return None
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 4].rsplit(" ", 1)[0] + " ..."
+
+
 __all__ = [
     "FIELD_KINDS",
     "LONG_TEXT",
@@ -328,4 +358,5 @@ __all__ = [
     "infer_fields",
     "infer_kind",
     "prepare_columns",
+    "title_of",
 ]
