@@ -417,15 +417,16 @@ def _str(path: Path | None) -> str | None:
 # ------------------------------------------------------------------ recommend
 
 
-def _resolve_user(model: Recommender, user: str) -> Any:
-    """``user`` as the model knows it (``"42"`` -> 42 for a model fitted on integer ids)."""
-    if user in model.user_map_:
-        return user
+def _resolve_id(id_map: Any, text: str) -> Any:
+    """``text`` as the model's id map knows it (``"42"`` -> 42 for a model fitted on integer
+    ids); unchanged when the map knows neither."""
+    if text in id_map:
+        return text
     try:
-        number = int(user)
+        number = int(text)
     except ValueError:
-        return user
-    return number if number in model.user_map_ else user
+        return text
+    return number if number in id_map else text
 
 
 def _history(model: Recommender, items: Sequence[str], top: float, user: Any):
@@ -439,7 +440,7 @@ def _history(model: Recommender, items: Sequence[str], top: float, user: Any):
             item, sep, value = part.strip().partition("=")
             if not item:
                 continue
-            known = _resolve_item(model, item)
+            known = _resolve_id(model.item_map_, item)
             if known not in model.item_map_:
                 _fail(f"item {item!r} is not in the model's catalogue", "--history")
             try:
@@ -450,16 +451,6 @@ def _history(model: Recommender, items: Sequence[str], top: float, user: Any):
                 _fail(f"{part!r}: the value must be finite", "--history")
             rows.append((user, known, number))
     return Interactions.from_records(rows) if rows else None
-
-
-def _resolve_item(model: Recommender, item: str) -> Any:
-    if item in model.item_map_:
-        return item
-    try:
-        number = int(item)
-    except ValueError:
-        return item
-    return number if number in model.item_map_ else item
 
 
 def recommend(
@@ -494,7 +485,7 @@ def recommend(
         _fail(str(exc), "--model-dir")
     top = float(catalogue.get("top_value", 1.0))
     if user is not None:
-        who = _resolve_user(model, user)
+        who = _resolve_id(model.user_map_, user)
         if who not in model.user_map_ and not as_json:
             console.print(
                 f"[yellow]user {user!r} is not in the training files: served as a new user[/yellow]"
