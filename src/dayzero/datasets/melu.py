@@ -1,22 +1,33 @@
-"""MovieLens-1M as split by the MeLU protocol (``ml-1m-melu``).
+"""MeLU state files for any dataset (:func:`load_melu`), and MovieLens-1M as MeLU split it
+(``ml-1m-melu``, :func:`load_ml1m_melu`).
 
-The folder holds five *states* (``meta_training`` and four test states), each a pair of JSON files
-mapping a user id to the movies rated and the ratings; the ``tasks/`` sub-folder holds the fixed
-support/query task files every published number on this benchmark uses (see ANCHORS.md §1);
-``original/`` holds movie metadata with OMDb plots and user demographics.
+MeLU (and MAMO, MetaHIN's JSON exports and other code built on it) stores a cold-start split as
+*states*: for each state ``<name>.json`` maps a user id to the items the user rated and
+``<name>_y.json`` maps it to the ratings, in the same order. MeLU's published MovieLens files
+name their states ``meta_training``, ``warm_up``, ``user_cold_testing``, ``item_cold_testing``
+and ``user_and_item_cold_testing``; MeLU's generator code names them ``warm_state`` (training),
+``user_cold_state``, ``item_cold_state`` and ``user_and_item_cold_state``. Both spellings are
+recognised (:data:`SEGMENT_OF_STATE`); others are named by the caller.
+
+The ``ml-1m-melu`` folder holds the five published states; its ``tasks/`` sub-folder holds the
+fixed support/query task files every published number on this benchmark uses (see ANCHORS.md
+§1); ``original/`` holds movie metadata with OMDb plots and user demographics.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from dayzero.core.schema import Dataset, Entities, Interactions
+from dayzero.core.schema import Dataset, Entities, Interactions, SchemaError
+from dayzero.core.settings import DataNotFoundError
 from dayzero.core.split import NEW_BOTH, NEW_ITEMS, NEW_USERS, WARM
 from dayzero.datasets._files import MalformedDataError, dataset_dir, require_file
 
@@ -30,6 +41,17 @@ TEST_STATES: dict[str, str] = {
     "user_and_item_cold_testing": NEW_BOTH,
 }
 STATES: tuple[str, ...] = (TRAIN_STATE, *TEST_STATES)
+#: Every state name the loader knows, with its segment (None: the training state).
+SEGMENT_OF_STATE: dict[str, str | None] = {
+    TRAIN_STATE: None,
+    **TEST_STATES,
+    "warm_state": None,  # MeLU's generator trains on its warm state
+    "user_cold_state": NEW_USERS,
+    "item_cold_state": NEW_ITEMS,
+    "user_and_item_cold_state": NEW_BOTH,
+}
+#: Training state names, the first one present wins.
+TRAIN_STATE_NAMES: tuple[str, ...] = (TRAIN_STATE, "warm_state")
 
 # MovieLens-1M README codes, so that profile text reads "age 25-34", "occupation writer".
 AGE_GROUPS = {
@@ -71,19 +93,30 @@ class MeluData:
     """Everything in ``ml-1m-melu``: rating states, movie and user tables, the task folder."""
 
     states: dict[str, Interactions]
-    users: Entities
-    items: Entities
+    users: Entities | None
+    items: Entities | None
     root: Path
+    #: The state models train on.
+    train_state: str = TRAIN_STATE
+    #: Test state -> segment (``warm``, ``new_users``, ``new_items``, ``new_users_items``).
+    test_states: dict[str, str] = field(default_factory=lambda: dict(TEST_STATES))
+    name: str = FOLDER
 
-    def dataset(self, state: str = TRAIN_STATE) -> Dataset:
-        """One state's ratings with the full user and movie tables."""
-        return Dataset(self.states[state], self.users, self.items, name=f"{FOLDER}/{state}")
+    def dataset(self, state: str | None = None) -> Dataset:
+        """One state's ratings (default: the training state) with the full user and item tables."""
+        state = self.train_state if state is None else state
+        return Dataset(self.states[state], self.users, self.items, name=f"{self.name}/{state}")
 
     def task_files(self, state: str) -> tuple[Interactions, Interactions]:
         """``(support, query)`` of ``state`` read from ``tasks/<state>/``, in file order."""
-        if state not in STATES:
-            raise KeyError(f"unknown state {state!r}; choose one of {STATES}")
+        if state not in self.states:
+            raise KeyError(f"unknown state {state!r}; choose one of {tuple(self.states)}")
         folder = self.root / "tasks" / state
+        if not folder.is_dir():
+            raise DataNotFoundError(
+                f"{folder} not found: this copy has no fixed task files; pass "
+                "tasks='regenerate' to melu_split to rebuild them with MeLU's rule"
+            )
         support = _read_state_pair(folder, "support_u_movies")
         query = _read_state_pair(folder, "query_u_movies")
         return support, query
@@ -104,9 +137,177 @@ def load_ml1m_melu(path: str | os.PathLike | None = None) -> MeluData:
         ints); ``items`` has title, year, rated, released, genres, director, writer, actors,
         plot; ``users`` has gender, age group, occupation, zip code.
     """
-    root = dataset_dir(FOLDER, path)
-    states = {state: _read_state_pair(root, state) for state in STATES}
-    return MeluData(states, _read_users(root), _read_movies(root), root)
+    return load_melu(dataset_dir(FOLDER, path), train_state=TRAIN_STATE, test_states=TEST_STATES)
+
+
+def load_melu(
+    path: str | os.PathLike,
+    items: str | os.PathLike | pd.DataFrame | None = None,
+    users: str | os.PathLike | pd.DataFrame | None = None,
+    *,
+    fields: Mapping[str, Any] | Literal["infer"] = "infer",
+    train_state: str | None = None,
+    test_states: Mapping[str, str] | None = None,
+    item_col: str | None = None,
+    user_col: str | None = None,
+    name: str | None = None,
+) -> MeluData:
+    """Load MeLU-format state files of any dataset, with item and user tables from any file.
+
+    Parameters
+    ----------
+    path
+        The folder holding the ``<state>.json`` / ``<state>_y.json`` pairs (every pair found
+        is loaded).
+    items, users
+        Item / user tables: a CSV / TSV / Parquet / JSON Lines file
+        (:func:`dayzero.core.tables.read_table`) or a DataFrame, with an id column found by name
+        (``item`` / ``item_id`` / ``id`` ..., or ``item_col`` / ``user_col``) and any fields.
+        Without ``items``, a folder laid out like ``ml-1m-melu`` (``original/
+        movies_extrainfos.dat`` and ``users.dat``) gives the MovieLens tables; otherwise the
+        dataset has no item (user) table.
+    fields
+        ``"infer"`` guesses each field's kind; a mapping overrides some guesses, as in
+        :meth:`dayzero.core.schema.Dataset.from_frames`.
+    train_state
+        The state models train on; default the first of :data:`TRAIN_STATE_NAMES` present.
+    test_states
+        Test state -> segment (``warm``, ``new_users``, ``new_items``, ``new_users_items``);
+        default every present state :data:`SEGMENT_OF_STATE` knows.
+    item_col, user_col
+        The id column of the item / user table when it is not recognised by name.
+    name
+        The dataset's name; default the folder's name.
+
+    Returns
+    -------
+    MeluData
+        ``states`` maps every state found to Interactions in file order. Ids are integers when
+        every id in the states and tables is one, strings otherwise.
+
+    Raises
+    ------
+    DataNotFoundError
+        The folder is missing or holds no state pair, or a named state is missing.
+    MalformedDataError
+        Invalid JSON, users that differ between the two files of a state, or a user whose
+        lists differ in length: the message names the file and the fix.
+    SchemaError
+        An item or user table without a recognisable id column, or with repeated ids.
+
+    Examples
+    --------
+    >>> data = load_melu("bookcrossing-melu", items="books.csv")  # doctest: +SKIP
+    >>> split = melu_split(data, tasks="regenerate")  # doctest: +SKIP
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(
+            f"MeLU state folder {root} not found; pass the folder that holds <state>.json "
+            "and <state>_y.json"
+        )
+    stems = sorted(
+        p.stem
+        for p in root.glob("*.json")
+        if not p.stem.endswith("_y") and (root / f"{p.stem}_y.json").is_file()
+    )
+    if not stems:
+        raise DataNotFoundError(
+            f"{root} holds no MeLU state (a pair <state>.json + <state>_y.json); point to the "
+            "folder with the state files"
+        )
+    if train_state is None:
+        train_state = next((s for s in TRAIN_STATE_NAMES if s in stems), None)
+        if train_state is None:
+            raise DataNotFoundError(
+                f"{root} has no training state ({' or '.join(TRAIN_STATE_NAMES)}); found "
+                f"{stems}: pass train_state= naming the one models train on"
+            )
+    if test_states is None:
+        test_states = {
+            s: SEGMENT_OF_STATE[s]
+            for s in stems
+            if SEGMENT_OF_STATE.get(s) is not None and s != train_state
+        }
+    segments = list(test_states.values())
+    repeated = sorted({s for s in segments if segments.count(s) > 1})
+    if repeated:
+        raise ValueError(
+            f"test_states give segment(s) {repeated} to more than one state: {dict(test_states)}; "
+            "give each test state its own segment name"
+        )
+    for state in (train_state, *test_states):
+        if state not in stems:
+            raise DataNotFoundError(
+                f"state {state!r} not found in {root}: expected {state}.json and "
+                f"{state}_y.json (found {stems})"
+            )
+    order = [train_state, *(s for s in stems if s != train_state)]
+    states = {s: _read_state_pair(root, s) for s in order}
+    movielens = items is None and (root / "original" / "movies_extrainfos.dat").is_file()
+    if movielens:
+        item_table, user_table = _read_movies(root), _read_users(root)
+    else:
+        item_table, user_table = _entity_tables(
+            states[train_state], items, users, fields, item_col, user_col
+        )
+    states = _common_id_types(states, item_table, user_table)
+    return MeluData(
+        states, user_table, item_table, root, train_state, dict(test_states), name or root.name
+    )
+
+
+def _entity_tables(
+    train: Interactions,
+    items: str | os.PathLike | pd.DataFrame | None,
+    users: str | os.PathLike | pd.DataFrame | None,
+    fields: Mapping[str, Any] | str,
+    item_col: str | None,
+    user_col: str | None,
+) -> tuple[Entities | None, Entities | None]:
+    """The item and user tables, built as :meth:`Dataset.from_frames` builds them (id column,
+    field kinds, id types matched to the training state's)."""
+    from dayzero.core.tables import read_table
+
+    frames: dict[str, pd.DataFrame | None] = {}
+    for role, table, rows, col, key in (
+        ("items", items, "item", item_col, "item"),
+        ("users", users, "user", user_col, "user"),
+    ):
+        if table is not None and not isinstance(table, pd.DataFrame):
+            table = read_table(table, lists=True, rows=rows).frame
+        if table is not None and col is not None:
+            if col not in table.columns:
+                raise SchemaError(
+                    f"the {role} table has no column {col!r} (given as its id column); its "
+                    f"columns are {[str(c) for c in table.columns]}"
+                )
+            table = table.rename(columns={col: key})
+        frames[role] = table
+    dataset = Dataset.from_frames(
+        train.frame, frames["items"], frames["users"], fields,
+        user_col="user", item_col="item", value_col="value",
+    )  # fmt: skip
+    return dataset.items, dataset.users
+
+
+def _common_id_types(
+    states: dict[str, Interactions], items: Entities | None, users: Entities | None
+) -> dict[str, Interactions]:
+    """States whose ids all have one type: strings when a table's ids or any state's ids are
+    text, ints otherwise (``1`` and ``"1"`` would be two items)."""
+    text = {}
+    for col, table in (("item", items), ("user", users)):
+        in_table = table is not None and np.asarray(table.ids).dtype.kind in "OUS"
+        in_states = any(s.frame[col].dtype.kind in "OUS" for s in states.values())
+        text[col] = in_table or in_states
+    out = {}
+    for state, inter in states.items():
+        frame = inter.frame
+        if any(text.values()):
+            frame = frame.astype({col: str for col, is_text in text.items() if is_text})
+        out[state] = Interactions(frame)
+    return out
 
 
 def _read_json(file: Path) -> dict:
@@ -142,10 +343,17 @@ def _read_state_pair(folder: Path, stem: str) -> Interactions:
                 f"user {user} has {len(user_movies)} movies but {len(user_ratings)} ratings",
                 "restore both files from the same source",
             )
-        users.extend([int(user)] * len(user_movies))
-        items.extend(int(m) for m in user_movies)
+        users.extend([user] * len(user_movies))
+        items.extend(user_movies)
         values.extend(float(r) for r in user_ratings)
-    return Interactions(pd.DataFrame({"user": users, "item": items, "value": values}))
+    return Interactions(pd.DataFrame({"user": _ids(users), "item": _ids(items), "value": values}))
+
+
+def _ids(values: list[Any]) -> list[Any]:
+    """Ids as ints when every one is an integer (MeLU writes user keys as strings), else str."""
+    if all(isinstance(v, int) or (isinstance(v, str) and v.lstrip("-").isdigit()) for v in values):
+        return [int(v) for v in values]
+    return [str(v) for v in values]
 
 
 def _split_list(text: str) -> list[str]:

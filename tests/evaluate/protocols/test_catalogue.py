@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from dayzero.core.schema import Dataset, Entities, Interactions
+from dayzero.datasets.melu import MeluData
 from dayzero.evaluate.protocols.catalogue import (
     ALL_ITEMS,
     NEW_BOTH,
@@ -350,7 +352,7 @@ def test_melu_states_map_to_segments():
         "item_cold_testing": part(~user_new & item_new),
         "user_and_item_cold_testing": part(user_new & item_new),
     }
-    melu = SimpleNamespace(states=states, users=data.users, items=data.items)
+    melu = MeluData(states, data.users, data.items, Path("unused"))
     split = melu_catalogue_split(melu, seed=0)
     assert _pairs(split.warm.frame) == _pairs(states["warm_up"].frame)
     assert _pairs(split.new_item_rows.frame) == _pairs(states["item_cold_testing"].frame)

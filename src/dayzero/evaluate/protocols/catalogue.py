@@ -693,7 +693,8 @@ def states_catalogue_split(
 
 
 def melu_catalogue_split(data: Any, seed: int = 0, both_k: int = DEFAULT_BOTH_K) -> CatalogueSplit:
-    """ML-1M on MeLU's states (:func:`~dayzero.datasets.melu.load_ml1m_melu`).
+    """ML-1M on MeLU's states (:func:`~dayzero.datasets.melu.load_ml1m_melu`), or any dataset
+    in MeLU's format (:func:`~dayzero.datasets.melu.load_melu`: its training and test states).
 
     ``meta_training`` trains; ``warm_up`` is the warm segment, ``user_cold_testing`` the new
     users (each reveals its first ``k`` ratings in a seeded order: the states carry no
@@ -701,23 +702,25 @@ def melu_catalogue_split(data: Any, seed: int = 0, both_k: int = DEFAULT_BOTH_K)
     users + new items. New items are the movies of the two item-cold states. Relevant: rating
     >= 4.
     """
-    from dayzero.datasets.melu import TEST_STATES, TRAIN_STATE
+    from dayzero.core.split import NEW_BOTH, NEW_ITEMS
 
     states = data.states
     new_items = [
-        *pd.unique(states["item_cold_testing"].frame[ITEM]),
-        *pd.unique(states["user_and_item_cold_testing"].frame[ITEM]),
+        item
+        for state, segment in data.test_states.items()
+        if segment in (NEW_ITEMS, NEW_BOTH)
+        for item in pd.unique(states[state].frame[ITEM])
     ]
     return states_catalogue_split(
-        states[TRAIN_STATE],
-        [states[s] for s in TEST_STATES],
+        states[data.train_state],
+        [states[s] for s in data.test_states],
         new_items,
         data.users,
         data.items,
         threshold=4.0,
         both_k=both_k,
         seed=seed,
-        name="ml-1m-melu",
+        name=getattr(data, "name", "ml-1m-melu"),
         builder="melu-states",
     )
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from dayzero.core.schema import Interactions
 from dayzero.core.split import NEW_ITEMS, NEW_USERS, WARM, ColdStartSplit, Segment
-from dayzero.datasets.melu import STATES, TEST_STATES, TRAIN_STATE, MeluData
+from dayzero.datasets.melu import MeluData
 
 MELU_SEED = 13
 
@@ -72,7 +72,8 @@ def regenerate_melu_tasks(
 ) -> dict[str, tuple[Interactions, Interactions]]:
     """Rebuild every state's ``(support, query)`` from the raw state files with one seeded RNG."""
     rng = random.Random(seed)
-    return {state: make_meta_tasks(data.states[state], rng) for state in STATES}
+    states = (data.train_state, *data.test_states)
+    return {state: make_meta_tasks(data.states[state], rng) for state in states}
 
 
 def melu_split(
@@ -85,17 +86,18 @@ def melu_split(
 ) -> ColdStartSplit:
     """The MeLU benchmark as a :class:`ColdStartSplit`.
 
-    Training interactions are *all* ratings in ``meta_training.json`` (585,366), as the reference
-    item-mean numbers use. The four test segments (warm, new users, new items, new users + items)
-    are the test states' tasks.
+    Training interactions are *all* ratings of the training state (``meta_training.json``, 585,366
+    on ML-1M), as the reference item-mean numbers use. The test segments (warm, new users, new
+    items, new users + items: those of ``data.test_states``) are the test states' tasks.
 
     Parameters
     ----------
     data
-        From :func:`~dayzero.datasets.melu.load_ml1m_melu`.
+        From :func:`~dayzero.datasets.melu.load_ml1m_melu` or, for any dataset in MeLU's
+        format, :func:`~dayzero.datasets.melu.load_melu`.
     tasks
         ``"files"`` reads ``tasks/<state>/``; ``"regenerate"`` applies the rule with seed 13
-        (identical, tested).
+        (identical on ML-1M, tested; the only choice for a dataset without task files).
     validation_users
         Fraction of the ``meta_training`` task users held out for model selection, never test.
         Their query ratings leave the training set (``"warm"``: support stays in training), or
@@ -114,16 +116,18 @@ def melu_split(
     if validation_mode not in ("warm", "new_users"):
         raise ValueError(f"validation_mode must be 'warm' or 'new_users', not {validation_mode!r}")
     if tasks == "files":
-        task_sets = {state: data.task_files(state) for state in STATES}
+        task_sets = {
+            state: data.task_files(state) for state in (data.train_state, *data.test_states)
+        }
     elif tasks == "regenerate":
         task_sets = regenerate_melu_tasks(data)
     else:
         raise ValueError(f"tasks must be 'files' or 'regenerate', not {tasks!r}")
 
-    train = data.states[TRAIN_STATE]
+    train = data.states[data.train_state]
     validation = None
     if validation_users > 0:
-        support, query = task_sets[TRAIN_STATE]
+        support, query = task_sets[data.train_state]
         candidates = query.users
         rng = np.random.default_rng(seed)
         n_val = max(1, round(validation_users * len(candidates)))
@@ -157,9 +161,9 @@ def melu_split(
         name = f"validation_{NEW_ITEMS}"
         extra_validation[name] = Segment(name, support, query)
 
-    segments = {name: Segment(name, *task_sets[state]) for state, name in TEST_STATES.items()}
+    segments = {name: Segment(name, *task_sets[state]) for state, name in data.test_states.items()}
     return ColdStartSplit(
-        train=data.dataset(TRAIN_STATE).with_interactions(train),
+        train=data.dataset(data.train_state).with_interactions(train),
         segments=segments,
         protocol="melu",
         params={
