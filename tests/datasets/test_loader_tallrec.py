@@ -6,7 +6,7 @@ import pytest
 
 from dayzero.core.settings import DataNotFoundError
 from dayzero.datasets import MalformedDataError
-from dayzero.datasets.tallrec import load_tallrec_movie, parse_titles
+from dayzero.datasets.tallrec import load_tallrec, load_tallrec_movie, parse_items, parse_titles
 
 INSTRUCTION = (
     "Given the user's preference and unpreference, identify whether the user will like the "
@@ -95,3 +95,60 @@ def test_real_counts(real_dataset):
     assert data.split("test").counts() == {0: 472, 1: 528}
     history = data.frame["liked"].str.len() + data.frame["disliked"].str.len()
     assert (history == 10).all()
+
+
+BOOK_INSTRUCTION = INSTRUCTION.replace("target movie", "target book")
+
+
+def _book(liked, disliked, target, output):
+    """An example as TALLRec writes its book set: '"Title" written by Author', the target quoted
+    twice."""
+    items = lambda pairs: ", ".join(f'"{t}" written by {a}' for t, a in pairs)  # noqa: E731
+    text = (
+        f"User Preference: {items(liked)}\nUser Unpreference: {items(disliked)}\n"
+        f'Whether the user will like the target book ""{target[0]}" written by {target[1]}"?'
+    )
+    return {"instruction": BOOK_INSTRUCTION, "input": text, "output": output}
+
+
+BOOKS = [
+    _book(
+        [("Kiss the Girls", "James Patterson"), ("McClane's Secrets", "Albert Jules, McClane")],
+        [("Rising Sun", "MICHAEL CRICHTON")],
+        ("Friday", "Robert Heinlein"),
+        "Yes.",
+    ),
+    _book([], [("The Source : A Novel", "JAMES A. MICHENER")], ("Dune", "Frank Herbert"), "No."),
+]
+
+
+def test_one_loader_reads_movies_and_books(tmp_path):
+    movies = load_tallrec(_write(tmp_path))
+    assert movies.name == "tallrec-movie" and movies.splits == ["valid", "test"]
+    assert movies.X.columns.tolist() == ["input", "liked", "disliked", "target_title"]
+    folder = tmp_path / "tallrec-book"
+    folder.mkdir()
+    (folder / "train.json").write_text(json.dumps(BOOKS, indent=4))
+    (folder / "test.json").write_text(json.dumps(BOOKS[:1], indent=4))
+    books = load_tallrec(folder)
+    assert books.splits == ["train", "test"] and books.y.tolist() == [1, 0, 1]
+    first = books.frame.iloc[0]
+    assert first["liked"] == ["Kiss the Girls", "McClane's Secrets"]
+    assert first["liked_creators"] == ["James Patterson", "Albert Jules, McClane"]
+    assert first["disliked"] == ["Rising Sun"] and first["target_title"] == "Friday"
+    assert first["target_creator"] == "Robert Heinlein"
+    assert books.frame.iloc[1]["liked"] == [] and books.frame.iloc[1]["liked_creators"] == []
+    assert "target_creator" in books.X.columns and books.kinds["liked_creators"] == "multi"
+    with pytest.raises(MalformedDataError, match=r"test.json, line 2: example 0: the target is a"):
+        load_tallrec(folder, item_type="movie", splits=("test",))
+
+
+def test_parse_items_reads_both_forms():
+    assert parse_items('"Heat (1995)", "B, The (1995)"') == [
+        ("Heat (1995)", None),
+        ("B, The (1995)", None),
+    ]
+    assert parse_items('"A" written by X, Y, "B" written by Z') == [("A", "X, Y"), ("B", "Z")]
+    assert parse_items("") == []
+    with pytest.raises(ValueError, match="double-quoted"):
+        parse_items("Heat (1995)")

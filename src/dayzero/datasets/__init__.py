@@ -46,7 +46,7 @@ from dayzero.datasets.steam import (
     match_steam_200k_to_games,
     read_steam_reviews,
 )
-from dayzero.datasets.tallrec import load_tallrec_movie
+from dayzero.datasets.tallrec import load_tallrec, load_tallrec_movie
 
 
 def _load_ml1m_melu(path=None, **kwargs):
@@ -286,6 +286,7 @@ __all__ = [
     "load_steam_games",
     "load_steam_playtime",
     "load_steam_reviews",
+    "load_tallrec",
     "load_tallrec_movie",
     "load_twitter_financial_news",
     "load_waimai",
