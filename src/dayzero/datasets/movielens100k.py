@@ -1,27 +1,26 @@
 """MovieLens-100K from RecBole's atomic files (``ml-100k.inter``, ``.item``, ``.user``).
 
-Atomic files are tab-separated with a typed header (``user_id:token	rating:float ...``). Ids are
-kept as the integers MovieLens uses.
+Atomic files are tab-separated with a typed header (``user_id:token	rating:float ...``); any
+dataset in that form loads with :func:`dayzero.datasets.recbole.load_recbole`. This loader adds
+what is particular to ml-100k: ids kept as the integers MovieLens uses, the year repairs and the
+"unknown" markers.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
 import pandas as pd
 
 from dayzero.core.schema import Dataset, Entities, FieldKind, Interactions
-from dayzero.datasets._files import MalformedDataError, dataset_dir, require_file
-from dayzero.datasets._read import QUOTE_NONE, header_line_of, read_csv, to_number
+from dayzero.datasets._files import dataset_dir, require_file
+from dayzero.datasets._read import header_line_of, to_number
+from dayzero.datasets.recbole import read_atomic
 
 FOLDER = "ml-100k"
 FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
-ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 # RecBole's copy spells the one unknown movie's title and year "unkonwn" (item 267).
 UNKNOWN_MARKERS = ["unkonwn", "unknown"]
-_HEADER = re.compile(r"^([A-Za-z_][\w]*):([a-z_]+)$")
 _FIX = "use the RecBole atomic files of ml-100k (tab-separated, header 'name:type')"
 
 ITEM_FIELDS: dict[str, FieldKind] = {
@@ -35,41 +34,6 @@ USER_FIELDS: dict[str, FieldKind] = {
     "occupation": "categorical",
     "zip_code": "categorical",
 }
-
-
-def read_atomic(file: Path, columns: list[str]) -> pd.DataFrame:
-    """Read a RecBole atomic file as strings, with the ``:type`` suffixes stripped from the header.
-
-    Parameters
-    ----------
-    file
-        The atomic file.
-    columns
-        Column names (without type) that must be present.
-    """
-    with open(file, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-    names = []
-    for position, cell in enumerate(header, start=1):
-        match = _HEADER.match(cell)
-        if not match or match.group(2) not in ATOMIC_TYPES:
-            raise MalformedDataError(
-                file, 1, f"header field {position} is {cell!r}, not 'name:type'", _FIX
-            )
-        names.append(match.group(1))
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise MalformedDataError(file, 1, f"header lacks columns {missing} (has {names})", _FIX)
-    return read_csv(
-        file,
-        sep="\t",
-        header=0,
-        names=names,
-        dtype=str,
-        quoting=QUOTE_NONE,
-        keep_default_na=False,
-        fix=_FIX,
-    )
 
 
 def _repair_year_in_title(raw: pd.DataFrame) -> pd.DataFrame:
