@@ -104,7 +104,7 @@ def save_artifact(folder: str | Path, artifact: Artifact) -> Path:
         "dayzero_version": dayzero_version(),
     }
     try:
-        text = json.dumps(document, default=_json_default, allow_nan=False)
+        text = json.dumps(document, default=json_default, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"cannot save {artifact.kind} {artifact.name!r}: {exc}") from None
     weights = folder / WEIGHTS_FILE
@@ -236,7 +236,9 @@ def _missing_message(folder: Path, kind: str) -> str:
     return f"{folder / CONFIG_FILE} is missing: {folder} is not a saved dayzero {kind}"
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for what dayzero stores: numpy scalars and arrays, sets
+    (sorted), tuples; anything else raises TypeError."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -257,6 +259,7 @@ __all__ = [
     "artifact_kind",
     "check_files",
     "dayzero_version",
+    "json_default",
     "load_artifact",
     "save_artifact",
 ]

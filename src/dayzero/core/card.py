@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dayzero.core.artifact import CONFIG_FILE, dayzero_version
+from dayzero.core.artifact import CONFIG_FILE, dayzero_version, json_default
 
 CARD_JSON = "card.json"
 CARD_HTML = "card.html"
@@ -416,15 +416,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+    # A card is a report: what the artifact format cannot store is shown as text, not refused.
     if hasattr(value, "__dataclass_fields__"):
         return asdict(value)
-    return str(value)
+    try:
+        return json_default(value)
+    except TypeError:
+        return str(value)
 
 
 _STYLE = """

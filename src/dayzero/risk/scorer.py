@@ -68,7 +68,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -79,7 +78,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.core.artifact import Artifact, json_default, load_artifact, save_artifact
 from dayzero.core.card import (
     CARD_JSON,
     ModelCard,
@@ -807,8 +806,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 tensors["intercept"] = np.ascontiguousarray(self.head_.intercept_, np.float64)
             elif self._head_kind() == "gbm":
                 state["head_state"] = self.head_.to_json()
-        params = json.loads(json.dumps(params, default=_json_default))
-        state = json.loads(json.dumps(state, default=_json_default))
+        params = json.loads(json.dumps(params, default=json_default))
+        state = json.loads(json.dumps(state, default=json_default))
         save_artifact(folder, Artifact(ARTIFACT_KIND, self._head_kind(), params, state, tensors))
         if self._head_kind() == "encoder":
             self.head_.save(folder / ENCODER_HEAD_DIR)
@@ -850,7 +849,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             name=self._head_kind(),
             params=dict(params),
             training_data=dict(getattr(self, "training_data_", {})),
-            selection=json.loads(json.dumps(selection, default=_json_default)),
+            selection=json.loads(json.dumps(selection, default=json_default)),
             encoder=encoder_section(params, used=uses_text),
             intended_use=(
                 "Probability of default, points and reason codes for applicants like the "
@@ -1755,11 +1754,3 @@ def _load_sentiment(kind: str, folder: Path) -> Any:
     if kind not in classes:
         raise ValueError(f"{folder}: unknown sentiment model kind {kind!r}")
     return classes[kind].load(folder)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"cannot store {type(value).__name__} in JSON")
