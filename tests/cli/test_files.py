@@ -132,3 +132,10 @@ def test_a_missing_column_names_the_file_and_the_fix(files):
     )
     assert bad.exit_code == 2 and "bad.csv" in bad.output and "Traceback" not in bad.output
     assert "--user-col" in bad.output or "user" in bad.output
+
+
+def test_the_global_quiet_flag_quiets_the_columns_table(files):
+    args = ["fit", *_args(files), "--model", "popularity", "--out", str(files / "q")]
+    loud, quiet = runner.invoke(app, args), runner.invoke(app, ["--quiet", *args])
+    assert loud.exit_code == quiet.exit_code == 0, quiet.output
+    assert "columns of" in loud.output and "columns of" not in quiet.output

@@ -157,7 +157,10 @@ def load_files(
         )
     except (SchemaError, TableError) as exc:
         _fail(str(exc))
-    if not quiet:
+    from dayzero.core.progress import progress_enabled
+
+    # `dayzero --quiet fit ...` (the global flag) quiets this table as `fit --quiet` does.
+    if not quiet and progress_enabled():
         console.print(field_table(dataset.field_report(), f"columns of {dataset.name}"))
         summary = dataset.summary()
         console.print(
