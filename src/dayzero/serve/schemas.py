@@ -273,6 +273,11 @@ class RecommendIn(_Strict):
 class Recommendation(BaseModel):
     item: str
     score: float
+    title: str | None = Field(
+        None,
+        description="What to show people: the item's title (or name) field, else the start of "
+        "its text (the store's record, else the catalogue of `dayzero fit`); None when unknown.",
+    )
 
 
 class RecommendOut(BaseModel):
