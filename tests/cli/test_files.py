@@ -79,9 +79,18 @@ def test_fit_then_recommend_with_titles_and_a_card(files):
     titles = dict(line.split(",")[:2] for line in ITEMS.splitlines()[1:])
     for row in body["items"]:
         assert row["title"] == titles[row["item"]] and row["item"] not in {"a1", "a2", "r1"}
-    # A user the files never named is a new user: the model's cold-start list, not an error.
+    assert body["new_user"] is False
+    # A user the files never named is a new user: the model's cold-start list, not an error,
+    # and the command says so on stderr (the --json document on stdout stays valid JSON).
     new = runner.invoke(app, ["recommend", "--model-dir", str(files / "m"), "--user", "zz"])
-    assert new.exit_code == 0 and "Explosive car chase" in new.output
+    assert new.exit_code == 0 and "Explosive car chase" in new.stdout
+    said = "user zz is not in the training data; showing the list for a new user"
+    assert new.stderr.strip() == said and said not in new.stdout
+    cold = runner.invoke(
+        app, ["recommend", "--model-dir", str(files / "m"), "--user", "zz", "--json"]
+    )
+    assert cold.exit_code == 0 and cold.stderr.strip() == said
+    assert json.loads(cold.stdout)["new_user"] is True
 
 
 def test_evaluate_on_files_and_attach_to_the_card(files):

@@ -487,11 +487,14 @@ def recommend(
     except (ArtifactError, OSError, ValueError) as exc:
         _fail(str(exc), "--model-dir")
     top = float(catalogue.get("top_value", 1.0))
+    new_user = True  # a profile describes a new user; a --user id may be one too
     if user is not None:
         who = _resolve_id(model.user_map_, user)
-        if who not in model.user_map_ and not as_json:
-            console.print(
-                f"[yellow]user {user!r} is not in the training files: served as a new user[/yellow]"
+        new_user = who not in model.user_map_
+        if new_user:  # on stderr: the --json document on stdout stays one JSON value
+            typer.echo(
+                f"user {user} is not in the training data; showing the list for a new user",
+                err=True,
             )
     else:
         who = "__profile__"
@@ -509,7 +512,8 @@ def recommend(
     ids, scores = model.recommend(who, k=k, history=revealed)
     rows = _rows(ids, scores, catalogue)
     if as_json:
-        typer.echo(json.dumps({"user": user, "profile": profile, "items": rows}, default=str))
+        document = {"user": user, "profile": profile, "new_user": new_user, "items": rows}
+        typer.echo(json.dumps(document, default=str))
         return
     table = Table(title=f"top {k} for " + (f"user {user}" if user is not None else "the profile"))
     for column in ("#", "item", "title", "text", "score"):
