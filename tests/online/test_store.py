@@ -202,6 +202,23 @@ def test_upsert_repeated_id_in_batch_keeps_last(store):
     assert [r.id for r in store.users()] == ["a", "b"]
 
 
+def test_get_items_reads_a_batch_in_one_call(store):
+    records = [EntityRecord(f"i{n}", f"item {n}", {"title": f"Title {n}"}) for n in range(1200)]
+    seqs = store.upsert_items(records)
+    store.upsert_users([EntityRecord("u-only", "a user")])
+    # more ids than one IN (...) chunk, repeats, unknown ids and a user id
+    wanted = ["i1199", "i0", "i0", "missing", "u-only", *(f"i{n}" for n in range(1, 1100))]
+    found = store.get_items(wanted)
+    assert set(found) == {"i0", "i1199", *(f"i{n}" for n in range(1, 1100))}
+    assert found["i7"] == EntityRecord("i7", "item 7", {"title": "Title 7"}, seqs[7])
+    assert found["i1199"] == store.get_item("i1199")
+    assert store.get_items([]) == {}
+    with pytest.raises(SchemaError, match=r"ids\[1\] contains '/'"):
+        store.get_items(["i0", "a/b"])
+    with pytest.raises(SchemaError, match="ids must be a list"):
+        store.get_items("i0")
+
+
 def test_users_and_items_are_independent(store):
     store.upsert_users([EntityRecord("x", "a user", {"age": 30})])
     store.upsert_items([EntityRecord("x", "an item")])

@@ -206,6 +206,19 @@ class EventStore(ABC):
     def get_user(self, id: str) -> EntityRecord | None:
         """The user with this id, or None."""
 
+    def get_items(self, ids: Sequence[str]) -> dict[str, EntityRecord]:
+        """The stored items among ``ids``, by id (ids not stored are absent).
+
+        A batch read: a list of recommendations gets its titles in one call. This default asks
+        :meth:`get_item` per id; :class:`SqlEventStore` answers with one query per 500 ids.
+        """
+        found = {}
+        for id in dict.fromkeys(_check_batch(ids, "ids")):
+            record = self.get_item(id)
+            if record is not None:
+                found[id] = record
+        return found
+
     @abstractmethod
     def items(self, after_seq: int = 0) -> list[EntityRecord]:
         """Items inserted or updated after ``after_seq``, ordered by ``seq``."""
@@ -625,6 +638,18 @@ class SqlEventStore(EventStore):
 
     def get_user(self, id: str) -> EntityRecord | None:
         return self._get(USERS, id, "user id")
+
+    def get_items(self, ids: Sequence[str]) -> dict[str, EntityRecord]:
+        given = _check_batch(ids, "ids")
+        wanted = list(dict.fromkeys(_check_id(id, f"ids[{n}]") for n, id in enumerate(given)))
+        found: dict[str, EntityRecord] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), _QUERY_CHUNK):
+                chunk = wanted[start : start + _QUERY_CHUNK]
+                stmt = _entity_select(ITEMS).where(ITEMS.c.id.in_(chunk))
+                for row in conn.execute(stmt):
+                    found[row[0]] = EntityRecord(*row)
+        return found
 
     def _entities(self, table: sa.Table, after_seq: int) -> list[EntityRecord]:
         after_seq = _check_bound(after_seq, "after_seq")
