@@ -687,28 +687,64 @@ def publish_fit_folder(model_dir: Path, registry: Path, watermark: int = 0) -> s
     Returns
     -------
     str
-        The new version.
+        The new version. Its ``catalogue/`` is the fit folder's (the service shows its titles);
+        its config records the folder and :func:`fit_fingerprint` of its files.
     """
+    import shutil
+
     from dayzero.online.registry import ModelRegistry
     from dayzero.online.serving import ServingModel
     from dayzero.recommend.contract import Recommender
 
+    model_dir = Path(model_dir)
     model = Recommender.load(model_dir)
     serving = ServingModel(model)
     models = ModelRegistry(registry)
+
+    def write(folder: Path) -> None:
+        serving.save(folder)
+        if (model_dir / CATALOGUE).is_dir():
+            shutil.copytree(model_dir / CATALOGUE, folder / CATALOGUE)
+
     version = models.publish(
-        serving.save,
+        write,
         metrics={"status": "fit", "source": str(model_dir)},
         watermark=watermark,
-        config={"kind": "fit-folder", "source": str(model_dir), "model": model.name},
+        config={
+            "kind": "fit-folder",
+            "source": str(model_dir),
+            "model": model.name,
+            "fingerprint": fit_fingerprint(model_dir),
+        },
     )
     models.promote(version)
     return version
 
 
+def fit_fingerprint(model_dir: Path) -> str:
+    """SHA-256 over the model files of a fit folder (names and contents; the card and what is
+    attached to it left out): the same fit gives the same fingerprint wherever it is copied."""
+    import hashlib
+
+    from dayzero.core.card import CARD_HTML, CARD_JSON, EVALUATION_FILE, FAIRNESS_FILE
+
+    skip = {CARD_JSON, CARD_HTML, EVALUATION_FILE, FAIRNESS_FILE}
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).rglob("*")):
+        if not path.is_file() or path.name in skip:
+            continue
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 __all__ = [
     "evaluate_files",
     "fit",
+    "fit_fingerprint",
     "import_files",
     "load_files",
     "publish_fit_folder",
