@@ -139,6 +139,30 @@ def test_similar_items(client, menv):
     assert missing.status_code == 404 and "no-such-item" in missing.json()["detail"]
 
 
+def test_every_recommendation_route_carries_titles(env):
+    """The store record's title field, else the start of its text; one per item."""
+    from dayzero.core.fields import title_of
+
+    with TestClient(create_app(ServeConfig(env.store, env.registry, API_KEY)), headers=KEY) as c:
+        titled = {"id": "a_titled", "text": f"{ACTION} titled", "fields": {"title": "Big Chase"}}
+        assert c.post("/v1/items", json={"items": [titled]}).status_code == 200
+        store = c.app.state.service.store
+        texts = {r.id: r.text for r in store.items()}
+        answers = [
+            c.get("/v1/users/ua0/recommendations", params={"k": 100, "exclude_seen": False}),
+            c.post("/v1/recommendations", json={"profile": ACTION, "k": 100}),
+            c.get("/v1/items/a0/similar", params={"k": 100}),
+        ]
+        for answer in answers:
+            rows = answer.json()["items"]
+            assert len(rows) == len(texts) - (answer is answers[2]), answer.text
+            for row in rows:
+                wanted = (
+                    "Big Chase" if row["item"] == "a_titled" else title_of({}, texts[row["item"]])
+                )
+                assert row["title"] == wanted and wanted
+
+
 # ---------------------------------------------------------------------- writes
 def test_new_item_is_searchable_at_once(client, menv):
     before = client.get("/v1/model").json()["index_size"]

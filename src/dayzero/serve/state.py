@@ -46,6 +46,10 @@ log = logging.getLogger("dayzero.serve")
 _thread = threading.local()
 
 INDEX_FOLDER = "index"
+# Titles and short texts of the items, as `dayzero fit` writes them (dayzero.cli.files) and
+# publish_fit_folder copies them into a version.
+CATALOGUE_FOLDER = "catalogue"
+_MAX_LINEAGE = 1000  # parents followed to find a fine-tuned version's catalogue
 FOLD_CHUNK = 64
 _ITEM_LOG = 1024  # item additions the user cache remembers for in-flight requests
 # The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
@@ -77,6 +81,7 @@ class Served:
     folded: int = 0  # items folded in since load
     loaded_ids: set[str] = field(default_factory=set)  # items the version was saved with
     known_users: set[str] = field(default_factory=set)  # users with a trained profile / ID
+    catalogue: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +89,18 @@ class Recommended:
     ids: list[str]
     scores: np.ndarray
     new_user: bool
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """What the service knows of one item (``GET /v1/items/{id}``)."""
+
+    id: str
+    title: str | None
+    text: str
+    fields: dict[str, Any]
+    stored: bool  # a record in the event store
+    served: bool  # the served version can recommend it (it has a vector in the index)
 
 
 @dataclass(frozen=True)
@@ -309,11 +326,12 @@ class ServiceState:
         folder = Path(self.registry.path(version, verify=False))
         try:
             model, index = self._read_version(folder)
+            catalogue = self._read_catalogue(version, folder)
         except Exception as exc:
             message = str(exc).replace(f"{folder}/", "").replace(str(folder), version)
             raise CorruptVersionError(f"{version}: cannot be loaded: {message}") from exc
         info = dict(self.registry.info(version))
-        served = Served(version=version, model=model, index=index, info=info)
+        served = Served(version=version, model=model, index=index, info=info, catalogue=catalogue)
         # Fold-in failures below are the store's items, not the version's files: not wrapped.
         served.loaded_ids = set(model.known_items())
         served.known_users = set(model.known_users())
@@ -338,6 +356,34 @@ class ServiceState:
         if index.dim != model.dim:
             raise ValueError(f"{INDEX_FOLDER}/: index width {index.dim} != model width {model.dim}")
         return model, index
+
+    def _read_catalogue(
+        self, version: str, folder: Path
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Item id -> (title, short text) of the version's ``catalogue/`` or, for a version
+        fine-tuned from one (``dayzero update``), of the nearest ancestor that has one.
+
+        A damaged catalogue of the version itself fails the load (like any of its files); an
+        ancestor's is skipped with a warning (the version being loaded is not damaged).
+        """
+        name = version
+        for _ in range(_MAX_LINEAGE):
+            if (folder / CATALOGUE_FOLDER).is_dir():
+                try:
+                    return _catalogue_titles(folder / CATALOGUE_FOLDER)
+                except Exception as exc:
+                    if name == version:
+                        raise
+                    log.warning("%s: the catalogue of %s cannot be read: %s", version, name, exc)
+                    return {}
+            try:
+                parent = (self.registry.info(name).get("config") or {}).get("parent")
+                if not isinstance(parent, str):
+                    return {}
+                folder, name = Path(self.registry.path(parent, verify=False)), parent
+            except RegistryError:
+                return {}  # the ancestor was removed: no titles beyond the store's
+        return {}
 
     def _catch_up(self, served: Served) -> None:
         """Fold in items the store committed after ``served.item_seq`` (under ``_fold_lock``)."""
@@ -523,6 +569,69 @@ class ServiceState:
         ids, scores = served.index.search(_as_query(vector), k, exclude=exclude)
         return Recommended(ids, scores, True)
 
+    def titles(self, ids: Sequence[str], served: Served | None = None) -> list[str | None]:
+        """What to show people for each item, one store read for the whole list: the store
+        record's title (or name) field, else the start of its text; else the title of the
+        served version's catalogue (``dayzero fit``); None when neither knows the item.
+
+        Parameters
+        ----------
+        ids : sequence of str
+        served : Served, optional
+            The version the ids were ranked by (default: the one served now).
+        """
+        from dayzero.core.fields import title_of
+        from dayzero.online.store import id_problem
+
+        if not ids:
+            return []
+        served = served if served is not None else self.served
+        catalogue = served.catalogue if served is not None else {}
+        # A model fitted on files may hold ids the store would refuse (a "/"): no record.
+        records = self.store.get_items([i for i in dict.fromkeys(ids) if id_problem(i) is None])
+        out: list[str | None] = []
+        for item in ids:
+            record = records.get(item)
+            title = title_of(record.fields, record.text) if record is not None else None
+            if title is None:
+                title = catalogue.get(item, (None, None))[0]
+            out.append(title)
+        return out
+
+    def item(self, item: str) -> ItemView:
+        """The store's record of ``item`` and what the served version knows of it.
+
+        Raises
+        ------
+        UnknownItemError
+            When neither the store nor the served version knows the id.
+        SchemaError
+            When ``item`` is not a valid id (the message says why).
+        """
+        from dayzero.core.fields import title_of
+
+        record = self.store.get_item(item)
+        served = self.served
+        in_index = served is not None and item in served.index
+        title, short = (
+            served.catalogue.get(item, (None, None)) if served is not None else (None, None)
+        )
+        if record is None and not in_index and title is None and short is None:
+            raise UnknownItemError(
+                f"item {item!r} is not in the catalogue (neither in the event store nor in the "
+                "served model); POST it to /v1/items first"
+            )
+        if record is not None:
+            title = title_of(record.fields, record.text) or title
+        return ItemView(
+            id=item,
+            title=title,
+            text=record.text if record is not None and record.text else (short or ""),
+            fields=dict(record.fields) if record is not None else {},
+            stored=record is not None,
+            served=in_index,
+        )
+
     def similar(self, item: str, k: int) -> tuple[str, list[str], np.ndarray]:
         """Items whose taste direction is closest to ``item``'s (bias columns left out)."""
         served = self.require()
@@ -534,6 +643,22 @@ class ServiceState:
         query[-N_BIAS_COLUMNS:] = 0.0
         ids, scores = served.index.search(query, k, exclude=[item])
         return served.version, ids, scores
+
+
+def _catalogue_titles(folder: Path) -> dict[str, tuple[str | None, str | None]]:
+    """Item id -> (title, short text) of a ``catalogue`` artifact (JSON only)."""
+    from dayzero.core.artifact import load_artifact
+
+    state = load_artifact(folder, "catalogue").state
+    ids, titles, texts = state["ids"], state["titles"], state["texts"]
+    if not len(ids) == len(titles) == len(texts):
+        raise ValueError(
+            f"{CATALOGUE_FOLDER}/: {len(ids)} ids, {len(titles)} titles and {len(texts)} texts"
+        )
+    return {
+        str(i): (t if isinstance(t, str) else None, x if isinstance(x, str) else None)
+        for i, t, x in zip(ids, titles, texts, strict=True)
+    }
 
 
 def _init_torch_thread() -> None:

@@ -32,9 +32,13 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": s.ErrorOut}}
 
 
-def ranked(ids, scores) -> list[s.Recommendation]:
-    """``ids`` with their ``scores``, best first as given."""
-    return [s.Recommendation(item=i, score=float(v)) for i, v in zip(ids, scores, strict=True)]
+def ranked(ids, scores, titles=None) -> list[s.Recommendation]:
+    """``ids`` with their ``scores`` (and ``titles``, when given), best first as given."""
+    titles = [None] * len(ids) if titles is None else titles
+    return [
+        s.Recommendation(item=i, score=float(v), title=t)
+        for i, v, t in zip(ids, scores, titles, strict=True)
+    ]
 
 
 CardFormat = Annotated[

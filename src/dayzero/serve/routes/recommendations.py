@@ -40,7 +40,7 @@ def user_recommendations(
     seen before is served as a brand-new user."""
     served = svc.require()
     out = svc.recommend_user(user_id, k, exclude_seen)
-    return _recommend_out(user_id, served.version, out)
+    return _recommend_out(svc, user_id, served, out)
 
 
 @router.post(
@@ -56,7 +56,7 @@ def anonymous_recommendations(body: s.RecommendIn, svc: Service) -> s.RecommendO
     served = svc.require()
     recent = [Event(user="", item=r.item, kind=r.kind, value=r.value) for r in body.recent]
     out = svc.recommend_anonymous(body.profile, recent, body.k, body.exclude_seen)
-    return _recommend_out(None, served.version, out)
+    return _recommend_out(svc, None, served, out)
 
 
 @router.get(
@@ -71,13 +71,13 @@ def similar_items(
 ) -> s.SimilarOut:
     """Items closest to ``item_id`` in the served model's taste space."""
     version, ids, scores = svc.similar(item_id, k)
-    return s.SimilarOut(item=item_id, version=version, items=ranked(ids, scores))
+    return s.SimilarOut(item=item_id, version=version, items=ranked(ids, scores, svc.titles(ids)))
 
 
-def _recommend_out(user: str | None, version: str, out) -> s.RecommendOut:
+def _recommend_out(svc, user: str | None, served, out) -> s.RecommendOut:
     return s.RecommendOut(
         user=user,
-        version=version,
+        version=served.version,
         new_user=out.new_user,
-        items=ranked(out.ids, out.scores),
+        items=ranked(out.ids, out.scores, svc.titles(out.ids, served)),
     )
