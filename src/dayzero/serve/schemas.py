@@ -295,6 +295,17 @@ class SimilarOut(BaseModel):
     items: list[Recommendation]
 
 
+class ItemOut(BaseModel):
+    """``GET /v1/items/{item_id}``: what the service knows of one item."""
+
+    item: str
+    title: str | None = Field(description="Its title (or name) field, else the start of its text.")
+    text: str = Field(description="Its free text (the catalogue's short text when not stored).")
+    fields: dict[str, Any] = Field(description="Its JSON attributes in the event store.")
+    stored: bool = Field(description="The event store holds a record of it.")
+    served: bool = Field(description="The served version can recommend it (it has a vector).")
+
+
 class RiskIn(_Strict):
     """``POST /v1/risk/score``: applicants as rows of the training columns."""
 
