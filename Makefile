@@ -12,7 +12,7 @@ DAYZERO_TEST_POSTGRES_URL ?=
 export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test test-slow bench bench-retrieval bench-deps lint install clean
+.PHONY: demo test test-slow bench bench-retrieval bench-deps ray-deps lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,13 @@ $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	touch $@
 
 bench-deps: $(BIN)/.bench-installed
+
+# The `ray` extra (dayzero.distributed: Ray Data, Train, Serve; wheels, about 70 MB).
+$(BIN)/.ray-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $@
+
+ray-deps: $(BIN)/.ray-installed
 
 demo: install
 	$(BIN)/dayzero demo
