@@ -44,6 +44,7 @@ def operations() -> list[str]:
         "GET /v1/users/{user_id}/recommendations",
         "POST /v1/recommendations",
         "GET /v1/items/{item_id}/similar",
+        "GET /v1/items/{item_id}",
         "POST /v1/risk/score",
         "GET /v1/model",
         "GET /v1/model/card",
