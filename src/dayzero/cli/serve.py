@@ -2,11 +2,20 @@
 
     dayzero serve --store events.db --registry models/ --api-key "$KEY"
     dayzero serve --store events.db --registry models/ --bootstrap-demo     # fresh machine
+    dayzero serve --store events.db --registry models/ --model-dir model/   # `dayzero fit` folder
     python -m dayzero.cli.serve --store ... --registry ...                   # same, without the CLI
 
 ``--bootstrap-demo`` fills an empty store with the restaurant data shipped in the package and
 trains, publishes and promotes a first version when the registry has none, so the service has
 something to serve on a fresh machine.
+
+``--model-dir`` serves a folder written by ``dayzero fit`` (a two-tower or mf model): it is
+published into the registry as a new version and promoted, its ``catalogue/`` going with it so
+that answers carry titles. Import the same files into the store first (``dayzero import``) for
+the items' fields and the users' histories; the store's events at that moment count as seen by
+the model (``dayzero update`` fine-tunes on later ones). Starting again with the same folder
+publishes nothing: the registry's current version is served when it is that fit or an update of
+it, else that fit's version is promoted again.
 """
 
 from __future__ import annotations
@@ -46,6 +55,15 @@ def serve(
     ] = False,
     risk_model: Annotated[
         Path | None, typer.Option(help="RiskScorer folder served at POST /v1/risk/score.")
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder written by `dayzero fit` (two-tower or mf): published into --registry "
+            "and promoted (unless the registry already serves it or an update of it), then "
+            "served. Run `dayzero import` with the same files first: the store's events count "
+            "as seen by the model."
+        ),
     ] = None,
     bootstrap_demo: Annotated[
         bool,
@@ -114,6 +132,13 @@ def serve(
         raise typer.BadParameter(f"{risk_model} is not a folder", param_hint="--risk-model")
     if risk_model is not None:
         _check_risk_model(risk_model)
+    if model_dir is not None and bootstrap_demo:
+        raise typer.BadParameter(
+            "serve either a fit folder or the demo, not both", param_hint="--model-dir"
+        )
+    if model_dir is not None:
+        version, how = serve_fit_folder(model_dir, store, registry)
+        typer.echo(f"serving {model_dir} as version {version} ({how})")
     if bootstrap_demo:
         version = bootstrap_demo_version(store, registry)
         if version is not None:
@@ -145,6 +170,110 @@ def _check_risk_model(folder: Path) -> None:
         TrainingInfo.load(folder, features=columns)
     except (ArtifactError, OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--risk-model") from None
+
+
+def serve_fit_folder(model_dir: Path, store: str | Path, registry: str | Path) -> tuple[str, str]:
+    """Make the model of a ``dayzero fit`` folder the registry's served version.
+
+    Parameters
+    ----------
+    model_dir : Path
+        Folder written by ``dayzero fit`` (a model that can be served from a vector index).
+    store : str or Path
+        Event store URL: its last event id is the new version's watermark.
+    registry : str or Path
+        Model registry folder.
+
+    Returns
+    -------
+    (version, how)
+        The version now current, and how it became so: ``"published and promoted"``,
+        ``"already served"`` (the current version is this fit or an update of it) or
+        ``"promoted again"`` (an earlier version of the same files).
+
+    Raises
+    ------
+    typer.BadParameter
+        Naming the missing or unreadable file, or why the model cannot be served.
+    """
+    from dayzero.cli.files import fit_fingerprint, publish_fit_folder, read_catalogue
+    from dayzero.core.artifact import ArtifactError
+    from dayzero.core.schema import SchemaError
+    from dayzero.online.registry import ModelRegistry, RegistryError
+    from dayzero.online.store import open_store
+
+    def refuse(message: str) -> typer.BadParameter:
+        return typer.BadParameter(message, param_hint="--model-dir")
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise refuse(f"{model_dir} is not a folder; give the --out folder of `dayzero fit`")
+    if not (model_dir / "dayzero.json").is_file():
+        raise refuse(
+            f"{model_dir / 'dayzero.json'} is missing: {model_dir} is not a folder written by "
+            f"`dayzero fit` (write one with `dayzero fit --interactions F --model two-tower "
+            f"--out {model_dir}`)"
+        )
+    try:
+        if read_catalogue(model_dir) is None:
+            typer.echo(
+                f"{model_dir} has no catalogue/ (not written by `dayzero fit`): titles come from "
+                "the store's items only",
+                err=True,
+            )
+    except (ArtifactError, OSError, ValueError) as exc:
+        raise refuse(f"{model_dir / 'catalogue'}: {exc}") from None
+    fingerprint = fit_fingerprint(model_dir)
+    models = ModelRegistry(registry)
+    current = models.current()
+    ours = [
+        v["name"]
+        for v in models.versions()
+        if (_config(models, v["name"]).get("fingerprint")) == fingerprint
+    ]
+    if current is not None and _descends(models, current, set(ours)):
+        return current, "already served"
+    if ours:
+        try:
+            models.promote(ours[-1])
+        except RegistryError as exc:
+            raise refuse(f"cannot promote {ours[-1]}, published from these files: {exc}") from None
+        return ours[-1], "promoted again"
+    try:
+        events = open_store(store)
+    except Exception as exc:
+        message = f"cannot open the store {store!r}: {exc}"
+        raise typer.BadParameter(message, param_hint="--store") from None
+    try:
+        watermark = events.last_event_id()
+    finally:
+        events.close()
+    try:
+        version = publish_fit_folder(model_dir, Path(registry), watermark=watermark)
+    except (ArtifactError, OSError, ValueError, TypeError, KeyError, SchemaError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise refuse(f"{model_dir} cannot be served: {message}") from None
+    return version, "published and promoted"
+
+
+def _config(models, version: str) -> dict:
+    from dayzero.online.registry import RegistryError
+
+    try:
+        return models.info(version).get("config") or {}
+    except (RegistryError, OSError, ValueError):
+        return {}  # an unreadable version is nobody's ancestor
+
+
+def _descends(models, version: str, ancestors: set[str]) -> bool:
+    """Whether ``version`` is one of ``ancestors`` or fine-tuned from one (config ``parent``)."""
+    seen: set[str] = set()
+    while isinstance(version, str) and version not in seen:
+        if version in ancestors:
+            return True
+        seen.add(version)
+        version = _config(models, version).get("parent")
+    return False
 
 
 def bootstrap_demo_version(store: str | Path, registry: str | Path) -> str | None:

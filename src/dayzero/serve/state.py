@@ -545,11 +545,16 @@ class ServiceState:
         usable = [e for e in events if e.item in served.index]
         with self._model():
             vector = _as_query(served.model.user_vector(user, profile, usable))
+        seen = {e.item for e in events}
+        if not new_user:
+            # The model's training history too: a version published from `dayzero fit` files
+            # may serve a store that never held those events.
+            seen.update(str(i) for i in served.model.model.seen_items(user))
         entry = _UserEntry(
             version=served.version,
             epoch=token[0],
             vector=vector,
-            seen=frozenset(e.item for e in events),
+            seen=frozenset(seen),
             new_user=new_user,
             created=time.monotonic(),
         )
