@@ -212,3 +212,39 @@ def test_tensorboard_is_optional(tmp_path):
 def test_bad_config_is_rejected_with_the_argument_named(options, message):
     with pytest.raises(ValueError, match=message):
         TrainerConfig(**options)
+
+
+def _data_parallel_worker(rank: int, world: int, store: str, out: str) -> None:
+    """One process of a gloo group: trains a linear model on its shard, writes what it saw."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(rank)  # different starts: rank 0's weights must win
+        model = nn.Linear(4, 1)
+        config = TrainerConfig(epochs=2, batch_size=8, lr=0.05, warmup_ratio=0.0, **QUIET)
+        history = Trainer(model, config, mse).fit(regression_data(n=64))
+        torch.save({"losses": history.losses, "weights": weights(model)}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_equals_one_process_with_the_global_batch(tmp_path):
+    # Two processes with 8 rows each per step, gradients averaged, take exactly the steps of
+    # one process with 16 rows (their shards interleave the same permutation).
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "run")
+    mp.spawn(_data_parallel_worker, args=(2, str(tmp_path / "store"), out), nprocs=2, join=True)
+    first, second = (torch.load(f"{out}.{r}") for r in (0, 1))
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    config = TrainerConfig(epochs=2, batch_size=16, lr=0.05, warmup_ratio=0.0, **QUIET)
+    alone = Trainer(model, config, mse).fit(regression_data(n=64))
+    assert len(first["losses"]) == len(alone.losses) == 8
+    assert first["losses"] == pytest.approx(alone.losses, rel=1e-5)
+    assert first["losses"] == second["losses"]  # every process records the mean loss
+    for name, value in weights(model).items():
+        torch.testing.assert_close(first["weights"][name], value, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(second["weights"][name], value, rtol=1e-5, atol=1e-6)

@@ -16,6 +16,16 @@ Contract
 Every run is seeded (``random``, ``numpy``, ``torch``). With ``monitor`` set, the trainable
 weights of the best evaluation are kept in memory and loaded back at the end; ``patience``
 stops the run after that many evaluations without improvement.
+
+Data parallel: inside an initialised ``torch.distributed`` process group of N > 1 processes
+(Ray Train's ``TorchTrainer`` makes one, :mod:`dayzero.distributed.train`), every process runs
+the same loop on its shard of each epoch's permutation (shards padded to equal length, so every
+process takes the same number of steps), the trainable weights start from rank 0's, and after
+each backward the gradients and the loss are averaged over the processes in one all-reduce of
+their flattened values, which is what ``DistributedDataParallel`` does; DDP's module wrapper is
+not used because the models' ``loss_fn`` call their towers directly rather than ``forward``.
+Each process's batch is ``batch_size`` (the global batch is N times that); only rank 0 draws
+progress bars. With one process, or none, nothing of this happens.
 """
 
 from __future__ import annotations
@@ -199,6 +209,9 @@ class Trainer:
         _seed_everything(cfg.seed)
         self.total_steps = self._count_total_steps(train_data)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.rank, self.world = _world()
+        if self.world > 1:
+            _broadcast_from_rank0(self.params)
         self.optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay)
         warmup_steps = round(cfg.warmup_ratio * self.total_steps)
         self.scheduler = make_scheduler(
@@ -212,6 +225,7 @@ class Trainer:
         self._writer = _summary_writer(cfg.log_dir)
         started = time.perf_counter()
         self._bar = _progress_bar(0, False, "train")  # one bar per epoch, made in the loop
+        self._train_size = len(train_data)
         self.model.train()
         for callback in self.callbacks:
             callback.on_train_begin(self)
@@ -242,8 +256,10 @@ class Trainer:
 
     def _epoch_bar(self, n_examples: int):
         cfg = self.config
+        n_examples = math.ceil(n_examples / self.world)
         steps = min(math.ceil(n_examples / cfg.batch_size), self.total_steps - self.step)
-        return _progress_bar(steps, cfg.progress_bar, f"epoch {self.epoch + 1}/{cfg.epochs}")
+        enabled = cfg.progress_bar and self.rank == 0
+        return _progress_bar(steps, enabled, f"epoch {self.epoch + 1}/{cfg.epochs}")
 
     def _train_step(self, batch: Any) -> None:
         loss = self.loss_fn(self.model, batch)
@@ -255,6 +271,9 @@ class Trainer:
                 "or check the batch for NaN/inf"
             )
         loss.backward()
+        value = float(loss.detach())
+        if self.world > 1:
+            value = _average_gradients(self.params, loss.detach(), self.world)
         self.step += 1
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
@@ -264,7 +283,6 @@ class Trainer:
         for callback in self.callbacks:
             callback.after_optimizer_step(self, self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
         self.history.losses.append(value)
         self.history.lrs.append(lr)
         self.history.grad_norms.append(grad_norm)
@@ -323,8 +341,25 @@ class Trainer:
     def _epoch_batches(self, train_data: torch.utils.data.Dataset) -> torch.utils.data.DataLoader:
         # A fresh generator per epoch: the order depends on the seed and the epoch only.
         generator = torch.Generator().manual_seed(self.config.seed + self.epoch)
+        if self.world == 1:
+            return torch.utils.data.DataLoader(
+                train_data, batch_size=self.config.batch_size, shuffle=True, generator=generator
+            )
+        # Every process draws the permutation one process would (the same seed, drawn through a
+        # DataLoader as above: it takes a number from the generator first) and takes every
+        # world-th position from its rank on, padded with the first positions to equal shards;
+        # so N processes of batch b step exactly as one process of batch N * b.
+        everything = torch.utils.data.DataLoader(
+            range(len(train_data)), batch_size=len(train_data), shuffle=True, generator=generator
+        )
+        order = next(iter(everything))
+        per_shard = math.ceil(len(order) / self.world)
+        order = torch.cat([order, order[: per_shard * self.world - len(order)]])
+        shard = order[self.rank :: self.world].tolist()
         return torch.utils.data.DataLoader(
-            train_data, batch_size=self.config.batch_size, shuffle=True, generator=generator
+            torch.utils.data.Subset(train_data, shard),
+            batch_size=self.config.batch_size,
+            shuffle=False,
         )
 
     def _count_total_steps(self, train_data: torch.utils.data.Dataset) -> int:
@@ -339,7 +374,8 @@ class Trainer:
             )
         if len(train_data) == 0:
             raise ValueError("`train_data` is empty")
-        total = math.ceil(len(train_data) / cfg.batch_size) * cfg.epochs
+        shard = math.ceil(len(train_data) / _world()[1])
+        total = math.ceil(shard / cfg.batch_size) * cfg.epochs
         return total if cfg.max_steps is None else min(total, cfg.max_steps)
 
     # ------------------------------------------------------------------ state
@@ -370,6 +406,48 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised process group, ``(0, 1)`` without one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _broadcast_from_rank0(params: Sequence[torch.Tensor]) -> None:
+    """Every process starts from rank 0's trainable weights (as DDP does at construction)."""
+    if not params:
+        return
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1) for p in params])
+        torch.distributed.broadcast(flat, src=0)
+        offset = 0
+        for p in params:
+            p.copy_(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def _average_gradients(params: Sequence[torch.Tensor], loss: torch.Tensor, world: int) -> float:
+    """Average the gradients and the loss over the processes in one all-reduce; returns the
+    mean loss."""
+    grads = [
+        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(torch.float32)
+        for p in params
+    ]
+    flat = torch.cat([*grads, loss.reshape(1).to(torch.float32)])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in params:
+        chunk = flat[offset : offset + p.numel()].view_as(p).to(p.dtype)
+        if p.grad is None:
+            p.grad = chunk.clone()
+        else:
+            p.grad.copy_(chunk)
+        offset += p.numel()
+    return float(flat[-1])
 
 
 def _seed_everything(seed: int) -> None:
