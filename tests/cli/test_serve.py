@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from dayzero.cli.main import app
-from dayzero.online.registry import ModelRegistry
+from dayzero.online.registry import RESERVED, ModelRegistry
 from dayzero.risk.scorer import RiskScorer
 from dayzero.risk.target import TrainingInfo
 from tests.cli.test_files import ITEMS, RATINGS, USERS
@@ -129,14 +129,21 @@ def test_serve_model_dir_without_a_store_titles_from_the_catalogue(fit_dir, tmp_
     again, _ = _serve_in_process(monkeypatch, *args, "--model-dir", str(model))
     assert "as version v000001 (already served)" in again.output
     registry = ModelRegistry(tmp_path / "reg")
+    # an update as `dayzero update` writes it: the serving model without a catalogue/
+    keep = shutil.ignore_patterns("catalogue", *RESERVED)
+    source = registry.path("v000001")
     update = registry.publish(
-        lambda folder: shutil.copytree(registry.path("v000001") / "model", folder / "model"),
+        lambda folder: shutil.copytree(source, folder, ignore=keep, dirs_exist_ok=True),
         metrics={}, watermark=0, config={"kind": "fine-tune", "parent": "v000001"},
     )  # fmt: skip
+    assert not (registry.path(update) / "catalogue").exists()
     registry.promote(update)
-    kept, _ = _serve_in_process(monkeypatch, *args, "--model-dir", str(model))
+    kept, served = _serve_in_process(monkeypatch, *args, "--model-dir", str(model))
     assert f"as version {update} (already served)" in kept.output
     assert len(registry.versions()) == 2
+    with TestClient(served) as http:  # the update has no catalogue/: its parent's titles
+        assert http.get("/v1/model").json()["version"] == update
+        assert http.get("/v1/items/r2").json()["title"] == "A summer wedding"
 
 
 def test_a_folder_that_is_not_a_fit_folder_is_refused(tmp_path, monkeypatch, fit_dir):
