@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dayzero.cli.card import card
+from dayzero.cli.encode import encode
 from dayzero.cli.files import (
     ConfigOption,
     FieldOption,
@@ -219,6 +220,7 @@ app.command("card")(card)
 app.command("fit")(fit)
 app.command("recommend")(recommend)
 app.command("import")(import_files)
+app.command("encode")(encode)  # on Ray (cli/encode.py)
 
 # Online commands, listed after the offline ones in `dayzero --help`.
 app.command("bootstrap")(bootstrap)
