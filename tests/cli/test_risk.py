@@ -285,3 +285,52 @@ def test_good_bad_labels_with_positive_label(files):
         "--positive-label", "x",
     )  # fmt: skip
     assert "--positive-label" in out
+
+
+def test_audit_flags_a_planted_effect_and_writes_to_the_model(files):
+    from dayzero.core.card import read_card
+    from dayzero.risk.fairness import AUDIT_FILE, FairnessAudit
+
+    model, _ = _fit(files, "train.csv", "--target", "default")
+    out = files / "audit.json"
+    result = _invoke(
+        "audit", model, "--data", files / "labelled.tsv", "--sensitive", "checking",
+        "--sensitive", "age", "--bins", "age=40", "--approval-rate", "0.6",
+        "--n-resamples", "100", "--json", out, "--write-to-model",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "demographic parity ratio" in result.output and "FLAGGED" in result.output
+    audit = FairnessAudit.load(out)
+    assert audit.names == ["checking", "age"] and audit.n == 60
+    assert audit["age"].group_names == ["< 40", ">= 40"]
+    # default = checking "< 0 DM" (plus noise): that group is approved far less often
+    checking = audit["checking"]
+    assert checking.four_fifths_flag and checking.compared["demographic_parity_ratio"]["low"] == (
+        "< 0 DM"
+    )
+    assert audit.cutoff["approval_rate"] == pytest.approx(0.6, abs=0.02)
+    assert audit.data == {"file": str(files / "labelled.tsv"), "target": "default"}
+    assert (model / AUDIT_FILE).is_file()
+    assert read_card(model).fairness["attributes"][0]["four_fifths_flag"] is True
+    assert FairnessAudit.load(model).to_dict() == audit.to_dict()
+
+
+def test_audit_errors_name_the_column(files):
+    model, _ = _fit(files, "train.csv", "--target", "default")
+    labelled = files / "labelled.tsv"
+    out = _failure("audit", model, "--data", labelled, "--sensitive", "sex")
+    assert "--sensitive:" in out and "no column 'sex'" in out
+    frame = pd.read_csv(labelled, sep="\t").assign(branch="north")
+    frame.to_csv(files / "one.csv", index=False)
+    out = _failure("audit", model, "--data", files / "one.csv", "--sensitive", "branch")
+    assert "'branch' has 1 group(s)" in out
+    out = _failure(
+        "audit", model, "--data", labelled, "--sensitive", "age", "--cutoff", "0.3",
+        "--approval-rate", "0.5",
+    )  # fmt: skip
+    assert "not both" in out
+    out = _failure("audit", model, "--data", labelled, "--sensitive", "age", "--bins", "age=x")
+    assert "--bins:" in out and "age=q4" in out
+    out = _failure("audit", model, "--data", labelled, "--sensitive", "id", "--bins", "id=q3")
+    assert "'id' is not numeric" in out
+    assert not (model / "fairness_audit.json").exists()

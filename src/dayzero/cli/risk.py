@@ -3,6 +3,7 @@
     dayzero risk fit --data applicants.csv --target default --out model/
     dayzero risk score --model model/ --data new.csv --out scores.csv
     dayzero risk report --model model/ --data labelled.csv --out report.html
+    dayzero risk audit model/ --data labelled.csv --sensitive age --bins age=25 --write-to-model
 
 One default everywhere: ``fit`` builds ``RiskScorer()`` with the library's defaults and changes
 only the parameters a flag names (``--head``, ``--fusion``, ``--text-column``, ``--labels``,
@@ -42,7 +43,9 @@ from dayzero.risk.target import (
     scoring_columns,
 )
 
-risk_app = typer.Typer(help="Applicant risk scoring: fit, score, report.", no_args_is_help=True)
+risk_app = typer.Typer(
+    help="Applicant risk scoring: fit, score, report, audit.", no_args_is_help=True
+)
 REFERENCE_FILE = "reference.csv"
 
 SepOption = Annotated[
@@ -506,3 +509,267 @@ def report(
         f"AUC {result.auc:.3f}  Gini {result.gini:.3f}  KS {result.ks:.3f}  "
         f"Brier {result.brier:.4f} -> {out}"
     )
+
+
+def _parse_bins(texts: list[str], sensitive: list[str]) -> dict[str, list[float] | int]:
+    """``--bins age=25,35`` (band edges) or ``--bins age=q4`` (quantile bands), per column."""
+    out: dict[str, list[float] | int] = {}
+    for text in texts:
+        column, sep, raw = text.partition("=")
+        column = column.strip()
+        if not sep or not column or not raw.strip():
+            _fail(f"{text!r} is not COLUMN=EDGES (e.g. --bins age=25,35 or age=q4)", "--bins")
+        if column not in sensitive:
+            _fail(f"{column!r} is not a --sensitive column ({sensitive})", "--bins")
+        raw = raw.strip()
+        try:
+            if raw[:1] in ("q", "Q"):
+                out[column] = int(raw[1:])
+            else:
+                out[column] = [float(p) for p in raw.split(",")]
+        except ValueError:
+            _fail(
+                f"{text!r}: give numbers as edges (--bins {column}=25,35) or qN for N quantile "
+                f"bands (--bins {column}=q4)",
+                "--bins",
+            )
+    return out
+
+
+def _parse_groups(path: Path, sensitive: list[str]) -> dict[str, dict[str, str]]:
+    """``--groups FILE``: ``{"status": {"male : single": "male", ...}}``, checked."""
+    example = '{"personal_status_and_sex": {"male : single": "male", "female : ...": "female"}}'
+    try:
+        groups = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"{path} cannot be read ({exc.strerror})", "--groups")
+    except ValueError as exc:
+        _fail(f"{path} is not valid JSON ({exc})", "--groups")
+    if not isinstance(groups, dict):
+        _fail(
+            f"{path} must hold one object, column -> {{value: group}}, e.g. {example}", "--groups"
+        )
+    for column, mapping in groups.items():
+        if column not in sensitive:
+            _fail(f"{path}: {column!r} is not a --sensitive column ({sensitive})", "--groups")
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            _fail(f"{path}, column {column!r}: map each value to a group name, e.g. {example}")
+    return groups
+
+
+def _fairness(
+    scorer: Any,
+    table: Table,
+    label: str,
+    sensitive: list[str],
+    *,
+    bins: list[str] | None,
+    groups: Path | None,
+    cutoff: float | None,
+    approval_rate: float | None,
+    n_resamples: int,
+    seed: int,
+) -> Any:
+    """The fairness audit of ``scorer`` on the labelled ``table`` (errors name the option)."""
+    from dayzero.risk.fairness import FairnessError, Sensitive, fairness_audit
+    from dayzero.risk.scorer import UnknownCategoryWarning
+
+    columns = list(table.frame.columns)
+    sensitive = list(dict.fromkeys(sensitive))
+    for column in sensitive:
+        if column not in columns:
+            _fail(f"{table.path} has no column {column!r}; its columns: {columns}", "--sensitive")
+        if column == label:
+            _fail(f"{column!r} is the label column, not a sensitive attribute", "--sensitive")
+    missing = [c for c in scorer.columns_ if c not in columns]
+    if missing:
+        _fail(f"{table.path} lacks columns the model reads: {missing}", "--data")
+    _check_numbers(scorer, table, table.frame[list(scorer.columns_)])
+    try:
+        flags = default_flags(table.frame[label], scorer.classes_, scorer.positive_label_)
+    except TargetError as exc:
+        _target_problem(exc, table, "--data")
+    edges = _parse_bins(list(bins or []), sensitive)
+    mapping = {} if groups is None else _parse_groups(groups, sensitive)
+    specs = [Sensitive(c, bins=edges.get(c), groups=mapping.get(c)) for c in sensitive]
+    frame = table.frame.drop(columns=[label])
+    try:
+        with _shown_warnings(UnknownCategoryWarning):
+            return fairness_audit(
+                scorer,
+                frame,
+                flags.astype(int),
+                specs,
+                cutoff,
+                approval_rate=approval_rate,
+                n_resamples=n_resamples,
+                random_state=seed,
+                data={"file": str(table.path), "target": label},
+            )
+    except FairnessError as exc:
+        _fail(f"{table.path}: {exc}")
+    except (TypeError, ValueError) as exc:
+        _fail(f"{table.path}: {exc}", "--data")
+
+
+def _print_audit(audit: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    console = Console()
+
+    def cell(e: Any, pct: bool = True) -> str:
+        if not np.isfinite(e.value):
+            return "n/a"
+        if pct:
+            return f"{e.value:.1%} [{e.low:.1%}, {e.high:.1%}]"
+        return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+    cut = audit.cutoff
+    console.print(
+        f"{audit.n} applicants, default rate {audit.default_rate:.1%}; approved when PD < "
+        f"{cut['pd']:.4g} (approval rate {cut['approval_rate']:.1%}); "
+        f"{audit.bootstrap['confidence']:.0%} bootstrap intervals"
+    )
+    for a in audit.attributes:
+        title = f"{a.name} (column {a.column}" + ("" if a.in_model else ", not read by the model")
+        table = RichTable(title=title + ")")
+        for column in ("group", "n", "approval", "default rate", "mean PD", "AUC"):
+            table.add_column(column)
+        for g in a.groups:
+            table.add_row(
+                str(g["group"]),
+                str(g["n"]),
+                cell(g["approval_rate"]),
+                cell(g["default_rate"]),
+                cell(g["mean_pd"], False),
+                cell(g["auc"], False),
+            )
+        console.print(table)
+        flag = "FLAGGED: under 0.8" if a.four_fifths_flag else "passes"
+        console.print(
+            f"  demographic parity ratio {cell(a.gaps['demographic_parity_ratio'], False)} "
+            f"(four-fifths rule: {flag}); difference "
+            f"{cell(a.gaps['demographic_parity_difference'], False)}"
+        )
+        console.print(
+            f"  equal opportunity difference {cell(a.gaps['equal_opportunity_difference'], False)}"
+            f"; equalised odds difference {cell(a.gaps['equalized_odds_difference'], False)}"
+        )
+        if a.counterfactual is not None:
+            cf = a.counterfactual
+            console.print(
+                f"  counterfactual (only {a.column!r} changed): flip rate {cell(cf['flip_rate'])}"
+                f", mean |PD shift| {cell(cf['mean_abs_pd_shift'], False)}"
+            )
+        for x in a.left_out:
+            console.print(f"  left out: {x['group']!r} ({x['n']} rows, {x['why']})")
+        for note in a.notes:
+            console.print(f"  note: {note}")
+
+
+@risk_app.command()
+def audit(
+    model_dir: Annotated[Path, typer.Argument(help="Folder written by `dayzero risk fit`.")],
+    data: Annotated[
+        Path, typer.Option(help="Labelled applicants (any format), e.g. the test part.")
+    ],
+    sensitive: Annotated[
+        list[str],
+        typer.Option(
+            help="Sensitive column to audit (repeatable); it need not be a feature of the model."
+        ),
+    ],
+    target: Annotated[
+        str | None,
+        typer.Option(help="Label column (default: the target the model was fitted on)."),
+    ] = None,
+    cutoff: Annotated[
+        float | None, typer.Option(help="Approve when PD < this probability of default.")
+    ] = None,
+    approval_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Instead of --cutoff: approve this share, lowest PD first (default: the share "
+            "of goods in the file)."
+        ),
+    ] = None,
+    bins: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Bands of a numeric sensitive column: COLUMN=EDGES (age=25 gives < 25 and "
+            ">= 25; age=25,35 three bands) or COLUMN=qN (N quantile bands); repeatable."
+        ),
+    ] = None,
+    groups: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON file mapping values to groups: {"personal_status_and_sex": '
+            '{"male : single": "male", ...}}.'
+        ),
+    ] = None,
+    write_to_model: Annotated[
+        bool,
+        typer.Option(
+            help="Write fairness_audit.json into MODEL_DIR (`dayzero card` then shows it)."
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the audit as JSON here.")
+    ] = None,
+    n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    sep: SepOption = None,
+    fmt: FormatOption = None,
+    encoding: EncodingOption = "utf-8",
+) -> None:
+    """Fairness audit: approval and default rates, calibration and AUC per group of each
+    sensitive column, demographic parity (four-fifths rule), equal opportunity, equalised odds,
+    bootstrap intervals and a counterfactual flip test."""
+    if cutoff is not None and approval_rate is not None:
+        _fail("give --cutoff (a PD) or --approval-rate, not both", "--cutoff")
+    if json_out is not None and not json_out.parent.is_dir():
+        _fail(f"{json_out}: the folder {json_out.parent} does not exist; create it", "--json")
+    if n_resamples < 1:
+        _fail(f"{n_resamples} resamples: pass 1 or more (1000 is the default)", "--n-resamples")
+    if not model_dir.is_dir():
+        _fail(f"{model_dir} is not a folder; name a folder written by `dayzero risk fit`")
+    scorer, info = _load(model_dir)
+    table = _read(data, sep, fmt, encoding)
+    label = target or (info.target if info is not None else None)
+    if label is None:
+        _fail(
+            f"{model_dir} has no stored target: name the label column of {data}; "
+            f"{_binary_hint(table.frame)}",
+            "--target",
+        )
+    if label not in table.frame.columns:
+        _fail(
+            f"{data} has no column {label!r} (the label the audit measures); its columns: "
+            f"{list(table.frame.columns)}",
+            "--target" if target else "--data",
+        )
+    if label in scorer.columns_:
+        _fail(f"{label!r} is a column the model scores, not a label", "--target")
+    result = _fairness(
+        scorer,
+        table,
+        label,
+        sensitive,
+        bins=bins,
+        groups=groups,
+        cutoff=cutoff,
+        approval_rate=approval_rate,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    typer.echo(f"read {data}: {table.describe()}; label {label!r}")
+    _print_audit(result)
+    for line in result.summary():
+        typer.echo(line)
+    if json_out is not None:
+        result.to_json(json_out)
+        typer.echo(f"audit -> {json_out}")
+    if write_to_model:
+        path = result.save(model_dir)
+        typer.echo(f"audit -> {path} (the model card shows it: dayzero card {model_dir})")

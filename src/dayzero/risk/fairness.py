@@ -42,6 +42,7 @@ The JSON of an audit (:meth:`FairnessAudit.to_dict`, written as ``fairness_audit
 model cards include it) is stable, ``format_version`` 1::
 
     {
+      "summary": [str],                  # one line per attribute and test
       "format": "dayzero-fairness-audit", "format_version": 1,
       "dayzero_version": str, "created": ISO-8601 UTC time,
       "model": {"class": str, "representation": str | null, "head": str | null},
@@ -74,8 +75,7 @@ model cards include it) is stable, ``format_version`` 1::
           "mean_abs_pd_shift": E, "flip_rate": E, "max_abs_pd_shift": float,
           "rows_with_a_flip": float} | null,
         "notes": [str]                   # e.g. a group with one outcome (no AUC)
-      }],
-      "summary": [str]
+      }]
     }
 
 where ``E`` is ``{"value": float | null, "low": float | null, "high": float | null}``
@@ -334,6 +334,8 @@ class FairnessAudit:
             )
             if a.parity_outside_ci:
                 verdict += "; parity lies outside the interval"
+            elif a.four_fifths_flag:
+                verdict += ", but parity (1) lies inside the interval: too few rows to tell"
             lines.append(
                 f"{a.name}: approval {_pct(low['approval_rate'])} for {low['group']!r} vs "
                 f"{_pct(high['approval_rate'])} for {high['group']!r}; parity ratio "
@@ -352,6 +354,8 @@ class FairnessAudit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the keys are documented in the module notes (``format_version`` 1)."""
         return {
+            # first: a card that shows the start of the JSON (`dayzero card`) shows the verdict
+            "summary": self.summary(),
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "dayzero_version": self.dayzero_version,
@@ -364,7 +368,6 @@ class FairnessAudit:
             "bootstrap": self.bootstrap,
             "four_fifths": FOUR_FIFTHS,
             "attributes": [a.to_dict() for a in self.attributes],
-            "summary": self.summary(),
         }
 
     @classmethod
