@@ -86,6 +86,9 @@ def evaluate(
     data: Annotated[Path | None, typer.Option(help="Data root (default: $DAYZERO_DATA).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the HTML evaluation report here (out.html).")
+    ] = None,
     ci: Annotated[bool, typer.Option(help="Show 95% bootstrap confidence intervals.")] = False,
     quiet: QuietOption = False,
     *,
@@ -113,7 +116,7 @@ def evaluate(
             interactions, items, users, model or [], protocol=protocol or "holdout",
             config=config, user_col=user_col, item_col=item_col, value_col=value_col,
             time_col=time_col, fields=field, seed=seed, k=k, task=task, ci=ci, output=output,
-            quiet=quiet,
+            report=report, quiet=quiet,
         )  # fmt: skip
         return
     if dataset is None:
@@ -141,6 +144,11 @@ def evaluate(
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from exc
     if experiment.task == "history-ranking":
+        if report is not None:
+            raise typer.BadParameter(
+                f"the HTML report covers segment protocols; {experiment.protocol} is not one",
+                param_hint="--report",
+            )
         _evaluate_history(experiment, recommenders, data, seed, output, ci)
         return
     with console.status(f"building the {experiment.protocol} split of {dataset}"):
@@ -161,6 +169,13 @@ def evaluate(
     if output is not None:
         write_json({"dataset": dataset, "split": split.summary(), "results": results}, output)
         console.print(f"wrote {output}")
+    if report is not None:
+        from dayzero.cli.files import write_report
+
+        write_report(
+            results, report, title=f"{dataset} / {experiment.protocol}", split=split,
+            models=recommenders, relevance_threshold=experiment.relevance_threshold,
+        )  # fmt: skip
 
 
 def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
