@@ -323,7 +323,9 @@ def make_split(dataset: Dataset, protocol: str, seed: int, shots: int, quantile:
         if protocol == "holdout":
             return holdout_split(dataset, seed=seed)
         if protocol == "kshot":
-            return kshot_users_split(dataset, k=shots, seed=seed)
+            # Files without a time column reveal k random interactions per new user.
+            order = "time" if dataset.interactions.has_timestamp else "random"
+            return kshot_users_split(dataset, k=shots, seed=seed, order=order)
         if not dataset.interactions.has_timestamp:
             _fail(
                 "the temporal protocol needs a time column: name it timestamp / ts or pass "
@@ -397,17 +399,19 @@ def evaluate_files(
         )  # fmt: skip
         console.print(f"wrote {output}")
     if report is not None:
-        write_report(results, report, title=title, split=split, dataset=dataset)
+        write_report(
+            results, report, title=title, split=split, dataset=dataset, models=recommenders
+        )
     return results
 
 
 def write_report(results: Sequence[Any], path: Path, **extras: Any) -> None:
-    """The HTML evaluation report (:mod:`dayzero.evaluate.html_report`, when installed in this
-    version) at ``path``."""
-    try:
-        from dayzero.evaluate.html_report import write_evaluation_report
-    except ImportError:
-        _fail("the HTML report is not available in this version of dayzero", "--report")
+    """The HTML evaluation report (:func:`dayzero.evaluate.html_report.write_evaluation_report`)
+    at ``path``."""
+    from dayzero.evaluate.html_report import write_evaluation_report
+
+    if path.exists() and path.is_dir():
+        _fail(f"{path} is a folder; name a file such as report.html", "--report")
     title = extras.pop("title", None)
     write_evaluation_report(results, path, title=title, **extras)
     console.print(f"wrote {path}")
