@@ -334,3 +334,33 @@ def test_audit_errors_name_the_column(files):
     out = _failure("audit", model, "--data", labelled, "--sensitive", "id", "--bins", "id=q3")
     assert "'id' is not numeric" in out
     assert not (model / "fairness_audit.json").exists()
+
+
+def test_report_with_sensitive_columns_has_an_audit_section(files):
+    model, _ = _fit(files, "train.tsv", "--target", "default", "--exclude", "id")
+    labelled = pd.read_csv(files / "labelled.tsv", sep="\t")
+    labelled["region"] = np.where(np.arange(len(labelled)) % 2 == 0, "north", "south")
+    labelled.to_csv(files / "regions.csv", index=False)
+    html = files / "report.html"
+    result = _invoke(
+        "report", "--model", model, "--data", files / "regions.csv", "--out", html,
+        "--sensitive", "checking", "--sensitive", "region",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "checking: approval" in result.output and "region: approval" in result.output
+    page = html.read_text()
+    assert "Fairness audit" in page and "region (column region, not read by the model)" in page
+    numbers = json.loads(html.with_suffix(".json").read_text())
+    assert [a["name"] for a in numbers["fairness"]["attributes"]] == ["checking", "region"]
+    assert numbers["fairness"]["attributes"][0]["four_fifths_flag"] is True
+    # without --sensitive: no section; a column the model does not read is still refused
+    result = _invoke("report", "--model", model, "--data", files / "labelled.tsv", "--out", html)
+    assert result.exit_code == 0 and "Fairness audit" not in html.read_text()
+    assert json.loads(html.with_suffix(".json").read_text())["fairness"] is None
+    out = _failure("report", "--model", model, "--data", files / "regions.csv", "--out", html)
+    assert "region" in out
+    out = _failure(
+        "report", "--model", model, "--data", files / "regions.csv", "--out", html,
+        "--sensitive", "colour",
+    )  # fmt: skip
+    assert "--sensitive:" in out and "'colour'" in out

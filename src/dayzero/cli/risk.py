@@ -25,6 +25,7 @@ import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -458,11 +459,28 @@ def report(
         str | None,
         typer.Option(help="Label column (default: the target the model was fitted on)."),
     ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sensitive column (repeatable): adds a fairness audit section (as `dayzero "
+            "risk audit`); it need not be a feature of the model."
+        ),
+    ] = None,
+    approval_rate: Annotated[
+        float | None,
+        typer.Option(help="Audit: approve this share, lowest PD first (default: share of goods)."),
+    ] = None,
+    cutoff: Annotated[float | None, typer.Option(help="Audit: approve when PD < this.")] = None,
+    bins: Annotated[
+        list[str] | None,
+        typer.Option(help="Audit: bands of a numeric sensitive column, COLUMN=EDGES or COLUMN=qN."),
+    ] = None,
     sep: SepOption = None,
     fmt: FormatOption = None,
     encoding: EncodingOption = "utf-8",
 ) -> None:
-    """Write the risk report (AUC, Gini, KS deciles, calibration, PSI) as HTML and JSON."""
+    """Write the risk report (AUC, Gini, KS deciles, calibration, PSI; with --sensitive, a
+    fairness audit) as HTML and JSON."""
     from dayzero.risk.scorer import UnknownCategoryWarning
 
     if out.suffix.lower() not in (".html", ".htm"):
@@ -484,7 +502,15 @@ def report(
             f"{list(table.frame.columns)}",
             "--target" if target else "--data",
         )
-    _columns(scorer, info, table, label)
+    if cutoff is not None and approval_rate is not None:
+        _fail("give --cutoff (a PD) or --approval-rate, not both", "--cutoff")
+    audited = [c for c in dict.fromkeys(sensitive or []) if c not in scorer.columns_]
+    absent = [c for c in audited if c not in table.frame.columns]
+    if absent:
+        columns = list(table.frame.columns)
+        _fail(f"{data} has no column {absent[0]!r}; its columns: {columns}", "--sensitive")
+    # a sensitive column the model does not read may be in the file: audited, not scored
+    _columns(scorer, info, replace(table, frame=table.frame.drop(columns=audited)), label)
     frame = table.frame[list(scorer.columns_)]
     _check_numbers(scorer, table, frame)
     try:
@@ -502,6 +528,19 @@ def report(
             result = scorer.report(frame, y, reference=reference)
     except (TypeError, ValueError) as exc:
         _fail(f"{data}: {exc}", "--data")
+    if sensitive:
+        result.fairness = _fairness(
+            scorer,
+            table,
+            label,
+            list(sensitive),
+            bins=bins,
+            groups=None,
+            cutoff=cutoff,
+            approval_rate=approval_rate,
+            n_resamples=1000,
+            seed=0,
+        )
     result.to_html(out)
     result.to_json(out.with_suffix(".json"))
     typer.echo(f"read {data}: {table.describe()}; label {label!r}")
@@ -509,6 +548,8 @@ def report(
         f"AUC {result.auc:.3f}  Gini {result.gini:.3f}  KS {result.ks:.3f}  "
         f"Brier {result.brier:.4f} -> {out}"
     )
+    for line in result.fairness.summary() if result.fairness is not None else []:
+        typer.echo(line)
 
 
 def _parse_bins(texts: list[str], sensitive: list[str]) -> dict[str, list[float] | int]:

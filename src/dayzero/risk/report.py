@@ -4,7 +4,9 @@
 scorecard points and a reference (development) population for the population stability index.
 :class:`RiskReport` writes JSON (:meth:`RiskReport.to_json`) and a self-contained HTML page with
 embedded PNG plots (:meth:`RiskReport.to_html`: ROC, KS curve, calibration, score
-distribution), drawn with matplotlib's ``Agg`` backend (no display needed).
+distribution), drawn with matplotlib's ``Agg`` backend (no display needed). A fairness audit
+(:func:`dayzero.risk.fairness.fairness_audit`) set as :attr:`RiskReport.fairness` is a section
+of both (``dayzero risk report --sensitive COL``).
 """
 
 from __future__ import annotations
@@ -127,9 +129,11 @@ class RiskReport:
     pd_: np.ndarray = field(default=None, repr=False)
     points: np.ndarray | None = field(default=None, repr=False)
     reference_scores: np.ndarray | None = field(default=None, repr=False)
+    fairness: Any = None  # a dayzero.risk.fairness.FairnessAudit: its own section when set
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready numbers (no per-applicant arrays)."""
+        """JSON-ready numbers (no per-applicant arrays); ``fairness`` is the audit's
+        :meth:`~dayzero.risk.fairness.FairnessAudit.to_dict` or None."""
         return {
             "n": self.n,
             "bad_rate": self.bad_rate,
@@ -143,6 +147,7 @@ class RiskReport:
             "score_psi": self.score_psi,
             "feature_psi": self.feature_psi,
             "scale": self.scale,
+            "fairness": None if self.fairness is None else self.fairness.to_dict(),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -244,6 +249,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}figure{{display:i
 <h2>Decile table (riskiest first)</h2>{self.deciles.to_html(index=False, float_format="%.4f")}
 <h2>Calibration</h2>{self.calibration.to_html(index=False, float_format="%.4f")}
 {psi_table}
+{"" if self.fairness is None else self.fairness.to_html()}
 </body></html>
 """
         out = Path(path)
