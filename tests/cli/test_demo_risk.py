@@ -31,3 +31,10 @@ def test_risk_demo_prints_probability_points_and_reasons(monkeypatch):
     # The folds choose between LightGBM and the linear candidate: either is named with its columns.
     assert "on 7 numeric and 13 categorical columns" in text
     assert ("rounds of depth" in text) or ("logistic regression" in text)
+    # The audit line: applicants under 25 vs the rest, on the training rows.
+    age = out["audit"]
+    assert age["name"] == "age" and [g["group"] for g in age["groups"]] == ["< 25", ">= 25"]
+    ratio = age["demographic_parity_ratio"]["value"]
+    assert 0 < ratio <= 1 and f"demographic-parity ratio {ratio:.2f}" in text
+    assert age["four_fifths_flag"] == (ratio < 0.8)
+    assert ("fails the four-fifths rule" in text) == age["four_fifths_flag"]
