@@ -247,3 +247,16 @@ def test_auc_is_sklearns_with_ties():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _auc(d, p) == pytest.approx(roc_auc_score(d, p))
+
+
+def test_missing_values_are_their_own_group(blind):
+    model, X, y = blind
+    X = X.assign(group=X["group"].where(np.arange(len(X)) % 10 != 0))  # 30 rows empty
+    audit = fairness_audit(model, X, y, "group", n_resamples=50)
+    assert audit["group"].group_names == ["a", "b", "missing"]
+    assert audit["group"].group("missing")["counterfactual_value"] is None
+    assert FairnessAudit.from_dict(json.loads(audit.to_json()))["group"].group_names == [
+        "a",
+        "b",
+        "missing",
+    ]

@@ -886,6 +886,8 @@ def _group_labels(spec: Sensitive, series: pd.Series) -> tuple[np.ndarray, dict,
             top = counts[counts == counts.max()].index
             representative[group] = sorted(top, key=str)[0]
     labels[missing] = MISSING
+    if missing.any():
+        representative[MISSING] = np.nan  # the counterfactual empties the value
     for group, value in (spec.values or {}).items():
         if group not in representative:
             raise FairnessError(
@@ -1170,7 +1172,9 @@ def _number(value: float) -> str:
 
 def _scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # JSON has no NaN: an emptied value
     return value
 
 
