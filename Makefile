@@ -12,7 +12,7 @@ DAYZERO_TEST_POSTGRES_URL ?=
 export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test test-slow bench bench-retrieval bench-deps ray-deps lint install clean
+.PHONY: demo test test-slow bench bench-retrieval bench-deps ray-deps docs lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,6 +47,16 @@ $(BIN)/.ray-installed: $(BIN)/.installed pyproject.toml
 	touch $@
 
 ray-deps: $(BIN)/.ray-installed
+
+# The documentation site (mkdocs.yml, docs/) into site/, warnings as errors; the `docs` extra
+# (MkDocs, Material, mkdocstrings) is installed on first use. NO_MKDOCS_2_WARNING=1 keeps
+# Material's end-of-life banner out of the output (the build passes either way).
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	touch $@
+
+docs: $(BIN)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: install
 	$(BIN)/dayzero demo
