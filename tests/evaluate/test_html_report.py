@@ -4,6 +4,7 @@ not-informative mark, warm-up curve, fine-tuning, exposure; `dayzero evaluate --
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import numpy as np
@@ -12,13 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from dayzero.cli.main import app
-from dayzero.core.schema import Dataset, Interactions
+from dayzero.core.schema import Dataset, Entities, Interactions
 from dayzero.core.split import SEGMENTS
 from dayzero.evaluate.html_report import (
     CONSTANT,
     POPULARITY,
     beats,
     build_evaluation_report,
+    fine_tune_on_support,
     warmup_curve,
     write_evaluation_report,
 )
@@ -172,6 +174,50 @@ def test_kshot_report_has_the_curve_and_fine_tuning_before_vs_after(tmp_path):
         build_evaluation_report(results, split, models, fine_tuned={"mf": after})
 
 
+TINY_TWO_TOWER = {
+    "towers__dim": 8,
+    "towers__hidden": 32,
+    "training__epochs": 5,
+    "training__batch_users": 8,
+    "training__lr": 1e-2,
+    "training__validation": 0.0,
+    "encoder__max_length": 32,
+}
+
+
+def _catalogue(n_items: int = 12) -> pd.DataFrame:
+    genres = ["action|comedy", "drama", "comedy", "action|drama"]
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "title": [f"Film number {i}" for i in range(n_items)],
+            "genres": [genres[i % 4] for i in range(n_items)],
+        }
+    )
+
+
+def test_fine_tune_on_support_tunes_a_copy_and_scores_the_same_segments(tiny_bert_dir):
+    items = Entities.from_frame(_catalogue(), "item_id")
+    dataset = Dataset(Interactions(_ratings(n_users=24, n_items=12, per_user=6)), items=items)
+    split = kshot_users_split(dataset, k=2, seed=0)
+    model = make_recommender("two-tower", encoder=str(tiny_bert_dir), **TINY_TWO_TOWER)
+    before = evaluate_split(model, split, task="rating", k=5, progress=False)
+    known = len(model.user_map_)
+    after = fine_tune_on_support(model, split, "rating", 5, n_resamples=200)
+    assert len(model.user_map_) == known  # the model itself is not fine-tuned
+    assert set(after.segments) == set(before.segments)
+    revealed = pd.concat([s.support.frame for s in split.segments.values()]).drop_duplicates()
+    assert after.params["fine_tune"]["revealed"] == len(revealed)
+    assert after.params["fine_tune"]["replayed"] == 4 * len(revealed)
+    assert after.segments["new_users"].users == before.segments["new_users"].users
+    assert after.segments["new_users"].metrics != before.segments["new_users"].metrics
+    # A model without fine_tune, or a split that reveals nothing: nothing to compare.
+    item_mean = make_recommender("item-mean").fit(split.train)
+    assert fine_tune_on_support(item_mean, split, "rating", 5) is None
+    holdout = holdout_split(dataset, seed=0)
+    assert fine_tune_on_support(model, holdout, "rating", 5) is None
+
+
 def test_results_of_two_protocols_are_refused():
     one = EvaluationResult("a", "holdout", "rating", {})
     other = EvaluationResult("b", "kshot_users", "rating", {})
@@ -186,14 +232,7 @@ def test_cli_evaluate_report_end_to_end_on_files(tmp_path):
     frame.rename(columns={"user": "user_id", "item": "item_id", "value": "rating"}).to_csv(
         tmp_path / "ratings.csv", index=False
     )
-    genres = ["action|comedy", "drama", "comedy", "action|drama"]
-    pd.DataFrame(
-        {
-            "item_id": [f"i{i}" for i in range(12)],
-            "title": [f"Film number {i}" for i in range(12)],
-            "genres": [genres[i % 4] for i in range(12)],
-        }
-    ).to_csv(tmp_path / "items.csv", index=False)
+    _catalogue().to_csv(tmp_path / "items.csv", index=False)
     out = tmp_path / "report.html"
     result = runner.invoke(
         app,
@@ -211,6 +250,34 @@ def test_cli_evaluate_report_end_to_end_on_files(tmp_path):
         assert f">{name}" in page
     assert "<h3>new_users " in page and "Warm-up curve" in page and "n=3" in page
     assert "genre miscalibration" in page  # the genres column is a multi field
+
+
+def test_cli_evaluate_fine_tune_puts_before_vs_after_in_the_report(tmp_path, tiny_bert_dir):
+    frame = _ratings(n_users=24, n_items=12, per_user=6)
+    frame.to_csv(tmp_path / "ratings.csv", index=False)
+    _catalogue().to_csv(tmp_path / "items.csv", index=False)
+    settings = "\n".join(f"{k} = {v!r}" for k, v in TINY_TWO_TOWER.items())
+    (tmp_path / "model.toml").write_text(
+        f"[two-tower]\nencoder = {str(tiny_bert_dir)!r}\n{settings}\n"
+    )
+    args = [
+        "evaluate", "--interactions", str(tmp_path / "ratings.csv"),
+        "--items", str(tmp_path / "items.csv"), "--model", "two-tower", "--model", "item-mean",
+        "--config", str(tmp_path / "model.toml"), "--fine-tune", "--quiet",
+    ]  # fmt: skip
+    out, data = tmp_path / "ft.html", tmp_path / "ft.json"
+    result = runner.invoke(
+        app, [*args, "--protocol", "kshot", "--report", str(out), "--output", str(data)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "after fine-tuning" in result.output
+    assert "item-mean has no fine_tune" in result.output
+    assert [r["model"] for r in json.loads(data.read_text())["fine_tuned"]] == ["two-tower"]
+    page = out.read_text(encoding="utf-8")
+    assert "Before vs after fine-tuning" in page and "&rarr;" in page
+    refused = runner.invoke(app, [*args, "--protocol", "holdout"])
+    assert refused.exit_code == 2 and "--fine-tune" in refused.output
+    assert "kshot" in refused.output
 
 
 def test_cli_evaluate_report_on_a_registered_dataset(tmp_path):

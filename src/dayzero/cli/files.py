@@ -360,10 +360,13 @@ def evaluate_files(
     ci: bool = False,
     output: Path | None = None,
     report: Path | None = None,
+    fine_tune: bool = False,
     quiet: bool = False,
 ) -> list:
     """``dayzero evaluate --interactions F``: every model on every segment of the split of the
-    files, a table in the terminal, JSON with ``output``, the HTML report with ``report``."""
+    files, a table in the terminal, JSON with ``output``, the HTML report with ``report``;
+    ``fine_tune``: each model that has ``fine_tune`` also after fine-tuning on what the new
+    users revealed (:func:`dayzero.evaluate.html_report.fine_tune_on_support`)."""
     from dayzero.evaluate.report import results_table, write_json
     from dayzero.evaluate.runner import evaluate_split
 
@@ -377,6 +380,12 @@ def evaluate_files(
     )  # fmt: skip
     recommenders = [build_model(name, config, quiet) for name in models]
     split = make_split(dataset, protocol, seed, shots, quantile)
+    if fine_tune and not any(len(s.support) for s in split.segments.values()):
+        _fail(
+            f"the {protocol} split reveals no interaction of new users to fine-tune on; use "
+            "--protocol kshot",
+            "--fine-tune",
+        )
     chosen = _task(dataset, task)
     results = []
     for recommender in recommenders:
@@ -386,6 +395,7 @@ def evaluate_files(
             _fail(f"{recommender.name} failed on the {protocol} split: {exc}")
     title = f"{dataset.name} / {protocol} ({chosen})"
     console.print(results_table(results, title=title, show_ci=ci))
+    tuned = fine_tune_all(recommenders, split, chosen, k, seed, ci, title) if fine_tune else []
     if output is not None:
         write_json(
             {
@@ -394,15 +404,51 @@ def evaluate_files(
                           "users": _str(users)},
                 "split": split.summary(),
                 "results": results,
+                **({"fine_tuned": tuned} if tuned else {}),
             },
             output,
         )  # fmt: skip
         console.print(f"wrote {output}")
     if report is not None:
         write_report(
-            results, report, title=title, split=split, dataset=dataset, models=recommenders
-        )
+            results, report, title=title, split=split, dataset=dataset, models=recommenders,
+            fine_tuned=tuned,
+        )  # fmt: skip
     return results
+
+
+def fine_tune_all(
+    recommenders: Sequence[Recommender],
+    split: Any,
+    task: str,
+    k: int,
+    seed: int,
+    ci: bool,
+    title: str,
+    relevance_threshold: float | None = None,
+) -> list:
+    """``--fine-tune``: each model that has ``fine_tune`` scored again after fine-tuning on what
+    the new users revealed; a table of those results; models without it are named."""
+    from dayzero.evaluate.html_report import fine_tune_on_support
+    from dayzero.evaluate.report import results_table
+
+    tuned = []
+    for recommender in recommenders:
+        try:
+            after = fine_tune_on_support(
+                recommender, split, task, k, relevance_threshold=relevance_threshold,
+                random_state=seed,
+            )  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            _fail(f"{recommender.name} could not be fine-tuned: {exc}", "--fine-tune")
+        if after is None:
+            console.print(f"{recommender.name} has no fine_tune: shown before fine-tuning only")
+        else:
+            tuned.append(after)
+    if tuned:
+        heading = f"{title}, after fine-tuning on what new users revealed"
+        console.print(results_table(tuned, title=heading, show_ci=ci))
+    return tuned
 
 
 def write_report(results: Sequence[Any], path: Path, **extras: Any) -> None:

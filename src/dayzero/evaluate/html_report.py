@@ -501,28 +501,35 @@ class EvaluationReport:
     def _warmup_html(self) -> str:
         esc = html.escape
         shown = _warmup_metrics(self.task, self.k, self.metrics)
+        segments = [s for s in self.segments if any(s in per for per in self.warmup.values())]
         out = []
-        for model, per in self.warmup.items():
-            label = REFERENCE_LABELS.get(model, model) if model not in self.models else model
-            for segment, points in per.items():
-                head = "".join(f"<th>n={p['revealed']}</th>" for p in points)
-                rows = []
-                for metric in shown:
+        for segment in segments:
+            curves = {m: per[segment] for m, per in self.warmup.items() if segment in per}
+            points = next(iter(curves.values()))
+            head = "".join(f"<th>n={p['revealed']}</th>" for p in points)
+            users = "".join(f"<td>{p['users']:,}</td>" for p in points)
+            rows = [f"<tr><td class='l' colspan='2'>users</td>{users}</tr>"]
+            for metric in shown:
+                for model, curve in curves.items():
                     if _reference_skipped(model, metric, self.task):
                         continue
+                    ref = model not in self.models
+                    label = REFERENCE_LABELS.get(model, model) if ref else model
                     cells = "".join(
                         f"<td>{_value(p['metrics'][metric], p['ci'].get(metric))}</td>"
                         if metric in p["metrics"]
                         else "<td>-</td>"
-                        for p in points
+                        for p in curve
                     )
-                    rows.append(f"<tr><td class='l'>{esc(metric)}</td>{cells}</tr>")
-                users = "".join(f"<td>{p['users']:,}</td>" for p in points)
-                rows.append(f"<tr><td class='l'>users</td>{users}</tr>")
-                out.append(
-                    f"<h3>{esc(label)} / {esc(segment)}</h3>"
-                    f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
-                )
+                    css = " class='ref'" if ref else ""
+                    rows.append(
+                        f"<tr{css}><td class='l'>{esc(metric)}</td>"
+                        f"<td class='l'>{esc(label)}</td>{cells}</tr>"
+                    )
+            out.append(
+                f"<h3>{esc(segment)} <small>{esc(SEGMENT_NOTES.get(segment, ''))}</small></h3>"
+                f"<table><tr><th>metric</th><th>model</th>{head}</tr>{''.join(rows)}</table>"
+            )
         return (
             "<p>The new-user segments scored again with only each user's first <i>n</i> revealed "
             "interactions as history; the same users and the same query for every <i>n</i> (the "
@@ -840,6 +847,86 @@ def exposure_of(
     return audit, exposure_counts(top_k, catalogue)
 
 
+def fine_tune_on_support(
+    model: Any,
+    split: ColdStartSplit,
+    task: str,
+    k: int,
+    relevance_threshold: float | None = None,
+    epochs: int = 2,
+    replay_ratio: float = 4.0,
+    n_resamples: int = 1000,
+    random_state: int = 0,
+) -> EvaluationResult | None:
+    """What ``dayzero update`` does, on the split: fine-tune a copy of a fitted model on what the
+    new users revealed, and score it on the same segments.
+
+    A copy of ``model`` (the model itself is left as it is) is fine-tuned
+    (``model.fine_tune``, e.g. :meth:`~dayzero.recommend.two_tower.TwoTowerRecommender.fine_tune`)
+    on every segment's support plus ``replay_ratio`` training interactions per revealed one
+    (a seeded sample, so the model does not forget). The revealed interactions are then part of
+    its training history, so the segments are scored with no request-time history (passing them
+    again would count them twice).
+
+    Parameters
+    ----------
+    model
+        A model fitted on ``split.train``.
+    split, task, k, relevance_threshold
+        As in :func:`~dayzero.evaluate.runner.evaluate_split`.
+    epochs, replay_ratio
+        Fine-tuning passes, replayed training interactions per revealed one.
+    n_resamples, random_state
+        Bootstrap of the intervals; seed of the replay sample and of the fine-tuning.
+
+    Returns
+    -------
+    EvaluationResult or None
+        None when the model has no ``fine_tune`` or the split reveals nothing. Its
+        ``fit_seconds`` is the fine-tuning time, ``params["fine_tune"]`` the settings.
+    """
+    import copy
+    import time
+
+    from dayzero.core.schema import Interactions
+
+    if not callable(getattr(model, "fine_tune", None)):
+        return None
+    frames = [s.support.frame for s in split.segments.values() if len(s.support)]
+    if not frames:
+        return None
+    # A new user's support sits in every new-user segment where they have a row: once each.
+    support = pd.concat(frames).drop_duplicates()
+    train = split.train.interactions.frame
+    n_replay = min(len(train), round(replay_ratio * len(support)))
+    replay = Interactions(train.sample(n=n_replay, random_state=random_state)) if n_replay else None
+    tuned = copy.deepcopy(model)
+    start = time.perf_counter()
+    tuned.fine_tune(Interactions(support), epochs=epochs, replay=replay, random_state=random_state)
+    seconds = time.perf_counter() - start
+    without_support = ColdStartSplit(
+        train=split.train,
+        segments={
+            name: SplitSegment(name, support=Interactions.empty(), query=segment.query)
+            for name, segment in split.segments.items()
+        },
+        protocol=split.protocol,
+        params=split.params,
+    )
+    result = evaluate_split(
+        tuned, without_support, task=task, k=k, fit=False,
+        relevance_threshold=relevance_threshold, n_resamples=n_resamples, progress=False,
+    )  # fmt: skip
+    result.fit_seconds = seconds
+    result.params["fine_tune"] = {
+        "epochs": epochs,
+        "replay_ratio": replay_ratio,
+        "revealed": len(support),
+        "replayed": n_replay,
+    }
+    return result
+
+
 def build_evaluation_report(
     results: Sequence[EvaluationResult],
     split: ColdStartSplit | None = None,
@@ -1090,6 +1177,7 @@ __all__ = [
     "EvaluationReport",
     "build_evaluation_report",
     "exposure_of",
+    "fine_tune_on_support",
     "warmup_curve",
     "write_evaluation_report",
 ]
