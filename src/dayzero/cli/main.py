@@ -89,6 +89,13 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Write the HTML evaluation report here (out.html).")
     ] = None,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            help="Also score each model that can be fine-tuned (two-tower) after fine-tuning on "
+            "what the new users revealed (kshot), as `dayzero update` does."
+        ),
+    ] = False,
     ci: Annotated[bool, typer.Option(help="Show 95% bootstrap confidence intervals.")] = False,
     quiet: QuietOption = False,
     *,
@@ -116,7 +123,7 @@ def evaluate(
             interactions, items, users, model or [], protocol=protocol or "holdout",
             config=config, user_col=user_col, item_col=item_col, value_col=value_col,
             time_col=time_col, fields=field, seed=seed, k=k, task=task, ci=ci, output=output,
-            report=report, quiet=quiet,
+            report=report, fine_tune=fine_tune, quiet=quiet,
         )  # fmt: skip
         return
     if dataset is None:
@@ -153,6 +160,11 @@ def evaluate(
         return
     with console.status(f"building the {experiment.protocol} split of {dataset}"):
         split = experiment.split(data, seed=seed)
+    if fine_tune and not any(len(s.support) for s in split.segments.values()):
+        raise typer.BadParameter(
+            f"on {dataset} / {experiment.protocol} new users reveal nothing to fine-tune on",
+            param_hint="--fine-tune",
+        )
     results = []
     for recommender in recommenders:
         results.append(
@@ -165,16 +177,26 @@ def evaluate(
                 progress=not quiet,
             )
         )
-    console.print(results_table(results, title=f"{dataset} / {experiment.protocol}", show_ci=ci))
+    title = f"{dataset} / {experiment.protocol}"
+    console.print(results_table(results, title=title, show_ci=ci))
+    tuned = []
+    if fine_tune:
+        from dayzero.cli.files import fine_tune_all
+
+        tuned = fine_tune_all(
+            recommenders, split, experiment.task, experiment.k, seed, ci, title,
+            experiment.relevance_threshold,
+        )  # fmt: skip
     if output is not None:
-        write_json({"dataset": dataset, "split": split.summary(), "results": results}, output)
+        document = {"dataset": dataset, "split": split.summary(), "results": results}
+        write_json({**document, **({"fine_tuned": tuned} if tuned else {})}, output)
         console.print(f"wrote {output}")
     if report is not None:
         from dayzero.cli.files import write_report
 
         write_report(
-            results, report, title=f"{dataset} / {experiment.protocol}", split=split,
-            models=recommenders, relevance_threshold=experiment.relevance_threshold,
+            results, report, title=title, split=split, models=recommenders,
+            relevance_threshold=experiment.relevance_threshold, fine_tuned=tuned,
         )  # fmt: skip
 
 
