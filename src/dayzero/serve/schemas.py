@@ -270,6 +270,30 @@ class RecommendIn(_Strict):
     exclude_seen: StrictBool = Field(True, description="Leave out the items in ``recent``.")
 
 
+class HistoryContribution(BaseModel):
+    item: str
+    contribution: float = Field(description="Drop in the item's score without this history item.")
+
+
+class FieldContribution(BaseModel):
+    field: str
+    contribution: float = Field(description="Drop in the item's score without this item field.")
+
+
+class Explanation(BaseModel):
+    """Why an item was recommended (``explain=true``): leave-one-out through the served model."""
+
+    history: list[HistoryContribution] = Field(
+        description="The user's history items that raised the score most, largest first."
+    )
+    fields: list[FieldContribution] | None = Field(
+        None,
+        description="The item's fields that raised its score most (two-tower models with the "
+        "item's record); None when the model cannot attribute to fields (see notes).",
+    )
+    notes: list[str] = Field(default_factory=list, description="What could not be explained.")
+
+
 class Recommendation(BaseModel):
     item: str
     score: float
@@ -277,6 +301,9 @@ class Recommendation(BaseModel):
         None,
         description="What to show people: the item's title (or name) field, else the start of "
         "its text (the store's record, else the catalogue of `dayzero fit`); None when unknown.",
+    )
+    explanation: Explanation | None = Field(
+        None, description="With `explain=true`: the history items and item fields behind it."
     )
 
 
