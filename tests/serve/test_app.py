@@ -1024,3 +1024,47 @@ def test_concurrent_reads_writes_and_swaps_lose_no_item(served_env, tmp_path):
     assert not errors, errors
     assert added and all(item in state.served.index for item in added)
     assert state.served.version == v2
+
+
+# ---------------------------------------------------------------------- explanations
+def test_explain_names_the_history_and_the_item_text(client, menv):
+    plain = client.get("/v1/users/ua0/recommendations", params={"k": 3}).json()
+    assert all(r["explanation"] is None for r in plain["items"])
+    response = client.get("/v1/users/ua0/recommendations", params={"k": 3, "explain": True})
+    assert response.status_code == 200, response.text
+    store = open_store(menv.store)
+    try:
+        rated = {e.item for e in store.events(user="ua0")}
+    finally:
+        store.close()
+    for row in response.json()["items"]:
+        assert menv.theme(row["item"]) == "action"
+        why = row["explanation"]
+        drops = [h["contribution"] for h in why["history"]]
+        assert len(drops) == 3 and drops == sorted(drops, reverse=True) and drops[0] > 0
+        assert {h["item"] for h in why["history"]} <= rated
+        # store items carry only free text: the one field the item tower reads, and the
+        # action words are what lift an action item for an action fan
+        assert [f["field"] for f in why["fields"]] == ["text"]
+        assert why["fields"][0]["contribution"] > 0 and why["notes"] == []
+
+
+def test_explain_a_visitor_by_the_liked_item_of_the_same_theme(client, menv):
+    recent = [{"item": "a0", "value": 5.0}, {"item": "r0", "value": 5.0}]
+    response = client.post(
+        "/v1/recommendations", params={"explain": "true"}, json={"recent": recent, "k": 6}
+    )
+    assert response.status_code == 200, response.text
+    for row in response.json()["items"]:
+        history = row["explanation"]["history"]
+        assert {h["item"] for h in history} == {"a0", "r0"}
+        assert menv.theme(history[0]["item"]) == menv.theme(row["item"])
+
+
+def test_explain_without_history_and_bad_values(client):
+    fresh = client.get("/v1/users/never-seen/recommendations", params={"k": 2, "explain": True})
+    assert fresh.status_code == 200, fresh.text
+    why = fresh.json()["items"][0]["explanation"]
+    assert why["history"] == [] and "no history" in why["notes"][0]
+    bad = client.get("/v1/users/ua0/recommendations", params={"explain": "maybe"})
+    assert bad.status_code == 422 and "explain" in bad.text

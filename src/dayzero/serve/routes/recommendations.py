@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 
 from dayzero.serve import schemas as s
 from dayzero.serve.auth import history_auth
+from dayzero.serve.routes._explain import explain_items
 from dayzero.serve.routes._shared import (
     AUTH_ERRORS,
     ERRORS,
@@ -22,6 +23,13 @@ from dayzero.serve.routes._shared import (
 router = APIRouter(tags=["recommendations"], dependencies=READS)
 
 NO_MODEL = {503: {"model": s.ErrorOut}}
+Explain = Annotated[
+    bool,
+    Query(
+        description="Add an `explanation` to the first 10 items: the history items and item "
+        "fields that raised each score most (leave-one-out through the served model)."
+    ),
+]
 
 
 @router.get(
@@ -35,12 +43,21 @@ def user_recommendations(
     user_id: Annotated[str, PathParam(min_length=1, max_length=s.MAX_ID)],
     k: Annotated[int, Query(ge=1, le=s.MAX_K)] = 10,
     exclude_seen: bool = True,
+    explain: Explain = False,
 ) -> s.RecommendOut:
     """Top ``k`` items for a user from their profile and every event so far. A user never
     seen before is served as a brand-new user."""
     served = svc.require()
     out = svc.recommend_user(user_id, k, exclude_seen)
-    return _recommend_out(svc, user_id, served, out)
+    response = _recommend_out(svc, user_id, served, out)
+    if explain:
+        profile = None
+        if out.new_user:
+            record = svc.store.get_user(user_id)
+            profile = record.text if record is not None and record.text.strip() else None
+        events = svc.store.events(user=user_id)
+        _attach(response, explain_items(svc, served, out.ids, user_id, profile, events))
+    return response
 
 
 @router.post(
@@ -48,7 +65,9 @@ def user_recommendations(
     response_model=s.RecommendOut,
     responses={**ERRORS, **AUTH_ERRORS, **NO_MODEL},
 )
-def anonymous_recommendations(body: s.RecommendIn, svc: Service) -> s.RecommendOut:
+def anonymous_recommendations(
+    body: s.RecommendIn, svc: Service, explain: Explain = False
+) -> s.RecommendOut:
     """Top ``k`` for an anonymous or brand-new user described by profile text and/or the
     items they just interacted with (nothing is stored)."""
     from dayzero.online.store import Event
@@ -56,7 +75,11 @@ def anonymous_recommendations(body: s.RecommendIn, svc: Service) -> s.RecommendO
     served = svc.require()
     recent = [Event(user="", item=r.item, kind=r.kind, value=r.value) for r in body.recent]
     out = svc.recommend_anonymous(body.profile, recent, body.k, body.exclude_seen)
-    return _recommend_out(svc, None, served, out)
+    response = _recommend_out(svc, None, served, out)
+    if explain:
+        profile = body.profile if body.profile is not None and body.profile.strip() else None
+        _attach(response, explain_items(svc, served, out.ids, None, profile, recent))
+    return response
 
 
 @router.get(
@@ -72,6 +95,11 @@ def similar_items(
     """Items closest to ``item_id`` in the served model's taste space."""
     version, ids, scores = svc.similar(item_id, k)
     return s.SimilarOut(item=item_id, version=version, items=ranked(ids, scores, svc.titles(ids)))
+
+
+def _attach(response: s.RecommendOut, explanations: list) -> None:
+    for item, explanation in zip(response.items, explanations, strict=True):
+        item.explanation = explanation
 
 
 def _recommend_out(svc, user: str | None, served, out) -> s.RecommendOut:
