@@ -218,6 +218,29 @@ def test_fine_tune_on_support_tunes_a_copy_and_scores_the_same_segments(tiny_ber
     assert fine_tune_on_support(model, holdout, "rating", 5) is None
 
 
+def test_ranking_report_marks_a_model_that_ranks_like_the_constant(tmp_path):
+    # Implicit data (every value 1.0): item-knn's rating scores all tie, so its lists are the
+    # constant's (catalogue order) and every one of its cells carries the constant mark.
+    frame = _ratings().assign(value=1.0)
+    split = kshot_users_split(Dataset(Interactions(frame)), k=3, seed=0)
+    models = [make_recommender("item-knn"), make_recommender("popularity")]
+    results = [
+        evaluate_split(m, split, task="ranking", k=5, n_resamples=200, progress=False)
+        for m in models
+    ]
+    report = build_evaluation_report(
+        results, split, models, warmup=False, exposure=False, n_resamples=200
+    )
+    assert report.reference_source == {CONSTANT: "fitted", POPULARITY: "run"}
+    assert report.informative == {}  # "not informative" is about rating metrics only
+    knn, constant = results[0].segments["new_users"], report.references[CONSTANT]
+    assert knn.metrics == pytest.approx(constant.segments["new_users"].metrics)
+    page = report.to_html(tmp_path / "rank.html").read_text()
+    row = next(r for r in page.split("<tr") if r.startswith("><td class='l'>item-knn"))
+    assert row.count("&asymp;c") == len(knn.metrics)
+    assert "catalogue in id order" in page and "not asked for" in page
+
+
 def test_results_of_two_protocols_are_refused():
     one = EvaluationResult("a", "holdout", "rating", {})
     other = EvaluationResult("b", "kshot_users", "rating", {})

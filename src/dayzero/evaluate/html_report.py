@@ -291,27 +291,34 @@ class EvaluationReport:
             figures["Warm-up curve (metric vs revealed interactions)"] = png(fig)
 
         if self.fine_tuning:
-            metric = _main_metric(self.task, self.k, metrics)
+            shown = _warmup_metrics(self.task, self.k, metrics)
             names = list(self.fine_tuning)
-            fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.3), squeeze=False)
-            for ax, name in zip(axes.ravel(), names, strict=True):
+            fig, axes = plt.subplots(
+                len(names), len(shown), figsize=(4.2 * len(shown), 3.3 * len(names)),
+                squeeze=False,
+            )  # fmt: skip
+            for r, name in enumerate(names):
                 before, after = self.fine_tuning[name]
                 segs = [s for s in segments if s in before.segments and s in after.segments]
                 x = np.arange(len(segs))
-                for offset, label, res in ((-0.2, "before", before), (0.2, "after", after)):
-                    ys = [res.segments[s].metrics.get(metric, np.nan) for s in segs]
-                    cis = [
-                        res.segments[s].ci.get(metric, (y, y))
-                        for s, y in zip(segs, ys, strict=True)
-                    ]
-                    err = [
-                        [y - c[0] for y, c in zip(ys, cis, strict=True)],
-                        [c[1] - y for y, c in zip(ys, cis, strict=True)],
-                    ]
-                    ax.bar(x + offset, ys, width=0.4, yerr=err, capsize=3, label=label)
-                ax.set_xticks(x, [s.replace("_", " ") for s in segs], fontsize=8)
-                ax.set_title(f"{name}: {metric}", fontsize=10)
-                ax.legend(fontsize=8)
+                for c, metric in enumerate(shown):
+                    ax = axes[r, c]
+                    for offset, label, res in ((-0.12, "before", before), (0.12, "after", after)):
+                        ys = [res.segments[s].metrics.get(metric, np.nan) for s in segs]
+                        cis = [
+                            res.segments[s].ci.get(metric, (y, y))
+                            for s, y in zip(segs, ys, strict=True)
+                        ]
+                        err = [
+                            [y - ci[0] for y, ci in zip(ys, cis, strict=True)],
+                            [ci[1] - y for y, ci in zip(ys, cis, strict=True)],
+                        ]
+                        ax.errorbar(x + offset, ys, yerr=err, fmt="o", capsize=3, label=label)
+                    ax.set_xticks(x, [s.replace("_", " ") for s in segs], fontsize=8)
+                    ax.set_xlim(-0.5, len(segs) - 0.5)
+                    arrow = "lower is better" if lower_is_better(metric) else "higher is better"
+                    ax.set_title(f"{name}: {metric} ({arrow})", fontsize=10)
+                    ax.legend(fontsize=8)
             fig.tight_layout()
             figures["Before vs after fine-tuning"] = png(fig)
 
@@ -354,6 +361,11 @@ class EvaluationReport:
         esc = html.escape
         parts = [f"<h1>{esc(self.title)}</h1>", self._summary_html()]
         parts.append(_LEGEND)
+        if self.task == "ranking":
+            parts.append(
+                "<p>On top-k lists every item ties under a constant score, so the constant's list "
+                "is the catalogue in id order: a floor that a model which ranks at all beats.</p>"
+            )
         plots = self.plots()
         parts.append("<h2>Metrics by segment</h2>")
         for segment in self.segments:
@@ -475,7 +487,6 @@ class EvaluationReport:
         if (
             model != CONSTANT
             and constant is not None
-            and is_rating_metric(metric)
             and metric in constant.metrics
             and not beats(value, ci, constant.metrics[metric], lower)
         ):
@@ -631,7 +642,7 @@ _LEGEND = (
     "&darr; lower is better, &uarr; higher is better. The grey rows are the references on the same "
     "split: a constant prediction (the training mean for every pair) and popularity. "
     "<span class='mark'>&asymp;c</span> (red): the model does not beat the constant predictor "
-    "on this rating metric (the constant's mean is inside the model's interval, or the model is "
+    "on this metric (the constant's mean is inside the model's interval, or the model is "
     "worse); <span class='mark'>&le;p</span> (yellow): it does not beat popularity. A rating "
     "metric that no model beats the constant on is marked "
     "<span class='warn'>not informative</span>.</p>"
@@ -674,13 +685,6 @@ def _legend(axes) -> tuple[list, list[str]]:
                 handles.append(handle)
                 labels.append(label)
     return handles, labels
-
-
-def _main_metric(task: str, k: int, metrics: Sequence[str]) -> str:
-    preferred = f"ndcg@{k}" if task == "rating" else f"recall@{k}"
-    if preferred in metrics:
-        return preferred
-    return metrics[0] if metrics else preferred
 
 
 def _warmup_metrics(task: str, k: int, metrics: Sequence[str]) -> list[str]:
