@@ -109,3 +109,28 @@ def test_serve_bootstraps_the_demo_on_a_fresh_machine(tmp_path):
         assert http.get("/healthz").json() == {"status": "ok", "version": "v000001"}
         body = http.post("/v1/recommendations", json={"profile": NEW_DINER, "k": 5}).json()
         assert len(body["items"]) == 5
+
+
+def test_two_workers_each_answer_with_the_others_writes(env, tmp_path):
+    """`--workers 2`: two processes over one store; whichever answers, a write made through
+    the other one counts (the kernel spreads the connections, so 20 fresh connections reach
+    both with near certainty)."""
+    server = ServerProcess(env, tmp_path / "server.log", "--workers", "2")
+    with server.start(timeout=150):  # two processes load torch and the model at once
+
+        def ask(path: str, **params) -> httpx.Response:
+            with httpx.Client(base_url=server.url, timeout=30.0, headers=KEY) as fresh:
+                return fresh.get(path, params=params)
+
+        item = {"items": [{"id": "a_workers", "text": f"{ACTION} for every worker"}]}
+        with httpx.Client(base_url=server.url, timeout=30.0, headers=KEY) as http:
+            assert http.post("/v1/items", json=item).status_code == 200
+            first = http.get("/v1/users/ub1/recommendations", params={"k": 3}).json()
+            seen = [r["item"] for r in first["items"]]
+            events = [{"user": "ub1", "item": i, "value": 5.0} for i in seen]
+            assert http.post("/v1/events", json={"events": events}).status_code == 200
+        for _ in range(20):
+            answer = ask("/v1/items/a_workers")
+            assert answer.status_code == 200 and answer.json()["served"], server.log_text()
+            listed = ask("/v1/users/ub1/recommendations", k=3).json()
+            assert not set(seen) & {r["item"] for r in listed["items"]}

@@ -1,8 +1,9 @@
-"""``dayzero serve``: run the HTTP service (uvicorn, one worker) over a store and a registry.
+"""``dayzero serve``: run the HTTP service (uvicorn) over a store and a registry.
 
     dayzero serve --store events.db --registry models/ --api-key "$KEY"
     dayzero serve --store events.db --registry models/ --bootstrap-demo     # fresh machine
     dayzero serve --store events.db --registry models/ --model-dir model/   # `dayzero fit` folder
+    dayzero serve --store postgresql://... --registry models/ --workers 4    # 4 processes
     python -m dayzero.cli.serve --store ... --registry ...                   # same, without the CLI
 
 ``--bootstrap-demo`` fills an empty store with the restaurant data shipped in the package and
@@ -16,6 +17,13 @@ the items' fields and the users' histories; the store's events at that moment co
 the model (``dayzero update`` fine-tunes on later ones). Starting again with the same folder
 publishes nothing: the registry's current version is served when it is that fit or an update of
 it, else that fit's version is promoted again.
+
+``--workers N`` runs N uvicorn worker processes (one GIL each) over the same store and registry:
+each reads the store's new items, events and profiles before every answer (so a write through
+any worker counts in every worker's next answer) and follows the registry's current pointer
+(``--follow-every``: a promotion reaches every worker within that time, while each keeps
+answering). Background updates (``--update-every``) run in one process only: with several
+workers run ``dayzero update`` on a schedule instead.
 """
 
 from __future__ import annotations
@@ -107,6 +115,14 @@ def serve(
         ),
     ] = 0.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes over the same store and registry; each sees the others' "
+            "writes in its next answer.",
+        ),
+    ] = 1,
     torch_threads: Annotated[
         int,
         typer.Option(
@@ -143,6 +159,12 @@ def serve(
         version = bootstrap_demo_version(store, registry)
         if version is not None:
             typer.echo(f"bootstrapped demo version {version}")
+    if workers > 1 and update_every:
+        raise typer.BadParameter(
+            "background updates run in one process; with several workers leave --update-every "
+            "at 0 and run `dayzero update` on a schedule (every worker follows the registry)",
+            param_hint="--update-every",
+        )
     config = ServeConfig(
         store=store,
         registry=registry,
@@ -154,8 +176,23 @@ def serve(
         user_cache_ttl=user_cache_ttl,
         follow_every=follow_every or None,
         update_every=update_every or None,
+        watch_store=workers > 1,
     )
-    uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
+        return
+    from dayzero.serve.app import CONFIG_ENV
+
+    # Worker processes build their own app from the environment (uvicorn needs an import path).
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run(
+        "dayzero.serve.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
 
 
 def _check_risk_model(folder: Path) -> None:

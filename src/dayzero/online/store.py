@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import pandas as pd
 import sqlalchemy as sa
@@ -247,6 +247,10 @@ class EventStore(ABC):
     @abstractmethod
     def last_event_id(self) -> int:
         """The largest event id, 0 when empty: the watermark unit."""
+
+    @abstractmethod
+    def last_seq(self, table: Literal["items", "users"]) -> int:
+        """The largest change counter of the items or the users, 0 when empty."""
 
     @abstractmethod
     def count_events(self) -> int:
@@ -662,6 +666,14 @@ class SqlEventStore(EventStore):
 
     def users(self, after_seq: int = 0) -> list[EntityRecord]:
         return self._entities(USERS, after_seq)
+
+    def last_seq(self, table: Literal["items", "users"]) -> int:
+        tables = {"items": ITEMS, "users": USERS}
+        if table not in tables:
+            raise SchemaError(f"table must be 'items' or 'users', not {table!r}")
+        column = tables[table].c.seq
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(column), 0))).scalar())
 
     # -- events --
 

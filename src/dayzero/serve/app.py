@@ -14,10 +14,11 @@ routes live in :mod:`dayzero.serve.routes`, one module per group, the API key ru
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -67,6 +68,11 @@ class ServeConfig:
         Run an incremental update (fine-tune since the watermark, gate, promote) in the
         background every this many seconds (:class:`~dayzero.serve.schedule.UpdateSchedule`);
         None (default) leaves updates to ``dayzero update`` and the admin endpoints.
+    watch_store : bool, default False
+        Before every read, take in what other processes wrote to the store (their items are
+        folded in, their users' cached vectors dropped): for several workers over one store
+        (``dayzero serve --workers N``), so that a write through any of them counts in every
+        worker's next answer (:meth:`~dayzero.serve.state.ServiceState.sync_with_store`).
     """
 
     store: str | Path
@@ -79,6 +85,32 @@ class ServeConfig:
     user_cache_ttl: float = 30.0
     follow_every: float | None = 2.0
     update_every: float | None = None
+    watch_store: bool = False
+
+    def to_json(self) -> str:
+        """The settings as JSON (paths as strings), read back by :meth:`from_json`."""
+        return json.dumps(
+            {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        return cls(**json.loads(text))
+
+
+#: The environment variable :func:`app_from_environment` reads its ServeConfig from.
+CONFIG_ENV = "DAYZERO_SERVE_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of ``$DAYZERO_SERVE_CONFIG`` (:meth:`ServeConfig.to_json`): the factory every
+    worker process of ``dayzero serve --workers N`` calls (``uvicorn --factory``)."""
+    import os
+
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise RuntimeError(f"{CONFIG_ENV} is not set: start the workers with `dayzero serve`")
+    return create_app(ServeConfig.from_json(text))
 
 
 def create_app(config: ServeConfig, state: ServiceState | None = None) -> FastAPI:
@@ -168,6 +200,7 @@ def _open_state(config: ServeConfig, metrics: ServiceMetrics) -> ServiceState:
             user_cache=cache,
             risk_training=training,
             risk_dir=config.risk_model,
+            watch_store=config.watch_store,
         )
         state.start()
     except BaseException:
@@ -176,4 +209,4 @@ def _open_state(config: ServeConfig, metrics: ServiceMetrics) -> ServiceState:
     return state
 
 
-__all__ = ["ServeConfig", "create_app"]
+__all__ = ["CONFIG_ENV", "ServeConfig", "app_from_environment", "create_app"]

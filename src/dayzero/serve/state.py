@@ -227,6 +227,9 @@ class ServiceState:
         Known-user vectors between their writes (default: 100,000 users, 30 s).
     risk_dir : path, optional
         The folder ``risk`` was loaded from; ``GET /v1/risk/card`` reads its model card there.
+    watch_store : bool, default False
+        Call :meth:`sync_with_store` before every read: for several workers (processes, Ray
+        Serve replicas) over one store, each seeing the others' writes in its next answer.
     """
 
     def __init__(
@@ -238,6 +241,7 @@ class ServiceState:
         user_cache: UserVectorCache | None = None,
         risk_training: TrainingInfo | None = None,
         risk_dir: str | Path | None = None,
+        watch_store: bool = False,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -254,6 +258,10 @@ class ServiceState:
         self._model_lock = threading.RLock()
         self._fold_lock = threading.Lock()
         self._admin_lock = threading.Lock()
+        #: Read before each answer when several processes share the store (watch_store).
+        self.watch_store = watch_store
+        self._sync_lock = threading.Lock()
+        self._store_marks: tuple[int, int] | None = None  # (last event id, last user seq) seen
 
     @contextmanager
     def _model(self) -> Iterator[None]:
@@ -385,10 +393,45 @@ class ServiceState:
                 return {}  # the ancestor was removed: no titles beyond the store's
         return {}
 
-    def _catch_up(self, served: Served) -> None:
-        """Fold in items the store committed after ``served.item_seq`` (under ``_fold_lock``)."""
+    def _catch_up(self, served: Served) -> list[str]:
+        """Fold in items the store committed after ``served.item_seq`` (under ``_fold_lock``);
+        returns their ids."""
         records = self.store.items(after_seq=served.item_seq)
         self._fold_items(served, records, locked=True)
+        if records:
+            served.item_seq = max(served.item_seq, *(r.seq for r in records))
+        return [r.id for r in records]
+
+    def sync_with_store(self) -> None:
+        """Take in what other processes committed to the store since the last call: fold in
+        their new or changed items, and drop the cached vectors of users with new events or
+        profiles, so that a write through any worker counts in this worker's next answer.
+
+        Called before every read when the service runs as several workers over one store
+        (``ServeConfig.watch_store``): two indexed range reads that find nothing while
+        nobody writes.
+        """
+        with self._sync_lock:
+            if self._store_marks is None:  # first read: nothing cached yet to drop
+                self._store_marks = (self.store.last_event_id(), self.store.last_seq("users"))
+            events_seen, users_seen = self._store_marks
+            events = self.store.events(after=events_seen)
+            users = self.store.users(after_seq=users_seen)
+            changed = {e.user for e in events} | {u.id for u in users}
+            if changed:
+                self.user_cache.invalidate(sorted(changed))
+            self._store_marks = (
+                max([events_seen, *(e.id for e in events if e.id is not None)]),
+                max([users_seen, *(u.seq for u in users)]),
+            )
+            with self._fold_lock:
+                served = self.served
+                if served is not None:
+                    added = self._catch_up(served)
+                    if added:
+                        self.user_cache.invalidate_items(added)
+                        if self.metrics is not None:
+                            self.metrics.index_size.set(len(served.index))
 
     def _set_served(self, served: Served) -> None:
         self.served = served
@@ -524,6 +567,8 @@ class ServiceState:
     def recommend_user(self, user: str, k: int, exclude_seen: bool) -> Recommended:
         """Top ``k`` for a stored user: profile text and every event so far. A user the store
         has never seen is served as a brand-new user (the model's prior), never an error."""
+        if self.watch_store:
+            self.sync_with_store()
         served = self.require()
         entry = self.user_cache.get(user, served.version)
         if self.metrics is not None:
@@ -565,6 +610,8 @@ class ServiceState:
         self, profile: str | None, recent: Sequence[Event], k: int, exclude_seen: bool
     ) -> Recommended:
         """Top ``k`` for a user described only in the request (nothing is stored)."""
+        if self.watch_store:
+            self.sync_with_store()
         served = self.require()
         usable = [e for e in recent if e.item in served.index]
         text = profile if profile is not None and profile.strip() else None
@@ -615,6 +662,8 @@ class ServiceState:
         """
         from dayzero.core.fields import title_of
 
+        if self.watch_store:
+            self.sync_with_store()
         record = self.store.get_item(item)
         served = self.served
         in_index = served is not None and item in served.index
@@ -639,6 +688,8 @@ class ServiceState:
 
     def similar(self, item: str, k: int) -> tuple[str, list[str], np.ndarray]:
         """Items whose taste direction is closest to ``item``'s (bias columns left out)."""
+        if self.watch_store:
+            self.sync_with_store()
         served = self.require()
         if item not in served.index:
             raise UnknownItemError(

@@ -1,0 +1,58 @@
+"""ServiceState across processes: two states over one store stand for two workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from dayzero.online.registry import ModelRegistry
+from dayzero.online.store import EntityRecord, Event, open_store
+from dayzero.serve.state import ServiceState
+from tests.serve.conftest import ACTION, ROMANCE
+
+
+@pytest.fixture
+def workers(env):
+    """Two started states over the same store and registry, the second watching the store."""
+    states = []
+    for watch in (False, True):
+        state = ServiceState(open_store(env.store), ModelRegistry(env.registry), watch_store=watch)
+        state.start()
+        states.append(state)
+    yield states
+    for state in states:
+        state.close()
+
+
+def test_writes_through_one_worker_count_in_the_others_next_answer(workers, env):
+    writer, reader = workers
+    before = reader.recommend_user("ub0", 5, exclude_seen=True)  # now cached by the reader
+    assert all(item.startswith("r") for item in before.ids[:3])
+    # A new item written through the other worker is in the reader's index at its next read.
+    writer.add_items([EntityRecord("a_new", f"{ACTION} brand new")])
+    assert "a_new" not in reader.served.index  # nothing happened in the reader yet
+    assert reader.item("a_new").served
+    assert "a_new" in reader.similar("a0", 30)[1]
+    # New events of a cached user drop that user's vector: the next answer excludes them.
+    seen_now = set(before.ids[:3])
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    writer.add_events([Event(user="ub0", item=i, value=5.0, ts=when) for i in seen_now])
+    after = reader.recommend_user("ub0", 5, exclude_seen=True)
+    assert not seen_now & set(after.ids)
+    # A profile written elsewhere reaches a new user's next answer too.
+    writer.add_users([EntityRecord("fresh", f"{ROMANCE} only")])
+    assert reader.recommend_user("fresh", 3, exclude_seen=True).new_user
+
+
+def test_without_watching_a_worker_keeps_its_cached_answer(env):
+    writer = ServiceState(open_store(env.store), ModelRegistry(env.registry))
+    reader = ServiceState(open_store(env.store), ModelRegistry(env.registry))
+    writer.start(), reader.start()
+    try:
+        first = reader.recommend_user("ub0", 3, exclude_seen=True)
+        when = datetime(2025, 1, 1, tzinfo=UTC)
+        writer.add_events([Event(user="ub0", item=i, value=5.0, ts=when) for i in first.ids])
+        assert reader.recommend_user("ub0", 3, exclude_seen=True).ids == first.ids  # cached (TTL)
+    finally:
+        writer.close(), reader.close()
