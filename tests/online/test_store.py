@@ -191,6 +191,9 @@ def test_upsert_round_trip_and_seq(store):
     assert store.items(after_seq=seen) == [store.get_item("m1")]
     assert [r.id for r in store.items()] == ["m2", "m1"]  # ordered by seq
     assert store.items(after_seq=updated) == []
+    assert store.last_seq("items") == updated and store.last_seq("users") == 0
+    with pytest.raises(SchemaError, match="'items' or 'users'"):
+        store.last_seq("events")
 
 
 def test_upsert_repeated_id_in_batch_keeps_last(store):
