@@ -78,6 +78,9 @@ def test_a_rating_metric_the_constant_matches_is_marked_not_informative(tmp_path
     assert report.informative["warm"]["mae"][0] is True
     ok, why = report.informative["warm"]["ndcg@5"]
     assert ok is False and "0.9500" in why
+    document = json.loads(report.to_json(tmp_path / "r.json"))
+    assert document["informative"]["warm"]["ndcg@5"]["informative"] is False
+    assert json.loads((tmp_path / "r.json").read_text()) == document
     page = report.to_html(tmp_path / "r.html").read_text()
     headers = re.findall(r"<th[^>]*>(.*?)</th>", page)
     assert any(h.startswith("ndcg@5") and "not informative" in h for h in headers)

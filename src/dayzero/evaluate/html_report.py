@@ -147,6 +147,7 @@ class EvaluationReport:
 
     @property
     def models(self) -> list[str]:
+        """Names of the run's models, in the run's order."""
         return [r.model for r in self.results]
 
     def to_dict(self) -> dict[str, Any]:
