@@ -163,3 +163,12 @@ def test_a_folder_that_is_not_a_fit_folder_is_refused(tmp_path, monkeypatch, fit
     assert "cannot be served from a vector index" in refused.output
     both, _ = _serve_in_process(monkeypatch, *args, "--model-dir", str(knn), "--bootstrap-demo")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_background_updates_are_refused_with_several_processes(tmp_path):
+    store, registry = str(tmp_path / "events.db"), str(tmp_path / "models")
+    for many in (["--workers", "2"], ["--ray-replicas", "2"]):
+        result = CliRunner().invoke(
+            app, ["serve", "--store", store, "--registry", registry, "--update-every", "5", *many]
+        )
+        assert result.exit_code == 2 and "dayzero update" in result.output, result.output

@@ -13,3 +13,7 @@ def ray_local():
 
     with ray_cluster(num_cpus=2, progress=False):
         yield ray
+
+
+# The served environment of the service tests (a store and a registry with one version).
+from tests.serve.conftest import env, served_env  # noqa: E402, F401

@@ -23,7 +23,8 @@ each reads the store's new items, events and profiles before every answer (so a 
 any worker counts in every worker's next answer) and follows the registry's current pointer
 (``--follow-every``: a promotion reaches every worker within that time, while each keeps
 answering). Background updates (``--update-every``) run in one process only: with several
-workers run ``dayzero update`` on a schedule instead.
+workers run ``dayzero update`` on a schedule instead. ``--ray-replicas N`` does the same on Ray
+Serve (:mod:`dayzero.distributed.serve`), replicas spread over a Ray cluster.
 """
 
 from __future__ import annotations
@@ -132,6 +133,14 @@ def serve(
             "than it saves on a busy machine; requests run in parallel across the threadpool.",
         ),
     ] = 1,
+    ray_replicas: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Serve on Ray Serve with this many replicas behind Ray's HTTP proxy (the ray "
+            "extra; joins $RAY_ADDRESS or starts a local cluster); 0 = uvicorn.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve recommendations, events, items, users, risk scores and model admin over HTTP."""
     # Before torch loads: OpenMP's default thread count, used by threadpool workers.
@@ -178,6 +187,17 @@ def serve(
         update_every=update_every or None,
         watch_store=workers > 1,
     )
+    if ray_replicas:
+        from dayzero.distributed.cluster import RayNotInstalledError
+        from dayzero.distributed.serve import serve_on_ray
+
+        if workers > 1:
+            raise typer.BadParameter("give --workers or --ray-replicas", param_hint="--workers")
+        try:
+            serve_on_ray(config, replicas=ray_replicas, host=host, port=port, blocking=True)
+        except (RayNotInstalledError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--ray-replicas") from None
+        return
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
         return
