@@ -148,3 +148,37 @@ def test_the_global_quiet_flag_quiets_the_columns_table(files):
     loud, quiet = runner.invoke(app, args), runner.invoke(app, ["--quiet", *args])
     assert loud.exit_code == quiet.exit_code == 0, quiet.output
     assert "columns of" in loud.output and "columns of" not in quiet.output
+
+
+def test_recommend_explain_names_history_items_and_fields(files, tiny_bert_dir):
+    (files / "model.toml").write_text(
+        f'encoder = "{tiny_bert_dir}"\n[training]\nepochs = 60\nvalidation = 0.0\nlr = 0.01\n'
+        "batch_users = 2\n[towers]\ndim = 8\nhidden = 32\n"
+    )
+    args = ["fit", *_args(files), "--model", "two-tower", "--config", str(files / "model.toml")]
+    fitted = runner.invoke(app, [*args, "--out", str(files / "tt"), "--quiet"])
+    assert fitted.exit_code == 0, fitted.output
+    ask = ["recommend", "--model-dir", str(files / "tt"), "--user", "zz", "-k", "4"]
+    ask += ["--history", "a3=5,r2=5", "--explain"]
+    shown = runner.invoke(app, [*ask, "--json", "--items", str(files / "items.csv")])
+    assert shown.exit_code == 0, shown.output
+    for row in json.loads(shown.stdout)["items"]:
+        why = row["explanation"]
+        # a new user who liked one action and one romance film: each item is explained by
+        # the liked film of its own theme, and by the item's own fields
+        assert {h["item"] for h in why["history"]} == {"a3", "r2"}
+        assert why["history"][0]["item"][0] == row["item"][0]
+        assert {f["field"] for f in why["fields"]} <= {"title", "genres"} and why["fields"]
+    table = runner.invoke(app, ask)
+    assert table.exit_code == 0, table.output
+    assert "because of" in table.stdout and "--items" in table.stdout  # no field side asked
+    bare = runner.invoke(app, ["recommend", "--model-dir", str(files / "tt"), "--user", "u1"])
+    assert "because of" not in bare.stdout
+    refused = runner.invoke(app, [*ask[:7], "--items", str(files / "items.csv")])
+    assert refused.exit_code == 2 and "--explain" in refused.output
+    knn = ["fit", *_args(files), "--model", "content-knn", "--out", str(files / "knn")]
+    assert runner.invoke(app, knn).exit_code == 0
+    cannot = runner.invoke(
+        app, ["recommend", "--model-dir", str(files / "knn"), "--user", "u1", "--explain"]
+    )
+    assert cannot.exit_code == 2 and "cannot explain" in cannot.output

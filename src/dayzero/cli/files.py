@@ -521,6 +521,18 @@ def recommend(
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many items.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Say why: the history items (and, with --items, the item fields) that raised "
+            "each item's score most.",
+        ),
+    ] = False,
+    items: Annotated[
+        Path | None,
+        typer.Option(help="With --explain: the items file given to `dayzero fit` (its fields)."),
+    ] = None,
 ) -> None:
     """Recommend items for a known user, or a new one described by a profile and/or history."""
     from dayzero.core.artifact import ArtifactError
@@ -558,9 +570,20 @@ def recommend(
         if not profile.strip():
             _fail("the profile is empty: describe the user in a sentence", "--profile")
         adder(who, profile)
+    if items is not None and not explain:
+        _fail("--items is read with --explain only", "--items")
+    table_of_items = _item_table(items, catalogue) if items is not None else None
+    if explain and not _can_explain(model):
+        _fail(
+            f"{model.name} cannot explain its recommendations: it has no serving vectors "
+            "(two-tower and mf have them); run without --explain",
+            "--explain",
+        )
     revealed = _history(model, history or [], top, who)
     ids, scores = model.recommend(who, k=k, history=revealed)
     rows = _rows(ids, scores, catalogue)
+    if explain:
+        _add_explanations(model, rows, ids, who, revealed, table_of_items)
     if as_json:
         document = {"user": user, "profile": profile, "new_user": new_user, "items": rows}
         typer.echo(json.dumps(document, default=str))
@@ -573,6 +596,94 @@ def recommend(
             str(n), str(row["item"]), row["title"] or "", row["text"] or "", f"{row['score']:.4f}"
         )
     console.print(table)
+    if explain:
+        titles = dict(zip(catalogue.get("ids", []), catalogue.get("titles", []), strict=False))
+        for n, row in enumerate(rows, start=1):
+            console.print(f"{n}. {row['title'] or row['item']}: " + explanation_line(row, titles))
+
+
+def _can_explain(model: Any) -> bool:
+    from dayzero.recommend.servable import VectorServable
+
+    return isinstance(model, VectorServable)
+
+
+def _item_table(path: Path, catalogue: Mapping[str, Any]):
+    """The items file of ``dayzero fit`` as Entities, read with the field kinds the fit used."""
+    from dayzero.core.fields import infer_fields, prepare_columns
+    from dayzero.core.schema import Entities
+    from dayzero.core.tables import TableError, read_table
+
+    try:
+        frame = read_table(path, lists=True).frame
+    except (TableError, OSError) as exc:
+        _fail(str(exc), "--items")
+    column = (catalogue.get("columns") or {}).get("item") or "item"
+    if column not in frame.columns:
+        _fail(
+            f"{path} has no column {column!r} (the item id column `dayzero fit` read); give "
+            "the items file of the fit",
+            "--items",
+        )
+    if frame[column].duplicated().any():
+        _fail(f"{path}: item ids repeat in column {column!r}; one row per item", "--items")
+    import pandas as pd
+
+    kinds = (catalogue.get("fields") or {}).get("items") or {}
+    body = frame.drop(columns=[column])
+    # ids as the fit read them: text (Dataset.from_files reads every id as a string)
+    body.index = pd.Index([str(i) for i in frame[column]], dtype=object)
+    guesses = infer_fields(body, {c: kinds.get(str(c)) for c in body.columns})
+    fields = {g.column: g.kind for g in guesses if g.kind is not None}
+    return Entities(prepare_columns(body, guesses), fields)
+
+
+def _add_explanations(model, rows, ids, who, revealed, table) -> None:
+    """``row["explanation"]`` for every row: the history items and item fields behind it."""
+    from dayzero.recommend.explain import explain_recommendations
+
+    items, values = [], None
+    if revealed is not None:
+        items, values = revealed.frame["item"].tolist(), revealed.values
+    found = explain_recommendations(
+        model, list(ids), user=who, history=items, values=values, entities=table
+    )
+    for row, why in zip(rows, found, strict=True):
+        notes = [
+            "no field side: give --items (the items file of `dayzero fit`)"
+            if "entities=" in note
+            else note
+            for note in why["notes"]
+        ]
+        row["explanation"] = {
+            "history": [
+                {"item": _plain(h["item"]), "contribution": h["contribution"]}
+                for h in why["history"]
+            ],
+            "fields": why["fields"],
+            "notes": notes,
+        }
+
+
+def explanation_line(row: Mapping[str, Any], titles: Mapping[Any, Any] | None = None) -> str:
+    """One line: ``because of A (+0.21), B (+0.13); fields: title (+3.6)``, then the notes
+    (what could not be explained); ``titles`` names the history items."""
+    why = row.get("explanation") or {}
+    titles = titles or {}
+    parts = []
+    history = [
+        f"{titles.get(h['item']) or h['item']} ({h['contribution']:+.2f})"
+        for h in why.get("history", [])
+    ]
+    if history:
+        parts.append("because of " + ", ".join(history))
+    fields = why.get("fields")
+    if fields:
+        parts.append(
+            "fields: " + ", ".join(f"{f['field']} ({f['contribution']:+.2f})" for f in fields)
+        )
+    parts += why.get("notes", [])
+    return "; ".join(parts) or "nothing to explain"
 
 
 def _rows(ids: Sequence[Any], scores: Any, catalogue: Mapping[str, Any]) -> list[dict[str, Any]]:
