@@ -111,6 +111,7 @@ FOUR_FIFTHS = 0.8
 MISSING = "missing"
 DEFAULT_BANDS = 4  # quantile bands of a numeric column with many values and no edges given
 MAX_VALUES = 10  # a numeric column with at most this many values is grouped by value
+FEW_OUTCOMES = 10  # fewer goods (or bads) in a group: its rates among them get a note
 GROUP_METRICS = (
     "approval_rate",
     "default_rate",
@@ -707,9 +708,18 @@ def fairness_audit(
                 )
                 value = ours
             gaps[metric] = Estimate(value, float(low[offset + j]), float(high[offset + j]))
-        for g in groups:
+        for g, idx in zip(groups, index, strict=True):
             if not np.isfinite(g["auc"].value):
                 notes.append(f"group {g['group']!r} has one outcome only: no AUC")
+            n_bads = int(default[idx].sum())
+            counts_of = {"goods": len(idx) - n_bads, "bads": n_bads}
+            few = [f"{k} {name}" for name, k in counts_of.items() if k < FEW_OUTCOMES]
+            if few:
+                # A rate of 0/4 or 4/4 resamples to itself: the percentile interval collapses.
+                notes.append(
+                    f"group {g['group']!r} has only {' and '.join(few)}: its rates among them "
+                    "(equal opportunity, equalised odds, AUC) and their intervals are unreliable"
+                )
         in_model = features is None or spec.column in features
         attribute = AttributeAudit(
             name=spec.label,
