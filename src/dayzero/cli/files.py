@@ -458,8 +458,15 @@ def write_report(results: Sequence[Any], path: Path, **extras: Any) -> None:
 
     if path.exists() and path.is_dir():
         _fail(f"{path} is a folder; name a file such as report.html", "--report")
+    from contextlib import nullcontext
+
+    from dayzero.core.progress import progress_enabled
+
     title = extras.pop("title", None)
-    write_evaluation_report(results, path, title=title, **extras)
+    # References, warm-up curve and exposure take a while on real data: say what is going on.
+    waiting = console.status(f"writing the report {path}") if progress_enabled() else nullcontext()
+    with waiting:
+        write_evaluation_report(results, path, title=title, **extras)
     console.print(f"wrote {path}")
 
 
