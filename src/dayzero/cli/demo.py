@@ -121,7 +121,28 @@ def run_transfer_demo(console: Console, split, k: int) -> dict:
     for rank, (item, score) in enumerate(zip(ids, scores, strict=True), start=1):
         cuisine = _field(split, item, "cuisines")
         console.print(f"  {rank}. {_name(split, item)} ({cuisine})  (predicted {score:.2f})")
-    return {"results": [r.to_dict() for r in results], "new_diner": ids}
+    explained = explain_demo(console, split, frozen)
+    return {"results": [r.to_dict() for r in results], "new_diner": ids, "explained": explained}
+
+
+def explain_demo(console: Console, split, model) -> dict:
+    """The frozen two-tower's first pick for the first new diner, and why: the rated
+    restaurants and the restaurant's fields behind its score (leave-one-out)."""
+    from dayzero.recommend.explain import explain_recommendations
+
+    user, support, _ = next(iter(split.segments["new_users"].tasks()))
+    ids, _ = model.recommend(user, k=1, history=support)
+    items, values = support.frame["item"].tolist(), support.values
+    why = explain_recommendations(model, ids, user=user, history=items, values=values)[0]
+    history = ", ".join(
+        f"{_name(split, h['item'])} ({h['contribution']:+.2f})" for h in why["history"][:2]
+    )
+    fields = ", ".join(f"{f['field']} ({f['contribution']:+.2f})" for f in why["fields"] or [])
+    console.print(
+        f"\nWhy two-tower recommends {_name(split, ids[0])} to diner {user}: because of "
+        f"{history or 'nothing rated'}; its fields {fields or '(none)'}"
+    )
+    return why
 
 
 def _field(split, item, name: str) -> str:
