@@ -1027,7 +1027,21 @@ def test_concurrent_reads_writes_and_swaps_lose_no_item(served_env, tmp_path):
 
 
 # ---------------------------------------------------------------------- explanations
-def test_explain_names_the_history_and_the_item_text(client, menv):
+@pytest.fixture(scope="module")
+def xenv(served_env, tmp_path_factory) -> Env:
+    """An untouched copy: the tests above add items and events to ``menv``."""
+    return _copy(served_env, tmp_path_factory.mktemp("explain") / "env")
+
+
+@pytest.fixture(scope="module")
+def xclient(xenv):
+    app = create_app(ServeConfig(store=xenv.store, registry=xenv.registry, api_key=API_KEY))
+    with TestClient(app, headers=KEY) as c:
+        yield c
+
+
+def test_explain_names_the_history_and_the_item_text(xclient, xenv):
+    client, menv = xclient, xenv
     plain = client.get("/v1/users/ua0/recommendations", params={"k": 3}).json()
     assert all(r["explanation"] is None for r in plain["items"])
     response = client.get("/v1/users/ua0/recommendations", params={"k": 3, "explain": True})
@@ -1049,7 +1063,8 @@ def test_explain_names_the_history_and_the_item_text(client, menv):
         assert why["fields"][0]["contribution"] > 0 and why["notes"] == []
 
 
-def test_explain_a_visitor_by_the_liked_item_of_the_same_theme(client, menv):
+def test_explain_a_visitor_by_the_liked_item_of_the_same_theme(xclient, xenv):
+    client, menv = xclient, xenv
     recent = [{"item": "a0", "value": 5.0}, {"item": "r0", "value": 5.0}]
     response = client.post(
         "/v1/recommendations", params={"explain": "true"}, json={"recent": recent, "k": 6}
@@ -1061,7 +1076,8 @@ def test_explain_a_visitor_by_the_liked_item_of_the_same_theme(client, menv):
         assert menv.theme(history[0]["item"]) == menv.theme(row["item"])
 
 
-def test_explain_without_history_and_bad_values(client):
+def test_explain_without_history_and_bad_values(xclient):
+    client = xclient
     fresh = client.get("/v1/users/never-seen/recommendations", params={"k": 2, "explain": True})
     assert fresh.status_code == 200, fresh.text
     why = fresh.json()["items"][0]["explanation"]
