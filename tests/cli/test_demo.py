@@ -35,11 +35,18 @@ def tiny_default_encoder(monkeypatch, tiny_bert_dir):
 
 
 @pytest.mark.parametrize("quiet", [False, True])
-def test_demo_prints_no_warnings_and_no_loading_bars(tiny_default_encoder, capfd, quiet):
+def test_demo_prints_no_warnings_and_no_loading_bars(
+    tiny_default_encoder, capfd, quiet, tmp_path_factory
+):
+    # Not tmp_path: the test's name holds "warnings", which the noise check would find.
+    report = tmp_path_factory.mktemp("demo-out") / "report.html"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = CliRunner().invoke(app, ["demo", "--quiet"] if quiet else ["demo"])
+        args = ["demo", "--report", str(report), *(["--quiet"] if quiet else [])]
+        result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert report.is_file() and "<html" in report.read_text()[:200].lower()
+    assert str(report) in result.stdout.replace("\n", "")  # where the report is
     captured = capfd.readouterr()  # anything written to the file descriptors directly
     assert "new diners: frozen vs LoRA" in result.stdout and "probability of default" in (
         result.stdout

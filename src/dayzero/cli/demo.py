@@ -7,6 +7,8 @@ to one new diner.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from dayzero.core.settings import DEMO_DATA
@@ -22,8 +24,11 @@ DEMO_MODELS = (
 )
 
 
-def run_demo(console: Console | None = None, seed: int = 0) -> dict:
-    """Run the demo and return its results (also printed)."""
+def run_demo(
+    console: Console | None = None, seed: int = 0, report: str | Path | None = None
+) -> dict:
+    """Run the demo and return its results (also printed); with ``report``, write the HTML
+    evaluation report of the baselines there."""
     from dayzero.datasets.restaurant import load_restaurant
     from dayzero.evaluate.experiments import get_experiment
     from dayzero.evaluate.report import results_table
@@ -47,13 +52,23 @@ def run_demo(console: Console | None = None, seed: int = 0) -> dict:
         )
         + " (each new diner reveals 2 ratings; the rest are predicted)."
     )
+    models = [make_recommender(name) for name in DEMO_MODELS]
     results = [
-        evaluate_split(make_recommender(name), split, task="rating", k=experiment.k, progress=False)
-        for name in DEMO_MODELS
+        evaluate_split(model, split, task="rating", k=experiment.k, progress=False)
+        for model in models
     ]
     console.print(
         results_table(results, ["mae", "rmse", f"ndcg@{experiment.k}"], title="known vs new diners")
     )
+    if report is not None:
+        from dayzero.evaluate.html_report import write_evaluation_report
+
+        with console.status("writing the evaluation report"):
+            path = write_evaluation_report(results, report, split, models, dataset=dataset)
+        console.print(
+            f"Evaluation report (CIs, constant and popularity references, warm-up curve, "
+            f"exposure): [bold]{path}[/bold]"
+        )
 
     new_users = split.segments["new_users"]
     user, support, _ = next(iter(new_users.tasks()))

@@ -239,6 +239,10 @@ def _evaluate_history(experiment, recommenders, data, seed, output, ci) -> None:
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the demo split.")] = 0,
+    report: Annotated[
+        Path,
+        typer.Option(help="Where the HTML evaluation report of the demo's baselines goes."),
+    ] = Path("dayzero-demo-report.html"),
     quiet: QuietOption = False,
     *,
     ctx: typer.Context,
@@ -248,7 +252,7 @@ def demo(
 
     ctx.with_resource(progress_scope(quiet))
 
-    run_demo(console, seed=seed)
+    run_demo(console, seed=seed, report=report)
 
 
 app.command("card")(card)
