@@ -83,9 +83,34 @@ def _serve_in_process(monkeypatch, *args: str):
 
 
 def test_fit_then_import_then_serve_answers_with_titles(fit_dir, tmp_path):
-    """The real server (`python -m dayzero.cli.serve --model-dir`) on the fit folder, after
-    `dayzero import` of the same files: known users, new profiles and item lookups, titled."""
+    """Issue 13's chain on three small CSV files: ``Dataset.from_files``, ``dayzero fit``
+    (the fixture), ``evaluate --report``, ``recommend --profile``, ``import``, then the real
+    server (`python -m dayzero.cli.serve --model-dir`) on the fit folder: known users, new
+    profiles and item lookups, titled."""
+    import json
+
+    from dayzero.core.schema import Dataset
     from tests.serve.conftest import API_KEY, Env, ServerProcess
+
+    files = [fit_dir / f"{name}.csv" for name in ("ratings", "items", "users")]
+    data = Dataset.from_files(*files)
+    assert (data.n_users, data.n_items, len(data.interactions)) == (6, 6, 14)
+    assert data.items.fields["genres"] == "multi" and data.users.fields["bio"] == "text"
+    report = tmp_path / "report.html"
+    evaluated = runner.invoke(
+        app, ["evaluate", *_files(fit_dir), "--protocol", "holdout", "--model", "popularity",
+              "--model", "content-knn", "--report", str(report), "--quiet"],
+    )  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    page = report.read_text()
+    assert "content-knn" in page and "popularity" in page and f"wrote {report}" in evaluated.output
+    profiled = runner.invoke(
+        app, ["recommend", "--model-dir", str(fit_dir / "model"), "--profile", "loves romance",
+              "-k", "3", "--json"],
+    )  # fmt: skip
+    assert profiled.exit_code == 0, profiled.output
+    answer = json.loads(profiled.stdout)
+    assert answer["new_user"] and all(r["title"] == TITLES[r["item"]] for r in answer["items"])
 
     store = tmp_path / "events.db"
     imported = runner.invoke(app, ["import", "--store", str(store), *_files(fit_dir), "--quiet"])
