@@ -489,19 +489,7 @@ def report(
         _fail(f"{out}: the folder {out.parent} does not exist; create it first", "--out")
     scorer, info = _load(model)
     table = _read(data, sep, fmt, encoding)
-    label = target or (info.target if info is not None else None)
-    if label is None:
-        _fail(
-            f"{model} has no stored target (it was not fitted by `dayzero risk fit`): name the "
-            f"label column of {data}; {_binary_hint(table.frame)}",
-            "--target",
-        )
-    if label not in table.frame.columns:
-        _fail(
-            f"{data} has no column {label!r} (the label the report measures); its columns: "
-            f"{list(table.frame.columns)}",
-            "--target" if target else "--data",
-        )
+    label = _label_column(model, info, table, data, target, "report")
     if cutoff is not None and approval_rate is not None:
         _fail("give --cutoff (a PD) or --approval-rate, not both", "--cutoff")
     audited = [c for c in dict.fromkeys(sensitive or []) if c not in scorer.columns_]
@@ -777,19 +765,7 @@ def audit(
         _fail(f"{model_dir} is not a folder; name a folder written by `dayzero risk fit`")
     scorer, info = _load(model_dir)
     table = _read(data, sep, fmt, encoding)
-    label = target or (info.target if info is not None else None)
-    if label is None:
-        _fail(
-            f"{model_dir} has no stored target: name the label column of {data}; "
-            f"{_binary_hint(table.frame)}",
-            "--target",
-        )
-    if label not in table.frame.columns:
-        _fail(
-            f"{data} has no column {label!r} (the label the audit measures); its columns: "
-            f"{list(table.frame.columns)}",
-            "--target" if target else "--data",
-        )
+    label = _label_column(model_dir, info, table, data, target, "audit")
     if label in scorer.columns_:
         _fail(f"{label!r} is a column the model scores, not a label", "--target")
     result = _fairness(
@@ -814,3 +790,24 @@ def audit(
     if write_to_model:
         path = result.save(model_dir)
         typer.echo(f"audit -> {path} (the model card shows it: dayzero card {model_dir})")
+
+
+def _label_column(
+    model: Path, info: Any, table: Any, data: Path, target: str | None, what: str
+) -> str:
+    """The label column a report or audit measures: ``--target``, else the model's stored
+    target; exits naming the fix when there is none or the data lacks it."""
+    label = target or (info.target if info is not None else None)
+    if label is None:
+        _fail(
+            f"{model} has no stored target (it was not fitted by `dayzero risk fit`): name the "
+            f"label column of {data}; {_binary_hint(table.frame)}",
+            "--target",
+        )
+    if label not in table.frame.columns:
+        _fail(
+            f"{data} has no column {label!r} (the label the {what} measures); its columns: "
+            f"{list(table.frame.columns)}",
+            "--target" if target else "--data",
+        )
+    return label
