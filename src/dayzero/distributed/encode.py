@@ -300,7 +300,7 @@ def encode_catalogue(
                 compute=ActorPoolStrategy(size=num_actors),
                 num_cpus=cpus_per_actor,
             )
-            vectors.write_parquet(str(out))
+            _write_in_order(vectors, out)
         finally:
             context.execution_options.preserve_order = order
     ids, matrix = read_vectors(out)
@@ -321,6 +321,31 @@ def encode_catalogue(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest
+
+
+def _write_in_order(vectors: Any, out: Path, rows_per_file: int = 1_000_000) -> None:
+    """Stream the encoded batches, in input order, into ``part-NNNNN.parquet`` files.
+
+    Ray Data's own ``write_parquet`` names its files by write task, not by block, so their
+    sorted names do not give the input order back; streaming through the driver does (one
+    batch in memory at a time).
+    """
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    writer, rows, part = None, 0, 0
+    try:
+        for batch in vectors.iter_batches(batch_format="pyarrow", batch_size=None):
+            if writer is not None and rows >= rows_per_file:
+                writer.close()
+                writer, rows, part = None, 0, part + 1
+            if writer is None:
+                writer = pq.ParquetWriter(out / f"part-{part:05d}.parquet", batch.schema)
+            writer.write_table(batch)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def read_vectors(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
