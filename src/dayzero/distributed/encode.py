@@ -300,18 +300,17 @@ def encode_catalogue(
                 compute=ActorPoolStrategy(size=num_actors),
                 num_cpus=cpus_per_actor,
             )
-            _write_in_order(vectors, out)
+            rows, dim = _write_in_order(vectors, out)
         finally:
             context.execution_options.preserve_order = order
-    ids, matrix = read_vectors(out)
     manifest = {
         "format": "dayzero-catalogue-vectors",
         "format_version": 1,
         "dayzero_version": dayzero_version(),
         "created": started.isoformat(timespec="seconds"),
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
-        "rows": len(ids),
-        "dim": int(matrix.shape[1]) if matrix.ndim == 2 else 0,
+        "rows": rows,
+        "dim": dim,
         "normalize": normalize,
         "encoder": asdict(spec),
         "id_column": id_column,
@@ -323,8 +322,9 @@ def encode_catalogue(
     return manifest
 
 
-def _write_in_order(vectors: Any, out: Path, rows_per_file: int = 1_000_000) -> None:
-    """Stream the encoded batches, in input order, into ``part-NNNNN.parquet`` files.
+def _write_in_order(vectors: Any, out: Path, rows_per_file: int = 1_000_000) -> tuple[int, int]:
+    """Stream the encoded batches, in input order, into ``part-NNNNN.parquet`` files; returns
+    ``(rows, dim)`` for the manifest (the files are not read back).
 
     Ray Data's own ``write_parquet`` names its files by write task, not by block, so their
     sorted names do not give the input order back; streaming through the driver does (one
@@ -333,7 +333,7 @@ def _write_in_order(vectors: Any, out: Path, rows_per_file: int = 1_000_000) -> 
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)
-    writer, rows, part = None, 0, 0
+    writer, rows, part, total, dim = None, 0, 0, 0, 0
     try:
         for batch in vectors.iter_batches(batch_format="pyarrow", batch_size=None):
             if writer is not None and rows >= rows_per_file:
@@ -343,9 +343,12 @@ def _write_in_order(vectors: Any, out: Path, rows_per_file: int = 1_000_000) -> 
                 writer = pq.ParquetWriter(out / f"part-{part:05d}.parquet", batch.schema)
             writer.write_table(batch)
             rows += batch.num_rows
+            total += batch.num_rows
+            dim = batch.schema.field(VECTOR_COLUMN).type.list_size
     finally:
         if writer is not None:
             writer.close()
+    return total, dim
 
 
 def read_vectors(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
