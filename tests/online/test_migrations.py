@@ -20,11 +20,11 @@ def _build(url: str, target: int) -> sa.Engine:
 
 def test_new_store_is_at_the_latest_version(store_url):
     with open_store(store_url) as store:
-        assert store.schema_version() == LATEST_VERSION == 3
+        assert store.schema_version() == LATEST_VERSION == 4
     engine, _ = _make_engine(store_url)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT version, description FROM schema_version").all()
-        assert [version for version, _ in sorted(rows)] == [1, 2, 3]
+        assert [version for version, _ in sorted(rows)] == [1, 2, 3, 4]
         # Reopening applies nothing.
         assert migrations.upgrade(conn) == []
     engine.dispose()
@@ -39,7 +39,7 @@ def test_code_tables_match_the_migrated_schema(store_url):
     indexed = {
         tuple(index["column_names"]) for index in inspector.get_indexes("events")
     }  # the two lookups the service does per request, and the time index of step 2
-    assert {("user",), ("item",), ("ts",), ("idempotency_key",)} <= indexed
+    assert {("user",), ("item",), ("ts",), ("idempotency_key",), ("user", "id")} <= indexed
     unique = {
         tuple(index["column_names"]) for index in inspector.get_indexes("events") if index["unique"]
     }
@@ -77,7 +77,7 @@ def test_upgrade_from_version_1_keeps_data(store_url):
     engine.dispose()
 
     with open_store(store_url) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == LATEST_VERSION
         (old,) = store.events()
         assert (old.user, old.item, old.value, old.context) == ("u1", "i1", 4.0, {"a": "é"})
         assert old.ts.isoformat() == "2024-05-01T12:30:15.123456+00:00"
@@ -90,6 +90,22 @@ def test_upgrade_from_version_1_keeps_data(store_url):
     engine.dispose()
     assert received[old.id] is None  # not known for events stored before step 2
     assert received[new_id] > 1_700_000_000 * 10**6
+
+
+def test_upgrade_from_version_3_adds_toplists_and_keeps_events(store_url):
+    engine = _build(store_url, target=3)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                'INSERT INTO events ("user", item, kind, value, ts, context) '
+                "VALUES ('u1', 'i1', 'rating', 4.0, 1714566615123456, '{}')"
+            )
+        )
+    engine.dispose()
+    with open_store(store_url) as store:
+        assert store.schema_version() == LATEST_VERSION
+        assert store.known_user_ids() == ["u1"] and store.count_toplists() == 0
+        assert store.get_toplist("v000001", "u1") is None
 
 
 def test_newer_schema_is_refused(store_url):

@@ -23,6 +23,7 @@ from dayzero.online.store import (
     EntityRecord,
     Event,
     StoreClosedError,
+    TopList,
     open_store,
 )
 
@@ -531,3 +532,74 @@ def test_plain_postgresql_url_uses_psycopg(postgres_url):
         store.append_events([_event(1)])
     with open_store(postgres_url) as store:
         assert store.count_events() == 1
+
+
+# --- precomputed top-K lists (schema step 4) ---------------------------------------------------
+
+
+def _toplist(user: str = "u1", version: str = "v000001", **changes) -> TopList:
+    values = dict(
+        version=version,
+        user=user,
+        items=["i2", "i3"],
+        scores=[0.75, 0.5],
+        vector=np.array([0.25, -1.5, 3.0], dtype=np.float32),
+        new_user=False,
+        event_mark=0,
+        user_mark=0,
+        item_mark=0,
+        k=10,
+    )
+    return TopList(**{**values, **changes})
+
+
+def test_toplists_round_trip_with_the_users_news(store):
+    store.append_events([Event(user="u1", item="i1"), Event(user="u2", item="i1")])
+    store.upsert_users([EntityRecord("u3", "a profile")])
+    assert store.known_user_ids() == ["u1", "u2", "u3"]
+    marks = dict(event_mark=store.last_event_id(), user_mark=store.last_seq("users"))
+    assert store.put_toplists([_toplist(**marks), _toplist("u3", **marks)]) == 2
+    got = store.get_toplist("v000001", "u1")
+    assert got.fresh and (got.last_event, got.profile_seq) == (1, 0)
+    assert got.toplist.items == ["i2", "i3"] and got.toplist.scores == [0.75, 0.5]
+    np.testing.assert_array_equal(got.toplist.vector, [0.25, -1.5, 3.0])
+    assert got.toplist.k == 10 and got.toplist.vector.dtype == np.float32
+    assert store.get_toplist("v000001", "u2") is None
+    assert store.get_toplist("v000002", "u1") is None
+    # News after the marks: an event of u1, a profile of u3; the other list stays fresh.
+    store.append_events([Event(user="u1", item="i9")])
+    store.upsert_users([EntityRecord("u3", "changed")])
+    assert not store.get_toplist("v000001", "u1").fresh
+    assert not store.get_toplist("v000001", "u3").fresh
+    # Replacing a list keeps one row per (version, user).
+    store.put_toplists([_toplist(items=["i4"], scores=[1.0], event_mark=3)])
+    assert store.get_toplist("v000001", "u1").toplist.items == ["i4"]
+    assert store.get_toplist("v000001", "u1").fresh
+    assert store.count_toplists() == 2 and store.has_toplists("v000001")
+
+
+def test_toplists_are_deleted_by_version(store):
+    store.put_toplists([_toplist(), _toplist(version="v2"), _toplist("u2", version="v3")])
+    assert store.delete_toplists(keep="v3") == 2
+    assert store.count_toplists() == store.count_toplists("v3") == 1
+    assert not store.has_toplists("v2")
+    assert store.delete_toplists() == 1 and store.count_toplists() == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"scores": [1.0]}, "2 items but 1 scores"),
+        ({"scores": [1.0, math.nan]}, "finite"),
+        ({"items": ["ok", "a/b"]}, r"toplists\[0\].items\[1\]"),
+        ({"k": 1}, "k=1 must be >= 1 and >= the 2 items"),
+        ({"event_mark": 1.5}, "event_mark must be an int"),
+        ({"user": ""}, r"toplists\[0\].user"),
+    ],
+)
+def test_bad_toplists_are_refused(sqlite_store, changes, message):
+    with pytest.raises(SchemaError, match=message):
+        sqlite_store.put_toplists([_toplist(**changes)])
+    with pytest.raises(SchemaError, match="must be a TopList"):
+        sqlite_store.put_toplists([{"user": "u1"}])
+    assert sqlite_store.count_toplists() == 0

@@ -28,6 +28,7 @@ from dayzero.cli.files import (
 from dayzero.cli.progress import QuietOption, progress_scope, with_progress
 from dayzero.cli.risk import risk_app
 from dayzero.cli.serve import serve
+from dayzero.cli.toplists import toplists
 from dayzero.cli.update import bootstrap, update
 
 app = typer.Typer(help="dayzero: cold-start recommendation and risk scoring.", no_args_is_help=True)
@@ -262,6 +263,7 @@ app.command("fit")(fit)
 app.command("recommend")(recommend)
 app.command("import")(import_files)
 app.command("encode")(encode)  # on Ray (cli/encode.py)
+app.command("toplists")(toplists)  # on Ray (cli/toplists.py)
 
 # Online commands, listed after the offline ones in `dayzero --help`.
 app.command("bootstrap")(bootstrap)

@@ -100,10 +100,41 @@ def _v3_idempotency_key(conn: Connection) -> None:
     sa.Index("ux_events_idempotency_key", events.c.idempotency_key, unique=True).create(conn)
 
 
+def _v4_toplists(conn: Connection) -> None:
+    # Precomputed top-K lists (dayzero.distributed.toplists), one row per (version, user). The
+    # marks say what the list was computed from: a list is served only while the user has no
+    # event after event_mark and no profile write after user_mark; items added after item_mark
+    # are merged in at read time with the stored query vector.
+    metadata = sa.MetaData()
+    sa.Table(
+        "toplists",
+        metadata,
+        sa.Column("version", sa.String(256), primary_key=True),
+        sa.Column("user", sa.String(256), primary_key=True),
+        sa.Column("items", sa.JSON, nullable=False),
+        sa.Column("scores", sa.JSON, nullable=False),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+        sa.Column("new_user", sa.Boolean, nullable=False),
+        sa.Column("event_mark", sa.BigInteger, nullable=False),
+        sa.Column("user_mark", sa.BigInteger, nullable=False),
+        sa.Column("item_mark", sa.BigInteger, nullable=False),
+        sa.Column("k", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
+    metadata.create_all(conn)
+    # A list's freshness check asks for a user's last event id: (user, id) answers it from the
+    # index alone, where (user) alone visits every event of that user.
+    events = sa.Table(
+        "events", sa.MetaData(), sa.Column("user", sa.String(256)), sa.Column("id", EVENT_ID)
+    )
+    sa.Index("ix_events_user_id", events.c.user, events.c.id).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "items, users and events tables", _v1_initial),
     Migration(2, "events.received_at column and an index on events(ts)", _v2_received_at),
     Migration(3, "events.idempotency_key column with a unique index", _v3_idempotency_key),
+    Migration(4, "toplists table and an index on events(user, id)", _v4_toplists),
 )
 LATEST_VERSION: int = MIGRATIONS[-1].version
 

@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -169,6 +170,65 @@ class Event:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True)
+class TopList:
+    """A precomputed top-K list of one user under one model version (schema step 4).
+
+    Parameters
+    ----------
+    version, user : str
+        The model version the list was ranked by, and the user.
+    items : list of str
+        Item ids, best first; the user's seen items are left out.
+    scores : list of float
+        Their scores (inner products with ``vector``), best first.
+    vector : ndarray of float32
+        The user's query vector: items added after ``item_mark`` are scored with it at read time.
+    new_user : bool
+        Whether the model served the user as brand-new (no trained profile).
+    event_mark, user_mark, item_mark : int
+        What the list saw: every event with ``id <= event_mark``, every profile write with
+        ``seq <= user_mark``, every item write with ``seq <= item_mark``.
+    k : int
+        The length asked for: a shorter list holds every item the user had not seen.
+    """
+
+    version: str
+    user: str
+    items: list[str]
+    scores: list[float]
+    vector: np.ndarray
+    new_user: bool
+    event_mark: int
+    user_mark: int
+    item_mark: int
+    k: int
+
+
+@dataclass(frozen=True)
+class StoredTopList:
+    """A :class:`TopList` as read back, with what the store has learnt about its user since.
+
+    Attributes
+    ----------
+    toplist : TopList
+    last_event : int
+        The user's largest event id now (0 with no event).
+    profile_seq : int
+        The ``seq`` of the user's profile record now (0 with no record).
+    """
+
+    toplist: TopList
+    last_event: int
+    profile_seq: int
+
+    @property
+    def fresh(self) -> bool:
+        """No event and no profile write of the user since the list was computed."""
+        t = self.toplist
+        return self.last_event <= t.event_mark and self.profile_seq <= t.user_mark
+
+
 class EventStore(ABC):
     """Users, items and an append-only event log.
 
@@ -261,6 +321,33 @@ class EventStore(ABC):
         """The database's schema version (see :mod:`dayzero.online.migrations`)."""
 
     @abstractmethod
+    def known_user_ids(self) -> list[str]:
+        """Every user with a profile record or an event, sorted."""
+
+    @abstractmethod
+    def put_toplists(self, toplists: Sequence[TopList]) -> int:
+        """Insert or replace lists (one per version and user) in one transaction; returns how
+        many were written."""
+
+    @abstractmethod
+    def get_toplist(self, version: str, user: str) -> StoredTopList | None:
+        """The user's list under ``version`` with their last event id and profile seq now (one
+        query), or None."""
+
+    @abstractmethod
+    def count_toplists(self, version: str | None = None) -> int:
+        """Stored lists, of one version or of all."""
+
+    def has_toplists(self, version: str) -> bool:
+        """Whether any list of ``version`` is stored."""
+        return self.count_toplists(version) > 0
+
+    @abstractmethod
+    def delete_toplists(self, version: str | None = None, keep: str | None = None) -> int:
+        """Delete the lists of ``version`` (all versions when None) except those of ``keep``;
+        returns how many were deleted."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections; the store cannot be used afterwards."""
 
@@ -271,7 +358,7 @@ class EventStore(ABC):
         self.close()
 
 
-def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Table]:
     """The schema at :data:`migrations.LATEST_VERSION` (a test checks they agree)."""
     metadata = sa.MetaData()
 
@@ -301,10 +388,25 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
         sa.Column("idempotency_key", sa.String(MAX_KEY_LENGTH), nullable=True),
         sqlite_autoincrement=True,
     )
-    return metadata, entity("items"), entity("users"), events
+    toplists = sa.Table(
+        "toplists",
+        metadata,
+        sa.Column("version", sa.String(MAX_ID_LENGTH), primary_key=True),
+        sa.Column("user", sa.String(MAX_ID_LENGTH), primary_key=True),
+        sa.Column("items", sa.JSON, nullable=False),
+        sa.Column("scores", sa.JSON, nullable=False),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+        sa.Column("new_user", sa.Boolean, nullable=False),
+        sa.Column("event_mark", sa.BigInteger, nullable=False),
+        sa.Column("user_mark", sa.BigInteger, nullable=False),
+        sa.Column("item_mark", sa.BigInteger, nullable=False),
+        sa.Column("k", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
+    return metadata, entity("items"), entity("users"), events, toplists
 
 
-METADATA, ITEMS, USERS, EVENTS = _tables()
+METADATA, ITEMS, USERS, EVENTS, TOPLISTS = _tables()
 
 # One writer per database per process, shared by every store object opened on it.
 _WRITER_LOCKS: dict[str, threading.Lock] = {}
@@ -511,6 +613,46 @@ def _event_row(event: Event, name: str, now: int) -> dict[str, Any]:
         "context": _check_object(event.context, f"{name}.context"),
         "received_at": now,
         "idempotency_key": key,
+    }
+
+
+_TOPLIST_VALUES = (
+    "items",
+    "scores",
+    "vector",
+    "new_user",
+    "event_mark",
+    "user_mark",
+    "item_mark",
+    "k",
+    "created_at",
+)
+
+
+def _toplist_row(toplist: Any, name: str, now: int) -> dict[str, Any]:
+    if not isinstance(toplist, TopList):
+        raise SchemaError(f"{name} must be a TopList, not {type(toplist).__name__}")
+    items = [_check_id(i, f"{name}.items[{n}]") for n, i in enumerate(toplist.items)]
+    scores = [float(x) for x in toplist.scores]
+    if len(scores) != len(items):
+        raise SchemaError(f"{name}: {len(items)} items but {len(scores)} scores; give one each")
+    if not all(math.isfinite(x) for x in scores):
+        raise SchemaError(f"{name}.scores: every score must be a finite number")
+    vector = np.asarray(toplist.vector, dtype="<f4").reshape(-1)
+    marks = {}
+    for mark in ("event_mark", "user_mark", "item_mark", "k"):
+        marks[mark] = _check_bound(getattr(toplist, mark), f"{name}.{mark}")
+    if marks["k"] < 1 or len(items) > marks["k"]:
+        raise SchemaError(f"{name}: k={marks['k']} must be >= 1 and >= the {len(items)} items")
+    return {
+        "version": _check_id(toplist.version, f"{name}.version"),
+        "user": _check_id(toplist.user, f"{name}.user"),
+        "items": items,
+        "scores": scores,
+        "vector": vector.tobytes(),
+        "new_user": bool(toplist.new_user),
+        **marks,
+        "created_at": now,
     }
 
 
@@ -795,6 +937,83 @@ class SqlEventStore(EventStore):
     def count_events(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar())
+
+    # -- precomputed lists --
+
+    def known_user_ids(self) -> list[str]:
+        union = sa.union(sa.select(USERS.c.id), sa.select(EVENTS.c.user)).subquery()
+        with self._read() as conn:
+            return sorted(conn.execute(sa.select(union.c[0])).scalars())
+
+    def put_toplists(self, toplists: Sequence[TopList]) -> int:
+        toplists = _check_batch(toplists, "toplists")
+        now = _micros(datetime.now(UTC))
+        latest = {}
+        for n, t in enumerate(toplists):
+            row = _toplist_row(t, f"toplists[{n}]", now)
+            latest[row["version"], row["user"]] = row
+        if not latest:
+            return 0
+        with self._write(TOPLISTS) as conn:
+            stmt = self._insert(TOPLISTS)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[TOPLISTS.c.version, TOPLISTS.c.user],
+                set_={c: stmt.excluded[c] for c in _TOPLIST_VALUES},
+            )
+            conn.execute(stmt, list(latest.values()))
+        return len(latest)
+
+    def get_toplist(self, version: str, user: str) -> StoredTopList | None:
+        _check_id(version, "version")
+        _check_id(user, "user")
+        last_event = (
+            sa.select(sa.func.coalesce(sa.func.max(EVENTS.c.id), 0))
+            .where(EVENTS.c.user == user)
+            .scalar_subquery()
+        )
+        profile = sa.select(USERS.c.seq).where(USERS.c.id == user).scalar_subquery()
+        columns = [TOPLISTS.c[c] for c in ("version", "user", *_TOPLIST_VALUES[:-1])]
+        stmt = sa.select(*columns, last_event, sa.func.coalesce(profile, 0)).where(
+            TOPLISTS.c.version == version, TOPLISTS.c.user == user
+        )
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        version_, user_, items, scores, vector, new_user, *marks, last, seq = row
+        toplist = TopList(
+            version_,
+            user_,
+            list(items),
+            [float(x) for x in scores],
+            np.frombuffer(vector, dtype="<f4").copy(),
+            bool(new_user),
+            *(int(m) for m in marks),
+        )
+        return StoredTopList(toplist, int(last), int(seq))
+
+    def count_toplists(self, version: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(TOPLISTS)
+        if version is not None:
+            stmt = stmt.where(TOPLISTS.c.version == _check_id(version, "version"))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar())
+
+    def has_toplists(self, version: str) -> bool:
+        found = sa.select(TOPLISTS.c.user).where(
+            TOPLISTS.c.version == _check_id(version, "version")
+        )
+        with self._read() as conn:
+            return conn.execute(found.limit(1)).first() is not None
+
+    def delete_toplists(self, version: str | None = None, keep: str | None = None) -> int:
+        stmt = sa.delete(TOPLISTS)
+        if version is not None:
+            stmt = stmt.where(TOPLISTS.c.version == _check_id(version, "version"))
+        if keep is not None:
+            stmt = stmt.where(TOPLISTS.c.version != _check_id(keep, "keep"))
+        with self._write(TOPLISTS) as conn:
+            return int(conn.execute(stmt).rowcount)
 
     def schema_version(self) -> int:
         with self._read() as conn:

@@ -33,6 +33,9 @@ class ServiceMetrics:
         ``dayzero_entities_upserted_total{kind}`` (kind = item | user).
     user_cache : Counter
         ``dayzero_user_cache_total{result}`` (hit | miss) of user-vector lookups.
+    toplists : Counter
+        ``dayzero_toplists_total{result}`` (hit | merged | absent | stale | short) of lookups of
+        precomputed top-K lists.
     index_size : Gauge
         ``dayzero_index_items``: live items in the served vector index.
     model : Gauge
@@ -66,6 +69,13 @@ class ServiceMetrics:
         self.user_cache = Counter(
             "dayzero_user_cache",
             "Known-user recommendation requests served from the user-vector cache or not.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.toplists = Counter(
+            "dayzero_toplists",
+            "Known-user requests answered from a precomputed top-K list (hit, merged) or not, "
+            "and why (absent, stale, short).",
             ["result"],
             registry=self.registry,
         )

@@ -18,6 +18,7 @@ Concurrency
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from dayzero.serve.metrics import ServiceMetrics
 
 from dayzero.online.registry import RegistryError
+from dayzero.serve.toplists import toplist_answer
 
 log = logging.getLogger("dayzero.serve")
 _thread = threading.local()
@@ -52,6 +54,8 @@ CATALOGUE_FOLDER = "catalogue"
 _MAX_LINEAGE = 1000  # parents followed to find a fine-tuned version's catalogue
 FOLD_CHUNK = 64
 _ITEM_LOG = 1024  # item additions the user cache remembers for in-flight requests
+_WRITE_LOG = 10_000  # item writes a version remembers (by seq) to merge into stored lists
+_TOPLIST_RECHECK = 30.0  # seconds between looks for lists of a version that had none
 # The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
 # bias terms, not the item's taste direction (see dayzero.online.serving).
 N_BIAS_COLUMNS = 3
@@ -82,6 +86,34 @@ class Served:
     loaded_ids: set[str] = field(default_factory=set)  # items the version was saved with
     known_users: set[str] = field(default_factory=set)  # users with a trained profile / ID
     catalogue: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # The latest store item writes folded in, by seq (ascending), and the seq below which
+    # they are forgotten: which items a stored top-K list (computed at some seq) has not seen.
+    write_seqs: list[int] = field(default_factory=list)
+    write_ids: list[str] = field(default_factory=list)
+    write_floor: int = 0
+    has_toplists: bool = False
+    toplists_checked: float = float("-inf")
+
+    def log_writes(self, records: Sequence[EntityRecord]) -> None:
+        """Remember item writes just folded in (their store ``seq``), the last few thousand."""
+        for record in sorted(records, key=lambda r: r.seq):
+            if self.write_seqs and record.seq < self.write_seqs[-1]:
+                at = bisect.bisect_right(self.write_seqs, record.seq)
+                self.write_seqs.insert(at, record.seq)
+                self.write_ids.insert(at, record.id)
+            else:
+                self.write_seqs.append(record.seq)
+                self.write_ids.append(record.id)
+        if len(self.write_seqs) > 2 * _WRITE_LOG:
+            cut = len(self.write_seqs) - _WRITE_LOG
+            self.write_floor = self.write_seqs[cut - 1]
+            del self.write_seqs[:cut], self.write_ids[:cut]
+
+    def items_written_after(self, seq: int) -> set[str] | None:
+        """Ids of the items written after store seq ``seq``; None when that is forgotten."""
+        if seq < self.write_floor:
+            return None
+        return set(self.write_ids[bisect.bisect_right(self.write_seqs, seq) :])
 
 
 @dataclass
@@ -230,6 +262,10 @@ class ServiceState:
     watch_store : bool, default False
         Call :meth:`sync_with_store` before every read: for several workers (processes, Ray
         Serve replicas) over one store, each seeing the others' writes in its next answer.
+    toplists : bool, default True
+        Serve a known user whose vector is not cached from their precomputed top-K list in the
+        store while it is fresh (:mod:`dayzero.serve.toplists`); versions without lists cost
+        one look every 30 s.
     """
 
     def __init__(
@@ -242,6 +278,7 @@ class ServiceState:
         risk_training: TrainingInfo | None = None,
         risk_dir: str | Path | None = None,
         watch_store: bool = False,
+        toplists: bool = True,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -260,6 +297,7 @@ class ServiceState:
         self._admin_lock = threading.Lock()
         #: Read before each answer when several processes share the store (watch_store).
         self.watch_store = watch_store
+        self.toplists = toplists
         self._sync_lock = threading.Lock()
         self._store_marks: tuple[int, int] | None = None  # (last event id, last user seq) seen
 
@@ -347,6 +385,7 @@ class ServiceState:
         fresh = [r for r in records if r.id not in served.loaded_ids or r.id not in index]
         self._fold_items(served, fresh, locked=False)
         served.item_seq = max((r.seq for r in records), default=0)
+        served.log_writes(records)
         return served
 
     @staticmethod
@@ -400,7 +439,20 @@ class ServiceState:
         self._fold_items(served, records, locked=True)
         if records:
             served.item_seq = max(served.item_seq, *(r.seq for r in records))
+            served.log_writes(records)
         return [r.id for r in records]
+
+    def catch_up_items(self) -> int:
+        """Fold in every item the store committed since the served version last looked; returns
+        the highest item seq now folded in (0 with no model)."""
+        with self._fold_lock:
+            served = self.served
+            if served is None:
+                return 0
+            added = self._catch_up(served)
+            if added:
+                self.user_cache.invalidate_items(added)
+            return served.item_seq
 
     def sync_with_store(self) -> None:
         """Take in what other processes committed to the store since the last call: fold in
@@ -438,6 +490,15 @@ class ServiceState:
         self.user_cache.clear()
         if self.metrics is not None:
             self.metrics.set_model(served.version, len(served.index))
+
+    def serve_version(self, version: str) -> None:
+        """Load and serve ``version`` without touching the registry's pointer (a batch job
+        ranking by a version that is not, or not yet, the current one)."""
+        with self._admin_lock:
+            served = self._load(version)
+            with self._fold_lock:
+                self._catch_up(served)
+                self._set_served(served)
 
     def promote(self, version: str) -> tuple[str, str | None]:
         """Load ``version``, swap it in, then make it the registry's current version.
@@ -521,15 +582,21 @@ class ServiceState:
         if self.metrics is not None:
             self.metrics.entities.labels("item").inc(len(records))
         stored = [_with_seq(r, s) for r, s in zip(records, seqs, strict=True)]
+        touched = [r.id for r in records]
         with self._fold_lock:
             served = self.served
-            if served is not None:
+            if served is not None and self.watch_store:
+                # Other workers may have committed items below these seqs that this one has
+                # not folded in yet: raising item_seq past them would skip them for good.
+                touched += self._catch_up(served)
+            elif served is not None:
                 self._fold_items(served, stored, locked=True)
                 served.item_seq = max(served.item_seq, *seqs)
-                if self.metrics is not None:
-                    self.metrics.index_size.set(len(served.index))
+                served.log_writes(stored)
+            if served is not None and self.metrics is not None:
+                self.metrics.index_size.set(len(served.index))
             # A user's history item may have just gained a vector: those users only.
-            self.user_cache.invalidate_items([r.id for r in records])
+            self.user_cache.invalidate_items(touched)
         return seqs
 
     def _fold_items(self, served: Served, records: Sequence[EntityRecord], locked: bool) -> None:
@@ -573,13 +640,40 @@ class ServiceState:
         entry = self.user_cache.get(user, served.version)
         if self.metrics is not None:
             self.metrics.user_cache.labels("miss" if entry is None else "hit").inc()
+        if entry is None and exclude_seen and self._lists_exist(served):
+            answer, outcome = toplist_answer(self, served, user, k)
+            if self.metrics is not None:
+                self.metrics.toplists.labels(outcome).inc()
+            if answer is not None:
+                return Recommended(*answer)
         if entry is None:
-            entry = self._user_entry(served, user)
+            entry = self.user_entry(served, user)
         exclude = entry.seen if exclude_seen else frozenset()
         ids, scores = served.index.search(entry.vector, k, exclude=exclude)
         return Recommended(ids, scores, entry.new_user)
 
-    def _user_entry(self, served: Served, user: str) -> _UserEntry:
+    def _lists_exist(self, served: Served) -> bool:
+        """Whether the store holds top-K lists of the served version (looked up at most every
+        30 s while it holds none)."""
+        if not self.toplists:
+            return False
+        if not served.has_toplists:
+            now = time.monotonic()
+            if now - served.toplists_checked >= _TOPLIST_RECHECK:
+                served.toplists_checked = now
+                served.has_toplists = self.store.has_toplists(served.version)
+        return served.has_toplists
+
+    def seen_items(self, served: Served, user: str, new_user: bool) -> set[str]:
+        """Items ``user`` has seen: every stored event, and the training history of a user the
+        model knows."""
+        seen = {e.item for e in self.store.events(user=user)}
+        if not new_user:
+            seen.update(str(i) for i in served.model.model.seen_items(user))
+        return seen
+
+    def user_entry(self, served: Served, user: str) -> _UserEntry:
+        """The user's query vector and seen items under ``served``, from the store (cached)."""
         token = self.user_cache.token(user)  # before reading the store: see UserVectorCache
         new_user = user not in served.known_users
         profile = None
