@@ -56,3 +56,14 @@ def test_without_watching_a_worker_keeps_its_cached_answer(env):
         assert reader.recommend_user("ub0", 3, exclude_seen=True).ids == first.ids  # cached (TTL)
     finally:
         writer.close(), reader.close()
+
+
+def test_a_watching_worker_that_writes_items_keeps_the_others_earlier_items(workers):
+    writer, watcher = workers
+    watcher.recommend_user("ub0", 3, exclude_seen=True)  # the watcher has synced once
+    writer.add_items([EntityRecord("from_other", f"{ACTION} other worker")])
+    # The watcher writes an item of its own (a higher seq) before any read: the other
+    # worker's item, committed below it, must not be skipped.
+    watcher.add_items([EntityRecord("own", f"{ACTION} own")])
+    assert {"from_other", "own"} <= set(watcher.served.index.ids())
+    assert watcher.served.item_seq == watcher.store.last_seq("items")
