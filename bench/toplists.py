@@ -88,6 +88,20 @@ def in_process(folder: Path, users: list[str], k: int) -> dict:
     return out
 
 
+def _table_bytes(db: Path) -> int:
+    """Pages of the toplists table and its primary-key index (SQLite dbstat, after a WAL
+    checkpoint)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (size,) = conn.execute(
+            "SELECT SUM(pgsize) FROM dbstat WHERE name = 'toplists' OR name IN "
+            "(SELECT name FROM sqlite_master WHERE tbl_name = 'toplists' AND type = 'index')"
+        ).fetchone()
+    return int(size)
+
+
 def serve(folder: Path, cache: Path, label: str, n: int, seed: int) -> dict:
     proc, url, startup = sl.start_server(
         folder, cache / f"toplists-{label}.log", "--user-cache-size", "0"
@@ -135,7 +149,9 @@ def main() -> None:
     batch = precompute_toplists(
         folder / "events.db", folder / "models", k=args.k, num_actors=1, progress=False
     )
-    print(f"batch: {batch['lists']:,} lists in {batch['seconds']:.1f} s", flush=True)
+    batch["table_bytes_per_list"] = _table_bytes(folder / "events.db") / batch["lists"]
+    print(f"batch: {batch['lists']:,} lists in {batch['seconds']:.1f} s, "
+          f"{batch['table_bytes_per_list']:,.0f} B a list", flush=True)  # fmt: skip
     lists_http = serve(folder, own, "toplist", args.requests, args.seed)
     print(f"lists over HTTP: p50 {lists_http['p50_ms']:.1f} ms p99 {lists_http['p99_ms']:.1f} "
           f"ms {lists_http['requests_per_s']:.0f} req/s", flush=True)  # fmt: skip

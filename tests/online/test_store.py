@@ -591,6 +591,8 @@ def test_toplists_are_deleted_by_version(store):
     [
         ({"scores": [1.0]}, "2 items but 1 scores"),
         ({"scores": [1.0, math.nan]}, "finite"),
+        ({"scores": [1.0, 1e39]}, "finite float32"),
+        ({"vector": np.array([0.0, np.inf])}, r"toplists\[0\].vector"),
         ({"items": ["ok", "a/b"]}, r"toplists\[0\].items\[1\]"),
         ({"k": 1}, "k=1 must be >= 1 and >= the 2 items"),
         ({"event_mark": 1.5}, "event_mark must be an int"),

@@ -112,7 +112,7 @@ def _v4_toplists(conn: Connection) -> None:
         sa.Column("version", sa.String(256), primary_key=True),
         sa.Column("user", sa.String(256), primary_key=True),
         sa.Column("items", sa.JSON, nullable=False),
-        sa.Column("scores", sa.JSON, nullable=False),
+        sa.Column("scores", sa.LargeBinary, nullable=False),
         sa.Column("vector", sa.LargeBinary, nullable=False),
         sa.Column("new_user", sa.Boolean, nullable=False),
         sa.Column("event_mark", sa.BigInteger, nullable=False),

@@ -181,7 +181,7 @@ class TopList:
     items : list of str
         Item ids, best first; the user's seen items are left out.
     scores : list of float
-        Their scores (inner products with ``vector``), best first.
+        Their scores (inner products with ``vector``), best first; stored as float32.
     vector : ndarray of float32
         The user's query vector: items added after ``item_mark`` are scored with it at read time.
     new_user : bool
@@ -394,7 +394,7 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Table]:
         sa.Column("version", sa.String(MAX_ID_LENGTH), primary_key=True),
         sa.Column("user", sa.String(MAX_ID_LENGTH), primary_key=True),
         sa.Column("items", sa.JSON, nullable=False),
-        sa.Column("scores", sa.JSON, nullable=False),
+        sa.Column("scores", sa.LargeBinary, nullable=False),
         sa.Column("vector", sa.LargeBinary, nullable=False),
         sa.Column("new_user", sa.Boolean, nullable=False),
         sa.Column("event_mark", sa.BigInteger, nullable=False),
@@ -616,6 +616,7 @@ def _event_row(event: Event, name: str, now: int) -> dict[str, Any]:
     }
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _TOPLIST_VALUES = (
     "items",
     "scores",
@@ -633,12 +634,14 @@ def _toplist_row(toplist: Any, name: str, now: int) -> dict[str, Any]:
     if not isinstance(toplist, TopList):
         raise SchemaError(f"{name} must be a TopList, not {type(toplist).__name__}")
     items = [_check_id(i, f"{name}.items[{n}]") for n, i in enumerate(toplist.items)]
-    scores = [float(x) for x in toplist.scores]
+    scores = np.asarray(toplist.scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(items):
         raise SchemaError(f"{name}: {len(items)} items but {len(scores)} scores; give one each")
-    if not all(math.isfinite(x) for x in scores):
-        raise SchemaError(f"{name}.scores: every score must be a finite number")
+    if not np.isfinite(scores).all() or np.abs(scores).max(initial=0) > _FLOAT32_MAX:
+        raise SchemaError(f"{name}.scores: every score must be a finite float32 number")
     vector = np.asarray(toplist.vector, dtype="<f4").reshape(-1)
+    if not vector.size or not np.isfinite(vector).all():
+        raise SchemaError(f"{name}.vector: give the user's query vector, finite numbers")
     marks = {}
     for mark in ("event_mark", "user_mark", "item_mark", "k"):
         marks[mark] = _check_bound(getattr(toplist, mark), f"{name}.{mark}")
@@ -648,7 +651,7 @@ def _toplist_row(toplist: Any, name: str, now: int) -> dict[str, Any]:
         "version": _check_id(toplist.version, f"{name}.version"),
         "user": _check_id(toplist.user, f"{name}.user"),
         "items": items,
-        "scores": scores,
+        "scores": scores.astype("<f4").tobytes(),  # 4 bytes a score: what the index returns
         "vector": vector.tobytes(),
         "new_user": bool(toplist.new_user),
         **marks,
@@ -992,7 +995,7 @@ class SqlEventStore(EventStore):
             version_,
             user_,
             list(items),
-            [float(x) for x in scores],
+            np.frombuffer(scores, dtype="<f4").astype(float).tolist(),
             np.frombuffer(vector, dtype="<f4").copy(),
             bool(new_user),
             *(int(m) for m in marks),
