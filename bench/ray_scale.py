@@ -59,7 +59,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -589,6 +591,69 @@ def _wait_ready(url: str, seconds: float = 120.0) -> None:
     raise RuntimeError(f"Ray Serve did not answer {url}/healthz in {seconds:g} s")
 
 
+def profile_serve(n_items: int, seconds: float, seed: int, top: int = 25) -> dict:
+    """Where ``dayzero serve --workers 2`` spends its GIL under the known-user load: py-spy
+    samples every worker process (stacks that hold the GIL only, 100 Hz, ``--nonblocking``
+    so that the workers are not paused) while the same client drives ``known_user``
+    requests. ``process_share`` is each worker's share of the samples."""
+    import collections
+
+    cache = serve_load._cache()
+    folder = serve_load.build_size(cache, serve_load.build_base(cache), n_items)
+    raw = cache / "ray-scale-profile.txt"
+    proc, url, _ = serve_load.start_server(
+        folder, cache / "ray-scale-profile.log", "--workers", "2"
+    )
+    try:
+        rng = np.random.default_rng(seed)
+        warm = serve_load.scenario_requests("known_user", 60, rng)
+        asyncio.run(serve_load._drive(url, warm, 8))
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+             "--subprocesses", "--nonblocking", "--gil", "--function", "--format", "raw",
+             "--duration", str(int(seconds)), "--output", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        time.sleep(1.0)  # py-spy attaches
+        served = 0
+        while spy.poll() is None:
+            requests = serve_load.scenario_requests("known_user", 400, rng)
+            asyncio.run(serve_load._drive(url, requests, 8))
+            served += len(requests)
+        spy.wait()
+    finally:
+        serve_load._stop(proc)
+    inclusive: collections.Counter = collections.Counter()
+    leaf: collections.Counter = collections.Counter()
+    by_process: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        # Each stack starts with the processes, 'process PID:"command line"' (the command
+        # line may hold ';'), the supervisor's first and the worker's next.
+        processes = re.findall(r'process (\d+):"[^"]*";', stack)
+        frames = re.sub(r'process \d+:"[^"]*";', "", stack).split(";")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        by_process[processes[-1] if processes else "?"] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        leaf[frames[-1]] += n
+    return {
+        "items": n_items,
+        "seconds": seconds,
+        "requests_during": served,
+        "samples": total,
+        "tool": "py-spy record --subprocesses --nonblocking --gil --function --format raw "
+        "(100 Hz; only stacks holding the GIL)",
+        "process_share": sorted((n / total for n in by_process.values()), reverse=True),
+        "inclusive_share": [[f, n / total] for f, n in inclusive.most_common(top)],
+        "self_share": [[f, n / total] for f, n in leaf.most_common(top)],
+    }
+
+
 # ---------------------------------------------------------------------- targets + report
 def verdicts(serve: dict) -> list[dict]:
     """Each serving target at 2 workers / replicas: measured, met, and by how much if not."""
@@ -730,6 +795,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=None)
     parser.add_argument("--parts", nargs="*", default=["encode", "train", "serve"])
     parser.add_argument("--no-ray-serve", action="store_true", help="Skip the Ray Serve runs.")
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=20.0,
+        help="py-spy profile of `serve --workers 2` under the known-user load after the serve "
+        "part (0: none).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes; writes no results.")
     parser.add_argument("--report", action="store_true", help="Print the markdown of the .json.")
@@ -773,6 +845,10 @@ def main() -> None:
                 sizes["items"], sizes["requests"], args.seed, not args.no_ray_serve
             )
             payload["verdicts"] = verdicts(payload["serve"])
+            if args.profile_seconds > 0:
+                payload["serve_profile"] = profile_serve(
+                    sizes["items"], args.profile_seconds, args.seed
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     payload["load_average_end"] = _load()
@@ -794,8 +870,6 @@ def _physical_cores() -> int | None:
 
 
 def _commit() -> str:
-    import subprocess
-
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
