@@ -12,6 +12,10 @@ class-balanced from the train part, seeds 0-4, ROC-AUC on the 200 test rows):
   3-fold CV on the k rows at k >= 16; the fixed ``SMALL_K_RULE`` at k = 4-8).
 - ``zero_prior_logreg``: the same classifier and features without the prior (plain L2 logistic
   regression, C by the same CV; C = 1 at k = 4-8).
+- ``*_pool``: the same two, given the train part's 800 applicants' columns without their labels
+  as ``X_unlabelled`` (numeric ranks, categories and the prior's centring from the lender's
+  applicant pool, not from the k rows alone). Not TabLLM's protocol (which sees k rows only);
+  the test part is never in the pool.
 
 Source tables: those whose columns carry a meaning a phrase can say, with the columns'
 documented descriptions and value labels (``LABELS``, ``VALUE_LABELS``). Left out before any run:
@@ -56,6 +60,15 @@ KS: tuple[int | str, ...] = (4, 8, 16, 32, 64, 128, 256, 512, "all")
 SEEDS = (0, 1, 2, 3, 4)
 SIM_KS = (4, 8)
 SIM_TEST_ROWS = 2000
+# Unlabelled rows of the pool variant's simulation: German credit's train part has 800.
+POOL_ROWS = 800
+# (row name, with the prior, with the train part's unlabelled columns as X_unlabelled).
+MODELS = (
+    ("prior_logreg", True, False),
+    ("zero_prior_logreg", False, False),
+    ("prior_logreg_pool", True, True),
+    ("zero_prior_logreg_pool", False, True),
+)
 
 _MONTHS = ["September", "August", "July", "June", "May", "April"]
 _PAY = {-2: "no consumption", -1: "paid in full", 0: "revolving credit used"}
@@ -201,13 +214,14 @@ def fit_prior(cache_dir: str | None):
     return prior, tables, time.perf_counter() - t0
 
 
-def simulate(prior, tables) -> dict:
-    """The small-k fixed rule's check on the source tables alone (see the module notes)."""
+def simulate(prior, tables, pool_rows: int = 0) -> dict:
+    """The small-k fixed rule's check on the source tables alone (see the module notes); with
+    ``pool_rows``, that many other unlabelled rows of the table are ``X_unlabelled``."""
     from dayzero.risk.metrics import roc_auc
     from dayzero.risk.prior import KSHOT_CS, KSHOT_SCALES, PriorLogisticRegression
 
     grid = [(c, s) for c in KSHOT_CS for s in KSHOT_SCALES]
-    out: dict = {"grid": {}, "zero_prior": {}, "zero_shot": {}}
+    out: dict = {"grid": {}, "zero_prior": {}, "zero_shot": {}, "pool_rows": pool_rows}
     for name, (X, y) in tables.items():
         X, y = X.reset_index(drop=True), np.asarray(y).astype(int)
         held = prior.leave_out(name)
@@ -215,15 +229,17 @@ def simulate(prior, tables) -> dict:
         for k in SIM_KS:
             for seed in SEEDS:
                 pick = _draw(y, k, seed)
-                rest = np.setdiff1d(np.arange(len(y)), pick)
-                test = np.sort(rng.choice(rest, size=min(SIM_TEST_ROWS, len(rest)), replace=False))
+                rest = rng.permutation(np.setdiff1d(np.arange(len(y)), pick))
+                test = np.sort(rest[: min(SIM_TEST_ROWS, len(rest) // 2)])
+                pool = X.iloc[rest[len(test) : len(test) + pool_rows]] if pool_rows else None
                 kw = {"labels": LABELS[name], "value_labels": VALUE_LABELS.get(name)}
                 for c, s in grid:
                     clf = PriorLogisticRegression(held, C=c, prior_scale=s, **kw)
-                    clf.fit(X.iloc[pick], y[pick])
+                    clf.fit(X.iloc[pick], y[pick], X_unlabelled=pool)
                     auc = roc_auc(y[test], clf.decision_function(X.iloc[test]))
                     out["grid"].setdefault(f"{k}|{c}|{s}", {})[f"{name}|{seed}"] = auc
-                zero = PriorLogisticRegression(None, C=1.0, **kw).fit(X.iloc[pick], y[pick])
+                zero = PriorLogisticRegression(None, C=1.0, **kw)
+                zero.fit(X.iloc[pick], y[pick], X_unlabelled=pool)
                 auc = roc_auc(y[test], zero.decision_function(X.iloc[test]))
                 out["zero_prior"].setdefault(str(k), {})[f"{name}|{seed}"] = auc
         score = held.decision_function(X.iloc[test], LABELS[name], VALUE_LABELS.get(name))
@@ -266,12 +282,13 @@ def german(prior, ks, seeds) -> dict:
     for k in ks:
         for seed in seeds:
             pick = train if k == "all" else train[_draw(y[train], int(k), seed)]
-            for name, p in (("prior_logreg", prior), ("zero_prior_logreg", None)):
+            for name, p, pool in MODELS:
                 t0 = time.perf_counter()
-                clf = PriorLogisticRegression(p, random_state=seed)
+                clf = PriorLogisticRegression(prior if p else None, random_state=seed)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    clf.fit(frame.iloc[pick], y[pick])
+                    unlabelled = frame.iloc[train] if pool else None
+                    clf.fit(frame.iloc[pick], y[pick], X_unlabelled=unlabelled)
                 auc = roc_auc(y[test], clf.decision_function(frame.iloc[test]))
                 cell = results.setdefault(name, {}).setdefault(
                     str(k), {"per_seed": [], "seeds": [], "chosen": [], "seconds": []}
@@ -312,7 +329,7 @@ def table(payload: dict) -> str:
     )
     res = payload["german"]
     zs = res["prior_zero_shot"]["0"]["mean"]
-    for name in ("prior_logreg", "zero_prior_logreg"):
+    for name, _, _ in MODELS:
         cells = []
         for k in ks:
             c = res.get(name, {}).get(k)
@@ -370,11 +387,9 @@ def main() -> None:
     payload["prior"]["loto_joint_effects"] = joint.loto_
     if args.simulate:
         payload["simulation"] = simulate(prior, tables)
-        print(
-            "simulation",
-            json.dumps(payload["simulation"]["summary"]),
-            payload["simulation"]["rule"],
-        )
+        payload["simulation_pool"] = simulate(prior, tables, pool_rows=POOL_ROWS)
+        for key in ("simulation", "simulation_pool"):
+            print(key, json.dumps(payload[key]["summary"]), payload[key]["rule"])
     if not args.no_german:
         ks = tuple(_k(k) for k in args.ks.split(","))
         payload["german"] = german(prior, ks, tuple(int(s) for s in args.seeds.split(",")))

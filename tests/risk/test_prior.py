@@ -198,3 +198,17 @@ def _auc(y, score) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, score))
+
+
+def test_unlabelled_rows_set_the_ranks_and_categories(prior):
+    X, y = _table(300, 3, seed=9)
+    pick = np.concatenate([np.flatnonzero(y == c)[:2] for c in (0, 1)])
+    alone = PriorLogisticRegression(prior).fit(X.iloc[pick], y[pick])
+    pooled = PriorLogisticRegression(prior).fit(X.iloc[pick], y[pick], X_unlabelled=X)
+    debt = "arrears amount"
+    assert len(alone.phraser_.sorted_[debt]) == 4 and len(pooled.phraser_.sorted_[debt]) == 304
+    ranks = pooled.phraser_.transform(X)[:, pooled.phraser_.phrases_.index(debt)]
+    assert len(np.unique(ranks)) == 300  # with 4 rows alone: at most 9 values (4 + 5 gaps)
+    assert len(np.unique(alone.phraser_.transform(X)[:, alone.phraser_.phrases_.index(debt)])) <= 9
+    with pytest.raises(TypeError, match="X_unlabelled"):
+        PriorLogisticRegression(prior).fit(X.iloc[pick], y[pick], X_unlabelled=X.to_numpy())

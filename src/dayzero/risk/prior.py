@@ -600,7 +600,8 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
         Inverse strength of the pull toward the prior; None: chosen by CV on the fit rows
         (``KSHOT_CS``), or :data:`SMALL_K_RULE` when a class has fewer than ``min_cv_class`` rows.
     prior_scale : float, optional
-        Multiplier of the prior weights; None: chosen with ``C`` (``KSHOT_SCALES``).
+        Multiplier of the prior weights; None: chosen with ``C`` (``KSHOT_SCALES``), or 1.0
+        when ``C`` is given.
     labels, value_labels : optional
         :class:`FieldPhrases`' parameters for the target table.
     cv : int, default 3
@@ -664,17 +665,39 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
             f"got {type(self.prior).__name__}"
         )
 
-    def _design(self, prior: TransferPrior | None, X: pd.DataFrame):
-        phraser = FieldPhrases(self.labels, self.value_labels).fit(X)
+    def _design(self, prior: TransferPrior | None, X: pd.DataFrame, pool: pd.DataFrame | None):
+        rows = X if pool is None else pd.concat([X, pool], ignore_index=True)
+        phraser = FieldPhrases(self.labels, self.value_labels).fit(rows)
         Z = phraser.transform(X)
-        w0 = prior.weights_for(phraser, X) if prior is not None else np.zeros(Z.shape[1])
+        w0 = prior.weights_for(phraser, rows) if prior is not None else np.zeros(Z.shape[1])
         return phraser, Z, w0
 
-    def fit(self, X: pd.DataFrame, y: Any) -> PriorLogisticRegression:
-        """Fit on the labelled rows ``X``, ``y`` (0/1, 1 = bad)."""
+    def fit(
+        self, X: pd.DataFrame, y: Any, X_unlabelled: pd.DataFrame | None = None
+    ) -> PriorLogisticRegression:
+        """Fit on the labelled rows ``X``, ``y`` (0/1, 1 = bad).
+
+        Parameters
+        ----------
+        X : DataFrame
+            The labelled applicants' columns.
+        y : array-like
+            Their labels.
+        X_unlabelled : DataFrame, optional
+            Applicants without a label (the lender's pool). Their columns only set the
+            numeric ranks' reference values, the categories known and the centring of the
+            prior's weights; no label is guessed for them. Without it, the k rows alone do
+            (with 4 rows, a rank takes at most 9 values).
+
+        Returns
+        -------
+        PriorLogisticRegression
+            ``self``.
+        """
         from sklearn.model_selection import StratifiedKFold
 
         X = _frame(X, "X").reset_index(drop=True)
+        pool = None if X_unlabelled is None else _frame(X_unlabelled, "X_unlabelled")
         y = np.asarray(y).ravel()
         self.classes_, y = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2 or len(y) != len(X):
@@ -704,7 +727,7 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
             )
             parts = []
             for train, test in folds.split(X, y):
-                phr, Zt, w0t = self._design(prior, X.iloc[train])
+                phr, Zt, w0t = self._design(prior, X.iloc[train], pool)
                 parts.append((Zt, y[train], w0t, phr.transform(X.iloc[test]), y[test]))
             scores = {}
             for c, s in grid:
@@ -716,7 +739,7 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
             C, scale = max(grid, key=lambda g: scores[g])  # first best: strongest prior on ties
             how = f"{folds.get_n_splits()}-fold CV AUC on the fit rows"
             self.cv_scores_ = {f"C={c},scale={s}": v for (c, s), v in scores.items()}
-        self.phraser_, Z, self.prior_weights_ = self._design(prior, X)
+        self.phraser_, Z, self.prior_weights_ = self._design(prior, X, pool)
         delta, self.intercept_ = _fit_offset_logistic(Z, y, scale * (Z @ self.prior_weights_), C)
         self.coef_ = scale * self.prior_weights_ + delta
         self.C_, self.prior_scale_, self.selection_ = float(C), float(scale), how
