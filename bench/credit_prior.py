@@ -274,9 +274,19 @@ def german(prior, ks, seeds) -> dict:
     frame = data.X[[*CATEGORICAL, *NUMERIC]].reset_index(drop=True)
     y = data.y.to_numpy().astype(int)
     train, test = train_test_split_stratified(y, test_size=0.2, seed=0)
+    zero_shot = prior.decision_function(frame.iloc[test])
+    rng = np.random.default_rng(0)
+    boot = []
+    for _ in range(1000):  # 95 % bootstrap interval over the 200 test rows
+        rows = rng.integers(0, len(test), len(test))
+        if len(np.unique(y[test][rows])) == 2:
+            boot.append(roc_auc(y[test][rows], zero_shot[rows]))
     results: dict = {
         "prior_zero_shot": {
-            "0": {"auc": roc_auc(y[test], prior.decision_function(frame.iloc[test]))}
+            "0": {
+                "auc": roc_auc(y[test], zero_shot),
+                "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+            }
         }
     }
     for k in ks:
