@@ -395,6 +395,8 @@ def main() -> None:
         tables, LABELS, VALUE_LABELS
     )
     payload["prior"]["loto_joint_effects"] = joint.loto_
+    bare = TransferPrior(cache_dir=args.cache_dir, rank_template="{}")
+    payload["prior"]["loto_bare_rank_label"] = bare.fit(tables, LABELS, VALUE_LABELS).loto_
     if args.simulate:
         payload["simulation"] = simulate(prior, tables)
         payload["simulation_pool"] = simulate(prior, tables, pool_rows=POOL_ROWS)
