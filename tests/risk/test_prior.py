@@ -244,3 +244,13 @@ def test_the_real_encoder_carries_meanings_to_new_words():
         ]
         gains.append(aucs[0] - aucs[1])
     assert np.mean(gains) > 0.03 and np.sum(np.asarray(gains) > 0) >= 7  # measured +.077, 8/10
+
+
+def test_refit_forgets_the_last_fits_weights():
+    tables = {f"source{w}": _table(300, w, seed=w) for w in range(2)}
+    prior = TransferPrior(encoder=ConceptEncoder()).fit(tables)
+    phraser = FieldPhrases().fit(_table(50, 3, seed=5)[0])
+    before = prior.weights_for(phraser)
+    flipped = {n: (X, 1 - y) for n, (X, y) in tables.items()}  # every effect reversed
+    after = prior.fit(flipped).weights_for(phraser)
+    assert np.corrcoef(before, after)[0, 1] < -0.9

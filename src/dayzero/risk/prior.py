@@ -353,6 +353,9 @@ class TransferPrior(BaseEstimator):
         if len(tables) < 2:
             raise ValueError(f"TransferPrior needs at least two source tables, got {len(tables)}")
         labels, value_labels = labels or {}, value_labels or {}
+        # A refit (or set_params) must not reuse the last fit's encoder or predicted weights.
+        for stale in ("_weight_cache", "_encoder_obj"):
+            self.__dict__.pop(stale, None)
         self.source_ = {}
         self._rows = {}
         for name, (X, y) in tables.items():
