@@ -9,7 +9,8 @@ vocabulary is the field phrase the row serialisation uses, encoded by a sentence
    is one indicator, ``"checking account status: < 0 DM"`` (``"label: value"``, value labels
    applied); a numeric column is one feature, its value's rank among the fitted rows in
    ``[-0.5, 0.5]`` (scale-free, so "higher" means the same in every table), phrased by its label
-   (``"duration in month"``); a missing numeric is an indicator ``"label: missing"``.
+   (``"duration in month"``, which the encoder reads as ``"higher duration in month"``); a
+   missing numeric is an indicator ``"label: missing"``.
 2. :class:`TransferPrior` measures each source feature's effect on default (by default its
    marginal effect: smoothed log-odds against the table's, or a one-feature logistic slope on
    the rank; ``effects="joint"`` takes an L2 logistic regression's coefficients instead),
@@ -27,8 +28,20 @@ vocabulary is the field phrase the row serialisation uses, encoded by a sentence
    ``min_cv_class`` rows, else from a fixed rule (:data:`SMALL_K_RULE`, chosen on the source
    tables' own k-shot simulation, never on a target).
 
-Nothing is pickled: :meth:`TransferPrior.save` writes ``dayzero.json`` + safetensors
-(:mod:`dayzero.core.artifact`); the encoder is saved by name and loaded from its own files.
+Use::
+
+    prior = TransferPrior().fit(
+        {"hmeq": (X_hmeq, y_hmeq), "credit-data": (X_cd, y_cd)},
+        labels={"hmeq": {"DEBTINC": "debt-to-income ratio"}, "credit-data": {}},
+    )
+    prior.save("credit-prior")
+    clf = PriorLogisticRegression("credit-prior").fit(X_k, y_k)  # the lender's k rows
+    pd_new = clf.predict_proba(X_new)[:, 1]
+
+``bench/credit_prior.py`` measures it on German credit (BENCHMARKS.md, "A transfer prior from
+other credit tables"). Nothing is pickled: :meth:`TransferPrior.save` writes ``dayzero.json``
++ safetensors (:mod:`dayzero.core.artifact`); the encoder is saved by name and loaded from its
+own files.
 """
 
 from __future__ import annotations
