@@ -254,3 +254,16 @@ def test_refit_forgets_the_last_fits_weights():
     flipped = {n: (X, 1 - y) for n, (X, y) in tables.items()}  # every effect reversed
     after = prior.fit(flipped).weights_for(phraser)
     assert np.corrcoef(before, after)[0, 1] < -0.9
+
+
+def test_contributions_add_up_and_name_the_driving_column(prior):
+    X, y = _table(200, 3, seed=11)
+    clf = PriorLogisticRegression(prior, C=1.0, prior_scale=1.0).fit(X, y)
+    contrib, base = clf.contributions(X)
+    assert list(contrib.columns) == list(X.columns) and contrib.index.equals(X.index)
+    np.testing.assert_allclose(contrib.sum(axis=1) + base, clf.decision_function(X), atol=1e-10)
+    late = X["payment record 3"] == "behind"
+    assert (contrib.loc[late, "payment record 3"] > 0).all()  # lateness raises the odds
+    assert (contrib.loc[~late, "payment record 3"] < 0).all()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PriorLogisticRegression(prior).contributions(X)

@@ -652,6 +652,9 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
     intercept_ : float
     C_, prior_scale_ : float
         The values used; ``selection_`` says how they were chosen.
+    feature_mean_ : ndarray
+        The features' mean over the fit rows (and ``X_unlabelled``): the reference applicant
+        of :meth:`contributions`.
     classes_ : ndarray
 
     Examples
@@ -774,8 +777,34 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
         delta, self.intercept_ = _fit_offset_logistic(Z, y, scale * (Z @ self.prior_weights_), C)
         self.coef_ = scale * self.prior_weights_ + delta
         self.C_, self.prior_scale_, self.selection_ = float(C), float(scale), how
+        reference = X if pool is None else pd.concat([X, pool], ignore_index=True)
+        self.feature_mean_ = self.phraser_.transform(reference).mean(axis=0)
         self.n_features_in_ = X.shape[1]
         return self
+
+    def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+        """Each column's share of each row's log-odds, against the average fitted applicant.
+
+        Returns
+        -------
+        contributions : DataFrame
+            ``(n, columns)``: coefficient times the feature's deviation from its mean over the
+            fit rows (and ``X_unlabelled``), summed over the column's features; positive raises
+            the odds of ``classes_[1]``.
+        base : float
+            The log-odds of the average applicant: ``contributions.sum(axis=1) + base`` is
+            :meth:`decision_function`.
+        """
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("this PriorLogisticRegression is not fitted: call fit(X, y)")
+        X = _frame(X, "X")
+        parts = (self.phraser_.transform(X) - self.feature_mean_) * self.coef_
+        columns = list(self.phraser_.columns_)
+        owner = np.array([columns.index(c) for c in self.phraser_.feature_column_])
+        out = np.zeros((len(X), len(columns)))
+        np.add.at(out.T, owner, parts.T)
+        base = float(self.intercept_ + self.feature_mean_ @ self.coef_)
+        return pd.DataFrame(out, index=X.index, columns=columns), base
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of ``classes_[1]``."""
