@@ -267,3 +267,28 @@ def test_contributions_add_up_and_name_the_driving_column(prior):
     assert (contrib.loc[~late, "payment record 3"] < 0).all()
     with pytest.raises(RuntimeError, match="not fitted"):
         PriorLogisticRegression(prior).contributions(X)
+
+
+def test_a_fitted_classifier_saves_and_scores_the_same(tmp_path, tiny_bert_dir):
+    tables = {f"source{w}": _table(200, w, seed=w) for w in range(2)}
+    prior = TransferPrior(encoder=str(tiny_bert_dir), alphas=(0.1,)).fit(tables)
+    X, y = _table(80, 2, seed=4)
+    X.loc[:5, "owed amount"] = np.nan  # a missing indicator to round-trip
+    labels = {"region": "home region"}
+    clf = PriorLogisticRegression(prior, value_labels={"region": {"north": "the north"}})
+    clf.set_params(labels=labels).fit(X.iloc[:40], y[:40])
+    folder = clf.save(tmp_path / "clf")
+    assert (folder / "prior" / "dayzero.json").is_file()
+    again = PriorLogisticRegression.load(folder)
+    np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+    assert again.phraser_.phrases_ == clf.phraser_.phrases_ and "home region: the north" in (
+        again.phraser_.phrases_
+    )
+    np.testing.assert_allclose(again.contributions(X)[0], clf.contributions(X)[0])
+    plain = PriorLogisticRegression(None, C=1.0).fit(X, y)
+    plain_again = PriorLogisticRegression.load(plain.save(tmp_path / "plain"))
+    assert plain_again.prior is None and not (tmp_path / "plain" / "prior").exists()
+    np.testing.assert_array_equal(plain_again.decision_function(X), plain.decision_function(X))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PriorLogisticRegression(prior).save(tmp_path / "nothing")

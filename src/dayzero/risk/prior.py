@@ -59,6 +59,7 @@ from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_a
 from dayzero.core.templates import format_value, humanize, is_missing
 
 ARTIFACT_KIND = "risk-prior"
+CLASSIFIER_KIND = "risk-prior-classifier"
 #: Ridge strengths compared by leave-one-table-out zero-shot AUC.
 PRIOR_ALPHAS = (0.01, 0.1, 1.0, 10.0)
 #: Source-table logistic regressions: inverse L2 strengths compared by 5-fold log-loss.
@@ -805,6 +806,91 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
         np.add.at(out.T, owner, parts.T)
         base = float(self.intercept_ + self.feature_mean_ @ self.coef_)
         return pd.DataFrame(out, index=X.index, columns=columns), base
+
+    # ---- save / load -----------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the fitted classifier into ``folder`` (``dayzero.json`` + safetensors), its
+        prior into ``folder/prior/``."""
+        import json
+
+        from dayzero.core.artifact import json_default
+
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("this PriorLogisticRegression is not fitted: call fit(X, y)")
+        folder = Path(folder)
+        prior = self._prior()
+        phraser = self.phraser_
+        params = {
+            "C": self.C,
+            "prior_scale": self.prior_scale,
+            "labels": dict(self.labels or {}),
+            "value_labels": {c: dict(v) for c, v in (self.value_labels or {}).items()},
+            "cv": self.cv,
+            "min_cv_class": self.min_cv_class,
+            "random_state": self.random_state,
+        }
+        state = {
+            "classes": np.asarray(self.classes_).tolist(),
+            "C": self.C_,
+            "prior_scale": self.prior_scale_,
+            "selection": self.selection_,
+            "intercept": self.intercept_,
+            "n_features_in": self.n_features_in_,
+            "has_prior": prior is not None,
+            "columns": phraser.columns_,
+            "feature_column": phraser.feature_column_,
+            "feature_kind": phraser.feature_kind_,
+            "phrases": phraser.phrases_,
+            "categories": phraser.categories_,
+            "ranked": list(phraser.sorted_),
+        }
+        params = json.loads(json.dumps(params, default=json_default))
+        state = json.loads(json.dumps(state, default=json_default))
+        arrays = {
+            "coef": self.coef_,
+            "prior_weights": self.prior_weights_,
+            "feature_mean": self.feature_mean_,
+        }
+        arrays |= {f"ranked.{i}": v for i, v in enumerate(phraser.sorted_.values())}
+        if prior is not None:
+            prior.save(folder / "prior")
+        return save_artifact(
+            folder, Artifact(CLASSIFIER_KIND, "prior-logistic-regression", params, state, arrays)
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PriorLogisticRegression:
+        """A classifier saved by :meth:`save`; scores as it did when saved."""
+        folder = Path(folder)
+        artifact = load_artifact(folder, CLASSIFIER_KIND)
+        state, arrays = artifact.state, artifact.arrays
+        try:
+            prior = TransferPrior.load(folder / "prior") if state["has_prior"] else None
+            model = cls(prior=prior, **artifact.params)
+            phraser = FieldPhrases(model.labels, model.value_labels)
+            phraser.columns_ = list(state["columns"])
+            phraser.feature_column_ = list(state["feature_column"])
+            phraser.feature_kind_ = list(state["feature_kind"])
+            phraser.phrases_ = list(state["phrases"])
+            phraser.categories_ = {c: list(v) for c, v in state["categories"].items()}
+            phraser.sorted_ = {
+                c: arrays[f"ranked.{i}"].astype(np.float64) for i, c in enumerate(state["ranked"])
+            }
+            model.phraser_ = phraser
+            model.classes_ = np.asarray(state["classes"])
+            model.C_, model.prior_scale_ = float(state["C"]), float(state["prior_scale"])
+            model.selection_ = str(state["selection"])
+            model.intercept_ = float(state["intercept"])
+            model.n_features_in_ = int(state["n_features_in"])
+            model.coef_ = arrays["coef"].astype(np.float64)
+            model.prior_weights_ = arrays["prior_weights"].astype(np.float64)
+            model.feature_mean_ = arrays["feature_mean"].astype(np.float64)
+        except KeyError as exc:
+            raise ArtifactError(
+                f"{folder}: the saved classifier lacks {exc}; save it again"
+            ) from None
+        return model
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of ``classes_[1]``."""
