@@ -782,6 +782,23 @@ def markdown(payload: dict) -> str:
         for v in payload["verdicts"]:
             miss = "yes" if v["met"] else f"no (off by {100 * v['miss_share']:.0f} %)"
             lines.append(f"| {v['server']} | {v['target']} | {v['measured']:.1f} | {miss} |")
+    prof = payload.get("serve_profile")
+    if prof:
+        shares = ", ".join(f"{100 * x:.0f} %" for x in prof["process_share"])
+        ours = [(f, x) for f, x in prof["inclusive_share"] if "dayzero/" in f or "sqlalchemy" in f][
+            :10
+        ]
+        lines += [
+            "",
+            f"**Profile** of `dayzero serve --workers 2` over {prof['items']:,} items under the "
+            f"known-user load ({prof['seconds']:g} s, {prof['requests_during']:,} requests; "
+            f"{prof['tool']}): {prof['samples']:,} samples, by process {shares}. The "
+            "dayzero and SQLAlchemy frames holding the GIL most (inclusive share of samples):",
+            "",
+            "| frame | share |",
+            "|---|---|",
+            *(f"| `{f}` | {100 * x:.1f} % |" for f, x in ours),
+        ]
     if payload.get("notes"):
         lines += ["", payload["notes"]]
     return "\n".join(lines) + "\n"
