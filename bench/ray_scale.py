@@ -16,9 +16,9 @@ Three parts, each run once, in this order:
   single-process ``TextEncoder.encode`` with 1 and with 2 torch threads (each in a fresh
   process), then :func:`dayzero.distributed.encode.encode_catalogue` from a Parquet file with 1
   and with 2 actors of 1 CPU (1 torch thread) each. The default is 20,000 texts, not the
-  issue's 100,000: at the ~150 texts/s of one MiniLM thread here, four runs over 100k texts
-  would take about 40 minutes of the shared 2 cores. Every vector is compared with the
-  single-process ones (max abs difference).
+  issue's 100,000: at the 59-152 texts/s the four runs reached here (results JSON), four
+  runs over 100k texts would take over an hour of the shared 2 cores. Every vector is
+  compared with the single-process ones (max abs difference).
 * ``train``: the frozen-MiniLM two-tower (retrieval head on, every default but the epochs) on
   the ML-1M training interactions of MeLU's states
   (:func:`~dayzero.evaluate.protocols.catalogue.melu_catalogue_split`; never its test users),
@@ -92,7 +92,8 @@ TARGETS = {
 }
 RERUN = "HF_HUB_OFFLINE=1 DAYZERO_DATA=../shared/data nice -n 5 python bench/ray_scale.py"
 QUICK = {"texts": 300, "epochs": 1, "items": 10_000, "requests": 200}
-# These fit in about 25 minutes of 2 shared cores (encode ~8, train ~8, serve ~6).
+# The committed run took 21 minutes on 2 shared cores at load 4.6-6 (encode 13.5, train 3,
+# serve and profile 4.5).
 DEFAULTS = {"texts": 20_000, "epochs": 8, "items": 100_000, "requests": 2_000}
 
 
