@@ -14,6 +14,10 @@ Two representations of an applicant:
     cross-validation on the training rows says they help** (``text_selection_`` records every
     fold's AUC and the decision). So the default is never worse than its tabular part on the
     folds, and with no free-text column it *is* the tabular model: no encoder is ever loaded.
+    With ``prior`` (a :class:`~dayzero.risk.prior.TransferPrior`: what other credit tables
+    taught, by field phrase) a third candidate joins LightGBM and the linear model, a
+    :class:`~dayzero.risk.prior.PriorLogisticRegression` on the same columns, kept by the same
+    fold AUC, and taken outright when a class has fewer rows than the ``cv`` folds need.
 ``representation="row-text"``
     TabLLM's serialisation: every row rendered as sentences ("The credit amount is 1,169.
     The purpose is car (new)."), encoded, then a head: ``"logistic"`` or ``"gbm"`` on the
@@ -107,6 +111,8 @@ AUTO_DEPTHS = (3, 6)  # max_depth="auto" chooses between these on the folds
 ARTIFACT_KIND = "risk-scorer"
 ENCODER_HEAD_DIR = "head"  # the fine-tuned encoder head: a text-classifier part
 SENTIMENT_DIR = "sentiment"  # the sentiment model: a text-classifier or text-regressor part
+PRIOR_MODEL_DIR = "prior_model"  # the chosen prior model: a risk-prior-classifier part
+PRIOR_DIR = "prior"  # the transfer prior, when given but not chosen: a risk-prior part
 REASON_COLUMNS = ["row", "rank", "field", "value", "contribution", "points", "unknown", "reason"]
 # The tabular model's defaults (the row-text gbm head keeps its own: 0.1, 100 rounds, 5 rows).
 TABULAR_LEARNING_RATE = 0.05
@@ -295,6 +301,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         higher (``tabular_model_``). With tens of labelled rows LightGBM cannot split (20 rows
         a leaf) and scores a constant; the linear model still learns. Never tried with
         ``monotonic``, which only the trees enforce.
+    prior : TransferPrior, str or Path, optional
+        Tabular path: a fitted :class:`~dayzero.risk.prior.TransferPrior` or the folder one
+        was saved to (read in ``fit``). Adds the candidate ``"prior"``: a
+        :class:`~dayzero.risk.prior.PriorLogisticRegression` on the numeric and categorical
+        columns (field phrases from ``labels``), its coefficients shrunk toward the prior's
+        weights; kept when its mean fold AUC is higher than the trees' and the linear model's,
+        and taken outright, without folds, when the smaller class has fewer than ``cv`` rows
+        (k = 4-8 labelled applicants; the prior model then uses its own fixed rule,
+        :data:`~dayzero.risk.prior.SMALL_K_RULE`). The prior model reads no free text. Not
+        with ``monotonic``.
     strategy : str, default "lora"
         ``head="encoder"``: the transfer strategy that fine-tunes the encoder (``"lora"``,
         ``"full"``, ``"top_k"``, ...; see :func:`~dayzero.text.adapters.strategy_config`).
@@ -353,9 +369,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     reference_ : dict
         Column -> the reference value of the row-text reason codes (median of a numeric, mode
         of a categorical, None for free text).
-    tabular_model_ : {"gbm", "linear"}
+    tabular_model_ : {"gbm", "linear", "prior"}
         Tabular path: the model kept on the folds (``depth_selection_["candidates"]`` holds
-        every candidate's fold AUCs, ``"linear"`` among them).
+        every candidate's fold AUCs, ``"linear"`` and ``"prior"`` among them;
+        ``depth_selection_["reason"]`` says when the prior model was taken outright).
+    prior_ : TransferPrior or None
+        The prior read from ``prior``.
     depth_, depth_selection_ : int or None, dict
         Tabular path: the tree depth used, and (``max_depth="auto"``) each candidate's fold
         AUCs, rounds and log-loss.
@@ -370,7 +389,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     head_ : GBMHead, LogisticRegression or TextClassifier
         The fitted model (:class:`~dayzero.risk.gbm.GBMHead` holds a LightGBM booster).
     n_iter_ : int
-        Boosting rounds (gbm), iterations (logistic) or epochs (``head="encoder"``).
+        Boosting rounds (gbm), iterations (logistic) or epochs (``head="encoder"``); 0 for the
+        prior model (its L-BFGS iterations are not kept).
 
     Notes
     -----
@@ -427,6 +447,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         random_state: int | None = None,
         n_jobs: int | None = None,
+        prior: Any = None,
     ) -> None:
         self.encoder = encoder
         self.representation = representation
@@ -462,6 +483,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.prior = prior
 
     # ---- scikit-learn API -------------------------------------------------------------------
 
@@ -571,6 +593,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         frame = self._validate(X)
         self._warn_unknown(frame)
         if self.representation_ == TABULAR:
+            if self.tabular_model_ == "prior":
+                return self._tabular_proba(self._prior_frame(frame))
             return self._tabular_proba(self._matrix(frame))
         self._check_truncation(self._texts(frame), fitting=False)
         return self._proba(self._inputs(frame))
@@ -649,11 +673,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         if self.representation_ == TABULAR:
             per_column, base = self._tabular_contributions(frame)
             attrs = {
-                "method": (
-                    "linear: coefficient x deviation from the training mean, log-odds of default"
-                    if self.tabular_model_ == "linear"
-                    else "TreeSHAP (LightGBM pred_contrib), log-odds of default"
-                ),
+                "method": {
+                    "linear": "linear: coefficient x deviation from the training mean, "
+                    "log-odds of default",
+                    "prior": "prior: coefficient (shrunk toward the transfer prior) x deviation "
+                    "from the training mean, log-odds of default",
+                }.get(self.tabular_model_, "TreeSHAP (LightGBM pred_contrib), log-odds of default"),
                 "text_selection": self.text_selection_,
                 "base_logit": base,
             }
@@ -699,6 +724,15 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 if self.tabular_model_ == "linear"
                 else f"LightGBM on {columns}, {self.n_iter_} rounds of depth {self.depth_}"
             )
+            if self.tabular_model_ == "prior":
+                model = (
+                    f"logistic regression shrunk toward a transfer prior from "
+                    f"{self.prior_.tables_} (C={self.head_.C_:g}, prior scale "
+                    f"{self.head_.prior_scale_:g}: {self.head_.selection_}) on {columns}; "
+                    + self.depth_selection_.get(
+                        "reason", "chosen over LightGBM and the linear model on the folds"
+                    )
+                )
             out["tabular_model"] = self.tabular_model_
             out["summary"] = f"{model}; " + self.text_selection_["reason"]
         else:
@@ -766,6 +800,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             list(params["text_columns"]) if params["text_columns"] is not None else None
         )
         params["cache_dir"] = None if self.cache_dir is None else str(self.cache_dir)
+        # A prior given by folder keeps its path (for the record); the prior itself is saved.
+        params["prior"] = str(self.prior) if isinstance(self.prior, str | Path) else None
         fields, values = split_labels(self.labels)
         params["labels"] = None if self.labels is None else {**fields, **values}
         state = {
@@ -789,7 +825,15 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         }
         tensors: dict[str, np.ndarray] = {}
         if self.representation_ == TABULAR:
-            state["head_state"] = self.head_.to_json()
+            prior = getattr(self, "prior_", None)
+            if self.tabular_model_ != "prior":
+                state["head_state"] = self.head_.to_json()
+            state["prior"] = (
+                PRIOR_MODEL_DIR
+                if self.tabular_model_ == "prior"
+                else (PRIOR_DIR if prior is not None else None)
+            )
+            state["prior_columns"] = getattr(self, "prior_columns_", None)
             state["text_selection"] = self.text_selection_
             state["depth"] = self.depth_
             state["depth_selection"] = self.depth_selection_
@@ -811,6 +855,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         save_artifact(folder, Artifact(ARTIFACT_KIND, self._head_kind(), params, state, tensors))
         if self._head_kind() == "encoder":
             self.head_.save(folder / ENCODER_HEAD_DIR)
+        if state.get("prior") == PRIOR_MODEL_DIR:
+            self.head_.save(folder / PRIOR_MODEL_DIR)  # with its prior, in prior_model/prior/
+        elif state.get("prior") == PRIOR_DIR:
+            self.prior_.save(folder / PRIOR_DIR)
         if sentiment_kind is not None:
             self.sentiment.save(folder / SENTIMENT_DIR)
         write_card(folder, self.card(params), fresh=True)
@@ -829,6 +877,13 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         selection: dict[str, Any] = {}
         if tabular_model:
             selection = {"depth": self.depth_selection_, "text columns": self.text_selection_}
+            if getattr(self, "prior_", None) is not None:
+                selection["prior"] = {
+                    "source tables": list(self.prior_.tables_),
+                    "encoder": str(self.prior_.encoder),
+                    "chosen": self.tabular_model_ == "prior",
+                    "leave-one-table-out": self.prior_.loto_.get("by_alpha"),
+                }
         uses_text = not tabular_model or bool(self.text_selection_["selected"])
         limitations = [
             "probabilities are calibrated on the training applicants: a population shift (the "
@@ -844,6 +899,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             )
         if self.truncation_:
             limitations.append(f"row texts were truncated for the encoder: {self.truncation_}")
+        if getattr(self, "prior_", None) is not None:
+            limitations.append(
+                f"a transfer prior learnt on other credit tables ({self.prior_.tables_}) "
+                + (
+                    "sets the model's starting weights: their portfolios' effects need not hold "
+                    "for these applicants"
+                    if self.tabular_model_ == "prior"
+                    else "was a candidate, not chosen"
+                )
+            )
         return ModelCard(
             kind=ARTIFACT_KIND,
             name=self._head_kind(),
@@ -901,12 +966,23 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             model.sentiment = _load_sentiment(state["sentiment"], folder / SENTIMENT_DIR)
         model.n_iter_ = int(state["n_iter"])
         if representation == TABULAR:
+            from dayzero.risk.prior import PriorLogisticRegression, TransferPrior
+
             model.tabular_model_ = state.get("tabular_model", "gbm")
-            model.head_ = (
-                LinearHead.from_json(state["head_state"])
-                if model.tabular_model_ == "linear"
-                else GBMHead.from_json(state["head_state"])
-            )
+            model.prior_, model.prior_columns_ = None, state.get("prior_columns")
+            if model.tabular_model_ == "prior":
+                model.head_ = PriorLogisticRegression.load(folder / PRIOR_MODEL_DIR)
+                model.prior_ = model.head_.prior
+            else:
+                model.head_ = (
+                    LinearHead.from_json(state["head_state"])
+                    if model.tabular_model_ == "linear"
+                    else GBMHead.from_json(state["head_state"])
+                )
+            if state.get("prior") == PRIOR_DIR:
+                model.prior_ = TransferPrior.load(folder / PRIOR_DIR)
+            if model.prior_ is not None:  # a refit reads the saved prior, not a path elsewhere
+                model.prior = model.prior_
             model.text_selection_ = state["text_selection"]
             model.depth_ = state.get("depth", AUTO_DEPTHS[0])
             model.depth_selection_ = state.get("depth_selection", {})
@@ -992,6 +1068,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"monotonic values must be +1 or -1, got {bad}")
         if self.sentiment is not None and representation == ROW_TEXT and not self.fusion:
             raise ValueError("sentiment needs fusion=True (the score is a tabular feature)")
+        if self.prior is not None and representation != TABULAR:
+            raise ValueError(
+                "prior is a candidate of the tabular model: drop head / fusion / "
+                "representation='row-text', or leave prior out"
+            )
+        if self.prior is not None and self.monotonic:
+            raise ValueError(
+                "prior and monotonic cannot be combined: the prior model is a logistic "
+                "regression that does not enforce monotone constraints; leave one out"
+            )
         split_labels(self.labels)
         self.scale  # noqa: B018 - validates base_score / base_odds / pdo early
 
@@ -1139,6 +1225,15 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 if block.shape[1]:
                     blocks[column] = block
         folds = self._folds(y01)
+        self.prior_ = self._resolve_prior()
+        self.prior_columns_ = [c for c in frame.columns if c in numeric or c in categorical]
+        if self.prior_ is not None and not self.prior_columns_:
+            raise ValueError(
+                f"prior needs numeric or categorical columns; X has free text only {text}: "
+                "leave prior out"
+            )
+        smaller = int(np.bincount(y01, minlength=2).min())
+        outright = self.prior_ is not None and (smaller < int(self.cv) or not folds)
         self.tabular_model_ = "gbm"
         self.depth_ = AUTO_DEPTHS[0] if self.max_depth == AUTO else self.max_depth
         self.depth_selection_: dict[str, Any] = {
@@ -1155,6 +1250,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     if self.linear and not self.monotonic
                     else ""
                 )
+                + (
+                    "; the prior model replaces either when its mean fold AUC is higher, and is "
+                    "taken outright when the smaller class has fewer rows than cv"
+                    if self.prior_ is not None
+                    else ""
+                )
             ),
         }
         selection: dict[str, Any] = {
@@ -1168,7 +1269,14 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             ),
             "candidates": {},
         }
-        if not folds:
+        if outright:
+            rounds, self.tabular_model_ = None, "prior"
+            self.depth_selection_["chosen"] = "prior"
+            selection["auc_tabular"], selection["folds"] = [], 0
+            selection["reason"] = "the prior model reads the tabular columns only" + (
+                f": text column(s) {list(text)} left out" if text else ""
+            )
+        elif not folds:
             rounds = self.max_iter or FALLBACK_ROUNDS
             selection["auc_tabular"] = []
             if self.text_selection == "always":
@@ -1209,6 +1317,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     plain, linear_c = linear, linear["C"]
                     self.tabular_model_ = "linear"
                     self.depth_selection_["chosen"] = "linear"
+            if self.prior_ is not None:
+                result = self._cross_validate_prior(frame, y01, folds)
+                self.depth_selection_["candidates"]["prior"] = {
+                    "auc": result["fold_auc"],
+                    "chosen": result["chosen"],
+                }
+                if np.mean(result["fold_auc"]) > np.mean(plain["fold_auc"]):
+                    plain, self.tabular_model_ = result, "prior"
+                    self.depth_selection_["chosen"] = "prior"
+                    blocks = {}  # the prior model reads no free text
             rounds = plain.get("rounds")
             selection["auc_tabular"] = plain["fold_auc"]
 
@@ -1241,6 +1359,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 selection["auc_selected"] = together["fold_auc"]
                 rounds = together.get("rounds")
             selection["reason"] = self._selection_reason(selection)
+            if self.tabular_model_ == "prior" and text:
+                selection["reason"] = (
+                    f"the prior model, chosen on the folds, reads the tabular columns only: "
+                    f"text column(s) {list(text)} left out"
+                )
         self.text_selection_ = selection
         for column in text:
             if column not in selection["selected"]:
@@ -1251,6 +1374,16 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             + categorical
             + [c for c in selection["selected"] for _ in range(blocks[c].shape[1])]
         )
+        if self.tabular_model_ == "prior":
+            self.head_ = self._prior_model().fit(frame[self.prior_columns_], y01)
+            self.n_iter_ = 0
+            if outright:
+                self.depth_selection_["reason"] = (
+                    f"the smaller class has {smaller} rows, fewer than the {self.cv} folds "
+                    f"need: the prior model taken outright, no fold AUC (C={self.head_.C_:g}, "
+                    f"prior scale {self.head_.prior_scale_:g}: {self.head_.selection_})"
+                )
+            return self
         if self.tabular_model_ == "linear":
             self.head_ = LinearHead(categorical_at, linear_c).fit(matrix, y01)
         else:
@@ -1258,6 +1391,65 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             self.head_ = fit_booster(matrix, y01, params, rounds, categorical_at)
         self.n_iter_ = int(self.head_.n_iter_)
         return self
+
+    def _resolve_prior(self) -> Any:
+        """``prior`` as a fitted TransferPrior (read from its folder), or None."""
+        if self.prior is None:
+            return None
+        from dayzero.core.artifact import ArtifactError
+        from dayzero.risk.prior import TransferPrior
+
+        if isinstance(self.prior, TransferPrior):
+            if not hasattr(self.prior, "coef_"):
+                raise ValueError(
+                    "prior is an unfitted TransferPrior: fit it on source tables first "
+                    "(TransferPrior().fit(tables)) or pass the folder TransferPrior.save wrote"
+                )
+            return self.prior
+        if isinstance(self.prior, str | Path):
+            try:
+                return TransferPrior.load(self.prior, cache_dir=self.cache_dir)
+            except ArtifactError as exc:
+                raise ArtifactError(
+                    f"prior={str(self.prior)!r} is not a saved TransferPrior ({exc}); pass the "
+                    "folder TransferPrior.save wrote (e.g. bench/credit_prior.py --save-prior), "
+                    "or a fitted TransferPrior"
+                ) from None
+        raise TypeError(
+            "prior must be a fitted TransferPrior or the folder of a saved one, got "
+            f"{type(self.prior).__name__}"
+        )
+
+    def _prior_model(self) -> Any:
+        """An unfitted PriorLogisticRegression on the fitted prior, with the scorer's labels."""
+        from dayzero.risk.prior import PriorLogisticRegression
+
+        fields, value_labels = split_labels(self.labels)
+        return PriorLogisticRegression(
+            self.prior_,
+            labels=fields or None,
+            value_labels=value_labels or None,
+            random_state=0 if self.random_state is None else self.random_state,
+        )
+
+    def _cross_validate_prior(
+        self, frame: pd.DataFrame, y01: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> dict[str, Any]:
+        """Fold AUCs of the prior model (each fold's own C and prior scale, chosen on its
+        training rows), on the folds the other candidates use."""
+        from sklearn.metrics import roc_auc_score
+
+        rows = frame[self.prior_columns_]
+        aucs, chosen = [], []
+        for train, valid in folds:
+            model = self._prior_model().fit(rows.iloc[train], y01[train])
+            aucs.append(float(roc_auc_score(y01[valid], model.decision_function(rows.iloc[valid]))))
+            chosen.append({"C": model.C_, "prior_scale": model.prior_scale_})
+        return {"fold_auc": aucs, "chosen": chosen}
+
+    def _prior_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The prior model's columns of validated rows (numerics as numbers, dates as days)."""
+        return frame[self.prior_columns_]
 
     @staticmethod
     def _selection_reason(selection: Mapping[str, Any]) -> str:
@@ -1338,7 +1530,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         return np.hstack([base, *blocks])
 
     def _tabular_proba(self, matrix: np.ndarray) -> np.ndarray:
-        p = self.head_.predict_proba(matrix, n_jobs=self.n_jobs)[:, 1]
+        if self.tabular_model_ == "prior":  # matrix: the prior model's frame
+            p = self.head_.predict_proba(matrix)[:, 1]
+        else:
+            p = self.head_.predict_proba(matrix, n_jobs=self.n_jobs)[:, 1]
         if not np.all(np.isfinite(p)):
             raise FloatingPointError("the model produced a non-finite probability; check input")
         proba = np.empty((len(p), 2))
@@ -1350,6 +1545,12 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         """Per row and column, the TreeSHAP log-odds of default; the base value."""
         from dayzero.risk.gbm import contributions
 
+        if self.tabular_model_ == "prior":
+            parts, base = self.head_.contributions(self._prior_frame(frame))
+            out = np.zeros((len(frame), len(self.columns_)))
+            for column in parts.columns:
+                out[:, self.columns_.index(column)] = parts[column].to_numpy()
+            return out, base
         if self.tabular_model_ == "linear":
             shap = self.head_.contributions(self._matrix(frame))
         else:
