@@ -364,3 +364,31 @@ def test_report_with_sensitive_columns_has_an_audit_section(files):
         "--sensitive", "colour",
     )  # fmt: skip
     assert "--sensitive:" in out and "'colour'" in out
+
+
+def test_fit_with_a_transfer_prior_and_a_folder_that_is_not_one(files, tiny_bert_dir):
+    from dayzero.risk.prior import TransferPrior
+
+    tables = {}
+    for seed in (5, 6):
+        frame = _applicants(150, seed)
+        tables[f"portfolio{seed}"] = (frame[["checking", "age"]], frame["default"])
+    TransferPrior(encoder=str(tiny_bert_dir), alphas=(0.1,)).fit(tables).save(files / "prior")
+    few = _applicants(120, 0).drop(columns=["id"])
+    few = pd.concat([few[few["default"] == c].head(3) for c in (0, 1)])
+    few.to_csv(files / "few.csv", index=False)
+    model, result = _fit(files, "few.csv", "--target", "default", "--prior", files / "prior")
+    assert f"prior={str(files / 'prior')!r}" in result.output
+    loaded = RiskScorer.load(model)
+    assert loaded.tabular_model_ == "prior"
+    assert "taken outright" in loaded.depth_selection_["reason"]
+    assert (model / "prior_model" / "prior" / "dayzero.json").is_file()
+    scores = files / "few-scores.csv"
+    result = _invoke("score", "--model", model, "--data", files / "new.csv", "--out", scores)
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(pd.read_csv(scores)["pd"]).all()
+    out = _failure(
+        "fit", "--data", files / "few.csv", "--target", "default", "--out", files / "m3",
+        "--prior", files,
+    )  # fmt: skip
+    assert out.startswith("Error: --prior: ") and "is not a saved transfer prior" in out

@@ -7,9 +7,10 @@
 
 One default everywhere: ``fit`` builds ``RiskScorer()`` with the library's defaults and changes
 only the parameters a flag names (``--head``, ``--fusion``, ``--text-column``, ``--labels``,
-``--param NAME=VALUE`` for any other). Files are CSV, TSV, semicolon-separated, Parquet or JSON
-Lines (:mod:`dayzero.cli.tabular`: by extension, the separator sniffed or ``--sep``); a file that
-cannot be used is an error naming the file, the line, the column and the fix, never a traceback.
+``--prior DIR`` for a saved transfer prior, ``--param NAME=VALUE`` for any other). Files are
+CSV, TSV, semicolon-separated, Parquet or JSON Lines (:mod:`dayzero.cli.tabular`: by extension,
+the separator sniffed or ``--sep``); a file that cannot be used is an error naming the file, the
+line, the column and the fix, never a traceback.
 
 ``fit`` saves the model (safetensors + JSON), ``training.json`` (the target column and the
 columns left out with ``--exclude``: :class:`dayzero.risk.target.TrainingInfo`) and the training
@@ -235,6 +236,13 @@ def fit(
         None
     ),
     random_state: Annotated[int | None, typer.Option(help="Seed of the scorer.")] = None,
+    prior: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of a saved transfer prior (TransferPrior.save): what other credit "
+            "tables taught, for a handful of labelled applicants (RiskScorer prior)."
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(help="Any other RiskScorer parameter, NAME=VALUE (JSON value; repeatable)."),
@@ -272,6 +280,18 @@ def fit(
     X = frame.drop(columns=[target, *left_out])
     if X.shape[1] == 0:
         _fail(f"{data} has no feature column left besides the target and --exclude")
+    if prior is not None:
+        from dayzero.core.artifact import ArtifactError
+        from dayzero.risk.prior import TransferPrior
+
+        try:
+            TransferPrior.load(prior)
+        except ArtifactError as exc:
+            _fail(
+                f"{prior} is not a saved transfer prior ({exc}); pass the folder that "
+                "TransferPrior.save wrote",
+                "--prior",
+            )
 
     known = RiskScorer().get_params()
     given = dict(_parse_param(p, known) for p in param or [])
@@ -285,6 +305,7 @@ def fit(
         "positive_label": None if positive_label is None else _as_label(positive_label, y),
         "C": c,
         "random_state": random_state,
+        "prior": None if prior is None else str(prior),
     }
     for name, value in flags.items():
         if value is None:
