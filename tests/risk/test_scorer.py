@@ -1037,3 +1037,20 @@ def test_prior_param_is_stored_as_given_and_checked_in_fit(transfer_prior, tmp_p
         RiskScorer(prior=transfer_prior, head="gbm").fit(X, y)
     with pytest.raises(ValueError, match="prior and monotonic"):
         RiskScorer(prior=transfer_prior, monotonic={"arrears amount": 1}).fit(X, y)
+
+
+def test_prior_model_reads_no_free_text(transfer_prior, monkeypatch):
+    X, y = _credit_table(40, 2, seed=12)
+    notes = [f"note {i} about the {w} family" for i, w in enumerate(np.resize(_FILLER, 40))]
+    X["note"] = notes
+    # cv=50: a class has fewer rows than the folds need, so the prior model is taken outright.
+    model = RiskScorer(
+        prior=transfer_prior, encoder=TINY, text_columns=["note"], text_components=2, cv=50
+    ).fit(X, y)
+    assert model.tabular_model_ == "prior" and "note" not in model.prior_columns_
+    assert model.text_selection_["reason"].endswith("text column(s) ['note'] left out")
+    _no_encoder(monkeypatch)  # scoring and reasons never reach the encoder
+    assert np.isfinite(model.predict_pd(X)).all()
+    assert "note" not in set(model.explain(X, top=5)["field"])
+    with pytest.raises(ValueError, match="prior needs numeric or categorical columns"):
+        RiskScorer(prior=transfer_prior, encoder=TINY, text_columns=["note"]).fit(X[["note"]], y)

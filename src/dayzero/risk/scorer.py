@@ -1211,6 +1211,13 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         self.reference_ = self._reference_values(frame)
         if self.sentiment is not None:
             self._sentiment_source()  # fails early when there is no text column to read
+        self.prior_ = self._resolve_prior()
+        self.prior_columns_ = [c for c in frame.columns if c in numeric or c in categorical]
+        if self.prior_ is not None and not self.prior_columns_:
+            raise ValueError(
+                f"prior needs numeric or categorical columns; X has free text only {text}: "
+                "leave prior out"
+            )
         y01 = (y_index == self._pd_column()).astype(int)
         base, _ = self._base_matrix(frame)
         categorical_at = list(range(len(numeric), len(numeric) + len(categorical)))
@@ -1225,13 +1232,6 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 if block.shape[1]:
                     blocks[column] = block
         folds = self._folds(y01)
-        self.prior_ = self._resolve_prior()
-        self.prior_columns_ = [c for c in frame.columns if c in numeric or c in categorical]
-        if self.prior_ is not None and not self.prior_columns_:
-            raise ValueError(
-                f"prior needs numeric or categorical columns; X has free text only {text}: "
-                "leave prior out"
-            )
         smaller = int(np.bincount(y01, minlength=2).min())
         outright = self.prior_ is not None and (smaller < int(self.cv) or not folds)
         self.tabular_model_ = "gbm"
