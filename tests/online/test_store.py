@@ -605,3 +605,16 @@ def test_bad_toplists_are_refused(sqlite_store, changes, message):
     with pytest.raises(SchemaError, match="must be a TopList"):
         sqlite_store.put_toplists([{"user": "u1"}])
     assert sqlite_store.count_toplists() == 0
+
+
+def test_marks_are_the_three_change_counters(store):
+    assert store.marks() == (0, 0, 0)
+    store.append_events([Event(user="u1", item="i1"), Event(user="u1", item="i2")])
+    store.upsert_users([EntityRecord("u1", "x")])
+    store.upsert_items([EntityRecord("i1", "y"), EntityRecord("i2", "z")])
+    assert store.marks() == (2, 1, 2)
+    assert store.marks() == (
+        store.last_event_id(),
+        store.last_seq("users"),
+        store.last_seq("items"),
+    )

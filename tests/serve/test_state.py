@@ -67,3 +67,27 @@ def test_a_watching_worker_that_writes_items_keeps_the_others_earlier_items(work
     watcher.add_items([EntityRecord("own", f"{ACTION} own")])
     assert {"from_other", "own"} <= set(watcher.served.index.ids())
     assert watcher.served.item_seq == watcher.store.last_seq("items")
+
+
+def test_titles_are_cached_until_their_item_is_written(workers, monkeypatch):
+    writer, watcher = workers
+    writer.add_items([EntityRecord("t1", "a film", {"title": "First Title"})])
+    reads: list[list[str]] = []
+    get_items = watcher.store.get_items
+
+    def counting(ids):
+        reads.append(list(ids))
+        return get_items(ids)
+
+    monkeypatch.setattr(watcher.store, "get_items", counting)
+    watcher.recommend_user("ub0", 3, exclude_seen=True)  # syncs: t1 is folded in
+    assert watcher.titles(["t1", "a0"]) == ["First Title", watcher.titles(["a0"])[0]]
+    assert reads == [["t1", "a0"]]  # one store read, then from the cache
+    assert watcher.titles(["t1"]) == ["First Title"] and len(reads) == 1
+    # A new title written through the other worker: taken in at the next read, read again.
+    writer.add_items([EntityRecord("t1", "a film", {"title": "Second Title"})])
+    watcher.recommend_user("ub0", 3, exclude_seen=True)
+    assert watcher.titles(["t1"]) == ["Second Title"] and reads[-1] == ["t1"]
+    # And through this worker.
+    watcher.add_items([EntityRecord("t1", "a film", {"title": "Third Title"})])
+    assert watcher.titles(["t1"]) == ["Third Title"]

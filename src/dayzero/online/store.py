@@ -312,6 +312,11 @@ class EventStore(ABC):
     def last_seq(self, table: Literal["items", "users"]) -> int:
         """The largest change counter of the items or the users, 0 when empty."""
 
+    def marks(self) -> tuple[int, int, int]:
+        """``(last_event_id(), last_seq("users"), last_seq("items"))``: what changed since a
+        reader last looked (one query in :class:`SqlEventStore`)."""
+        return self.last_event_id(), self.last_seq("users"), self.last_seq("items")
+
     @abstractmethod
     def count_events(self) -> int:
         """Number of stored events."""
@@ -943,6 +948,15 @@ class SqlEventStore(EventStore):
         with self._read() as conn:
             last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(EVENTS.c.id), 0)))
             return int(last.scalar())
+
+    def marks(self) -> tuple[int, int, int]:
+        def last(column: sa.Column) -> Any:
+            return sa.select(sa.func.coalesce(sa.func.max(column), 0)).scalar_subquery()
+
+        stmt = sa.select(last(EVENTS.c.id), last(USERS.c.seq), last(ITEMS.c.seq))
+        with self._read() as conn:
+            events, users, items = conn.execute(stmt).one()
+        return int(events), int(users), int(items)
 
     def count_events(self) -> int:
         with self._read() as conn:

@@ -239,6 +239,70 @@ class UserVectorCache:
             self._entries.clear()
 
 
+class TitleCache:
+    """Item titles read from the store, kept between requests.
+
+    An entry (a title, or "no record") is dropped when its item is folded in again (an item
+    write through this service, or one another worker committed, taken in by
+    :meth:`ServiceState.sync_with_store`) and after ``ttl`` seconds, the bound on staleness when
+    something else writes items to the store unwatched.
+
+    Parameters
+    ----------
+    size : int
+        Most items held (least recently used dropped first); 0 disables the cache.
+    ttl : float
+        Seconds an entry may be served.
+    """
+
+    def __init__(self, size: int = 200_000, ttl: float = 30.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._invalidated: dict[str, float] = {}  # item -> when it was last invalidated
+        self._lock = threading.Lock()
+
+    def get_many(self, ids: Sequence[str]) -> tuple[dict[str, str | None], list[str]]:
+        """The cached titles among ``ids`` and the ids to read from the store."""
+        found: dict[str, str | None] = {}
+        missing = []
+        now = time.monotonic()
+        with self._lock:
+            for item in ids:
+                entry = self._entries.get(item)
+                if entry is None or now - entry[1] > self.ttl:
+                    missing.append(item)
+                else:
+                    found[item] = entry[0]
+                    self._entries.move_to_end(item)
+        return found, missing
+
+    def put_many(self, titles: dict[str, str | None], since: float) -> None:
+        """Store titles read from the store after ``since`` (monotonic): an item invalidated
+        meanwhile is not stored, its read may predate the write."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            for item, title in titles.items():
+                if self._invalidated.get(item, -1.0) >= since:
+                    continue
+                self._entries[item] = (title, since)
+                self._entries.move_to_end(item)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            if len(self._invalidated) > 4 * max(self.size, 1):
+                cutoff = time.monotonic() - self.ttl
+                self._invalidated = {k: t for k, t in self._invalidated.items() if t >= cutoff}
+
+    def invalidate(self, ids: Sequence[str]) -> None:
+        """Items were written: read their titles from the store again."""
+        now = time.monotonic()
+        with self._lock:
+            for item in ids:
+                self._entries.pop(item, None)
+                self._invalidated[item] = now
+
+
 class ServiceState:
     """The store, the registry and the served model version of one running service.
 
@@ -288,6 +352,8 @@ class ServiceState:
         self.risk_dir = None if risk_dir is None else Path(risk_dir)
         self.metrics = metrics
         self.user_cache = user_cache if user_cache is not None else UserVectorCache()
+        #: Titles of store items between their writes (as long as user vectors may be cached).
+        self.title_cache = TitleCache(ttl=self.user_cache.ttl)
         self.served: Served | None = None
         #: Why the service serves another version than the registry's current one (or none).
         self.notice: str | None = None
@@ -460,15 +526,16 @@ class ServiceState:
         profiles, so that a write through any worker counts in this worker's next answer.
 
         Called before every read when the service runs as several workers over one store
-        (``ServeConfig.watch_store``): two indexed range reads that find nothing while
-        nobody writes.
+        (``ServeConfig.watch_store``): one query of the three change counters while nobody
+        writes, and range reads of what moved.
         """
         with self._sync_lock:
+            last_event, last_user, last_item = self.store.marks()  # one query when nothing moved
             if self._store_marks is None:  # first read: nothing cached yet to drop
-                self._store_marks = (self.store.last_event_id(), self.store.last_seq("users"))
+                self._store_marks = (last_event, last_user)
             events_seen, users_seen = self._store_marks
-            events = self.store.events(after=events_seen)
-            users = self.store.users(after_seq=users_seen)
+            events = self.store.events(after=events_seen) if last_event > events_seen else []
+            users = self.store.users(after_seq=users_seen) if last_user > users_seen else []
             changed = {e.user for e in events} | {u.id for u in users}
             if changed:
                 self.user_cache.invalidate(sorted(changed))
@@ -478,7 +545,7 @@ class ServiceState:
             )
             with self._fold_lock:
                 served = self.served
-                if served is not None:
+                if served is not None and last_item > served.item_seq:
                     added = self._catch_up(served)
                     if added:
                         self.user_cache.invalidate_items(added)
@@ -600,6 +667,7 @@ class ServiceState:
         return seqs
 
     def _fold_items(self, served: Served, records: Sequence[EntityRecord], locked: bool) -> None:
+        self.title_cache.invalidate([r.id for r in records])
         for start in range(0, len(records), FOLD_CHUNK):
             chunk = list(records[start : start + FOLD_CHUNK])
             if locked:
@@ -734,11 +802,21 @@ class ServiceState:
         served = served if served is not None else self.served
         catalogue = served.catalogue if served is not None else {}
         # A model fitted on files may hold ids the store would refuse (a "/"): no record.
-        records = self.store.get_items([i for i in dict.fromkeys(ids) if id_problem(i) is None])
+        known, missing = self.title_cache.get_many(
+            [i for i in dict.fromkeys(ids) if id_problem(i) is None]
+        )
+        if missing:
+            since = time.monotonic()
+            records = self.store.get_items(missing)
+            read = {}
+            for item in missing:
+                record = records.get(item)
+                read[item] = title_of(record.fields, record.text) if record is not None else None
+            self.title_cache.put_many(read, since)
+            known.update(read)
         out: list[str | None] = []
         for item in ids:
-            record = records.get(item)
-            title = title_of(record.fields, record.text) if record is not None else None
+            title = known.get(item)
             if title is None:
                 title = catalogue.get(item, (None, None))[0]
             out.append(title)
