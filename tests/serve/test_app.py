@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -52,7 +53,11 @@ def items_of(response) -> list[str]:
 
 # ---------------------------------------------------------------------- reads
 def test_health_and_model_info(client, menv):
-    assert client.get("/healthz").json() == {"status": "ok", "version": "v000001"}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "version": "v000001",
+        "process": os.getpid(),
+    }
     info = client.get("/v1/model").json()
     store = open_store(menv.store)
     try:
@@ -780,7 +785,7 @@ def test_a_corrupt_current_version_at_start_up_falls_back_to_the_newest_good_one
         info = c.get("/v1/model").json()
         assert info["version"] == good and info["metrics"] == {"mae": 0.45}
         assert damaged in info["notice"] and "model/weights.safetensors" in info["notice"]
-        assert c.get("/healthz").json() == {"status": "ok", "version": good}
+        assert c.get("/healthz").json() == {"status": "ok", "version": good, "process": os.getpid()}
         assert c.get("/v1/users/ua0/recommendations").status_code == 200
     assert registry.current() == damaged  # the operator decides; the service says what it did
 
@@ -875,7 +880,11 @@ def test_the_server_follows_a_promote_made_by_another_process(served_env, tmp_pa
 def test_without_a_promoted_version_reads_say_how_to_get_one(tmp_path):
     config = ServeConfig(store=tmp_path / "e.db", registry=tmp_path / "models", api_key=API_KEY)
     with TestClient(create_app(config), headers=KEY) as c:
-        assert c.get("/healthz").json() == {"status": "no-model", "version": None}
+        assert c.get("/healthz").json() == {
+            "status": "no-model",
+            "version": None,
+            "process": os.getpid(),
+        }
         response = c.get("/v1/users/u/recommendations")
         assert response.status_code == 503 and "dayzero update" in response.json()["detail"]
         assert c.get("/v1/model").json()["version"] is None

@@ -106,7 +106,8 @@ def test_serve_bootstraps_the_demo_on_a_fresh_machine(tmp_path):
         server.start(timeout=900),
         httpx.Client(base_url=server.url, timeout=60.0, headers=KEY) as http,
     ):
-        assert http.get("/healthz").json() == {"status": "ok", "version": "v000001"}
+        health = http.get("/healthz").json()
+        assert health == {"status": "ok", "version": "v000001", "process": server.proc.pid}
         body = http.post("/v1/recommendations", json={"profile": NEW_DINER, "k": 5}).json()
         assert len(body["items"]) == 5
 

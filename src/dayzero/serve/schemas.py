@@ -407,6 +407,7 @@ class AdminOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "no-model"]
     version: str | None
+    process: int = Field(description="The answering process id (one of several workers).")
 
 
 class ErrorOut(BaseModel):

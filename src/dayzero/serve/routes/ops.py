@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -18,6 +20,7 @@ def healthz(svc: Service) -> s.Health:
     return s.Health(
         status="ok" if served is not None else "no-model",
         version=served.version if served is not None else None,
+        process=os.getpid(),
     )
 
 
