@@ -488,9 +488,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     # ---- scikit-learn API -------------------------------------------------------------------
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters. ``deep`` changes nothing: the only estimator-like parameter,
-        ``sentiment``, is a pretrained component whose own parameters are not the scorer's
-        (``set_params(sentiment__...)`` would change the caller's fitted model in place).
+        """Constructor parameters. ``deep`` changes nothing: the estimator-like parameters,
+        ``sentiment`` and ``prior``, are pretrained components whose own parameters are not the
+        scorer's (``set_params(sentiment__...)`` would change the caller's fitted model in
+        place; ``clone`` keeps a fitted ``TransferPrior`` as it is).
 
         Parameters
         ----------
