@@ -532,12 +532,32 @@ def run_serve(n_items: int, total: int, seed: int, ray_serve: bool) -> dict:
         log = cache / f"ray-scale-server-{workers}.log"
         proc, url, startup = serve_load.start_server(folder, log, "--workers", str(workers))
         try:
+            # /healthz answers once one worker is up; the load's keep-alive connections must
+            # not all go to it while the other still loads the version.
+            startup += _wait_workers(url, workers)
             row = {"kind": "dayzero serve (uvicorn)", "workers": workers, "startup_s": startup}
             row.update(_scenarios(url, total, seed, lambda pid=proc.pid: _uvicorn_cpu(pid)))
         finally:
             serve_load._stop(proc)
         out["runs"].append(row)
         _print_serve(row)
+    # Known users answered from top-K lists stored by `dayzero toplists` (issue 15, item 4).
+    from dayzero.distributed.toplists import precompute_toplists
+
+    out["toplists"] = precompute_toplists(
+        folder / "events.db", folder / "models", k=100, num_actors=1, progress=False
+    )
+    log = cache / "ray-scale-server-2-toplists.log"
+    proc, url, startup = serve_load.start_server(folder, log, "--workers", "2")
+    try:
+        startup += _wait_workers(url, 2)
+        row = {"kind": "dayzero serve (uvicorn), top-K lists stored", "workers": 2}
+        row["startup_s"] = startup
+        row.update(_scenarios(url, total, seed, lambda pid=proc.pid: _uvicorn_cpu(pid)))
+    finally:
+        serve_load._stop(proc)
+    out["runs"].append(row)
+    _print_serve(row)
     if ray_serve:
         out["runs"] += run_ray_serve(folder, total, seed)
     out["load_average_end"] = _load()
@@ -576,6 +596,21 @@ def run_ray_serve(folder: Path, total: int, seed: int) -> list[dict]:
     finally:
         ray.shutdown()
     return rows
+
+
+def _wait_workers(url: str, workers: int, seconds: float = 300.0) -> float:
+    """Seconds until ``workers`` different processes have answered ``/healthz``."""
+    import httpx
+
+    started = time.perf_counter()
+    seen: set[int] = set()
+    while len(seen) < workers:
+        if time.perf_counter() - started > seconds:
+            raise RuntimeError(f"only {len(seen)} of {workers} workers answered in {seconds:g} s")
+        with httpx.Client(timeout=10) as fresh:  # a new connection each time
+            seen.add(fresh.get(f"{url}/healthz").json()["process"])
+        time.sleep(0.05)
+    return time.perf_counter() - started
 
 
 def _wait_ready(url: str, seconds: float = 120.0) -> None:
@@ -871,6 +906,27 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     payload["load_average_end"] = _load()
     payload["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    earlier = RESULTS / f"{NAME}.json"
+    if not args.quick and earlier.exists():  # the parts not rerun stay, marked as earlier
+        previous = json.loads(earlier.read_text())
+        kept = {
+            "encode": ("encode",),
+            "train": ("train", "ray_cluster_start_s"),
+            "serve": ("serve", "verdicts", "serve_profile"),
+        }
+        for part, keys in kept.items():
+            if part not in args.parts and part in previous:
+                for key in keys:
+                    if key in previous:
+                        payload[key] = previous[key]
+                payload.setdefault("earlier_parts", {})[part] = {
+                    "started": previous.get("earlier_parts", {})
+                    .get(part, {})
+                    .get("started", previous.get("started")),
+                    "commit": previous.get("earlier_parts", {})
+                    .get(part, {})
+                    .get("commit", previous.get("commit")),
+                }
     if args.quick:
         print(markdown(payload))
         return
