@@ -135,3 +135,10 @@ def test_two_workers_each_answer_with_the_others_writes(env, tmp_path):
             assert answer.status_code == 200 and answer.json()["served"], server.log_text()
             listed = ask("/v1/users/ub1/recommendations", k=3).json()
             assert not set(seen) & {r["item"] for r in listed["items"]}
+        # Each worker listens on its own socket (dayzero.serve.workers): once both are up, fresh
+        # connections reach both (all of 40 on one: a chance of 2 in 2**40).
+        deadline = time.monotonic() + 120
+        while len({ask("/healthz").json()["process"] for _ in range(8)}) < 2:
+            assert time.monotonic() < deadline, server.log_text()
+        answered = [ask("/healthz").json()["process"] for _ in range(40)]
+        assert len(set(answered)) == 2, answered

@@ -18,7 +18,9 @@ the model (``dayzero update`` fine-tunes on later ones). Starting again with the
 publishes nothing: the registry's current version is served when it is that fit or an update of
 it, else that fit's version is promoted again.
 
-``--workers N`` runs N uvicorn worker processes (one GIL each) over the same store and registry:
+``--workers N`` runs N uvicorn worker processes (one GIL each, each with its own socket on the
+port so that the kernel spreads the connections; one that dies is replaced:
+:mod:`dayzero.serve.workers`) over the same store and registry:
 each reads the store's new items, events and profiles before every answer (so a write through
 any worker counts in every worker's next answer) and follows the registry's current pointer
 (``--follow-every``: a promotion reaches every worker within that time, while each keeps
@@ -202,9 +204,20 @@ def serve(
         uvicorn.run(create_app(config), host=host, port=port, workers=1, log_level=log_level)
         return
     from dayzero.serve.app import CONFIG_ENV
+    from dayzero.serve.workers import reuse_port_supported, run_workers
 
     # Worker processes build their own app from the environment (uvicorn needs an import path).
     os.environ[CONFIG_ENV] = config.to_json()
+    if reuse_port_supported():  # a socket per worker: the kernel spreads the connections
+        try:
+            run_workers(workers, host, port, log_level, {CONFIG_ENV: config.to_json()})
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--port") from None
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot bind {host}:{port}: {exc}", param_hint="--port"
+            ) from None
+        return
     uvicorn.run(
         "dayzero.serve.app:app_from_environment",
         factory=True,
