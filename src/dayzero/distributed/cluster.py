@@ -85,4 +85,19 @@ def ray_cluster(
             ray.shutdown()
 
 
-__all__ = ["RAY_EXTRA", "RayNotInstalledError", "ray_cluster", "require_ray"]
+def check_actor_pool(ray: Any, num_actors: int, cpus_per_actor: float, tasks: str) -> None:
+    """Refuse an actor pool that leaves the cluster no CPU for Ray Data's own ``tasks``.
+
+    Ray Data schedules its read and write tasks on CPUs too; a pool that reserves them all makes
+    it wait for ever instead of failing.
+    """
+    total = float(ray.cluster_resources().get("CPU", 0))
+    if num_actors * cpus_per_actor > total - 1:
+        raise ValueError(
+            f"{num_actors} actors x {cpus_per_actor} CPU leave less than one of the cluster's "
+            f"{total:g} CPUs to {tasks} (Ray would wait for ever); lower num_actors or "
+            "cpus_per_actor (fractions such as 0.5 are allowed)"
+        )
+
+
+__all__ = ["RAY_EXTRA", "RayNotInstalledError", "check_actor_pool", "ray_cluster", "require_ray"]

@@ -25,7 +25,7 @@ import pandas as pd
 
 from dayzero.core.artifact import CONFIG_FILE, dayzero_version
 from dayzero.core.templates import Template
-from dayzero.distributed.cluster import ray_cluster
+from dayzero.distributed.cluster import check_actor_pool, ray_cluster
 
 MANIFEST = "vectors.json"
 ID_COLUMN = "id"
@@ -269,13 +269,7 @@ def encode_catalogue(
     with ray_cluster(address, num_cpus=None, progress=progress) as ray:
         from ray.data import ActorPoolStrategy
 
-        total = float(ray.cluster_resources().get("CPU", 0))
-        if num_actors * cpus_per_actor > total - 1:
-            raise ValueError(
-                f"{num_actors} actors x {cpus_per_actor} CPU leave less than one of the "
-                f"cluster's {total:g} CPUs to read and write the files (Ray would wait for "
-                "ever); lower num_actors or cpus_per_actor (fractions such as 0.5 are allowed)"
-            )
+        check_actor_pool(ray, num_actors, cpus_per_actor, "read and write the files")
 
         context = ray.data.DataContext.get_current()
         order = context.execution_options.preserve_order

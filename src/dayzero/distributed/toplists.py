@@ -15,11 +15,13 @@ must be reachable from every node (a PostgreSQL URL; a registry folder on shared
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dayzero.distributed.cluster import ray_cluster
+from dayzero.distributed.cluster import check_actor_pool, ray_cluster
+from dayzero.online.store import TopList
 
 WRITE_BATCH = 1_000  # lists per store transaction
 
@@ -54,18 +56,7 @@ class _RankUsers:
         return columns
 
 
-_COLUMNS = (
-    "version",
-    "user",
-    "items",
-    "scores",
-    "vector",
-    "new_user",
-    "event_mark",
-    "user_mark",
-    "item_mark",
-    "k",
-)
+_COLUMNS = tuple(f.name for f in fields(TopList))
 
 
 def precompute_toplists(
@@ -116,7 +107,7 @@ def precompute_toplists(
         ``users_per_second``.
     """
     from dayzero.online.registry import ModelRegistry
-    from dayzero.online.store import TopList, open_store
+    from dayzero.online.store import open_store
 
     if k < 1 or batch_size < 1 or num_actors < 1:
         raise ValueError("k, batch_size and num_actors must be >= 1")
@@ -136,13 +127,7 @@ def precompute_toplists(
             with ray_cluster(address, progress=progress) as ray:
                 from ray.data import ActorPoolStrategy
 
-                total = float(ray.cluster_resources().get("CPU", 0))
-                if num_actors * cpus_per_actor > total - 1:
-                    raise ValueError(
-                        f"{num_actors} actors x {cpus_per_actor} CPU leave less than one of the "
-                        f"cluster's {total:g} CPUs to Ray Data's tasks (it would wait for ever); "
-                        "lower num_actors or cpus_per_actor (fractions such as 0.5 are allowed)"
-                    )
+                check_actor_pool(ray, num_actors, cpus_per_actor, "Ray Data's tasks")
                 ranked = ray.data.from_items([{"user": u} for u in users]).map_batches(
                     _RankUsers,
                     fn_constructor_kwargs={
