@@ -1,9 +1,5 @@
-"""Recommendations for a user or an anonymous visitor, and similar items (reads, CPU-bound).
-
-A known user's list runs on the event loop (a few milliseconds under the GIL: cheaper than the
-thread-pool hop, and every worker process has its own loop); the rest are plain ``def``
-endpoints, run in the thread pool: a new user's sentence goes through the transformer, and an
-explanation refits through the model."""
+"""Recommendations for a user or an anonymous visitor, and similar items (reads, CPU-bound:
+plain ``def`` endpoints, run in the threadpool)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
-from starlette.concurrency import run_in_threadpool
 
 from dayzero.serve import schemas as s
 from dayzero.serve.auth import history_auth
@@ -24,7 +19,6 @@ from dayzero.serve.routes._shared import (
     Service,
     ranked,
 )
-from dayzero.serve.state import ServiceState
 
 router = APIRouter(tags=["recommendations"], dependencies=READS)
 
@@ -44,7 +38,7 @@ Explain = Annotated[
     dependencies=[Depends(history_auth)],
     responses={**ERRORS, **AUTH_ERRORS, **NO_MODEL},
 )
-async def user_recommendations(
+def user_recommendations(
     svc: Service,
     user_id: Annotated[str, PathParam(min_length=1, max_length=s.MAX_ID)],
     k: Annotated[int, Query(ge=1, le=s.MAX_K)] = 10,
@@ -53,16 +47,6 @@ async def user_recommendations(
 ) -> s.RecommendOut:
     """Top ``k`` items for a user from their profile and every event so far. A user never
     seen before is served as a brand-new user."""
-    if explain:  # leave-one-out through the model: long enough to hold the loop up
-        return await run_in_threadpool(_user_recommendations, svc, user_id, k, exclude_seen, True)
-    # A few milliseconds of CPU under the GIL: run on the event loop rather than pay the
-    # thread-pool hop (about a fifth of a worker's CPU in bench/ray_scale.py's profile).
-    return _user_recommendations(svc, user_id, k, exclude_seen, False)
-
-
-def _user_recommendations(
-    svc: ServiceState, user_id: str, k: int, exclude_seen: bool, explain: bool
-) -> s.RecommendOut:
     served = svc.require()
     out = svc.recommend_user(user_id, k, exclude_seen)
     response = _recommend_out(svc, user_id, served, out)
