@@ -34,3 +34,35 @@ def test_workers_share_a_port_but_not_with_other_programs():
 def test_bad_settings_are_refused_before_any_process_starts(workers, port, message):
     with pytest.raises(ValueError, match=message):
         run_workers(workers, "127.0.0.1", port, "warning", {})
+
+
+def test_a_worker_that_cannot_start_is_restarted_after_a_pause(tmp_path):
+    """A worker whose app fails at start-up (here: no serve config) dies at once; its successor
+    starts only after a back-off, and SIGTERM stops the supervisor."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.serve.conftest import free_port
+
+    log = tmp_path / "supervisor.log"
+    script = (
+        "import logging; logging.basicConfig(level=logging.INFO);"
+        "from dayzero.serve.workers import run_workers;"
+        f"run_workers(2, '127.0.0.1', {free_port()}, 'warning', {{'DAYZERO_SERVE_CONFIG': ''}})"
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        while "right after start" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "died (exit code" in log.read_text()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+    assert "stopped 2 workers" in log.read_text()

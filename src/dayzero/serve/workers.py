@@ -32,6 +32,8 @@ log = logging.getLogger("dayzero.serve")
 APP = "dayzero.serve.app:app_from_environment"
 _POLL = 0.2  # seconds between looks at the workers
 _STOP_GRACE = 30.0  # seconds a worker gets to finish its requests before it is killed
+_EARLY = 10.0  # a worker that dies this soon after its start failed to start
+_MAX_BACKOFF = 30.0  # seconds, the longest wait before starting a worker that keeps failing
 
 
 def reuse_port_supported() -> bool:
@@ -103,15 +105,26 @@ def run_workers(
     try:
         log.info("started supervisor process [%d] for %d workers", os.getpid(), workers)
         processes = [start() for _ in range(workers)]
+        started = [time.monotonic()] * workers
+        failures = [0] * workers  # deaths in a row soon after start: back off, do not spin
+        due: list[float | None] = [None] * workers  # when a dead worker's successor starts
         while not stopping:
+            now = time.monotonic()
             for n, process in enumerate(processes):
-                if not process.is_alive() and not stopping:
+                if due[n] is None and not process.is_alive():
+                    failures[n] = failures[n] + 1 if now - started[n] < _EARLY else 0
+                    wait = min(_MAX_BACKOFF, 2.0 ** failures[n] - 1) if failures[n] else 0.0
                     log.warning(
-                        "worker process [%s] died (exit code %s); starting a new one",
+                        "worker process [%s] died (exit code %s); starting a new one%s",
                         process.pid,
                         process.exitcode,
+                        f" in {wait:g} s (it died {failures[n]} times right after start)"
+                        if wait
+                        else "",
                     )
-                    processes[n] = start()
+                    due[n] = now + wait
+                if due[n] is not None and now >= due[n] and not stopping:
+                    processes[n], started[n], due[n] = start(), time.monotonic(), None
             time.sleep(_POLL)
     finally:
         for process in processes:
