@@ -32,15 +32,10 @@ import serve_load as sl
 from _common import machine, save
 
 
-def _ci(values: np.ndarray, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(values, size=(2000, len(values))), axis=1)
-    return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
-
-
 def in_process(folder: Path, users: list[str], k: int) -> dict:
     import torch
 
+    from dayzero.evaluate.intervals import bootstrap_ci
     from dayzero.online.registry import ModelRegistry
     from dayzero.online.store import open_store
     from dayzero.serve.state import ServiceState, UserVectorCache
@@ -79,7 +74,7 @@ def in_process(folder: Path, users: list[str], k: int) -> dict:
         ms = np.asarray(values) * 1000
         out[name] = {
             "median_ms": float(np.median(ms)),
-            "median_ms_ci95": _ci(ms),
+            "median_ms_ci95": list(bootstrap_ci(np.median, ms, n_resamples=2000)[1:]),
             "p99_ms": float(np.percentile(ms, 99)),
             "cpu_ms_per_request": float(np.sum(cpu[name]) * 1000 / len(cpu[name])),
         }

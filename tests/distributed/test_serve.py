@@ -11,7 +11,7 @@ import pytest
 
 from dayzero.distributed.serve import serve_on_ray
 from dayzero.serve.app import ServeConfig
-from tests.serve.conftest import ACTION, API_KEY, free_port, republish
+from tests.serve.conftest import ACTION, API_KEY, free_port, republish, wait_until
 
 KEY = {"X-API-Key": API_KEY}
 APP = "dayzero-crash"  # its own Ray Serve application, apart from the other tests'
@@ -90,13 +90,7 @@ def _running(n: int) -> bool:
 
 
 def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not after {timeout} s: {what}")
+    return wait_until(condition, timeout, what, poll=0.1)
 
 
 def test_acknowledged_events_survive_kill_9_of_a_replica(ray_local, env):

@@ -173,6 +173,18 @@ def env(served_env, tmp_path) -> Env:
     return copy_env(served_env, tmp_path / "served")
 
 
+def wait_until(condition, timeout: float, what: str, detail=lambda: "", poll: float = 0.05):
+    """``condition()``'s first truthy value, polled until ``timeout`` seconds; else an
+    AssertionError naming ``what`` (and ``detail()``, e.g. a server log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"not after {timeout} s: {what}\n{detail()}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ import pytest
 from dayzero.online.registry import ModelRegistry
 from dayzero.online.store import open_store
 from tests.online.conftest import postgres_url  # noqa: F401  (the PostgreSQL variant's schema)
-from tests.serve.conftest import API_KEY, ROMANCE, Env, ServerProcess, republish
+from tests.serve.conftest import API_KEY, ROMANCE, Env, ServerProcess, republish, wait_until
 
 KEY = {"X-API-Key": API_KEY}
 BATCH = 20
@@ -189,14 +189,8 @@ def full_log(server: ServerProcess) -> str:
 
 
 def wait_for(condition, timeout: float, what: str, server: ServerProcess):
-    """``condition()``'s first truthy value, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not after {timeout} s: {what}\n{server.log_text()}")
+    """``condition()``'s first truthy value, polled until ``timeout`` (the log if not)."""
+    return wait_until(condition, timeout, what, server.log_text)
 
 
 def send_then_kill(server: ServerProcess, key: str, batch: list[dict]) -> int:

@@ -210,7 +210,7 @@ def serve(
     os.environ[CONFIG_ENV] = config.to_json()
     if reuse_port_supported():  # a socket per worker: the kernel spreads the connections
         try:
-            run_workers(workers, host, port, log_level, {CONFIG_ENV: config.to_json()})
+            run_workers(workers, host, port, log_level, {CONFIG_ENV: os.environ[CONFIG_ENV]})
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--port") from None
         except OSError as exc:

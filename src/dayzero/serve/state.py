@@ -735,10 +735,7 @@ class ServiceState:
     def seen_items(self, served: Served, user: str, new_user: bool) -> set[str]:
         """Items ``user`` has seen: every stored event, and the training history of a user the
         model knows."""
-        seen = {e.item for e in self.store.events(user=user)}
-        if not new_user:
-            seen.update(str(i) for i in served.model.model.seen_items(user))
-        return seen
+        return _seen(served, user, self.store.events(user=user), new_user)
 
     def user_entry(self, served: Served, user: str) -> _UserEntry:
         """The user's query vector and seen items under ``served``, from the store (cached)."""
@@ -752,11 +749,7 @@ class ServiceState:
         usable = [e for e in events if e.item in served.index]
         with self._model():
             vector = _as_query(served.model.user_vector(user, profile, usable))
-        seen = {e.item for e in events}
-        if not new_user:
-            # The model's training history too: a version published from `dayzero fit` files
-            # may serve a store that never held those events.
-            seen.update(str(i) for i in served.model.model.seen_items(user))
+        seen = _seen(served, user, events, new_user)
         entry = _UserEntry(
             version=served.version,
             epoch=token[0],
@@ -887,6 +880,15 @@ def _catalogue_titles(folder: Path) -> dict[str, tuple[str | None, str | None]]:
         str(i): (t if isinstance(t, str) else None, x if isinstance(x, str) else None)
         for i, t, x in zip(ids, titles, texts, strict=True)
     }
+
+
+def _seen(served: Served, user: str, events: Sequence[Event], new_user: bool) -> set[str]:
+    """The items of ``events``, and for a user the model knows its training history too: a
+    version published from `dayzero fit` files may serve a store that never held those events."""
+    seen = {e.item for e in events}
+    if not new_user:
+        seen.update(str(i) for i in served.model.model.seen_items(user))
+    return seen
 
 
 def _init_torch_thread() -> None:
