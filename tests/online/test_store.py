@@ -422,6 +422,10 @@ def test_closed_store_refuses_use(store_url):
         store.events()
     with pytest.raises(StoreClosedError):
         store.append_events([_event(1)])
+    # The per-request reads that bypass SQLAlchemy's Connection (SqlEventStore._raw_rows).
+    for read in (store.marks, lambda: store.events(user="u1"), lambda: store.get_toplist("v", "u")):
+        with pytest.raises(StoreClosedError):
+            read()
 
 
 def test_concurrent_threads_lose_nothing(store):
@@ -605,6 +609,30 @@ def test_bad_toplists_are_refused(sqlite_store, changes, message):
     with pytest.raises(SchemaError, match="must be a TopList"):
         sqlite_store.put_toplists([{"user": "u1"}])
     assert sqlite_store.count_toplists() == 0
+
+
+def test_a_users_history_reads_the_same_on_the_fast_path(store):
+    # events(user=...) alone is read on a pooled driver connection (every answer that misses
+    # the user cache); with any bound it goes through SQLAlchemy. Both must give the same.
+    context = {"page": "détail", "中文": ["推荐", 1, 2.5, True, None], "n": {"a": 1}}
+    store.append_events(
+        [
+            _event(1, context=context, idempotency_key="k-1"),
+            _event(2, user="u2"),
+            Event(user="u1", item="i3", kind="rating", value=4.5, ts=T0),
+            Event(user="u1", item="i4", value=7),
+        ]
+    )
+    fast = store.events(user="u1")
+    general = store.events(user="u1", limit=100)
+    assert [e.item for e in fast] == ["i1", "i3", "i4"]
+    assert fast == general
+    assert fast[0].context == context and fast[0].idempotency_key == "k-1"
+    assert isinstance(fast[2].value, float) and fast[2].value == 7.0
+    assert fast[0].ts.tzinfo is not None
+    assert store.events(user="nobody") == []
+    with pytest.raises(SchemaError):
+        store.events(user="")
 
 
 def test_marks_are_the_three_change_counters(store):
