@@ -35,7 +35,9 @@ Three parts, each run once, in this order:
   ``dayzero serve --workers 1`` and ``--workers 2`` (uvicorn processes, pinned to the 2 cores),
   then by Ray Serve (:func:`dayzero.distributed.serve.serve_on_ray`) with 1 and 2 replicas of
   1 CPU, each over the same SQLite store and registry. Load: ``serve_load``'s client (bounded
-  async httpx, on the same 2 cores) with its ``known_user`` (``--requests`` GETs, 8 at a time)
+  async aiohttp, on the same 2 cores; with 2 workers the known-user load is run a second time
+  with the httpx client, side by side: see ``serve_load``'s docstring for why the client
+  changed) with its ``known_user`` (``--requests`` GETs, 8 at a time)
   and ``new_user`` (a quarter as many one-sentence profiles, 2 at a time) scenarios, after a
   60-request warm-up over 8 connections (so that every worker has answered). Measured:
   latencies, throughput, and CPU per request of the whole server (every worker process, or
@@ -163,7 +165,7 @@ def encode_single(source: str, threads: int, out: str) -> dict:
     }
 
 
-def run_encode(n_texts: int, work: Path) -> dict:
+def run_encode(n_texts: int, work: Path, single_threads: tuple[int, ...] = (1, 2)) -> dict:
     from dayzero.distributed.encode import read_vectors
 
     frame, real = item_catalogue(n_texts)
@@ -181,7 +183,7 @@ def run_encode(n_texts: int, work: Path) -> dict:
         "runs": [],
     }
     reference = None
-    for threads in (1, 2):
+    for threads in sorted(set(single_threads)):
         path = str(work / f"single-{threads}.npy")
         row = run_isolated(encode_single, source=str(source), threads=threads, out=path)
         vectors = np.load(path)
@@ -231,7 +233,7 @@ def _past(texts: int, seconds: float) -> float | None:
 def _ratios(runs: list[dict], key: str) -> dict[str, float | None]:
     by = {(r["kind"], r["workers"], r["threads"]): r[key] for r in runs}
     two, one = by[("Ray Data actor pool", 2, 1)], by[("Ray Data actor pool", 1, 1)]
-    single_1, single_2 = by[("single process", 1, 1)], by[("single process", 1, 2)]
+    single_1, single_2 = by[("single process", 1, 1)], by.get(("single process", 1, 2))
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a / b
@@ -504,6 +506,33 @@ def _scenarios(url: str, total: int, seed: int, cpu) -> dict:
     return out
 
 
+def _uvicorn_run(folder: Path, workers: int, total: int, seed: int, kind: str) -> dict:
+    """Both scenarios against a freshly started ``dayzero serve --workers`` over ``folder``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
+    log = serve_load._cache() / f"ray-scale-{slug}-{workers}.log"
+    proc, url, startup = serve_load.start_server(folder, log, "--workers", str(workers))
+    try:
+        # /healthz answers once one worker is up; the load's keep-alive connections must
+        # not all go to it while the other still loads the version.
+        startup += _wait_workers(url, workers)
+        row = {"kind": kind, "workers": workers, "startup_s": startup}
+        row["client"] = serve_load.client_name
+        row.update(_scenarios(url, total, seed, lambda pid=proc.pid: _uvicorn_cpu(pid)))
+    finally:
+        serve_load._stop(proc)
+    _print_serve(row)
+    return row
+
+
+def _with_client(name: str, run: Any) -> Any:
+    """``run()`` with ``serve_load``'s load client set to ``name``."""
+    before, serve_load.client_name = serve_load.client_name, name
+    try:
+        return run()
+    finally:
+        serve_load.client_name = before
+
+
 def _print_serve(row: dict) -> None:
     for name in ("known_user", "new_user"):
         r = row[name]
@@ -529,35 +558,18 @@ def run_serve(n_items: int, total: int, seed: int, ray_serve: bool) -> dict:
         "runs": [],
     }
     for workers in (1, 2):
-        log = cache / f"ray-scale-server-{workers}.log"
-        proc, url, startup = serve_load.start_server(folder, log, "--workers", str(workers))
-        try:
-            # /healthz answers once one worker is up; the load's keep-alive connections must
-            # not all go to it while the other still loads the version.
-            startup += _wait_workers(url, workers)
-            row = {"kind": "dayzero serve (uvicorn)", "workers": workers, "startup_s": startup}
-            row.update(_scenarios(url, total, seed, lambda pid=proc.pid: _uvicorn_cpu(pid)))
-        finally:
-            serve_load._stop(proc)
-        out["runs"].append(row)
-        _print_serve(row)
+        out["runs"].append(_uvicorn_run(folder, workers, total, seed, "dayzero serve (uvicorn)"))
+    # The earlier load client against a fresh server (a cold user cache again), side by side.
+    kind = "dayzero serve (uvicorn), httpx client"
+    out["runs"].append(_with_client("httpx", lambda: _uvicorn_run(folder, 2, total, seed, kind)))
     # Known users answered from top-K lists stored by `dayzero toplists` (issue 15, item 4).
     from dayzero.distributed.toplists import precompute_toplists
 
     out["toplists"] = precompute_toplists(
         folder / "events.db", folder / "models", k=100, num_actors=1, progress=False
     )
-    log = cache / "ray-scale-server-2-toplists.log"
-    proc, url, startup = serve_load.start_server(folder, log, "--workers", "2")
-    try:
-        startup += _wait_workers(url, 2)
-        row = {"kind": "dayzero serve (uvicorn), top-K lists stored", "workers": 2}
-        row["startup_s"] = startup
-        row.update(_scenarios(url, total, seed, lambda pid=proc.pid: _uvicorn_cpu(pid)))
-    finally:
-        serve_load._stop(proc)
-    out["runs"].append(row)
-    _print_serve(row)
+    kind = "dayzero serve (uvicorn), top-K lists stored"
+    out["runs"].append(_uvicorn_run(folder, 2, total, seed, kind))
     if ray_serve:
         out["runs"] += run_ray_serve(folder, total, seed)
     out["load_average_end"] = _load()
@@ -695,7 +707,7 @@ def verdicts(serve: dict) -> list[dict]:
     """Each serving target at 2 workers / replicas: measured, met, and by how much if not."""
     out = []
     for row in serve["runs"]:
-        if row["workers"] != 2:
+        if row["workers"] != 2 or row.get("client", serve_load.client_name) != "aiohttp":
             continue
         known, new = row["known_user"], row["new_user"]
         for target, value, bound, lower in (
@@ -798,6 +810,7 @@ def markdown(payload: dict) -> str:
         lines += [
             "",
             f"**Serving** over {serve['items']:,} items ({serve['set_up']}); the load client "
+            f"({payload.get('client', 'httpx')}; a row named after a client used that one) "
             "shares the 2 cores with the server.",
             "",
             "| server | workers / replicas | known-user p50 ms | p99 ms | req/s | CPU ms/req: "
@@ -856,13 +869,27 @@ def main() -> None:
         "part (0: none).",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--single-threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="Torch threads of the single-process encoder runs (1 must be among them: the "
+        "reference vectors); 2 threads ran 2.6x slower than 1 on the shared cores.",
+    )
+    parser.add_argument(
+        "--client", choices=serve_load.CLIENTS, default="aiohttp", help="The load client."
+    )
     parser.add_argument("--quick", action="store_true", help="Tiny sizes; writes no results.")
     parser.add_argument("--report", action="store_true", help="Print the markdown of the .json.")
     args = parser.parse_args()
+    if 1 not in args.single_threads:
+        parser.error("--single-threads must include 1 (the reference vectors)")
     if args.report:
         print(markdown(json.loads((RESULTS / f"{NAME}.json").read_text())), end="")
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    serve_load.client_name = args.client
     # Always a local cluster started here: its processes are the ones timed and counted.
     os.environ.pop("RAY_ADDRESS", None)
     sizes = {k: getattr(args, k) or (QUICK if args.quick else DEFAULTS)[k] for k in DEFAULTS}
@@ -880,6 +907,7 @@ def main() -> None:
         "ray_serve": not args.no_ray_serve,
         "ray": _ray_version(),
         "commit": _commit(),
+        "client": serve_load.client_name,
     }
     work = Path(tempfile.mkdtemp(prefix="dayzero-ray-scale-"))
     try:
@@ -890,7 +918,7 @@ def main() -> None:
             with ray_cluster(num_cpus=CLUSTER_CPUS, progress=False):
                 payload["ray_cluster_start_s"] = time.perf_counter() - started
                 if "encode" in args.parts:
-                    payload["encode"] = run_encode(sizes["texts"], work)
+                    payload["encode"] = run_encode(sizes["texts"], work, tuple(args.single_threads))
                 if "train" in args.parts:
                     payload["train"] = run_train(sizes["epochs"], args.seed)
         if "serve" in args.parts:

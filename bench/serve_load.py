@@ -1,5 +1,6 @@
 """Load benchmark of the HTTP service: the real server process (uvicorn, one worker) on loopback,
-driven by a bounded async httpx client with a fixed request count and concurrency.
+driven by a bounded async client (aiohttp by default, httpx with ``--client httpx``) with a
+fixed request count and concurrency.
 
     HF_HUB_OFFLINE=1 python bench/serve_load.py [--sizes 10000 100000] [--requests 2000]
 
@@ -17,6 +18,12 @@ item vectors mixed from two random base items' serving vectors plus noise, flagg
 encoding 100k texts with MiniLM would take most of an hour on 2 shared cores, and search cost
 depends on the number and width of the vectors, not on how they were made. Encodings are
 cached under ``$DAYZERO_BENCH_CACHE`` (default: the temp dir).
+
+The client runs on the same cores as the server, so its own CPU per request counts against the
+server's throughput. httpx took 1.4-1.8 ms of CPU per recommendation request (more than the
+server's) and its connection pool held some requests for 100-1,000 ms while neither the server's
+event loops nor the client's lagged and the kernel retransmitted nothing; aiohttp takes about
+0.3 ms. ``bench/ray_scale.py`` measures one setting with both clients side by side.
 
 Writes ``bench/results/serve_load.json`` and ``bench/results/serve_load.md``.
 """
@@ -277,7 +284,43 @@ def start_server(folder: Path, log: Path, *extra: str) -> tuple[subprocess.Popen
 
 
 # ---------------------------------------------------------------------- client
+#: The load client: "aiohttp" (the default) or "httpx"; see the module docstring.
+CLIENTS = ("aiohttp", "httpx")
+client_name = "aiohttp"
+
+
 async def _drive(url: str, requests: list[tuple[str, str, dict | None]], concurrency: int):
+    """Send ``requests`` (method, path, JSON body) over ``concurrency`` keep-alive connections
+    with :data:`client_name`; returns each request's latency (s), the wall time and the status
+    counts."""
+    if client_name == "httpx":
+        return await _drive_httpx(url, requests, concurrency)
+    import aiohttp
+
+    latencies = np.zeros(len(requests))
+    statuses: dict[int, int] = {}
+    queue = iter(enumerate(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
+
+        async def worker() -> None:
+            for n, (method, path, body) in queue:
+                started = time.perf_counter()
+                async with client.request(
+                    method, path, json=body, headers={"X-API-Key": API_KEY}
+                ) as response:
+                    await response.read()
+                latencies[n] = time.perf_counter() - started
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return latencies, wall, statuses
+
+
+async def _drive_httpx(url: str, requests: list[tuple[str, str, dict | None]], concurrency: int):
     import httpx
 
     latencies = np.zeros(len(requests))
@@ -486,6 +529,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--client", choices=CLIENTS, default="aiohttp", help="The load client.")
     parser.add_argument(
         "--markdown-only",
         action="store_true",
@@ -497,6 +541,8 @@ def main() -> None:
         (RESULTS / "serve_load.md").write_text(markdown(payload))
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    global client_name
+    client_name = args.client
     cache = _cache()
     base = build_base(cache)
     runs = [run_size(cache, base, n, args.requests, args.seed) for n in args.sizes]
@@ -504,6 +550,7 @@ def main() -> None:
         "machine": machine(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "command": " ".join(["HF_HUB_OFFLINE=1 python bench/serve_load.py", *sys.argv[1:]]),
+        "client": client_name,
         "model": "two-tower, frozen all-MiniLM-L6-v2, dim 64 (+3 bias columns), exact index",
         "vectors": (
             f"Item vectors: {BASE_ITEMS:,} base items encoded by the model (MiniLM text + item "
