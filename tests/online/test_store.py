@@ -633,6 +633,10 @@ def test_a_users_history_reads_the_same_on_the_fast_path(store):
     assert store.events(user="nobody") == []
     with pytest.raises(SchemaError):
         store.events(user="")
+    assert [store.count_user_events("u1", n) for n in (0, 2, 3, 10)] == [0, 2, 3, 3]
+    assert store.count_user_events("nobody", 10) == 0
+    with pytest.raises(SchemaError, match="negative"):
+        store.count_user_events("u1", -1)
 
 
 def test_marks_are_the_three_change_counters(store):

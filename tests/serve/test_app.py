@@ -1093,3 +1093,56 @@ def test_explain_without_history_and_bad_values(xclient):
     assert why["history"] == [] and "no history" in why["notes"][0]
     bad = client.get("/v1/users/ua0/recommendations", params={"explain": "maybe"})
     assert bad.status_code == 422 and "explain" in bad.text
+
+
+def test_a_known_users_answer_runs_on_the_event_loop(client, monkeypatch):
+    import dayzero.serve.routes.recommendations as route
+
+    hops = []
+
+    async def counted(func, *args):
+        hops.append(func.__name__)
+        return func(*args)
+
+    monkeypatch.setattr(route, "run_in_threadpool", counted)
+    loop = items_of(client.get("/v1/users/ub0/recommendations?k=5"))
+    assert hops == []
+    explained = client.get("/v1/users/ub0/recommendations?k=5&explain=true")
+    assert items_of(explained) == loop and hops == ["_user_recommendations"]
+    client.get("/v1/users/someone-new/recommendations?k=5")  # a new user: the text encoder
+    assert hops == ["_user_recommendations"] * 2
+
+
+def test_a_known_user_waits_for_a_busy_model_in_a_thread_not_on_the_event_loop(client):
+    # On the event loop the route never waits for a lock: it falls back to the thread pool,
+    # which waits for the model while the loop keeps serving; then it answers as before.
+    import threading
+
+    state = client.app.state.service
+    want = items_of(client.get("/v1/users/ub0/recommendations?k=5"))
+    release, taken = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state._model_lock:
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert taken.wait(5)
+    state.user_cache.clear()  # the user's vector must be computed: that needs the model
+    threading.Timer(3.0, release.set).start()  # a blocked loop fails the test, not hangs it
+    answer: list = []
+    asking = threading.Thread(
+        target=lambda: answer.append(client.get("/v1/users/ub0/recommendations?k=5"))
+    )
+    asking.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert client.get("/healthz").status_code == 200  # the loop is free meanwhile
+    assert time.monotonic() - started < 1.0
+    assert not answer  # still waiting for the model
+    release.set()
+    asking.join(10)
+    holder.join(5)
+    assert items_of(answer[0]) == want

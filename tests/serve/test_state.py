@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -91,3 +93,89 @@ def test_titles_are_cached_until_their_item_is_written(workers, monkeypatch):
     # And through this worker.
     watcher.add_items([EntityRecord("t1", "a film", {"title": "Third Title"})])
     assert watcher.titles(["t1"]) == ["Third Title"]
+
+
+def _held(lock, release: threading.Event) -> threading.Thread:
+    """A thread that takes ``lock`` and holds it until ``release`` is set."""
+    taken = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            taken.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(5)
+    return thread
+
+
+def test_nowait_answers_as_recommend_user_or_declines_at_once(workers):
+    writer, reader = workers  # the reader watches the store, as a worker of several does
+    assert reader.answers_on_loop  # a SQLite store
+    answered = reader.recommend_user_nowait("ub0", 5, exclude_seen=True)
+    assert answered is not None
+    served, out = answered
+    assert served is reader.served
+    live = reader.recommend_user("ub0", 5, exclude_seen=True)
+    assert (out.ids, out.scores.tolist(), out.new_user) == (
+        live.ids,
+        live.scores.tolist(),
+        live.new_user,
+    )
+    # A new user's profile would go through the text encoder: left to a thread.
+    writer.add_users([EntityRecord("fresh", f"{ROMANCE} only")])
+    assert reader.recommend_user_nowait("fresh", 3, exclude_seen=True) is None
+    # What another thread holds, it declines instead of waiting for: a sync or a fold-in...
+    for lock in (reader._fold_lock, reader._sync_lock):
+        release = threading.Event()
+        holder = _held(lock, release)
+        started = time.monotonic()
+        assert reader.recommend_user_nowait("ub0", 5, exclude_seen=True) is None
+        assert time.monotonic() - started < 1.0
+        release.set()
+        holder.join(5)
+    # ... and the busy model when the user's vector must be computed; a cached one needs none.
+    release = threading.Event()
+    holder = _held(reader._model_lock, release)
+    assert reader.recommend_user_nowait("ub0", 5, exclude_seen=True) is not None  # cached
+    reader.user_cache.clear()
+    started = time.monotonic()
+    assert reader.recommend_user_nowait("ub0", 5, exclude_seen=True) is None
+    assert time.monotonic() - started < 1.0
+    release.set()
+    holder.join(5)
+    assert reader.recommend_user_nowait("ub0", 5, exclude_seen=True) is not None  # computed
+    # Items another worker wrote need a fold-in: declined until a thread has synced...
+    writer.add_items([EntityRecord("a_nowait", f"{ACTION} brand new")])
+    assert reader.recommend_user_nowait("ub0", 5, exclude_seen=True) is None
+    reader.recommend_user("ub0", 5, exclude_seen=True)
+    assert "a_nowait" in reader.served.index
+    # ... and new events are taken in on the loop too: they count in the next answer.
+    seen_now = set(out.ids[:2])
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    writer.add_events([Event(user="ub0", item=i, value=5.0, ts=when) for i in seen_now])
+    answered = reader.recommend_user_nowait("ub0", 5, exclude_seen=True)
+    assert answered is not None and not seen_now & set(answered[1].ids)
+
+
+def test_nowait_leaves_a_long_history_to_a_thread(workers):
+    writer, reader = workers
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    writer.add_events([Event(user="ub1", item="a0", value=1.0, ts=when) for _ in range(1_001)])
+    reader.sync_with_store()
+    reader.user_cache.clear()
+    assert reader.recommend_user_nowait("ub1", 3, exclude_seen=True) is None  # 1,001 events
+    assert reader.recommend_user("ub1", 3, exclude_seen=True).ids  # a thread reads them all
+    assert reader.recommend_user_nowait("ub1", 3, exclude_seen=True) is not None  # now cached
+
+
+def test_nowait_leaves_a_large_sync_to_a_thread(workers):
+    writer, reader = workers
+    assert reader.recommend_user_nowait("ub0", 3, exclude_seen=True) is not None
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    many = [Event(user=f"bulk{n}", item="a0", value=1.0, ts=when) for n in range(501)]
+    writer.add_events(many)
+    assert reader.recommend_user_nowait("ub0", 3, exclude_seen=True) is None
+    assert reader.sync_with_store()  # a thread's sync takes them in
+    assert reader.recommend_user_nowait("ub0", 3, exclude_seen=True) is not None

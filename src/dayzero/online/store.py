@@ -322,6 +322,11 @@ class EventStore(ABC):
     def count_events(self) -> int:
         """Number of stored events."""
 
+    def count_user_events(self, user: str, at_most: int) -> int:
+        """How many events ``user`` has, counted up to ``at_most`` (a bounded read: whether a
+        history is short enough to read now)."""
+        return min(len(self.events(user=user)), at_most)
+
     @abstractmethod
     def schema_version(self) -> int:
         """The database's schema version (see :mod:`dayzero.online.migrations`)."""
@@ -656,6 +661,14 @@ _USER_EVENTS = (
 )
 
 
+_USER_EVENT_COUNT = sa.select(sa.func.count()).select_from(
+    sa.select(EVENTS.c.id)
+    .where(EVENTS.c.user == sa.bindparam("user"))
+    .limit(sa.bindparam("at_most"))
+    .subquery()
+)
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -723,7 +736,7 @@ class SqlEventStore(EventStore):
         self._insert = sqlite.insert if self._sqlite else postgresql.insert
         self._lock = _writer_lock(lock_key)
         self._closed = False
-        self._compiled: dict[int, Any] = {}  # id of a module-level statement -> its compiled form
+        self._compiled: dict[sa.Select, Any] = {}  # a module-level statement -> compiled form
         try:
             with self._write(None) as conn:
                 migrations.upgrade(conn)
@@ -776,15 +789,16 @@ class SqlEventStore(EventStore):
         """The rows of a module-level read statement, on a pooled DBAPI connection.
 
         For the reads a server makes on every request: SQLAlchemy's per-execution work (cache
-        key, BEGIN and ROLLBACK round trips) took 15x the query itself (230 vs 13 us for
-        :meth:`marks` on SQLite). One statement reads one snapshot in both databases, so no
-        explicit transaction is needed. Values come back as the driver gives them: decode
-        JSON columns with :meth:`_json`. ``first``: at most the first row.
+        key, and on SQLite the BEGIN and ROLLBACK statements) took 15x the query itself (230
+        vs 13 us for :meth:`marks` on SQLite). One statement reads one snapshot in both
+        databases, so no explicit transaction is needed. Values come back as the driver gives
+        them (decode JSON columns with :meth:`_json`), and so do errors: the driver's, not
+        SQLAlchemy's. ``first``: at most the first row.
         """
         self._check_open()
-        compiled = self._compiled.get(id(stmt))
+        compiled = self._compiled.get(stmt)
         if compiled is None:
-            compiled = self._compiled[id(stmt)] = stmt.compile(dialect=self._engine.dialect)
+            compiled = self._compiled[stmt] = stmt.compile(dialect=self._engine.dialect)
         bound = compiled.construct_params(params)
         args = [bound[n] for n in compiled.positiontup] if compiled.positional else bound
         conn = self._engine.raw_connection()
@@ -976,7 +990,13 @@ class SqlEventStore(EventStore):
         user: str | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        if user is not None and after == 0 and upto is None and limit is None:
+        if (
+            user is not None
+            and type(after) is int
+            and after == 0
+            and upto is None
+            and limit is None
+        ):
             # A user's history: read on every answer that misses the user cache.
             rows = self._raw_rows(_USER_EVENTS, user=_check_id(user, "user"))
             decode = self._json
@@ -1022,6 +1042,15 @@ class SqlEventStore(EventStore):
     def count_events(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar())
+
+    def count_user_events(self, user: str, at_most: int) -> int:
+        at_most = _check_bound(at_most, "at_most")
+        if at_most < 0:
+            raise SchemaError(f"at_most={at_most} is negative; count up to 0 or more")
+        ((count,),) = self._raw_rows(
+            _USER_EVENT_COUNT, first=True, user=_check_id(user, "user"), at_most=at_most
+        )
+        return int(count)
 
     # -- precomputed lists --
 
@@ -1126,6 +1155,11 @@ def _sqlite_engine(path: Path, busy_timeout: float) -> Engine:
         # does, so a write can take the lock up front (BEGIN IMMEDIATE) instead of upgrading
         # a read lock mid-transaction, which fails at once instead of waiting busy_timeout.
         connect_args={"timeout": busy_timeout, "check_same_thread": False, "isolation_level": None},
+        # A connection per concurrent reader (file handles, cheap): the server's event loop
+        # reads too (ServiceState.recommend_user_nowait) and must not wait for one behind
+        # its 40 thread-pool threads.
+        pool_size=5,
+        max_overflow=64,
     )
 
     @sa.event.listens_for(engine, "connect")

@@ -56,6 +56,10 @@ FOLD_CHUNK = 64
 _ITEM_LOG = 1024  # item additions the user cache remembers for in-flight requests
 _WRITE_LOG = 10_000  # item writes a version remembers (by seq) to merge into stored lists
 _TOPLIST_RECHECK = 30.0  # seconds between looks for lists of a version that had none
+# recommend_user_nowait leaves a sync of more new events or profiles than this to a thread,
+# and a user with a longer history.
+_NOWAIT_CHANGES = 500
+_NOWAIT_HISTORY = 1_000
 # The augmented item vector is [q_i, b_i, 1, content_only_i]: the last three columns are the
 # bias terms, not the item's taste direction (see dayzero.online.serving).
 N_BIAS_COLUMNS = 3
@@ -520,7 +524,7 @@ class ServiceState:
                 self.user_cache.invalidate_items(added)
             return served.item_seq
 
-    def sync_with_store(self) -> None:
+    def sync_with_store(self, wait: bool = True) -> bool:
         """Take in what other processes committed to the store since the last call: fold in
         their new or changed items, and drop the cached vectors of users with new events or
         profiles, so that a write through any worker counts in this worker's next answer.
@@ -528,12 +532,32 @@ class ServiceState:
         Called before every read when the service runs as several workers over one store
         (``ServeConfig.watch_store``): one query of the three change counters while nobody
         writes, and range reads of what moved.
+
+        Parameters
+        ----------
+        wait : bool, default True
+            False: do nothing and return False when that would mean waiting for another
+            thread's sync, folding in items, or reading more than a few hundred changes.
+
+        Returns
+        -------
+        bool
+            Whether the state has taken in everything committed before the call.
         """
-        with self._sync_lock:
+        if not self._sync_lock.acquire(blocking=wait):
+            return False
+        try:
             last_event, last_user, last_item = self.store.marks()  # one query when nothing moved
             if self._store_marks is None:  # first read: nothing cached yet to drop
                 self._store_marks = (last_event, last_user)
             events_seen, users_seen = self._store_marks
+            served = self.served
+            if not wait and (
+                (served is not None and last_item > served.item_seq)
+                or last_event - events_seen > _NOWAIT_CHANGES
+                or last_user - users_seen > _NOWAIT_CHANGES
+            ):
+                return False
             events = self.store.events(after=events_seen) if last_event > events_seen else []
             users = self.store.users(after_seq=users_seen) if last_user > users_seen else []
             changed = {e.user for e in events} | {u.id for u in users}
@@ -543,6 +567,8 @@ class ServiceState:
                 max([events_seen, *(e.id for e in events if e.id is not None)]),
                 max([users_seen, *(u.seq for u in users)]),
             )
+            if not wait:
+                return True  # no item to fold in (checked above): do not wait for the lock
             with self._fold_lock:
                 served = self.served
                 if served is not None and last_item > served.item_seq:
@@ -551,6 +577,9 @@ class ServiceState:
                         self.user_cache.invalidate_items(added)
                         if self.metrics is not None:
                             self.metrics.index_size.set(len(served.index))
+        finally:
+            self._sync_lock.release()
+        return True
 
     def _set_served(self, served: Served) -> None:
         self.served = served
@@ -705,7 +734,61 @@ class ServiceState:
         if self.watch_store:
             self.sync_with_store()
         served = self.require()
+        return self._recommend(
+            served, user, k, exclude_seen, self.user_cache.get(user, served.version)
+        )
+
+    @property
+    def answers_on_loop(self) -> bool:
+        """Whether a known user's answer may run on the event loop (see
+        :meth:`recommend_user_nowait`): with a SQLite store, whose reads are local file
+        reads. A PostgreSQL round trip there would hold up every other request of the process
+        for its length; those answers run in the thread pool."""
+        return getattr(self.store, "dialect", None) == "sqlite"
+
+    def recommend_user_nowait(
+        self, user: str, k: int, exclude_seen: bool
+    ) -> tuple[Served, Recommended] | None:
+        """:meth:`recommend_user` if it can answer without waiting for anything, for a caller
+        on the event loop (which serves every other request of the process meanwhile).
+
+        Answers a user the served model knows, from the user cache, from a stored top-K list,
+        or by reading a history of at most 1,000 events and running the user tower when the
+        model is free. Returns None, having changed nothing that matters, when the answer
+        would wait: for an item fold-in or the model busy in another thread, for items other
+        workers wrote (see :meth:`sync_with_store`), for a new user's profile to go through
+        the text encoder, or for a longer history. The caller then runs
+        :meth:`recommend_user` in a thread. A fold-in that starts after the check may still
+        hold up the index search for one chunk; ``user_cache.hits`` / ``misses`` count
+        lookups, so a declined miss counts again in the thread.
+
+        Returns
+        -------
+        (Served, Recommended) or None
+            The version that ranked the answer, and the answer.
+        """
+        if self._fold_lock.locked():
+            return None
+        if self.watch_store and not self.sync_with_store(wait=False):
+            return None
+        served = self.served
+        if served is None or user not in served.known_users:
+            return None  # NoModelError from recommend_user, or a new user (the text encoder)
         entry = self.user_cache.get(user, served.version)
+        if entry is not None:
+            return served, self._recommend(served, user, k, exclude_seen, entry)
+        if self.store.count_user_events(user, _NOWAIT_HISTORY + 1) > _NOWAIT_HISTORY:
+            return None
+        if not self._model_lock.acquire(blocking=False):
+            return None
+        try:  # the model lock held: user_entry's user-tower pass takes it again (an RLock)
+            return served, self._recommend(served, user, k, exclude_seen, None)
+        finally:
+            self._model_lock.release()
+
+    def _recommend(
+        self, served: Served, user: str, k: int, exclude_seen: bool, entry: _UserEntry | None
+    ) -> Recommended:
         if self.metrics is not None:
             self.metrics.user_cache.labels("miss" if entry is None else "hit").inc()
         if entry is None and exclude_seen and self._lists_exist(served):

@@ -1,5 +1,12 @@
-"""Recommendations for a user or an anonymous visitor, and similar items (reads, CPU-bound:
-plain ``def`` endpoints, run in the threadpool)."""
+"""Recommendations for a user or an anonymous visitor, and similar items (reads, CPU-bound).
+
+Plain ``def`` endpoints run in the thread pool, except a known user's list over a SQLite store:
+it runs on the event loop when it can answer without waiting
+(:meth:`~dayzero.serve.state.ServiceState.recommend_user_nowait`). The thread-pool hop and its
+wake-ups took about a quarter of a worker's GIL time under ``bench/ray_scale.py``'s known-user
+load, more than the answer; anything that could hold up the loop (the model or an item fold-in
+busy in another thread, items other workers wrote, a new user's profile through the encoder,
+an explanation) still runs in a thread."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 
 from dayzero.serve import schemas as s
 from dayzero.serve.auth import history_auth
@@ -19,6 +27,7 @@ from dayzero.serve.routes._shared import (
     Service,
     ranked,
 )
+from dayzero.serve.state import ServiceState
 
 router = APIRouter(tags=["recommendations"], dependencies=READS)
 
@@ -38,7 +47,7 @@ Explain = Annotated[
     dependencies=[Depends(history_auth)],
     responses={**ERRORS, **AUTH_ERRORS, **NO_MODEL},
 )
-def user_recommendations(
+async def user_recommendations(
     svc: Service,
     user_id: Annotated[str, PathParam(min_length=1, max_length=s.MAX_ID)],
     k: Annotated[int, Query(ge=1, le=s.MAX_K)] = 10,
@@ -47,6 +56,16 @@ def user_recommendations(
 ) -> s.RecommendOut:
     """Top ``k`` items for a user from their profile and every event so far. A user never
     seen before is served as a brand-new user."""
+    if not explain and svc.answers_on_loop:
+        answered = svc.recommend_user_nowait(user_id, k, exclude_seen)
+        if answered is not None:
+            return _recommend_out(svc, user_id, *answered)
+    return await run_in_threadpool(_user_recommendations, svc, user_id, k, exclude_seen, explain)
+
+
+def _user_recommendations(
+    svc: ServiceState, user_id: str, k: int, exclude_seen: bool, explain: bool
+) -> s.RecommendOut:
     served = svc.require()
     out = svc.recommend_user(user_id, k, exclude_seen)
     response = _recommend_out(svc, user_id, served, out)
