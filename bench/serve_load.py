@@ -467,8 +467,8 @@ def markdown(payload: dict) -> str:
         "### Serving load (`bench/serve_load.py`)",
         "",
         "Real server process (uvicorn, 1 worker, pinned to 2 cores) on loopback; bounded async "
-        "httpx client on the same machine (it shares the 2 cores); fixed request counts after "
-        f"a warm-up. Load average at start: {payload['load_average']}.",
+        f"{payload.get('client', 'httpx')} client on the same machine (it shares the 2 cores); "
+        f"fixed request counts after a warm-up. Load average at start: {payload['load_average']}.",
         "",
         "| items | scenario | requests | concurrency | p50 ms | p99 ms | throughput "
         "| server CPU ms/req | target |",
@@ -493,16 +493,16 @@ def markdown(payload: dict) -> str:
         f"Known-user recommendations over {big['items']:,} items: {known['per_s']:.0f} req/s, "
         f"p99 {known['p99_ms']:.0f} ms. The server spends {known['server_cpu_ms_per_request']:.1f}"
         f" ms of CPU per request, mostly under one GIL ({_http_stack()} HTTP, FastAPI routing, "
-        "pydantic validation, the thread-pool hop of a plain `def` endpoint, the exact search; "
-        "the store read and the user-tower pass on a cache miss), so one worker is bound near "
+        "pydantic validation, the exact search; the store read and the user-tower pass on a "
+        "cache miss; a known user's answer runs on the event loop, see "
+        "`dayzero.serve.routes.recommendations`), so one worker is bound near "
         f"{1000 / known['server_cpu_ms_per_request']:.0f} req/s, and it shares the 2 cores with "
         "the load client and with the machine's other jobs (load average above): the tail "
-        "latency is queueing behind that. The exact search costs about 1 ms per query over 100k "
-        "x 67 floats (measured in-process) and the rest of the path about 2 ms even at 10k "
-        "items. What would cut the p99: a second worker process per extra core (the "
-        "workers then have to share fold-in through the store), HNSW above ~50k items for a "
-        "~1 ms saving at recall ~0.98, and precomputed top-k lists for known users without new "
-        "events.",
+        "latency is queueing behind that. The exact search costs about 0.85 ms per query over "
+        "100k x 67 floats (measured in-process). More throughput: a second worker process per "
+        "extra core (`dayzero serve --workers N`, measured by `bench/ray_scale.py`), top-K lists "
+        "stored for known users without new events (`dayzero toplists`), HNSW above ~50k "
+        "items for a ~0.6 ms saving at recall ~0.98.",
         "",
         "`known_user` runs with the default user-vector cache: a user's vector and seen items "
         "are recomputed after each of their events or profile writes (and when items are added "
