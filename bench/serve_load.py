@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -293,55 +294,52 @@ async def _drive(url: str, requests: list[tuple[str, str, dict | None]], concurr
     """Send ``requests`` (method, path, JSON body) over ``concurrency`` keep-alive connections
     with :data:`client_name`; returns each request's latency (s), the wall time and the status
     counts."""
+    latencies = np.zeros(len(requests))
+    statuses: dict[int, int] = {}
+    queue = iter(enumerate(requests))
+    async with _client(url, concurrency) as send:
+
+        async def worker() -> None:
+            for n, (method, path, body) in queue:
+                started = time.perf_counter()
+                status = await send(method, path, body)
+                latencies[n] = time.perf_counter() - started
+                statuses[status] = statuses.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return latencies, wall, statuses
+
+
+@contextlib.asynccontextmanager
+async def _client(url: str, concurrency: int):
+    """``send(method, path, body) -> status`` over at most ``concurrency`` connections."""
+    headers = {"X-API-Key": API_KEY}
     if client_name == "httpx":
-        return await _drive_httpx(url, requests, concurrency)
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+            async def send_httpx(method: str, path: str, body: dict | None) -> int:
+                response = await client.request(method, path, json=body, headers=headers)
+                return response.status_code
+
+            yield send_httpx
+        return
     import aiohttp
 
-    latencies = np.zeros(len(requests))
-    statuses: dict[int, int] = {}
-    queue = iter(enumerate(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
 
-        async def worker() -> None:
-            for n, (method, path, body) in queue:
-                started = time.perf_counter()
-                async with client.request(
-                    method, path, json=body, headers={"X-API-Key": API_KEY}
-                ) as response:
-                    await response.read()
-                latencies[n] = time.perf_counter() - started
-                statuses[response.status] = statuses.get(response.status, 0) + 1
+        async def send_aiohttp(method: str, path: str, body: dict | None) -> int:
+            async with session.request(method, path, json=body, headers=headers) as response:
+                await response.read()
+                return response.status
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return latencies, wall, statuses
-
-
-async def _drive_httpx(url: str, requests: list[tuple[str, str, dict | None]], concurrency: int):
-    import httpx
-
-    latencies = np.zeros(len(requests))
-    statuses: dict[int, int] = {}
-    queue = iter(enumerate(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-
-        async def worker() -> None:
-            for n, (method, path, body) in queue:
-                started = time.perf_counter()
-                response = await client.request(
-                    method, path, json=body, headers={"X-API-Key": API_KEY}
-                )
-                latencies[n] = time.perf_counter() - started
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return latencies, wall, statuses
+        yield send_aiohttp
 
 
 def _cpu_seconds(pid: int) -> float:
