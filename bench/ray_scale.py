@@ -393,10 +393,11 @@ def run_train(epochs: int, seed: int) -> dict:
     torch.set_num_threads(1)
     fit_data, validation = ml1m_split(seed)
     base_lr = TwoTowerRecommender().get_params()["training"].lr
-    # 2 workers of batch b step as one process of batch 2b: half the steps. The last row doubles
-    # the learning rate (the linear scaling rule), chosen before the run, not tuned.
-    for workers, lr_scale in ((1, 1), (2, 1), (2, 2)):
-        params = two_tower_params(epochs)
+    # 2 workers of batch b step as one process of batch 2b: half the steps. Two more rows, fixed
+    # before the run, not tuned: twice the learning rate (the linear scaling rule), and twice
+    # the epochs (as many optimizer steps as the plain fit).
+    for workers, lr_scale, epoch_scale in ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 1, 2)):
+        params = two_tower_params(epochs * epoch_scale)
         if lr_scale != 1:
             params["training__lr"] = base_lr * lr_scale
         model = TwoTowerRecommender().set_params(**params)
@@ -405,10 +406,12 @@ def run_train(epochs: int, seed: int) -> dict:
         seconds = time.perf_counter() - started
         history = fitted.distributed_["metrics"]["history"]
         kind = "Ray Train (TorchTrainer, gloo)" + (f", lr x{lr_scale}" if lr_scale != 1 else "")
+        kind += f", {epochs * epoch_scale} epochs" if epoch_scale != 1 else ""
         row = {
             "kind": kind,
             "workers": workers,
             "lr": base_lr * lr_scale,
+            "epochs": epochs * epoch_scale,
             "seconds": seconds,
             **validate(fitted, validation),
             "loss_curve": [float(e["train_loss"]) for e in history],
