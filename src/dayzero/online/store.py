@@ -896,7 +896,7 @@ class SqlEventStore(EventStore):
             raise SchemaError(f"table must be 'items' or 'users', not {table!r}")
         column = tables[table].c.seq
         with self._read() as conn:
-            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(column), 0))).scalar())
+            return int(conn.execute(sa.select(_last(column))).scalar())
 
     # -- events --
 
@@ -1032,8 +1032,7 @@ class SqlEventStore(EventStore):
 
     def last_event_id(self) -> int:
         with self._read() as conn:
-            last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(EVENTS.c.id), 0)))
-            return int(last.scalar())
+            return int(conn.execute(sa.select(_last(EVENTS.c.id))).scalar())
 
     def marks(self) -> tuple[int, int, int]:
         ((events, users, items),) = self._raw_rows(_MARKS, first=True)
