@@ -288,3 +288,93 @@ def test_auto_picks_tfidf_when_a_rare_word_carries_the_label(tiny_bert_dir) -> N
     assert clf.encoder_ is None  # and the encoder is dropped: predict does not need it
     held_out = ["comedy war robot family жук", "comedy war robot family щит"]
     assert list(clf.predict(held_out)) == [1, 0]
+
+
+# ---------------------------------------------------------------- few-label options (issue 14)
+
+
+def test_token_dropout_adds_copies_to_a_logistic_head(tiny_bert_dir, monkeypatch) -> None:
+    rows: list[int] = []
+    fit_logistic = TextClassifier._fit_logistic
+
+    def spy(self, vectors, y):
+        rows.append(vectors.shape[0])
+        return fit_logistic(self, vectors, y)
+
+    monkeypatch.setattr(TextClassifier, "_fit_logistic", spy)
+    clf = TextClassifier(
+        encoder=str(tiny_bert_dir), augment="token-dropout", augment_copies=3, random_state=0
+    ).fit(TEXTS, LABELS)
+    assert rows == [4 * len(TEXTS)]
+    assert clf.predict(TEXTS).shape == (len(TEXTS),)
+
+
+def test_self_training_labels_words_only_unlabelled_texts_carry(tmp_path) -> None:
+    # "dividend" and "layoffs" never occur in a labelled text: without self-training only
+    # shared character n-grams reach them; the pseudo-labelled texts teach the words.
+    texts = ["profit growth", "loss decline"] * 3
+    labels = ["pos", "neg"] * 3
+    unlabelled = ["profit growth dividend", "loss decline layoffs"] * 4
+    probe = ["dividend", "layoffs"]
+    plain = TextClassifier(features="tfidf", head_C=100.0).fit(texts, labels)
+    assert plain.predict_proba(probe).max() < 0.7
+    clf = TextClassifier(
+        features="tfidf", head_C=100.0, self_training=True, self_training_threshold=0.8
+    ).fit(texts, labels, unlabelled=unlabelled)
+    assert list(clf.predict(probe)) == ["pos", "neg"]
+    assert clf.predict_proba(probe).max(axis=1).min() > 0.8
+    assert clf.self_training_["pseudo_labelled"] == len(unlabelled)
+    assert clf.self_training_["unlabelled"] == len(unlabelled)
+    clf.save(tmp_path / "st")
+    loaded = TextClassifier.load(tmp_path / "st")
+    np.testing.assert_allclose(loaded.predict_proba(probe), clf.predict_proba(probe))
+
+
+def test_fine_tune_with_fgm_mixup_dropout_and_self_training_learns(tiny_bert_dir) -> None:
+    y = np.r_[np.ones(len(POSITIVE)), np.zeros(len(NEGATIVE))].astype(int)
+    common = dict(
+        encoder=str(tiny_bert_dir),
+        strategy="lora",
+        strategy_params={"r": 4},
+        head_C=100.0,
+        epochs=2,
+        lr=1e-2,
+        batch_size=6,
+        random_state=0,
+    )
+    for options in (
+        {"adversarial": "fgm", "adversarial_epsilon": 0.5},
+        {"augment": "mixup"},
+        {"augment": "token-dropout", "augment_p": 0.2},
+    ):
+        clf = TextClassifier(**common, **options).fit(TEXTS, y)
+        losses = clf.history_["losses"]
+        if "mixup" not in options.values():  # a mixed batch's loss has a floor set by its draw
+            assert np.mean(losses[-3:]) < np.mean(losses[:3]), options
+        assert clf.score(TEXTS, y) == 1.0, options
+    clf = TextClassifier(**common, self_training=True, self_training_threshold=0.6).fit(
+        TEXTS, y, unlabelled=["profit rose", "sales fell", "growth in sales"]
+    )
+    assert clf.self_training_["unlabelled"] == 3 and clf.self_training_["rounds"] == 1
+    assert set(clf.history_) == {"labelled", "self_training"}
+    assert clf.score(TEXTS, y) == 1.0
+
+
+def test_few_label_options_refuse_what_cannot_work(tiny_bert_dir) -> None:
+    enc = str(tiny_bert_dir)
+    with pytest.raises(ValueError, match="augment='mixup' needs a fine-tuned"):
+        TextClassifier(encoder=enc, augment="mixup").fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="adversarial='fgm' needs a fine-tuned"):
+        TextClassifier(encoder=enc, few_shot=True, adversarial="fgm").fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="fit\\(X, y, unlabelled=texts\\)"):
+        TextClassifier(encoder=enc, self_training=True).fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="set self_training=True"):
+        TextClassifier(encoder=enc).fit(TEXTS, LABELS, unlabelled=["x"])
+    with pytest.raises(ValueError, match="unlabelled\\[1\\] is an empty text"):
+        TextClassifier(encoder=enc, self_training=True).fit(TEXTS, LABELS, unlabelled=["a", " "])
+    with pytest.raises(ValueError, match="self_training_threshold"):
+        TextClassifier(encoder=enc, self_training=True, self_training_threshold=1.0).fit(
+            TEXTS, LABELS, unlabelled=["a"]
+        )
+    with pytest.raises(ValueError, match="augment must be"):
+        TextClassifier(encoder=enc, augment="synonyms").fit(TEXTS, LABELS)

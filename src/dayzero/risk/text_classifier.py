@@ -38,6 +38,7 @@ import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -51,6 +52,7 @@ from dayzero.core.card import (
     summarize_texts,
     write_card,
 )
+from dayzero.risk.text_augment import check_augment, drop_tokens, fgm_loss, mixup_loss
 from dayzero.risk.text_features import TfidfBlocks, check_features, choose_features, combine
 from dayzero.text.adapters import ARTIFACT_KIND as ADAPTER_KIND
 from dayzero.text.adapters import (
@@ -271,8 +273,36 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         ``"dense"`` needs a frozen encoder (``strategy="frozen"``, ``few_shot=False``).
     cv : int, default 3
         Folds of ``features="auto"``.
+    augment : {"none", "token-dropout", "mixup"}, default "none"
+        Augmentation for few labels (:mod:`dayzero.risk.text_augment`). ``"token-dropout"``
+        drops each word with probability ``augment_p``: a fresh draw in every fine-tuning batch;
+        with a logistic head (frozen encoder, ``features``, SetFit) ``augment_copies`` dropped
+        copies of every text join its training rows. ``"mixup"`` mixes sentence vectors and
+        labels (Beta(``mixup_alpha``, ``mixup_alpha``) weights) and needs fine-tuning
+        (a strategy other than ``"frozen"``, ``few_shot=False``).
+    augment_p : float, default 0.1
+        Probability that token dropout removes a word.
+    augment_copies : int, default 2
+        Dropped copies of each text for a logistic head.
+    mixup_alpha : float, default 0.4
+        Beta parameter of mixup.
+    adversarial : {"none", "fgm"}, default "none"
+        ``"fgm"``: adversarial training by the fast gradient method on the word embeddings
+        (clean + perturbed loss in every fine-tuning step); needs fine-tuning.
+    adversarial_epsilon : float, default 1.0
+        L2 norm of each text's embedding perturbation.
+    self_training : bool, default False
+        Self-training on the unlabelled texts passed to ``fit(X, y, unlabelled=...)``: texts the
+        model labels with probability >= ``self_training_threshold`` join the training rows as
+        pseudo-labels. A logistic head self-trains with scikit-learn's
+        ``SelfTrainingClassifier`` (up to 10 rounds; the TF-IDF vocabulary is fitted on the
+        labelled and unlabelled texts together); a fine-tuned model pseudo-labels once and is
+        tuned again for ``epochs`` on labelled + pseudo-labelled texts.
+    self_training_threshold : float, default 0.9
+        Least predicted probability of a pseudo-label.
     random_state : int, optional
-        Seeds the head, the pair sampling, the folds and training (``None`` means 0).
+        Seeds the head, the pair sampling, the folds, augmentation and training (``None``
+        means 0).
 
     Attributes
     ----------
@@ -290,6 +320,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         With ``features="auto"``: each candidate's validation accuracy per fold.
     tfidf_ : TfidfBlocks or None
         The fitted TF-IDF vocabularies (``None`` for dense features).
+    self_training_ : dict or None
+        With ``self_training=True``: unlabelled texts, how many became pseudo-labels, rounds.
 
     Examples
     --------
@@ -313,6 +345,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         cache_dir: str | None = None,
         features: str = "dense",
         cv: int = 3,
+        augment: str = "none",
+        augment_p: float = 0.1,
+        augment_copies: int = 2,
+        mixup_alpha: float = 0.4,
+        adversarial: str = "none",
+        adversarial_epsilon: float = 1.0,
+        self_training: bool = False,
+        self_training_threshold: float = 0.9,
         random_state: int | None = None,
     ) -> None:
         self.encoder = encoder
@@ -328,6 +368,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.cache_dir = cache_dir
         self.features = features
         self.cv = cv
+        self.augment = augment
+        self.augment_p = augment_p
+        self.augment_copies = augment_copies
+        self.mixup_alpha = mixup_alpha
+        self.adversarial = adversarial
+        self.adversarial_epsilon = adversarial_epsilon
+        self.self_training = self_training
+        self.self_training_threshold = self_training_threshold
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -361,7 +409,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         tfidf = None if self.tfidf_ is None else self.tfidf_.transform(texts)
         return combine(self.features_, dense, tfidf)
 
-    def _fit_feature_head(self, texts: list[str], codes: np.ndarray) -> LogisticRegression:
+    def _fit_feature_head(
+        self, texts: list[str], codes: np.ndarray, unlabelled: list[str]
+    ) -> LogisticRegression:
         """Frozen encoder, features other than "dense": choose (``"auto"``) and fit the head."""
         dense = None
         self.feature_scores_ = None
@@ -378,17 +428,80 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 dense, texts, codes, fit_score, self.cv, self._seed(), stratify=True
             )
         self.features_ = kind
-        self.tfidf_ = None if kind == "dense" else TfidfBlocks().fit(texts)
+        self.tfidf_ = None if kind == "dense" else TfidfBlocks().fit(texts + unlabelled)
         if kind == "tfidf":
             self.encoder_ = None  # nothing reads it: predict does not encode
         tfidf = None if self.tfidf_ is None else self.tfidf_.transform(texts)
-        return self._fit_logistic(combine(kind, dense, tfidf), codes)
+        return self._fit_head(texts, codes, unlabelled, combine(kind, dense, tfidf))
+
+    def _fit_head(
+        self, texts: list[str], codes: np.ndarray, unlabelled: list[str], design: Any
+    ) -> LogisticRegression:
+        """The logistic head on ``design`` (the rows of ``texts``), with any dropped copies of
+        the texts beside them and, when self-training, the unlabelled texts' rows."""
+        blocks, labels = [design], [codes]
+        if self.augment == "token-dropout":
+            rng = np.random.default_rng(self._seed())
+            for _ in range(self.augment_copies):
+                blocks.append(self._design(drop_tokens(texts, self.augment_p, rng)))
+                labels.append(codes)
+        if not self.self_training:
+            return self._fit_logistic(_stack(blocks), np.concatenate(labels))
+        blocks.append(self._design(unlabelled))
+        labels.append(np.full(len(unlabelled), -1))
+        learner = SelfTrainingClassifier(
+            LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed()),
+            threshold=self.self_training_threshold,
+            max_iter=10,
+        ).fit(_stack(blocks), np.concatenate(labels))
+        pseudo = learner.labeled_iter_[-len(unlabelled) :]
+        self.self_training_ = {
+            "unlabelled": len(unlabelled),
+            "pseudo_labelled": int((pseudo > 0).sum()),
+            "rounds": int(learner.n_iter_),
+            "threshold": self.self_training_threshold,
+        }
+        return learner.estimator_
 
     def _fit_logistic(self, vectors: np.ndarray, y: np.ndarray) -> LogisticRegression:
         head = LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
         return head.fit(vectors, y)
 
-    def fit(self, X: Any, y: Any) -> TextClassifier:
+    def _check_few_label_options(self, unlabelled: Any) -> list[str]:
+        """Validate augmentation / adversarial / self-training against the fitting mode and
+        return the unlabelled texts (empty unless self-training)."""
+        check_augment(
+            self.augment,
+            self.adversarial,
+            self.augment_p,
+            self.augment_copies,
+            self.adversarial_epsilon,
+        )
+        gradient_head = self.strategy != "frozen" and not self.few_shot
+        for name, value in (("augment", "mixup"), ("adversarial", "fgm")):
+            if getattr(self, name) == value and not gradient_head:
+                raise ValueError(
+                    f"{name}={value!r} needs a fine-tuned encoder and head: set strategy to "
+                    "'full', 'lora', ... with few_shot=False, or use augment='token-dropout'"
+                )
+        if self.self_training and unlabelled is None:
+            raise ValueError(
+                "self_training=True needs unlabelled texts: call fit(X, y, unlabelled=texts)"
+            )
+        if not self.self_training:
+            if unlabelled is not None:
+                raise ValueError(
+                    "unlabelled texts are read only by self-training: set self_training=True "
+                    "or leave unlabelled out"
+                )
+            return []
+        if not 0.0 < self.self_training_threshold < 1.0:
+            raise ValueError(
+                f"self_training_threshold must be in (0, 1), got {self.self_training_threshold!r}"
+            )
+        return check_texts(unlabelled, "unlabelled")
+
+    def fit(self, X: Any, y: Any, unlabelled: Any = None) -> TextClassifier:
         """Fit on texts ``X`` with labels ``y``.
 
         Parameters
@@ -397,6 +510,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             One non-empty text per row (see the module docstring for accepted containers).
         y : array-like of shape (n_samples,)
             Class labels (at least two distinct values).
+        unlabelled : sequence of str, optional
+            Texts without labels for ``self_training=True`` (required then, refused otherwise).
 
         Returns
         -------
@@ -417,6 +532,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         texts = check_texts(X)
         if len(y) != len(texts):
             raise ValueError(f"X has {len(texts)} texts but y has {len(y)} labels")
+        unlabelled_texts = self._check_few_label_options(unlabelled)
         self.training_data_ = summarize_texts(texts, y, "classification")
         tuned = self._tuned_strategy()
         check_features(self.features, tuned is not None, type(self).__name__)
@@ -427,9 +543,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_ = None if self.features == "tfidf" else self._build_encoder()
         self.history_ = None
         self.features_, self.feature_scores_, self.tfidf_ = "dense", None, None
+        self.self_training_ = None
         if self.features != "dense":
             self.strategy_config_ = None
-            self.head_ = self._fit_feature_head(texts, codes)
+            self.head_ = self._fit_feature_head(texts, codes, unlabelled_texts)
             if isinstance(self.encoder_, nn.Module):
                 self.encoder_.requires_grad_(False)
             return self
@@ -441,11 +558,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             self.strategy_config_ = None
         if self.few_shot:
             self.history_ = self._fit_contrastive(texts, codes, seed)
-        head = self._fit_logistic(self._encode(texts), codes)
         if tuned is None or self.few_shot:
-            self.head_ = head
+            self.head_ = self._fit_head(texts, codes, unlabelled_texts, self._encode(texts))
         else:
-            self.head_ = self._fine_tune(texts, codes, head, seed)
+            probe = self._fit_logistic(self._encode(texts), codes)
+            linear = _linear_from_logistic(probe, len(self.classes_))
+            self.head_ = self._fine_tune(texts, codes, linear, seed)
+            if self.self_training:
+                self.head_ = self._self_train_tuned(texts, codes, unlabelled_texts, seed)
         if isinstance(self.encoder_, nn.Module):
             self.encoder_.requires_grad_(False)
         return self
@@ -463,24 +583,69 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _fine_tune(
-        self, texts: list[str], codes: np.ndarray, probe: LogisticRegression, seed: int
+        self, texts: list[str], codes: np.ndarray, linear: nn.Linear, seed: int
     ) -> nn.Linear:
+        """Tune encoder and ``linear`` together with cross-entropy, through any token dropout,
+        mixup and adversarial perturbation asked for."""
         from dayzero.train.index_dataset import IndexDataset
         from dayzero.train.trainer import Trainer
 
-        linear = _linear_from_logistic(probe, len(self.classes_))
-        model = _EncoderWithHead(self.encoder_, linear)
+        model = _EncoderWithHead(self.encoder_, linear.requires_grad_(True))
         targets = torch.as_tensor(codes, dtype=torch.long)
+        rng = np.random.default_rng(seed)
+        embedding = (
+            self.encoder_.model.get_input_embeddings() if self.adversarial == "fgm" else None
+        )
 
         def loss_fn(module: _EncoderWithHead, batch: torch.Tensor) -> torch.Tensor:
             rows = batch.tolist()
-            logits = module([texts[i] for i in rows])
-            return nn.functional.cross_entropy(logits, targets[rows])
+            batch_texts = [texts[i] for i in rows]
+            if self.augment == "token-dropout":
+                batch_texts = drop_tokens(batch_texts, self.augment_p, rng)
+            labels = targets[rows]
+            # Drawn once per batch: the adversarial pass must see the same mix as the clean one.
+            lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
+            perm = torch.as_tensor(rng.permutation(len(rows)))
+
+            def batch_loss() -> torch.Tensor:
+                if self.augment == "mixup":
+                    vectors = module.encoder.forward(batch_texts, normalize=True)
+                    return mixup_loss(vectors, labels, module.head, lam, perm)
+                return nn.functional.cross_entropy(module(batch_texts), labels)
+
+            if embedding is not None:
+                return fgm_loss(embedding, batch_loss, self.adversarial_epsilon)
+            return batch_loss()
 
         history = Trainer(model, self._trainer_config(seed), loss_fn).fit(IndexDataset(len(texts)))
         self.history_ = history.to_dict()
         model.eval()
         return linear.requires_grad_(False)
+
+    def _self_train_tuned(
+        self, texts: list[str], codes: np.ndarray, unlabelled: list[str], seed: int
+    ) -> nn.Linear:
+        """One round of self-training for a fine-tuned model: the unlabelled texts it labels
+        with probability >= the threshold join the labelled ones, and tuning goes on."""
+        # The trainable parameters stay as the first tuning left them (no requires_grad change).
+        with torch.no_grad():
+            logits = self.head_(torch.from_numpy(self._encode(unlabelled)))
+            proba = torch.softmax(logits, dim=1).numpy()
+        confident = np.flatnonzero(proba.max(axis=1) >= self.self_training_threshold)
+        self.self_training_ = {
+            "unlabelled": len(unlabelled),
+            "pseudo_labelled": len(confident),
+            "rounds": 1,
+            "threshold": self.self_training_threshold,
+        }
+        if not len(confident):
+            return self.head_
+        first = self.history_
+        pseudo_texts = texts + [unlabelled[i] for i in confident]
+        pseudo_codes = np.concatenate([codes, proba[confident].argmax(axis=1)])
+        head = self._fine_tune(pseudo_texts, pseudo_codes, self.head_, seed + 1)
+        self.history_ = {"labelled": first, "self_training": self.history_}
+        return head
 
     def _fit_contrastive(self, texts: list[str], codes: np.ndarray, seed: int) -> dict:
         from dayzero.train.index_dataset import IndexDataset
@@ -599,6 +764,13 @@ def setfit_pairs(
                 target.extend([value] * iterations)
     order = rng.permutation(len(left))
     return np.asarray(left)[order], np.asarray(right)[order], np.asarray(target)[order]
+
+
+def _stack(blocks: list[Any]) -> Any:
+    """Row-stack design blocks, sparse when any block is."""
+    if any(scipy.sparse.issparse(b) for b in blocks):
+        return scipy.sparse.vstack(blocks, format="csr")
+    return np.vstack(blocks)
 
 
 def _linear_from_logistic(probe: LogisticRegression, n_classes: int) -> nn.Linear:
