@@ -94,6 +94,31 @@ FEATURE_METHODS = {
     "features-auto": "auto",
 }
 _NOTE: str | None = None  # --note, kept with the results
+_DAPT_DIR: str | None = None  # --dapt-dir
+FEW_LABELS = 250  # labels of the "-250" settings; the rest of the training part is unlabelled
+# Few-label options of TextClassifier (issue 14, item 5), each fixed before any run.
+FROZEN_FEW_LABEL = {
+    "frozen-dropout": {"augment": "token-dropout", "augment_p": 0.1, "augment_copies": 2},
+    "frozen-self-training": {"self_training": True, "self_training_threshold": 0.9},
+    "hybrid-dropout": {
+        "features": "hybrid",
+        "augment": "token-dropout",
+        "augment_p": 0.1,
+        "augment_copies": 2,
+    },
+    "hybrid-self-training": {
+        "features": "hybrid",
+        "self_training": True,
+        "self_training_threshold": 0.9,
+    },
+}
+TUNED_FEW_LABEL = {
+    "full-ft-dropout": {"augment": "token-dropout", "augment_p": 0.1},
+    "full-ft-mixup": {"augment": "mixup", "mixup_alpha": 0.4},
+    "full-ft-fgm": {"adversarial": "fgm", "adversarial_epsilon": 1.0},
+    "full-ft-self-training": {"self_training": True, "self_training_threshold": 0.9},
+    "full-ft-dapt": {"dapt": True},
+}
 RIDGE_ALPHA = 1.0  # fixed beforehand for every regression head, not tuned on test
 
 
@@ -106,6 +131,7 @@ def _tfidf(chinese: bool):
 
 
 def _data(setting: str):
+    setting = setting.removesuffix(f"-{FEW_LABELS}")
     if setting.startswith("phrasebank"):
         agreement = "allagree" if "allagree" in setting else "50agree"
         frame = load_financial_phrasebank(agreement=agreement)
@@ -118,34 +144,42 @@ def _data(setting: str):
     return frame
 
 
-def _splits(
-    setting: str, frame
-) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(seed, X_train, y_train, X_test, y_test)`` for every seed of ``setting``."""
+def _splits(setting: str, frame) -> list[tuple]:
+    """``(seed, X_train, y_train, X_test, y_test, X_unlabelled)`` for every seed of ``setting``.
+
+    ``X_unlabelled`` is ``None`` except in the few-label settings (``-250``), where it holds the
+    training part's texts whose labels were not drawn (what self-training reads; never a test
+    text).
+    """
     texts = frame.X["text"].to_numpy(dtype=object)
     labels = frame.y.to_numpy()
-    if setting == "twitter":
+    few = setting.endswith(f"-{FEW_LABELS}")
+    if setting.startswith("twitter"):
         train, test = frame.split("train"), frame.split("valid")
-        return [
-            (
-                0,
-                train.X["text"].to_numpy(dtype=object),
-                train.y.to_numpy(),
-                test.X["text"].to_numpy(dtype=object),
-                test.y.to_numpy(),
-            )
-        ]
+        X_train, y_train = train.X["text"].to_numpy(dtype=object), train.y.to_numpy()
+        X_test, y_test = test.X["text"].to_numpy(dtype=object), test.y.to_numpy()
+        if not few:
+            return [(0, X_train, y_train, X_test, y_test, None)]
+        out = []
+        for seed in SEEDS:
+            drawn = kshot_sample(y_train, FEW_LABELS, seed=seed, balanced=False)
+            rest = np.setdiff1d(np.arange(len(y_train)), drawn)
+            out.append((seed, X_train[drawn], y_train[drawn], X_test, y_test, X_train[rest]))
+        return out
     out = []
     for seed in SEEDS:
         train, test = train_test_split_stratified(labels, test_size=0.2, seed=seed)
-        if setting.endswith("-250"):
-            train = train[kshot_sample(labels[train], 250, seed=seed, balanced=False)]
-        out.append((seed, texts[train], labels[train], texts[test], labels[test]))
+        unlabelled = None
+        if few:
+            drawn = kshot_sample(labels[train], FEW_LABELS, seed=seed, balanced=False)
+            unlabelled = texts[np.setdiff1d(train, train[drawn])]
+            train = train[drawn]
+        out.append((seed, texts[train], labels[train], texts[test], labels[test], unlabelled))
     return out
 
 
 def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 2):
-    chinese = setting in ("chnsenticorp", "waimai")
+    chinese = setting.removesuffix(f"-{FEW_LABELS}") in ("chnsenticorp", "waimai")
     if method == "tfidf-lr":
         return _tfidf(chinese)
     encoder = CHINESE_ENCODER if chinese else ENGLISH_ENCODER
@@ -154,9 +188,20 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
         return TextClassifier(**common)
     if method in FEATURE_METHODS:
         return TextClassifier(features=FEATURE_METHODS[method], **common)
-    if method == "full-ft":
+    if method in FROZEN_FEW_LABEL:
+        return TextClassifier(**FROZEN_FEW_LABEL[method], **common)
+    if method == "full-ft" or method in TUNED_FEW_LABEL:
+        options = dict(TUNED_FEW_LABEL.get(method, {}))
+        if options.pop("dapt", False):
+            common = {**common, "encoder": _dapt_encoder(seed)}
         return TextClassifier(
-            strategy="full", epochs=epochs, lr=4e-5, batch_size=16, max_length=64, **common
+            strategy="full",
+            epochs=epochs,
+            lr=4e-5,
+            batch_size=16,
+            max_length=64,
+            **options,
+            **common,
         )
     if method == "setfit":
         return TextClassifier(
@@ -171,13 +216,29 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
     raise ValueError(method)
 
 
+def _dapt_encoder(seed: int) -> str:
+    """The MiniLM adapted by masked-LM on seed ``seed``'s unlabelled training text
+    (``--dapt-dir``/seed<seed>, written by ``dayzero.train.domain_adapt``)."""
+    if _DAPT_DIR is None:
+        raise SystemExit("the dapt methods need --dapt-dir (folders seed<N> of adapted encoders)")
+    folder = Path(_DAPT_DIR) / f"seed{seed}"
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is missing: adapt the encoder on seed {seed}'s split first")
+    return str(folder)
+
+
 def _row(setting: str, method: str, make: Callable, splits) -> dict:
     started = time.perf_counter()
     per_seed, pooled_true, pooled_pred = [], [], []
-    for seed, X_train, y_train, X_test, y_test in splits:
+    for seed, X_train, y_train, X_test, y_test, X_unlabelled in splits:
         model = make(seed)
         params = model.get_params(deep=False) if isinstance(model, TextClassifier) else None
-        model.fit(list(X_train), y_train)
+        if getattr(model, "self_training", False):
+            if X_unlabelled is None:
+                raise SystemExit(f"{method} needs unlabelled texts: run it on a -250 setting")
+            model.fit(list(X_train), y_train, unlabelled=list(X_unlabelled))
+        else:
+            model.fit(list(X_train), y_train)
         predicted = model.predict(list(X_test))
         per_seed.append(
             {
@@ -187,6 +248,7 @@ def _row(setting: str, method: str, make: Callable, splits) -> dict:
                 "accuracy": accuracy(y_test, predicted),
                 "macro_f1": macro_f1(y_test, predicted),
                 **_chosen(model),
+                **_self_training(model),
             }
         )
         pooled_true.append(np.asarray(y_test))
@@ -222,12 +284,20 @@ def _chosen(model) -> dict:
     return {"features_chosen": model.features_, "cv_scores": means}
 
 
+def _self_training(model) -> dict:
+    info = getattr(model, "self_training_", None)
+    return {"self_training": info} if info else {}
+
+
 def _encoder_of(setting: str, method: str) -> str | None:
     if method in ("tfidf-lr", "tfidf-ridge", "features-tfidf"):
         return None
+    if method.endswith("-dapt"):
+        return f"{ENGLISH_ENCODER} + masked-LM on the unlabelled training text ({_DAPT_DIR})"
     if setting == REGRESSION:
         return ENGLISH_ENCODER
-    return CHINESE_ENCODER if setting in ("chnsenticorp", "waimai") else ENGLISH_ENCODER
+    chinese = setting.removesuffix(f"-{FEW_LABELS}") in ("chnsenticorp", "waimai")
+    return CHINESE_ENCODER if chinese else ENGLISH_ENCODER
 
 
 # ------------------------------------------------------------------------- text regression
@@ -322,12 +392,17 @@ PLAN = {
         "phrasebank-allagree",
         "phrasebank-50agree-250",
         "twitter",
+        "twitter-250",
         "chnsenticorp",
+        "chnsenticorp-250",
         "waimai",
     )
 }
+for _setting in ("phrasebank-50agree-250", "twitter-250", "chnsenticorp-250"):
+    PLAN[_setting] = [*PLAN[_setting], *FROZEN_FEW_LABEL]
 PLAN[REGRESSION] = REGRESSION_METHODS
 FINETUNE = {
+    "twitter-250": "full-ft",
     "phrasebank-50agree": "full-ft",
     "phrasebank-allagree": "full-ft",
     "phrasebank-50agree-250": "setfit",
@@ -374,12 +449,15 @@ def main(argv: list[str] | None = None) -> None:
         "--cache-dir", default=None, help="embedding cache (default: a fresh temporary folder)"
     )
     parser.add_argument("--note", default=None, help="stored with the results (machine load)")
+    parser.add_argument(
+        "--dapt-dir", default=None, help="folder of seed<N> encoders for the *-dapt methods"
+    )
     args = parser.parse_args(argv)
     settings = args.only.split(",") if args.only else list(PLAN)
     chosen = args.methods.split(",") if args.methods else None
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="dayzero-sentiment-cache-")
-    global _NOTE
-    _NOTE = args.note
+    global _NOTE, _DAPT_DIR
+    _NOTE, _DAPT_DIR = args.note, args.dapt_dir
     for setting in settings:
         if setting == REGRESSION:
             if args.finetune:
