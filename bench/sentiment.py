@@ -7,6 +7,10 @@ Settings (data under ``$DAYZERO_DATA``):
 * ``phrasebank-50agree-250``: 250 labelled sentences drawn at random from the train part of the
   same splits; the whole test part is scored.
 * ``twitter``: Twitter financial news, its own train / valid split (one run: nothing is random).
+* ``twitter-250`` / ``chnsenticorp-250``: 250 labels drawn per seed from the training part (of
+  Twitter's train split; of ChnSentiCorp's 80 % part), the whole test part scored. In every
+  ``-250`` setting the training texts whose labels were not drawn are the unlabelled texts that
+  self-training reads (never a test text).
 * ``chnsenticorp`` / ``waimai``: Chinese reviews, stratified 80/20 split, 5 seeds; the frozen
   multilingual encoder (USE v3) + logistic head; TF-IDF on character 1-3-grams.
 
@@ -24,7 +28,16 @@ best mean accuracy over 3 stratified folds of the training rows, recorded per se
 ridge), ``frozen-ridge`` (``TextRegressor``, MiniLM vectors + ridge) and ``features-*``
 (``TextRegressor(features=...)``, ``"auto"`` by R2 over 3 folds of the training rows); ridge
 ``alpha=1`` fixed beforehand; R2 / MSE / MAE are means over seeds with bootstrap intervals over
-the pooled test predictions. ``--finetune`` runs instead, on the first
+the pooled test predictions. Few-label methods (issue 14, item 5; settings fixed before any
+run, ``FROZEN_FEW_LABEL`` / ``TUNED_FEW_LABEL``): ``frozen-dropout`` / ``hybrid-dropout`` (dense
+or hybrid features, 2 token-dropout copies of each text at p = 0.1), ``frozen-self-training`` /
+``hybrid-self-training`` (scikit-learn self-training at threshold 0.9 over the unlabelled
+texts), ``ensemble-views`` (``TextEnsemble``: mean probability of the dense and the TF-IDF
+heads); with ``--finetune``: ``full-ft-dropout``, ``full-ft-mixup`` (alpha 0.4), ``full-ft-fgm``
+(epsilon 1.0), ``full-ft-self-training`` (one pseudo-label round at 0.9, then as many epochs
+again), ``full-ft-dapt`` (full-ft from the encoder that ``dayzero.train.domain_adapt`` adapted on
+that seed's unlabelled training text, ``--dapt-dir``) and ``ensemble-hybrid-ft`` (hybrid
+frozen head + full-ft, mean probability). ``--finetune`` runs instead, on the first
 ``--seeds`` seeds (default 1: minutes per run on 2 CPU cores), ``--methods`` or by default
 ``full-ft`` (LP-FT: logistic probe, then full fine-tuning of MiniLM with cross-entropy, lr 4e-5,
 batch 16, ``--epochs`` epochs) and, for the 250-label setting,
@@ -73,6 +86,7 @@ from dayzero.evaluate.intervals import bootstrap_ci
 from dayzero.evaluate.protocols.splits import kshot_sample, train_test_split_stratified
 from dayzero.risk.metrics import accuracy, macro_f1
 from dayzero.risk.text_classifier import TextClassifier
+from dayzero.risk.text_ensemble import TextEnsemble
 from dayzero.risk.text_regressor import TextRegressor, mae, mse, r2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -188,6 +202,18 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
         return TextClassifier(**common)
     if method in FEATURE_METHODS:
         return TextClassifier(features=FEATURE_METHODS[method], **common)
+    if method == "ensemble-views":
+        return TextEnsemble(
+            [
+                ("dense", TextClassifier(**common)),
+                ("tfidf", TextClassifier(features="tfidf", **common)),
+            ]
+        )
+    if method == "ensemble-hybrid-ft":
+        tuned = _method(setting, "full-ft", seed, cache_dir, epochs)
+        return TextEnsemble(
+            [("hybrid", TextClassifier(features="hybrid", **common)), ("full-ft", tuned)]
+        )
     if method in FROZEN_FEW_LABEL:
         return TextClassifier(**FROZEN_FEW_LABEL[method], **common)
     if method == "full-ft" or method in TUNED_FEW_LABEL:
@@ -399,7 +425,7 @@ PLAN = {
     )
 }
 for _setting in ("phrasebank-50agree-250", "twitter-250", "chnsenticorp-250"):
-    PLAN[_setting] = [*PLAN[_setting], *FROZEN_FEW_LABEL]
+    PLAN[_setting] = [*PLAN[_setting], *FROZEN_FEW_LABEL, "ensemble-views"]
 PLAN[REGRESSION] = REGRESSION_METHODS
 FINETUNE = {
     "twitter-250": "full-ft",
@@ -496,8 +522,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"f1 {rows[-1]['macro_f1']:.4f} {rows[-1]['wall_seconds']:.0f}s",
                 flush=True,
             )
-        if rows:
-            print(f"wrote {_merge(rows)}", flush=True)
+            # Each row is written when done: a long run that is stopped keeps what it finished.
+            print(f"wrote {_merge(rows[-1:])}", flush=True)
 
 
 if __name__ == "__main__":
