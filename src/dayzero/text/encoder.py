@@ -154,7 +154,7 @@ class TextEncoder(torch.nn.Module):
         )
         self.model.to(device)
         self.model.eval()
-        self.max_length = _clamp_max_length(max_length, self.model, self.tokenizer)
+        self.max_length = clamp_max_length(max_length, self.model, self.tokenizer)
         self.dim = int(self.model.config.hidden_size)
         self.cache = None if cache_dir is None else EmbeddingCache(cache_dir)
         self._fingerprint: str | None = None
@@ -499,7 +499,8 @@ def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _clamp_max_length(max_length: int, model: torch.nn.Module, tokenizer: Any) -> int:
+def clamp_max_length(max_length: int, model: torch.nn.Module, tokenizer: Any) -> int:
+    """``max_length`` capped by the model's position embeddings and the tokenizer's limit."""
     limits = [max_length]
     positions = getattr(model.config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:

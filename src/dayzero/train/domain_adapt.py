@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from dayzero.core.progress import progress_bar as _progress_bar
-from dayzero.text.encoder import DEFAULT_MODEL, resolve_model_path
+from dayzero.text.encoder import DEFAULT_MODEL, clamp_max_length, resolve_model_path
 from dayzero.train.optim import make_optimizer, make_scheduler
 
 CONFIG_FILE = "domain_adapt.json"
@@ -183,7 +183,7 @@ def domain_adapt(
     path = resolve_model_path(encoder)
     _seed_everything(seed)
     model, tokenizer = _load_masked_lm(path, encoder)
-    max_length = _clamp_length(max_length, model, tokenizer)
+    max_length = clamp_max_length(max_length, model, tokenizer)
     config = DomainAdaptConfig(
         encoder=str(encoder),
         encoder_path=path,
@@ -294,17 +294,6 @@ def _load_masked_lm(path: str, encoder: str | os.PathLike):
             f"`encoder` {str(encoder)!r}: the masked-LM model has no separate base model to save"
         )
     return model, tokenizer
-
-
-def _clamp_length(max_length: int, model: torch.nn.Module, tokenizer: Any) -> int:
-    limits = [max_length]
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(model_max, int) and 0 < model_max < 1_000_000:
-        limits.append(model_max)
-    return min(limits)
 
 
 def _mlm_head(model: torch.nn.Module) -> torch.nn.Module | None:
