@@ -142,7 +142,8 @@ def test_rerank_sorts_a_permutation_of_the_candidates(model, catalogue):
     assert sorted(ids) == sorted(candidates)
     assert np.all(np.diff(scores) <= 0)
     expected = model.predict(["newbie"] * len(ids), ids, history=history)
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
+    # float32 sums differ in the last bits when the texts sit in other batch rows / paddings
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
     assert ids[:3] == [i for i in ids if i.startswith("a")][:3]
     top2, _ = model.rerank("newbie", candidates, history=history, k=2)
     assert top2 == ids[:2]
