@@ -144,7 +144,7 @@ def _tfidf(chinese: bool):
     return make_pipeline(vectorizer, LogisticRegression(C=10.0, max_iter=2000))
 
 
-def _data(setting: str):
+def setting_data(setting: str):
     setting = setting.removesuffix(f"-{FEW_LABELS}")
     if setting.startswith("phrasebank"):
         agreement = "allagree" if "allagree" in setting else "50agree"
@@ -158,7 +158,7 @@ def _data(setting: str):
     return frame
 
 
-def _splits(setting: str, frame) -> list[tuple]:
+def setting_splits(setting: str, frame) -> list[tuple]:
     """``(seed, X_train, y_train, X_test, y_test, X_unlabelled)`` for every seed of ``setting``.
 
     ``X_unlabelled`` is ``None`` except in the few-label settings (``-250``), where it holds the
@@ -500,8 +500,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             print(f"wrote {_merge(rows)}", flush=True)
             continue
-        frame = _data(setting)
-        splits = _splits(setting, frame)
+        frame = setting_data(setting)
+        splits = setting_splits(setting, frame)
         methods = PLAN[setting]
         if args.finetune:
             if setting not in FINETUNE:

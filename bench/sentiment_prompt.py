@@ -3,9 +3,8 @@
 Settings (data under ``$DAYZERO_DATA``):
 
 * ``phrasebank-50agree-250``: Financial PhraseBank (>= 50 % agreement) with the splits of
-  ``bench/sentiment.py``'s setting of the same name, rebuilt here from the same functions
-  (per seed: ``train_test_split_stratified(labels, test_size=0.2, seed=seed)``, then
-  ``kshot_sample(labels[train], 250, seed=seed, balanced=False)``). Demonstrations are drawn
+  ``bench/sentiment.py``'s setting of the same name (its ``setting_splits``: per seed a
+  stratified 80/20 split, then 250 labels drawn from the train part). Demonstrations are drawn
   only from those 250 labelled texts.
 * ``twitter``: Twitter financial news, demonstrations from its train split, scored on its
   valid split (one run, seed 0).
@@ -40,16 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dayzero.datasets.sentiment import load_financial_phrasebank, load_twitter_financial_news
 from dayzero.evaluate.intervals import bootstrap_ci
-from dayzero.evaluate.protocols.splits import kshot_sample, train_test_split_stratified
 from dayzero.risk.metrics import accuracy, macro_f1
 from dayzero.risk.prompt_classifier import PromptClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine
+from sentiment import setting_data, setting_splits
 
-FEW_LABELS = 250
 K_SHOTS = (0, 8)
 PHRASEBANK_WORDS = {"negative": "negative", "neutral": "neutral", "positive": "positive"}
 TWITTER_WORDS = {0: "negative", 1: "positive", 2: "neutral"}
@@ -57,30 +54,15 @@ OUT = RESULTS / "sentiment_prompt.json"
 
 
 def phrasebank_splits(seeds: list[int]) -> list[tuple]:
-    frame = load_financial_phrasebank(agreement="50agree")
-    texts = frame.X["text"].to_numpy(dtype=object)
-    labels = frame.y.to_numpy()
-    out = []
-    for seed in seeds:
-        train, test = train_test_split_stratified(labels, test_size=0.2, seed=seed)
-        drawn = kshot_sample(labels[train], FEW_LABELS, seed=seed, balanced=False)
-        train = train[drawn]
-        out.append((seed, texts[train], labels[train], texts[test], labels[test]))
-    return out
+    """``bench/sentiment.py``'s 250-label PhraseBank splits (seeds 0..), unlabelled part dropped."""
+    setting = "phrasebank-50agree-250"
+    splits = setting_splits(setting, setting_data(setting))
+    return [split[:5] for split in splits if split[0] in seeds]
 
 
 def twitter_splits() -> list[tuple]:
-    frame = load_twitter_financial_news()
-    train, test = frame.split("train"), frame.split("valid")
-    return [
-        (
-            0,
-            train.X["text"].to_numpy(dtype=object),
-            train.y.to_numpy(),
-            test.X["text"].to_numpy(dtype=object),
-            test.y.to_numpy(),
-        )
-    ]
+    """``bench/sentiment.py``'s Twitter split (its train -> valid)."""
+    return [split[:5] for split in setting_splits("twitter", setting_data("twitter"))]
 
 
 def _subset(n: int, size: int | None, seed: int) -> np.ndarray:

@@ -450,7 +450,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         blocks.append(self._design(unlabelled))
         labels.append(np.full(len(unlabelled), -1))
         learner = SelfTrainingClassifier(
-            LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed()),
+            self._logistic(),
             threshold=self.self_training_threshold,
             max_iter=10,
         ).fit(_stack(blocks), np.concatenate(labels))
@@ -463,9 +463,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         }
         return learner.estimator_
 
+    def _logistic(self) -> LogisticRegression:
+        return LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
+
     def _fit_logistic(self, vectors: np.ndarray, y: np.ndarray) -> LogisticRegression:
-        head = LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
-        return head.fit(vectors, y)
+        return self._logistic().fit(vectors, y)
 
     def _check_few_label_options(self, unlabelled: Any) -> list[str]:
         """Validate augmentation / adversarial / self-training against the fitting mode and
@@ -603,12 +605,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             if self.augment == "token-dropout":
                 batch_texts = drop_tokens(batch_texts, self.augment_p, rng)
             labels = targets[rows]
-            # Drawn once per batch: the adversarial pass must see the same mix as the clean one.
-            lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
-            perm = torch.as_tensor(rng.permutation(len(rows)))
+            mixup = self.augment == "mixup"
+            if mixup:  # drawn once per batch: FGM's second pass must see the same mix
+                lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
+                perm = torch.as_tensor(rng.permutation(len(rows)))
 
             def batch_loss() -> torch.Tensor:
-                if self.augment == "mixup":
+                if mixup:
                     vectors = module.encoder.forward(batch_texts, normalize=True)
                     return mixup_loss(vectors, labels, module.head, lam, perm)
                 return nn.functional.cross_entropy(module(batch_texts), labels)
