@@ -357,11 +357,19 @@ MODELS: dict[str, ModelSpec] = {
         threshold_param="threshold",
         note="HybridRecommender: popularity + item-kNN + TF-IDF content (liked history and "
         "profile cosines) + two-tower retrieval head, z-scored per user over the catalogue, "
-        "weights and a new-item offset per history-length bucket chosen inside fit on a carve "
-        "of the training data (Recall@20)",
+        "weights, content-only items' own weights and a new-item offset per history-length "
+        "bucket chosen inside fit on a carve of the training data (Recall@20)",
+    ),
+    "hybrid-shared": ModelSpec(
+        lambda params: _hybrid({**params, "new_item_weights": "shared"}),
+        template_param="template",
+        cache_param="cache_dir",
+        threshold_param="threshold",
+        note="the hybrid with new_item_weights='shared': content-only items ordered by the "
+        "bucket's blend weights (the hybrid before they got weights of their own)",
     ),
 }
-DEFAULT_MODELS = tuple(MODELS)
+DEFAULT_MODELS = tuple(m for m in MODELS if m != "hybrid-shared")  # an ablation
 
 
 def resolve(name: str) -> ModelSpec:

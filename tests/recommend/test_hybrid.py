@@ -7,13 +7,22 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from dayzero.core.schema import Dataset, Entities, Interactions
-from dayzero.recommend.contract import Recommender, make_recommender
+from dayzero.core.schema import Dataset, Entities, IdMap, Interactions
+from dayzero.recommend.contract import Recommender, make_recommender, seen_by_user
 from dayzero.recommend.hybrid import (
     WARM,
     HybridRecommender,
+    _Carve,
+    _choose,
+    _fit_parts,
+    _fold_in,
+    _Scores,
+    _Task,
+    _validation_scores,
     carve_validation,
+    part_catalogue_scores,
     simplex_grid,
+    standardiser,
 )
 
 ACTION = ["explosion", "chase", "gun", "hero", "fight", "car"]
@@ -256,3 +265,111 @@ def test_bad_params_name_the_field(params, field, text_data):
     model = HybridRecommender(**{"parts": FAST, **params})
     with pytest.raises(ValueError, match=field):
         model.fit(text_data)
+
+
+def _carve_scores(data: Dataset, seed: int = 0):
+    """The validation lists of the FAST parts on a carve of ``data``, with what they came from."""
+    carve = carve_validation(data, threshold=None, reveal=[0, 1, 3, 10], seed=seed)
+    parts = _fit_parts(HybridRecommender(parts=FAST)._build_parts(), carve.train)
+    _fold_in(parts, carve.new_items, carve.new_users)
+    grid = simplex_grid(len(FAST), 4)
+    offsets = [0.0, -0.5, 1.0]
+    return carve, parts, grid, offsets, _validation_scores(parts, carve, grid, offsets, seed)
+
+
+def test_merged_lists_equal_a_ranking_of_the_whole_catalogue(text_data):
+    carve, parts, grid, offsets, scores = _carve_scores(text_data)
+    catalogue = IdMap()
+    for part in parts.values():
+        catalogue.add(part.item_map_.ids)
+    ids = catalogue.ids
+    interacted = set(carve.train.interactions.items)
+    content_only = np.array([i not in interacted for i in ids])
+    seen = seen_by_user(carve.train.interactions)
+    rng = np.random.default_rng(0)  # the jitter of _validation_scores, task by task
+    checked = 0
+    for row, task in enumerate(carve.tasks):
+        jitter = 1e-9 * rng.random(len(ids))
+        if row % 7:
+            continue
+        every = np.stack(
+            [
+                part_catalogue_scores(
+                    p, p.item_map_.to_internal(ids, missing=-1), ids, task.user, task.history
+                )
+                for p in parts.values()
+            ]
+        )
+        mean, scale = standardiser(every)
+        z = (every - mean) / scale
+        history = set(seen.get(task.user, ())) if task.history is None else set(task.history.items)
+        for own in (None, 2, 5):
+            recall, fresh = scores.merged([row], own)
+            for n, offset in enumerate(offsets):
+                for g in range(len(grid)):
+                    new_weights = grid[g] if own is None else grid[own]
+                    blended = np.where(content_only, new_weights @ z + offset, grid[g] @ z)
+                    blended = blended + jitter
+                    blended[[catalogue.to_internal([i])[0] for i in history]] = -np.inf
+                    top = set(np.array(ids, dtype=object)[np.argsort(-blended)[:20]])
+                    found = top & task.targets
+                    column = n * len(grid) + g
+                    assert recall[0, column] == pytest.approx(len(found) / len(task.targets))
+                    assert fresh[0, column] == sum(i not in interacted for i in found)
+                    checked += 1
+    assert checked > 100
+
+
+def test_content_only_items_get_weights_of_their_own_where_they_order_them_better():
+    # known answer on hand-made validation lists: two tasks, two parts (grid: the vertices and
+    # the midpoint); part "a" finds the known targets, part "b" orders the content-only ones
+    n, k = 2, 20
+    grid = simplex_grid(2, 2)  # a, b, (0.5, 0.5)
+    known_top = np.tile(np.linspace(3.0, 1.0, k), (n, 3, 1))
+    known_hit = np.zeros((n, 3, k), dtype=bool)
+    known_hit[:, 0, :5] = True  # a's known list: 5 targets on top
+    known_hit[:, 2, :3] = True
+    new_top = np.tile(np.linspace(0.5, -1.0, k), (n, 3, 1))
+    new_hit = np.zeros((n, 3, k), dtype=bool)
+    new_hit[:, 1, :2] = True  # only b's ordering puts the 2 new targets in the top 20
+    scores = _Scores(
+        known_top, known_hit, new_top, new_hit, np.full(n, 2.0), np.full(n, 7.0), np.array([0.0])
+    )
+    tasks = [_Task(WARM, f"u{i}", None, set(), 30) for i in range(n)]
+    carve = _Carve(Dataset(Interactions.empty()), None, [], None, tasks, {})
+    args = (scores, carve, [0], grid, [0.0], ["a", "b"], 1)
+    weights, own, offsets, blend = _choose(*args, own=True)
+    np.testing.assert_array_equal(weights, [[1.0, 0.0]])  # a still ranks the known items
+    np.testing.assert_array_equal(own, [[0.0, 1.0]])  # b orders the content-only ones
+    entry = blend["buckets"][0]["content_only"]
+    assert entry["recall"] == 1.0 and entry["shared_recall"] == 0.0
+    shared_weights, shared_own, _, _ = _choose(*args, own=False)
+    np.testing.assert_array_equal(shared_own, shared_weights)
+    np.testing.assert_array_equal(shared_weights, [[1.0, 0.0]])
+    # the merged list: 20 slots, the new items (scores <= 0.5) below every known one (>= 1)
+    assert blend["buckets"][0]["validation_recall"] == pytest.approx(5 / 7)
+    # with an offset that lifts the new items above the known ones, b's ordering finds all 7
+    scores.offsets = np.array([0.0, 3.0])
+    weights, own, offsets, blend = _choose(
+        scores, carve, [0], grid, [0.0, 3.0], ["a", "b"], 1, own=True
+    )
+    assert offsets[0] == 3.0 and blend["buckets"][0]["validation_recall"] == pytest.approx(1.0)
+
+
+def test_new_item_weights_shared_orders_new_items_by_the_blend(text_data):
+    model = hybrid(new_item_weights="shared").fit(text_data)
+    np.testing.assert_array_equal(model.content_only_weights_, model.weights_)
+    with pytest.raises(ValueError, match="new_item_weights"):
+        hybrid(new_item_weights="mine").fit(text_data)
+
+
+def test_small_data_holds_out_enough_new_users(text_data):
+    # 60 users: a tenth is 6 new users, too few to choose a bucket's blend by; at least
+    # min_new_users are held out, a quarter of the users at most
+    plain = carve_validation(text_data, threshold=None, reveal=[0, 1], seed=0)
+    small = carve_validation(text_data, threshold=None, reveal=[0, 1], seed=0, min_new_users=10)
+    capped = carve_validation(text_data, threshold=None, reveal=[0, 1], seed=0, min_new_users=30)
+    assert (plain.counts["new_users"], small.counts["new_users"]) == (6, 10)
+    assert capped.counts["new_users"] == 15
+    model = hybrid().fit(text_data)  # min_bucket_tasks 30: a quarter of 60 users
+    assert model.blend_["carve"]["new_users"] == 15

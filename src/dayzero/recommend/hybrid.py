@@ -55,6 +55,10 @@ SELECT_K = 20
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 WARM = "warm"
 NEW_USERS = "new users"
+#: How content-only items are ordered among themselves: by weights of their own, chosen on
+#: the carve's new-item targets ranked among the content-only items ("own"), or by the
+#: bucket's weights for the whole list ("shared", the blend before issue 12's follow-up).
+NEW_ITEM_WEIGHTS = ("own", "shared")
 
 
 @dataclass
@@ -87,10 +91,12 @@ class HybridRecommender(Recommender):
     Each part is a registered :class:`~dayzero.recommend.contract.Recommender` (built by
     :func:`~dayzero.recommend.contract.make_recommender`) and its :meth:`rank_scores` are what
     is blended. For a user, every part's scores over the whole catalogue (the items the hybrid
-    knows) are standardised to z-scores, and the blend is ``sum_p w[b, p] z_p + offset[b] *
-    content_only``, with weights ``w[b]`` on the simplex and an ``offset[b]`` for the items
-    known from their content alone (no interaction in training or folded in), both chosen per
-    bucket ``b`` of the user's history length (training + folded-in + ``history`` items).
+    knows) are standardised to z-scores; an item with interactions scores ``sum_p w[b, p]
+    z_p``, an item known from its content alone (no interaction in training or folded in)
+    ``sum_p v[b, p] z_p + offset[b]``, with weights ``w[b]`` and ``v[b]`` on the simplex and
+    the offset chosen per bucket ``b`` of the user's history length (training + folded-in +
+    ``history`` items). ``v`` orders the content-only items among themselves, ``offset``
+    places them among the rest.
 
     Why z-scores: the parts score on unrelated scales (counts, cosine sums, logits), and a
     z-score keeps how far a part's top items stand out from its catalogue (a part that is sure
@@ -106,24 +112,30 @@ class HybridRecommender(Recommender):
     data, time-aware where it has timestamps: the newest ``new_item_share`` of the items (by
     first interaction; seeded at random without timestamps) become new items, their
     interactions removed and their fields folded in after the fit, as a deployed model gets
-    them; the newest ``new_user_share`` of the users (at most ``validation_users``; seeded
-    without timestamps) are held out whole and reveal their first ``k`` interactions with
+    them; the newest ``new_user_share`` of the users (at most ``validation_users``, at least
+    ``min_bucket_tasks`` where a quarter of the users allows it; seeded without timestamps)
+    are held out whole and reveal their first ``k`` interactions with
     known items (time order, else seeded), ``k`` each bucket's lower bound (*new users*); up
     to ``validation_users`` other users have the last ``warm_share`` of their interactions
     (with known and new items alike) held out (*warm*). A user's targets are their held-out
     relevant interactions with known items *and* with new items, pooled: new items count in
     proportion to how often users turn to them (scored as a segment of their own, an offset
     that puts every new item on top of every list would win it, at the cost of everything
-    else). The parts are fitted on the rest,
-    every point of a simplex grid (weights multiples of ``1 / grid_points``, every one-part
-    vertex included) with every offset in ``offsets`` is scored by Recall@20 over the whole
-    carve catalogue (history items excluded), and each bucket takes the point with the best
-    mean over its tasks, warm and new users alike (a mean of segment means would let two warm
-    users weigh as much as seventy new ones; ties: the earlier point, vertices and offset 0
-    first). The parts are then refitted on all the data. The chosen weights and every part's
-    validation Recall@20 are in :attr:`blend_` (:meth:`summary` prints them). A bucket with
-    fewer than ``min_bucket_tasks`` validation tasks takes the choice made over all of them
-    together; with no tasks at all every part gets an equal weight.
+    else). The parts are fitted on the rest, and per bucket, on the points of a simplex grid
+    (weights multiples of ``1 / grid_points``, every one-part vertex included; ties: the
+    earlier point, vertices and offset 0 first): first ``v`` is the point whose ranking of
+    the content-only items finds the most new-item targets among them (Recall@20 among the
+    content-only items, mean over the tasks with such targets); then, with content-only items
+    so ordered, ``w`` and the offset (every one in ``offsets``) are the point of best mean
+    Recall@20 over the whole carve catalogue (history items excluded) over all the bucket's
+    tasks, warm and new users alike (a mean of segment means would let two warm users weigh
+    as much as seventy new ones). Without the first step (``new_item_weights="shared"``) the
+    content-only items are ordered by ``w``, which lets the known items' best blend decide
+    how new ones are ranked among themselves. The parts are then refitted on all the data.
+    The chosen weights and every part's validation Recall@20 are in :attr:`blend_`
+    (:meth:`summary` prints them). A bucket with fewer than ``min_bucket_tasks`` validation
+    tasks takes the choice made over all of them together; with no tasks at all every part
+    gets an equal weight.
 
     Parameters
     ----------
@@ -151,6 +163,9 @@ class HybridRecommender(Recommender):
     min_bucket_tasks
         A bucket with fewer validation tasks takes the choice made over every bucket's tasks
         together: a handful of users cannot pick one of hundreds of grid points.
+    new_item_weights
+        ``"own"``: content-only items are ordered by weights chosen for them (``v`` above);
+        ``"shared"``: by the bucket's weights ``w``.
     random_state
         Seed of the carve.
 
@@ -160,6 +175,9 @@ class HybridRecommender(Recommender):
         Part name -> the fitted part (refitted on all the data).
     weights_ : ndarray of shape (n_buckets, n_parts)
         Chosen weights per bucket (parts in ``parts_`` order).
+    content_only_weights_ : ndarray of shape (n_buckets, n_parts)
+        Chosen weights of the content-only items per bucket (``weights_`` with
+        ``new_item_weights="shared"``).
     offsets_ : ndarray of shape (n_buckets,)
         Chosen content-only offsets per bucket.
     blend_ : dict
@@ -191,6 +209,7 @@ class HybridRecommender(Recommender):
         warm_share: float = 0.2,
         validation_users: int = 300,
         min_bucket_tasks: int = 30,
+        new_item_weights: str = "own",
         random_state: int = 0,
     ) -> None:
         self.parts = parts
@@ -203,6 +222,7 @@ class HybridRecommender(Recommender):
         self.warm_share = warm_share
         self.validation_users = validation_users
         self.min_bucket_tasks = min_bucket_tasks
+        self.new_item_weights = new_item_weights
         self.random_state = random_state
 
     # ----------------------------------------------------------------- params
@@ -280,6 +300,10 @@ class HybridRecommender(Recommender):
             raise ValueError(
                 f"min_bucket_tasks must be an integer >= 1, got {self.min_bucket_tasks!r}"
             )
+        if self.new_item_weights not in NEW_ITEM_WEIGHTS:
+            raise ValueError(
+                f"new_item_weights must be one of {NEW_ITEM_WEIGHTS}, got {self.new_item_weights!r}"
+            )
         if self.threshold is not None and not np.isfinite(self.threshold):
             raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
         return buckets, offsets
@@ -313,6 +337,7 @@ class HybridRecommender(Recommender):
             warm_share=self.warm_share,
             max_users=self.validation_users,
             seed=self.random_state,
+            min_new_users=self.min_bucket_tasks if self.new_user_share > 0 else 0,
         )
         results, part_names = None, list(self._part_specs())
         if carve.tasks:
@@ -320,8 +345,15 @@ class HybridRecommender(Recommender):
             _fold_in(carve_parts, carve.new_items, carve.new_users)
             results = _validation_scores(carve_parts, carve, grid, offsets, self.random_state)
             del carve_parts
-        self.weights_, self.offsets_, self.blend_ = _choose(
-            results, carve, buckets, grid, offsets, part_names, self.min_bucket_tasks
+        self.weights_, self.content_only_weights_, self.offsets_, self.blend_ = _choose(
+            results,
+            carve,
+            buckets,
+            grid,
+            offsets,
+            part_names,
+            self.min_bucket_tasks,
+            own=self.new_item_weights == "own",
         )
         self.parts_ = _fit_parts(self._build_parts(), dataset)
         self.user_map_ = IdMap(inter.users)
@@ -422,9 +454,11 @@ class HybridRecommender(Recommender):
         every, outside = self._part_scores(user, history, list(extra))
         mean, scale = standardiser(every)
         bucket = self._bucket(user, history)
-        weights = self.weights_[bucket]
-        inside = weights @ ((every - mean) / scale) + self.offsets_[bucket] * self._content_mask()
-        return inside, weights @ ((outside - mean) / scale)
+        z = (every - mean) / scale
+        own, offset = self.content_only_weights_[bucket], self.offsets_[bucket]
+        inside = np.where(self._content_mask(), own @ z + offset, self.weights_[bucket] @ z)
+        # an item the hybrid does not know has no interactions either: content-only
+        return inside, own @ ((outside - mean) / scale) + offset
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         return self._blend(user, history)[0]
@@ -457,13 +491,15 @@ class HybridRecommender(Recommender):
             "carve: " + ", ".join(f"{k} {v}" for k, v in self.blend_["carve"].items()),
             "| history | "
             + " | ".join(names)
-            + " | new-item offset | blend R@20 | "
+            + " | new-item weights | new-item offset | blend R@20 | "
             + " | ".join(f"{n} R@20" for n in names)
             + " | new-item share / blend R@20 on them | tasks | chosen by |",
-            "|---" * (2 * len(names) + 7) + "|",
+            "|---" * (2 * len(names) + 8) + "|",
         ]
         for bucket in self.blend_["buckets"]:
             weights = " | ".join(f"{bucket['weights'][n]:.2f}" for n in names)
+            own = bucket.get("content_only_weights", bucket["weights"])
+            own_text = " / ".join(f"{own[n]:.2f}" for n in names)
             recall = bucket["validation_recall"]
             parts = " | ".join(
                 "" if bucket["part_recall"].get(n) is None else f"{bucket['part_recall'][n]:.4f}"
@@ -478,7 +514,7 @@ class HybridRecommender(Recommender):
                 else f"{share:.3f} / " + ("-" if fresh is None else f"{fresh:.4f}")
             )
             lines.append(
-                f"| {bucket['history']} | {weights} | {bucket['offset']:g} | "
+                f"| {bucket['history']} | {weights} | {own_text} | {bucket['offset']:g} | "
                 f"{'' if recall is None else f'{recall:.4f}'} | {parts} | {new_items} | {tasks} | "
                 f"{bucket['source']} |"
             )
@@ -486,7 +522,11 @@ class HybridRecommender(Recommender):
 
     # ----------------------------------------------------------------- persistence
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"weights": self.weights_, "offsets": self.offsets_}
+        arrays = {
+            "weights": self.weights_,
+            "content_only_weights": self.content_only_weights_,
+            "offsets": self.offsets_,
+        }
         extras = {
             "blend": self.blend_,
             "parts": list(self.parts_),
@@ -498,6 +538,10 @@ class HybridRecommender(Recommender):
 
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
         self.weights_ = np.asarray(arrays["weights"], dtype=np.float64)
+        # artifacts saved before content-only weights existed ordered new items by weights_
+        self.content_only_weights_ = np.asarray(
+            arrays.get("content_only_weights", arrays["weights"]), dtype=np.float64
+        )
         self.offsets_ = np.asarray(arrays["offsets"], dtype=np.float64)
         self.blend_ = extras["blend"]
         self.content_only_ = set(extras["content_only"])
@@ -610,6 +654,7 @@ def carve_validation(
     warm_share: float = 0.2,
     max_users: int = 300,
     seed: int = 0,
+    min_new_users: int = 0,
 ) -> _Carve:
     """A validation carve of ``dataset`` (see :class:`HybridRecommender`): the training data
     of the parts, the new items' and users' fields to fold in, and the tasks.
@@ -618,7 +663,8 @@ def carve_validation(
     interaction; seeded without timestamps); new users the newest ``new_user_share`` of the
     users (the same rule; at most ``max_users``), revealing their first ``k`` interactions
     for each ``k`` in ``reveal``; warm users (at most ``max_users``) have their last
-    ``warm_share`` held out.
+    ``warm_share`` held out. On small data at least ``min_new_users`` users are new (a quarter
+    of the users at most), so that each reveal can have as many validation tasks.
     """
     rng = np.random.default_rng(seed)
     frame = _ordered(dataset.interactions.frame, rng).reset_index(drop=True)
@@ -636,7 +682,10 @@ def carve_validation(
         new_items = _draw(items, n_new_items, rng)
     new_item_set = set(new_items)
     users = list(pd.unique(frame[USER]))  # in order of first interaction
-    n_new_users = min(max_users, round(new_user_share * len(users)))
+    n_new_users = min(
+        max_users,
+        max(round(new_user_share * len(users)), min(min_new_users, len(users) // 4)),
+    )
     n_new_users = n_new_users if len(users) >= 5 else 0
     if TIMESTAMP in frame.columns:
         new_users = users[len(users) - n_new_users :]  # arrived last
@@ -720,9 +769,10 @@ def _validation_scores(
     offsets: list[float],
     seed: int,
 ) -> _Scores:
-    """Recall@20 of every task (rows) at every (weights, offset) point (columns: the grid's
-    points for offsets[0], then for offsets[1], ...), over the carve's whole catalogue, and
-    the hits among the targets that are content-only items."""
+    """Every task's top-``SELECT_K`` lists at every weight vector of ``grid``, over the carve's
+    whole catalogue: the known items' list and the content-only items' list apart (with which
+    entries are targets), from which :class:`_Scores` merges the list of any (weights,
+    content-only weights, offset) point exactly."""
     catalogue = IdMap()
     for part in parts.values():
         catalogue.add(part.item_map_.ids)
@@ -737,11 +787,14 @@ def _validation_scores(
     positions = {name: part.item_map_.to_internal(ids, missing=-1) for name, part in parts.items()}
     seen = seen_by_user(carve.train.interactions)
     rng = np.random.default_rng(seed)
-    out = np.zeros((len(carve.tasks), len(grid) * len(offsets)))
-    new_hits = np.zeros_like(out)
-    n_targets = np.array([len(t.targets) for t in carve.tasks], dtype=np.float64)
-    n_new = np.zeros(len(carve.tasks))
     k = min(SELECT_K, len(ids))
+    n_tasks, n_grid = len(carve.tasks), len(grid)
+    known_top = np.full((n_tasks, n_grid, k), -np.inf)
+    known_hit = np.zeros((n_tasks, n_grid, k), dtype=bool)
+    new_top = np.full_like(known_top, -np.inf)
+    new_hit = np.zeros_like(known_hit)
+    n_targets = np.array([len(t.targets) for t in carve.tasks], dtype=np.float64)
+    n_new = np.zeros(n_tasks)
     for row, task in enumerate(carve.tasks):
         every = np.stack(
             [
@@ -755,42 +808,89 @@ def _validation_scores(
         if task.history is not None:
             exclude |= set(task.history.frame[ITEM])
         drop = catalogue.to_internal([i for i in exclude if i in catalogue], missing=-1)
-        target = catalogue.to_internal(list(task.targets))
-        fresh = content_only[target]
-        n_new[row] = fresh.sum()
+        is_target = np.zeros(len(ids), dtype=bool)
+        is_target[catalogue.to_internal(list(task.targets))] = True
+        n_new[row] = (is_target & content_only).sum()
         # seeded jitter below any real difference: ties broken at random, the same way for
         # every point of the grid
         jitter = 1e-9 * rng.random(len(ids))
         base = grid @ z + jitter
         base[:, drop[drop >= 0]] = -np.inf
-        for n, offset in enumerate(offsets):
-            blended = base + offset * content_only if offset else base
-            kth = np.partition(blended, len(ids) - k, axis=1)[:, len(ids) - k]
-            found = blended[:, target] >= kth[:, None]
-            columns = slice(n * len(grid), (n + 1) * len(grid))
-            out[row, columns] = found.sum(axis=1) / len(task.targets)
-            new_hits[row, columns] = found[:, fresh].sum(axis=1)
-    return _Scores(out, new_hits, n_new, n_targets)
+        for side, top, hit in (
+            (~content_only, known_top, known_hit),
+            (content_only, new_top, new_hit),
+        ):
+            where = np.flatnonzero(side)
+            if not len(where):
+                continue
+            m = min(k, len(where))
+            scores = base[:, where]
+            best = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+            order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+            best = np.take_along_axis(best, order, axis=1)
+            top[row, :, :m] = np.take_along_axis(scores, best, axis=1)
+            hit[row, :, :m] = is_target[where[best]]
+    return _Scores(known_top, known_hit, new_top, new_hit, n_new, n_targets, np.asarray(offsets))
 
 
 @dataclass
 class _Scores:
-    """Validation results: Recall@20 per task and grid point, hits among new-item targets."""
+    """Validation lists: per task (rows) and weight vector of the grid, the top-``SELECT_K``
+    known items and the top-``SELECT_K`` content-only items by score (descending) and which
+    of them are targets; the merge of the two is the list over the whole catalogue."""
 
-    recall: np.ndarray
-    new_hits: np.ndarray
+    known_top: np.ndarray
+    known_hit: np.ndarray
+    new_top: np.ndarray
+    new_hit: np.ndarray
     n_new: np.ndarray
     n_targets: np.ndarray
+    offsets: np.ndarray
 
-    def pooled(self, rows: list[int], column: int) -> dict[str, float | None]:
-        """Recall of the known-item and of the new-item targets of ``rows``, pooled."""
-        n_new, n_all = self.n_new[rows].sum(), self.n_targets[rows].sum()
-        new = self.new_hits[rows, column].sum()
-        every = (self.recall[rows, column] * self.n_targets[rows]).sum()
-        return {
-            "known_items": None if n_all == n_new else float((every - new) / (n_all - n_new)),
-            "new_items": None if n_new == 0 else float(new / n_new),
-        }
+    def content_only_recall(self, rows: list[int]) -> np.ndarray:
+        """Recall@20 among the content-only items of the new-item targets, per row and
+        content-only weight vector (rows without new-item targets give NaN)."""
+        hits = self.new_hit[rows].sum(axis=2).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n_new[rows, None] > 0, hits / self.n_new[rows, None], np.nan)
+
+    def merged(self, rows: list[int], own: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Recall@20 over the whole catalogue and hits among new-item targets, per row and
+        (offset, weights) column (the grid's points for offsets[0], then offsets[1], ...),
+        content-only items ordered by the grid's point ``own`` (``None``: by the column's own
+        weights)."""
+        known, known_hit = self.known_top[rows], self.known_hit[rows]
+        if own is None:
+            new, new_hit = self.new_top[rows], self.new_hit[rows]
+        else:
+            shape = known.shape
+            new = np.broadcast_to(self.new_top[rows, own][:, None, :], shape)
+            new_hit = np.broadcast_to(self.new_hit[rows, own][:, None, :], shape)
+        k = known.shape[2]
+        recall = np.empty((len(rows), len(self.offsets), known.shape[1]))
+        fresh = np.empty_like(recall)
+        flags = np.concatenate([known_hit, new_hit], axis=2)
+        is_new = np.concatenate([np.zeros_like(known_hit), np.ones_like(new_hit)], axis=2)
+        for n, offset in enumerate(self.offsets):
+            merged = np.concatenate([known, new + offset], axis=2)
+            top = np.argsort(-merged, axis=2, kind="stable")[:, :, :k]
+            found = np.take_along_axis(flags, top, axis=2)
+            recall[:, n] = found.sum(axis=2) / self.n_targets[rows, None]
+            fresh[:, n] = (found & np.take_along_axis(is_new, top, axis=2)).sum(axis=2)
+        return recall.reshape(len(rows), -1), fresh.reshape(len(rows), -1)
+
+
+def _pooled(
+    recall: np.ndarray, new_hits: np.ndarray, n_new: np.ndarray, n_targets: np.ndarray
+) -> dict[str, float | None]:
+    """Recall of the known-item and of the new-item targets of some rows (one column), pooled."""
+    n_fresh, n_all = n_new.sum(), n_targets.sum()
+    new = new_hits.sum()
+    every = (recall * n_targets).sum()
+    return {
+        "known_items": None if n_all == n_fresh else float((every - new) / (n_all - n_fresh)),
+        "new_items": None if n_fresh == 0 else float(new / n_fresh),
+    }
 
 
 def _history_label(buckets: list[int], b: int) -> str:
@@ -809,14 +909,17 @@ def _choose(
     offsets: list[float],
     names: list[str],
     min_tasks: int = 1,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Per bucket, the (weights, offset) of best mean Recall@20 over its tasks (warm and new
-    users alike), with the recall of the known-item and the new-item targets apart. A bucket
-    with fewer than ``min_tasks`` tasks takes the choice over every task (a handful of users
-    cannot pick one of hundreds of grid points)."""
+    own: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Per bucket, the (weights, offset) of best mean Recall@20 over the whole catalogue over
+    its tasks (warm and new users alike), with the recall of the known-item and the new-item
+    targets apart; with ``own``, content-only items ordered by weights of their own where
+    some point of the grid finds more new-item targets *among the content-only items* than
+    the bucket's weights do (mean over the bucket's tasks with new-item targets), the
+    (weights, offset) then chosen again with new items so ordered. A bucket with fewer than
+    ``min_tasks`` tasks (for the content-only weights: tasks with new-item targets) takes the
+    choice over every task (a handful of users cannot pick one of hundreds of grid points)."""
     n_buckets = len(buckets)
-    weights = np.full((n_buckets, len(names)), 1.0 / len(names))
-    chosen_offsets = np.zeros(n_buckets)
     bucket_of = [
         int(np.searchsorted(np.asarray(buckets), t.length, side="right") - 1) for t in carve.tasks
     ]
@@ -825,20 +928,97 @@ def _choose(
     order = [zero, *[n for n in range(len(offsets)) if n != zero]]
     columns = [n * len(grid) + g for n in order for g in range(len(grid))]
     vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
+    every_row = list(range(len(carve.tasks)))
+    rows_of = [[n for n, c in enumerate(bucket_of) if c == b] for b in range(n_buckets)]
+    has_results = results is not None and bool(carve.tasks)
 
-    def objective(rows: list[int]) -> tuple[np.ndarray, dict[str, list[int]]]:
-        segments: dict[str, list[int]] = {}
-        for n in rows:
-            segments.setdefault(carve.tasks[n].segment, []).append(n)
-        return results.recall[rows].mean(axis=0), segments
+    def merged(own_index: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+        recall = np.empty((len(carve.tasks), len(grid) * len(offsets)))
+        new_hits = np.empty_like(recall)
+        for b, rows in enumerate(rows_of):
+            if rows:
+                recall[rows], new_hits[rows] = results.merged(rows, own_index[b])
+        return recall, new_hits
 
-    pooled_best = None
-    if carve.tasks:
-        every, _ = objective(list(range(len(carve.tasks))))
-        pooled_best = columns[int(np.argmax(every[columns]))]
+    def pick(recall: np.ndarray | None) -> list[tuple[int | None, str]]:
+        """Per bucket: the best column and how it was chosen."""
+        pooled_best = None
+        if recall is not None:
+            pooled_best = columns[int(np.argmax(recall.mean(axis=0)[columns]))]
+        out = []
+        for rows in rows_of:
+            if recall is not None and len(rows) >= min_tasks:
+                score = recall[rows].mean(axis=0)
+                out.append((columns[int(np.argmax(score[columns]))], "validation"))
+            elif pooled_best is not None:
+                out.append(
+                    (
+                        pooled_best,
+                        f"{len(rows)} tasks (< {min_tasks}): the choice over every bucket",
+                    )
+                )
+            else:
+                out.append((None, "no validation tasks: equal weights"))
+        return out
+
+    # 1. the blend with content-only items ordered by the bucket's own weights
+    own_index: list[int | None] = [None] * n_buckets
+    recall = new_hits = None
+    if has_results:
+        recall, new_hits = merged(own_index)
+    choice = pick(recall)
+    # 2. weights of their own for content-only items where they order them better
+    own_report: list[dict[str, Any]] = [
+        {"source": "the bucket's weights (new_item_weights='shared')"} for _ in range(n_buckets)
+    ]
+    if own and has_results:
+        fresh_rows = [n for n in every_row if results.n_new[n] > 0]
+        for b in range(n_buckets):
+            rows = [n for n in rows_of[b] if results.n_new[n] > 0]
+            source = "validation"
+            if len(rows) < min_tasks:
+                rows = fresh_rows
+                source = (
+                    f"{sum(results.n_new[n] > 0 for n in rows_of[b])} tasks (< {min_tasks}): "
+                    "the choice over every bucket"
+                )
+            best, _ = choice[b]
+            if not rows or best is None:
+                own_report[b] = {"source": "no new-item targets: the bucket's weights", "tasks": 0}
+                continue
+            among = results.content_only_recall(rows).mean(axis=0)
+            shared = best % len(grid)
+            candidate = int(np.argmax(among))
+            if among[candidate] > among[shared] + 1e-12:
+                own_index[b] = candidate
+            else:
+                source = "no point orders them better than the bucket's weights"
+            own_report[b] = {
+                "source": source,
+                "tasks": len(rows),
+                "recall": float(among[candidate if own_index[b] is not None else shared]),
+                "shared_recall": float(among[shared]),
+                "part_recall": {name: float(among[p]) for p, name in enumerate(names)},
+            }
+        if any(i is not None for i in own_index):
+            recall, new_hits = merged(own_index)
+            choice = pick(recall)
+
+    def pooled(rows: list[int], column: int) -> dict[str, float | None]:
+        return _pooled(
+            recall[rows, column],
+            new_hits[rows, column],
+            results.n_new[rows],
+            results.n_targets[rows],
+        )
+
+    weights = np.full((n_buckets, len(names)), 1.0 / len(names))
+    chosen_offsets = np.zeros(n_buckets)
+    content_weights = weights.copy()
     report = []
     for b in range(n_buckets):
-        rows = [n for n, c in enumerate(bucket_of) if c == b]
+        rows = rows_of[b]
+        best, source = choice[b]
         entry: dict[str, Any] = {
             "validation_recall": None,
             "part_recall": {},
@@ -847,33 +1027,28 @@ def _choose(
             "new_item_share": None,
             "pooled_recall": {},
         }
-        if len(rows) >= min_tasks:
-            score, segments = objective(rows)
-            best = columns[int(np.argmax(score[columns]))]
-            source = "validation"
-        elif pooled_best is not None:
-            best = pooled_best
-            source = f"{len(rows)} tasks (< {min_tasks}): the choice over every bucket"
-        else:
-            best, source = None, "no validation tasks: equal weights"
         if best is not None:
             weights[b] = grid[best % len(grid)]
             chosen_offsets[b] = offsets[best // len(grid)]
+        content_weights[b] = weights[b] if own_index[b] is None else grid[own_index[b]]
         if rows and best is not None:
-            score, segments = objective(rows)
+            score = recall[rows].mean(axis=0)
+            segments: dict[str, list[int]] = {}
+            for n in rows:
+                segments.setdefault(carve.tasks[n].segment, []).append(n)
             entry = {
                 "validation_recall": float(score[best]),
                 "part_recall": {name: float(score[c]) for name, c in vertex.items()},
                 "tasks": {s: len(idx) for s, idx in segments.items()},
                 "segment_recall": {
-                    s: float(results.recall[idx, best].mean()) for s, idx in segments.items()
+                    s: float(recall[idx, best].mean()) for s, idx in segments.items()
                 },
                 "new_item_share": float(
                     results.n_new[rows].sum() / max(results.n_targets[rows].sum(), 1.0)
                 ),
                 "pooled_recall": {
-                    "blend": results.pooled(rows, best),
-                    **{name: results.pooled(rows, c) for name, c in vertex.items()},
+                    "blend": pooled(rows, best),
+                    **{name: pooled(rows, c) for name, c in vertex.items()},
                 },
             }
         report.append(
@@ -882,6 +1057,10 @@ def _choose(
                 "min_history": buckets[b],
                 "weights": {name: float(w) for name, w in zip(names, weights[b], strict=True)},
                 "offset": float(chosen_offsets[b]),
+                "content_only_weights": {
+                    name: float(w) for name, w in zip(names, content_weights[b], strict=True)
+                },
+                "content_only": own_report[b],
                 **entry,
                 "source": source,
             }
@@ -892,4 +1071,4 @@ def _choose(
         "carve": dict(carve.counts),
         "buckets": report,
     }
-    return weights, chosen_offsets, copy.deepcopy(blend)
+    return weights, content_weights, chosen_offsets, copy.deepcopy(blend)
