@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The `bench` extra: the peer libraries implicit (a wheel) and LightFM. LightFM 1.17 ships only
+# The `bench` extra: the peer library LightFM (implicit is a core dependency). LightFM 1.17 ships only
 # an sdist whose setup.py sets `__builtins__.__LIGHTFM_SETUP__`, which fails in every PEP 517
 # build (there `__builtins__` is a dict), and pip >= 25.3 has no other way to build it. So pip
 # 25.2 (in build/legacy-pip, outside the venv) builds the wheel by its legacy `setup.py

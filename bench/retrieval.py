@@ -224,8 +224,9 @@ def _two_tower(params: dict) -> Any:
 
 
 def _hybrid(params: dict) -> Any:
-    """HybridRecommender over its default parts (popularity, item-kNN, TF-IDF content, the
-    frozen-MiniLM two-tower's retrieval head, as the ``two-tower-retrieval`` row trains it):
+    """HybridRecommender over its default parts (popularity, item-kNN, implicit ALS, TF-IDF
+    content, the frozen-MiniLM two-tower's retrieval head, as the ``two-tower-retrieval`` row
+    trains it):
     the dataset's template and the encoder cache go to the parts that read them."""
     from dayzero.recommend.hybrid import DEFAULT_PARTS, HybridRecommender
 
@@ -355,10 +356,11 @@ MODELS: dict[str, ModelSpec] = {
         template_param="template",
         cache_param="cache_dir",
         threshold_param="threshold",
-        note="HybridRecommender: popularity + item-kNN + TF-IDF content (liked history and "
-        "profile cosines) + two-tower retrieval head, z-scored per user over the catalogue, "
-        "weights, content-only items' own weights and a new-item offset per history-length "
-        "bucket chosen inside fit on a carve of the training data (Recall@20)",
+        note="HybridRecommender: popularity + item-kNN + implicit ALS + TF-IDF content "
+        "(liked history and profile cosines) + two-tower retrieval head, z-scored per user "
+        "over the catalogue; weights, content-only items' own weights and a new-item offset "
+        "per history-length bucket chosen inside fit on a carve of the training data "
+        "(Recall@20)",
     ),
     "hybrid-shared": ModelSpec(
         lambda params: _hybrid({**params, "new_item_weights": "shared"}),

@@ -192,8 +192,12 @@ def test_the_carve_is_time_aware(text_data):
     assert carve.new_items is not None and set(carve.new_items.ids) == set(carve.new_item_ids)
 
 
-def test_save_load_gives_identical_scores(text_model, tmp_path):
-    model = clone(text_model).fit(two_groups(text_signal=True))
+WITH_ALS = {**FAST, "als": {"model": "implicit-als", "params": {"factors": 8, "iterations": 5}}}
+
+
+@pytest.mark.parametrize("parts", [FAST, WITH_ALS], ids=["fast", "with-als"])
+def test_save_load_gives_identical_scores(parts, tmp_path):
+    model = HybridRecommender(parts=parts).fit(two_groups(text_signal=True))
     fresh = Entities(
         pd.DataFrame({"title": ["kiss heart"]}, index=pd.Index(["late"], name="item")),
         {"title": "text"},
@@ -203,7 +207,7 @@ def test_save_load_gives_identical_scores(text_model, tmp_path):
         Interactions.from_records([("newbie", "i2", 1.0), ("newbie", "i4", 1.0)])
     )
     folder = model.save(tmp_path / "hybrid")
-    assert sorted(p.name for p in (folder / "parts").iterdir()) == sorted(FAST)
+    assert sorted(p.name for p in (folder / "parts").iterdir()) == sorted(parts)
     assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".pt", ".bin"}]
     loaded = Recommender.load(folder)
     assert isinstance(loaded, HybridRecommender) and loaded.blend_ == model.blend_
