@@ -34,7 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import DATASETS, RESULTS
 
 #: dayzero's own rows: listed for reference, never "the best other".
-DAYZERO = ("hybrid", "two-tower", "two-tower-retrieval", "two-tower-retrieval+contrastive")
+DAYZERO = (
+    "hybrid",
+    "hybrid-shared",
+    "two-tower",
+    "two-tower-retrieval",
+    "two-tower-retrieval+contrastive",
+)
+#: Ablations of the default: listed beside it, never "the best other", not even against parts.
+ABLATIONS = ("hybrid-shared",)
 _FLOOR = "+floor"
 #: Judged by its own table (popularity and dayzero's rows only, no peers there).
 NOT_JUDGED = ("ml-1m-warmup",)
@@ -92,7 +100,7 @@ def verdict(default: dict, best: dict, kind: str) -> str:
 def judge(rows: list[dict], default: str, metric: str, against_parts: bool = False) -> list[dict]:
     """One entry per (protocol, target setting) where the default has a row; with
     ``against_parts`` dayzero's other rows (the hybrid's two-tower part) count as others too."""
-    ours = {default} if against_parts else set(DAYZERO)
+    ours = {default, *ABLATIONS} if against_parts else set(DAYZERO)
     out = []
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         subset = [r for r in rows if r["protocol"] == protocol]
@@ -113,7 +121,7 @@ def judge(rows: list[dict], default: str, metric: str, against_parts: bool = Fal
                 r["model"]: c
                 for r in subset
                 if r["model"] in DAYZERO
-                and r["model"] not in ours
+                and (r["model"] not in ours or r["model"] in ABLATIONS)
                 and r["model"] != default
                 and (c := _cell(r, setting, metric))
             }

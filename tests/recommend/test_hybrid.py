@@ -377,3 +377,33 @@ def test_small_data_holds_out_enough_new_users(text_data):
     assert capped.counts["new_users"] == 15
     model = hybrid().fit(text_data)  # min_bucket_tasks 30: a quarter of 60 users
     assert model.blend_["carve"]["new_users"] == 15
+
+
+def test_own_weights_are_refused_where_they_cost_the_whole_list():
+    # part a puts one new target first among the content-only items, part b finds both new
+    # targets but at places 10 and 11: b is better among the content-only items (2 of 2 vs 1
+    # of 2 in the top 20); with the offset that lifts the top 3 new items into the list, a
+    # finds 6 of 7 targets over the whole catalogue and b 5 of 7: b is refused
+    n, k = 2, 20
+    grid = simplex_grid(2, 2)
+    known_top = np.tile(np.linspace(3.0, 1.0, k), (n, 3, 1))
+    known_hit = np.zeros((n, 3, k), dtype=bool)
+    known_hit[:, :, :5] = True
+    new_top = np.tile(np.linspace(0.5, -1.0, k), (n, 3, 1))
+    new_hit = np.zeros((n, 3, k), dtype=bool)
+    new_hit[:, 0, 0] = True
+    new_hit[:, 1, [9, 10]] = True
+    new_hit[:, 2, 0] = True
+    offsets = [0.0, 0.8]
+    scores = _Scores(
+        known_top, known_hit, new_top, new_hit, np.full(n, 2.0), np.full(n, 7.0), np.array(offsets)
+    )
+    carve = _Carve(Dataset(Interactions.empty()), None, [], None, [], {})
+    carve.tasks = [_Task(WARM, f"u{i}", None, set(), 30) for i in range(n)]
+    weights, own, chosen, blend = _choose(scores, carve, [0], grid, offsets, ["a", "b"], 1)
+    np.testing.assert_array_equal(weights, [[1.0, 0.0]])
+    np.testing.assert_array_equal(own, weights)
+    assert chosen[0] == 0.8 and blend["buckets"][0]["validation_recall"] == pytest.approx(6 / 7)
+    entry = blend["buckets"][0]["content_only"]
+    assert entry["source"].startswith("every point that orders them better loses")
+    assert entry["shared_recall"] == 0.5 and entry["part_recall"]["b"] == 1.0

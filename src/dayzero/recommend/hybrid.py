@@ -64,6 +64,8 @@ NEW_USERS = "new users"
 #: the carve's new-item targets ranked among the content-only items ("own"), or by the
 #: bucket's weights for the whole list ("shared", the blend before issue 12's follow-up).
 NEW_ITEM_WEIGHTS = ("own", "shared")
+#: Content-only weight vectors tried per bucket, best among the content-only items first.
+_OWN_CANDIDATES = 8
 
 
 @dataclass
@@ -128,15 +130,16 @@ class HybridRecommender(Recommender):
     that puts every new item on top of every list would win it, at the cost of everything
     else). The parts are fitted on the rest, and per bucket, on the points of a simplex grid
     (weights multiples of ``1 / grid_points``, every one-part vertex included; ties: the
-    earlier point, vertices and offset 0 first): first ``v`` is the point whose ranking of
-    the content-only items finds the most new-item targets among them (Recall@20 among the
-    content-only items, mean over the tasks with such targets); then, with content-only items
-    so ordered, ``w`` and the offset (every one in ``offsets``) are the point of best mean
-    Recall@20 over the whole carve catalogue (history items excluded) over all the bucket's
-    tasks, warm and new users alike (a mean of segment means would let two warm users weigh
-    as much as seventy new ones). Without the first step (``new_item_weights="shared"``) the
-    content-only items are ordered by ``w``, which lets the known items' best blend decide
-    how new ones are ranked among themselves. The parts are then refitted on all the data.
+    earlier point, vertices and offset 0 first), ``w`` and the offset (every one in
+    ``offsets``) are the point of best mean Recall@20 over the whole carve catalogue (history
+    items excluded) over all the bucket's tasks, warm and new users alike (a mean of segment
+    means would let two warm users weigh as much as seventy new ones), with ``v = w``. Then
+    ``v`` becomes the point that ranks the content-only items better among themselves (more
+    new-item targets in their top 20, mean over the tasks with such targets) where ``w`` and
+    the offset rechosen with new items so ordered lose nothing over the whole catalogue: a
+    change that helps the new items and costs the list nothing, on the carve. With
+    ``new_item_weights="shared"`` that step is skipped. The parts are then refitted on all
+    the data.
     The chosen weights and every part's validation Recall@20 are in :attr:`blend_`
     (:meth:`summary` prints them). A bucket with fewer than ``min_bucket_tasks`` validation
     tasks takes the choice made over all of them together; with no tasks at all every part
@@ -918,12 +921,14 @@ def _choose(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Per bucket, the (weights, offset) of best mean Recall@20 over the whole catalogue over
     its tasks (warm and new users alike), with the recall of the known-item and the new-item
-    targets apart; with ``own``, content-only items ordered by weights of their own where
-    some point of the grid finds more new-item targets *among the content-only items* than
-    the bucket's weights do (mean over the bucket's tasks with new-item targets), the
-    (weights, offset) then chosen again with new items so ordered. A bucket with fewer than
-    ``min_tasks`` tasks (for the content-only weights: tasks with new-item targets) takes the
-    choice over every task (a handful of users cannot pick one of hundreds of grid points)."""
+    targets apart. With ``own``, content-only items get weights of their own where some point
+    of the grid orders them better *among themselves* than the chosen weights do (more
+    new-item targets in the top 20 of the content-only items, mean over the tasks with such
+    targets) and the (weights, offset) rechosen with new items so ordered lose nothing over
+    the whole catalogue: of those points, the best among the content-only items that passes
+    (at most ``_OWN_CANDIDATES`` tried). A bucket with fewer than ``min_tasks`` tasks (for
+    the content-only weights: tasks with new-item targets) takes the choice over every task
+    (a handful of users cannot pick one of hundreds of grid points)."""
     n_buckets = len(buckets)
     bucket_of = [
         int(np.searchsorted(np.asarray(buckets), t.length, side="right") - 1) for t in carve.tasks
@@ -935,95 +940,66 @@ def _choose(
     vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
     every_row = list(range(len(carve.tasks)))
     rows_of = [[n for n, c in enumerate(bucket_of) if c == b] for b in range(n_buckets)]
-    has_results = results is not None and bool(carve.tasks)
+    cache: dict[tuple[tuple[int, ...], int | None], np.ndarray] = {}
 
-    def merged(own_index: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
-        recall = np.empty((len(carve.tasks), len(grid) * len(offsets)))
-        new_hits = np.empty_like(recall)
-        for b, rows in enumerate(rows_of):
-            if rows:
-                recall[rows], new_hits[rows] = results.merged(rows, own_index[b])
-        return recall, new_hits
+    def recall_of(rows: list[int], own_index: int | None) -> np.ndarray:
+        key = (tuple(rows), own_index)
+        if key not in cache:
+            cache[key] = results.merged(rows, own_index)[0].mean(axis=0)
+        return cache[key]
 
-    def pick(recall: np.ndarray | None) -> list[tuple[int | None, str]]:
-        """Per bucket: the best column and how it was chosen."""
-        pooled_best = None
-        if recall is not None:
-            pooled_best = columns[int(np.argmax(recall.mean(axis=0)[columns]))]
-        out = []
-        for rows in rows_of:
-            if recall is not None and len(rows) >= min_tasks:
-                score = recall[rows].mean(axis=0)
-                out.append((columns[int(np.argmax(score[columns]))], "validation"))
-            elif pooled_best is not None:
-                out.append(
-                    (
-                        pooled_best,
-                        f"{len(rows)} tasks (< {min_tasks}): the choice over every bucket",
-                    )
-                )
-            else:
-                out.append((None, "no validation tasks: equal weights"))
-        return out
-
-    # 1. the blend with content-only items ordered by the bucket's own weights
-    own_index: list[int | None] = [None] * n_buckets
-    recall = new_hits = None
-    if has_results:
-        recall, new_hits = merged(own_index)
-    choice = pick(recall)
-    # 2. weights of their own for content-only items where they order them better
-    own_report: list[dict[str, Any]] = [
-        {"source": "the bucket's weights (new_item_weights='shared')"} for _ in range(n_buckets)
-    ]
-    if own and has_results:
-        fresh_rows = [n for n in every_row if results.n_new[n] > 0]
-        for b in range(n_buckets):
-            rows = [n for n in rows_of[b] if results.n_new[n] > 0]
-            source = "validation"
-            if len(rows) < min_tasks:
-                rows = fresh_rows
-                source = (
-                    f"{sum(results.n_new[n] > 0 for n in rows_of[b])} tasks (< {min_tasks}): "
-                    "the choice over every bucket"
-                )
-            best, _ = choice[b]
-            if not rows or best is None:
-                own_report[b] = {"source": "no new-item targets: the bucket's weights", "tasks": 0}
-                continue
-            among = results.content_only_recall(rows).mean(axis=0)
-            shared = best % len(grid)
-            candidate = int(np.argmax(among))
-            if among[candidate] > among[shared] + 1e-12:
-                own_index[b] = candidate
-            else:
-                source = "no point orders them better than the bucket's weights"
-            own_report[b] = {
-                "source": source,
-                "tasks": len(rows),
-                "recall": float(among[candidate if own_index[b] is not None else shared]),
-                "shared_recall": float(among[shared]),
-                "part_recall": {name: float(among[p]) for p, name in enumerate(names)},
-            }
-        if any(i is not None for i in own_index):
-            recall, new_hits = merged(own_index)
-            choice = pick(recall)
-
-    def pooled(rows: list[int], column: int) -> dict[str, float | None]:
-        return _pooled(
-            recall[rows, column],
-            new_hits[rows, column],
-            results.n_new[rows],
-            results.n_targets[rows],
-        )
+    def best_column(rows: list[int], own_index: int | None) -> tuple[int, float]:
+        score = recall_of(rows, own_index)
+        best = columns[int(np.argmax(score[columns]))]
+        return best, float(score[best])
 
     weights = np.full((n_buckets, len(names)), 1.0 / len(names))
-    chosen_offsets = np.zeros(n_buckets)
     content_weights = weights.copy()
+    chosen_offsets = np.zeros(n_buckets)
     report = []
     for b in range(n_buckets):
         rows = rows_of[b]
-        best, source = choice[b]
+        if results is not None and len(rows) >= min_tasks:
+            chooser, source = rows, "validation"
+        elif results is not None and every_row:
+            chooser = every_row
+            source = f"{len(rows)} tasks (< {min_tasks}): the choice over every bucket"
+        else:
+            chooser, source = [], "no validation tasks: equal weights"
+        best, own_index = None, None
+        own_entry: dict[str, Any] = {"source": "the bucket's weights (new_item_weights='shared')"}
+        if chooser:
+            best, shared_score = best_column(chooser, None)
+        if chooser and own:
+            fresh = [n for n in rows if results.n_new[n] > 0]
+            own_source = "validation"
+            if len(fresh) < min_tasks:
+                own_source = f"{len(fresh)} tasks (< {min_tasks}): the choice over every bucket"
+                fresh = [n for n in every_row if results.n_new[n] > 0]
+            own_entry = {"source": "no new-item targets: the bucket's weights", "tasks": 0}
+            if fresh:
+                among = results.content_only_recall(fresh).mean(axis=0)
+                shared = best % len(grid)
+                better = [int(g) for g in np.argsort(-among, kind="stable")]
+                better = [g for g in better if among[g] > among[shared] + 1e-12]
+                for g in better[:_OWN_CANDIDATES]:
+                    column, score = best_column(chooser, g)
+                    if score >= shared_score - 1e-12:
+                        own_index, best = g, column
+                        break
+                if own_index is None:
+                    own_source = (
+                        "no point orders them better than the bucket's weights"
+                        if not better
+                        else "every point that orders them better loses over the whole catalogue"
+                    )
+                own_entry = {
+                    "source": own_source,
+                    "tasks": len(fresh),
+                    "recall": float(among[shared if own_index is None else own_index]),
+                    "shared_recall": float(among[shared]),
+                    "part_recall": {name: float(among[p]) for p, name in enumerate(names)},
+                }
         entry: dict[str, Any] = {
             "validation_recall": None,
             "part_recall": {},
@@ -1035,12 +1011,22 @@ def _choose(
         if best is not None:
             weights[b] = grid[best % len(grid)]
             chosen_offsets[b] = offsets[best // len(grid)]
-        content_weights[b] = weights[b] if own_index[b] is None else grid[own_index[b]]
+        content_weights[b] = weights[b] if own_index is None else grid[own_index]
         if rows and best is not None:
-            score = recall[rows].mean(axis=0)
+            recall, new_hits = results.merged(rows, own_index)
+            score = recall.mean(axis=0)
             segments: dict[str, list[int]] = {}
-            for n in rows:
-                segments.setdefault(carve.tasks[n].segment, []).append(n)
+            for position, n in enumerate(rows):
+                segments.setdefault(carve.tasks[n].segment, []).append(position)
+
+            def pooled(column: int, recall=recall, new_hits=new_hits, rows=rows):
+                return _pooled(
+                    recall[:, column],
+                    new_hits[:, column],
+                    results.n_new[rows],
+                    results.n_targets[rows],
+                )
+
             entry = {
                 "validation_recall": float(score[best]),
                 "part_recall": {name: float(score[c]) for name, c in vertex.items()},
@@ -1052,8 +1038,8 @@ def _choose(
                     results.n_new[rows].sum() / max(results.n_targets[rows].sum(), 1.0)
                 ),
                 "pooled_recall": {
-                    "blend": pooled(rows, best),
-                    **{name: pooled(rows, c) for name, c in vertex.items()},
+                    "blend": pooled(best),
+                    **{name: pooled(c) for name, c in vertex.items()},
                 },
             }
         report.append(
@@ -1065,7 +1051,7 @@ def _choose(
                 "content_only_weights": {
                     name: float(w) for name, w in zip(names, content_weights[b], strict=True)
                 },
-                "content_only": own_report[b],
+                "content_only": own_entry,
                 **entry,
                 "source": source,
             }
