@@ -75,6 +75,9 @@ class DatasetSpec:
     #: Protocols that differ from the first one only in the item fields: a model that reads
     #: no item field is run on the first one alone.
     item_side_variants: tuple[str, ...] = ()
+    #: The item field of release dates, where the data has one (the Steam protocols define
+    #: their new games by it): a model that carves its own validation reads it.
+    release_field: str | None = None
 
 
 def _ml1m(seed: int) -> dict:
@@ -160,7 +163,11 @@ DATASETS: dict[str, DatasetSpec] = {
         item_side_variants=("Heater split, citations",),
     ),
     "steam-reviews": DatasetSpec(
-        _steam("steam-reviews"), "implicit", ks=(0, 1, 3, 5, 10), template=_steam_template
+        _steam("steam-reviews"),
+        "implicit",
+        ks=(0, 1, 3, 5, 10),
+        template=_steam_template,
+        release_field="release_date",
     ),
     "steam-200k": DatasetSpec(
         _steam("steam-200k"),
@@ -168,6 +175,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ks=(0, 1, 3, 5, 10),
         template=_steam_template,
         note="no timestamps: file order stands in for time",
+        release_field="release_date",
     ),
     "restaurant": DatasetSpec(_restaurant, "explicit", ks=(0, 1, 3, 5)),
 }
@@ -270,6 +278,8 @@ class ModelSpec:
         The parameter taking the dataset's item template / the text-encoder cache folder.
     threshold_param
         The parameter taking the protocol's relevance threshold (``value >= threshold``).
+    release_param
+        The parameter taking the dataset's release-date field (where it has one).
     reads_items
         Whether it reads item fields (``False``: it is not rerun on protocols that differ only
         in them).
@@ -286,6 +296,7 @@ class ModelSpec:
     template_param: str | None = None
     cache_param: str | None = None
     threshold_param: str | None = None
+    release_param: str | None = None
     reads_items: bool = True
     note: str = ""
 
@@ -356,6 +367,7 @@ MODELS: dict[str, ModelSpec] = {
         template_param="template",
         cache_param="cache_dir",
         threshold_param="threshold",
+        release_param="release_field",
         note="HybridRecommender: popularity + item-kNN + implicit ALS + TF-IDF content "
         "(liked history and profile cosines) + two-tower retrieval head, z-scored per user "
         "over the catalogue; weights, content-only items' own weights and a new-item offset "
@@ -367,6 +379,7 @@ MODELS: dict[str, ModelSpec] = {
         template_param="template",
         cache_param="cache_dir",
         threshold_param="threshold",
+        release_param="release_field",
         note="the hybrid with new_item_weights='shared': content-only items ordered by the "
         "bucket's blend weights (the hybrid before they got weights of their own)",
     ),
@@ -406,6 +419,8 @@ def _params(
         params[spec.template_param] = template
     if spec.cache_param:
         params[spec.cache_param] = cache_dir
+    if spec.release_param and dataset.release_field is not None:
+        params[spec.release_param] = dataset.release_field
     return params
 
 

@@ -407,3 +407,24 @@ def test_own_weights_are_refused_where_they_cost_the_whole_list():
     entry = blend["buckets"][0]["content_only"]
     assert entry["source"].startswith("every point that orders them better loses")
     assert entry["shared_recall"] == 0.5 and entry["part_recall"]["b"] == 1.0
+
+
+def test_release_dates_decide_the_carves_new_items():
+    data = two_groups(text_signal=True)
+    items = list(data.items.ids)
+    # released in reverse of the order the interactions met them; two undated items
+    released = pd.Series(
+        pd.date_range("2001-01-01", periods=len(items), freq="D")[::-1], index=items
+    ).astype(object)
+    released[["i0", "i1"]] = None
+    frame = data.items.frame.assign(released=released)
+    dated = Dataset(data.interactions, items=Entities(frame, {"title": "text"}, kind="item"))
+    carve = carve_validation(dated, None, [0, 1], seed=0, release_field="released")
+    # the latest released: i2, i3, ... (i0, i1 are undated, never new)
+    assert carve.new_item_ids == ["i7", "i6", "i5", "i4", "i3", "i2"]
+    plain = carve_validation(dated, None, [0, 1], seed=0)
+    assert set(plain.new_item_ids) != set(carve.new_item_ids)
+    model = hybrid(release_field="released").fit(dated)
+    assert model.blend_["carve"]["new_items"] == 6
+    with pytest.raises(ValueError, match="release_field='launch'"):
+        hybrid(release_field="launch").fit(dated)

@@ -174,6 +174,10 @@ class HybridRecommender(Recommender):
     new_item_weights
         ``"own"``: content-only items are ordered by weights chosen for them (``v`` above);
         ``"shared"``: by the bucket's weights ``w``.
+    release_field
+        An item field of dates (a release date): the carve's new items are then the latest
+        released items, as a catalogue meets its new items (``None``: the newest by first
+        interaction, seeded without timestamps).
     random_state
         Seed of the carve.
 
@@ -218,6 +222,7 @@ class HybridRecommender(Recommender):
         validation_users: int = 300,
         min_bucket_tasks: int = 30,
         new_item_weights: str = "own",
+        release_field: str | None = None,
         random_state: int = 0,
     ) -> None:
         self.parts = parts
@@ -231,6 +236,7 @@ class HybridRecommender(Recommender):
         self.validation_users = validation_users
         self.min_bucket_tasks = min_bucket_tasks
         self.new_item_weights = new_item_weights
+        self.release_field = release_field
         self.random_state = random_state
 
     # ----------------------------------------------------------------- params
@@ -312,6 +318,10 @@ class HybridRecommender(Recommender):
             raise ValueError(
                 f"new_item_weights must be one of {NEW_ITEM_WEIGHTS}, got {self.new_item_weights!r}"
             )
+        if self.release_field is not None and not isinstance(self.release_field, str):
+            raise ValueError(
+                f"release_field must be an item field name or None, got {self.release_field!r}"
+            )
         if self.threshold is not None and not np.isfinite(self.threshold):
             raise ValueError(f"threshold must be a finite number or None, got {self.threshold!r}")
         return buckets, offsets
@@ -346,6 +356,7 @@ class HybridRecommender(Recommender):
             max_users=self.validation_users,
             seed=self.random_state,
             min_new_users=self.min_bucket_tasks if self.new_user_share > 0 else 0,
+            release_field=self.release_field,
         )
         results, part_names = None, list(self._part_specs())
         if carve.tasks:
@@ -653,6 +664,21 @@ def _draw(ids: list, n: int, rng: np.random.Generator) -> list:
     return [ids[i] for i in keep]
 
 
+def _latest_released(dataset: Dataset, items: list, field_name: str, n: int) -> list:
+    """The ``n`` latest released of ``items`` by the item field ``field_name`` (dates; ties
+    and order within a day as in ``items``; undated items never count)."""
+    if dataset.items is None or field_name not in dataset.items.frame.columns:
+        raise ValueError(
+            f"release_field={field_name!r}: the items have no such field; give the name of an "
+            "item field holding release dates, or None to carve new items by first interaction"
+        )
+    dates = pd.to_datetime(dataset.items.frame[field_name], errors="coerce")
+    dated = dates.reindex(items).dropna()
+    order = dated.reset_index(drop=True).sort_values(kind="stable").index
+    latest = [dated.index[i] for i in order]
+    return latest[len(latest) - min(n, len(latest)) :]
+
+
 def carve_validation(
     dataset: Dataset,
     threshold: float | None,
@@ -663,6 +689,7 @@ def carve_validation(
     max_users: int = 300,
     seed: int = 0,
     min_new_users: int = 0,
+    release_field: str | None = None,
 ) -> _Carve:
     """A validation carve of ``dataset`` (see :class:`HybridRecommender`): the training data
     of the parts, the new items' and users' fields to fold in, and the tasks.
@@ -672,7 +699,9 @@ def carve_validation(
     users (the same rule; at most ``max_users``), revealing their first ``k`` interactions
     for each ``k`` in ``reveal``; warm users (at most ``max_users``) have their last
     ``warm_share`` held out. On small data at least ``min_new_users`` users are new (a quarter
-    of the users at most), so that each reveal can have as many validation tasks.
+    of the users at most), so that each reveal can have as many validation tasks. With
+    ``release_field`` (an item field of dates, e.g. a release date) the new items are the
+    latest released of the items with interactions (undated ones are never new).
     """
     rng = np.random.default_rng(seed)
     frame = _ordered(dataset.interactions.frame, rng).reset_index(drop=True)
@@ -684,7 +713,9 @@ def carve_validation(
     frame = frame.assign(_relevant=relevant)
     items = list(pd.unique(frame[ITEM]))
     n_new_items = round(new_item_share * len(items)) if len(items) >= 5 else 0
-    if TIMESTAMP in frame.columns:
+    if release_field is not None:
+        new_items = _latest_released(dataset, items, release_field, n_new_items)
+    elif TIMESTAMP in frame.columns:
         new_items = items[len(items) - n_new_items :]  # first seen last
     else:
         new_items = _draw(items, n_new_items, rng)
