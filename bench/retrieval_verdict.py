@@ -37,12 +37,13 @@ from retrieval import DATASETS, RESULTS
 DAYZERO = (
     "hybrid",
     "hybrid-shared",
+    "hybrid-release",
     "two-tower",
     "two-tower-retrieval",
     "two-tower-retrieval+contrastive",
 )
 #: Ablations of the default: listed beside it, never "the best other", not even against parts.
-ABLATIONS = ("hybrid-shared",)
+ABLATIONS = ("hybrid-shared", "hybrid-release")
 _FLOOR = "+floor"
 #: Judged by its own table (popularity and dayzero's rows only, no peers there).
 NOT_JUDGED = ("ml-1m-warmup",)
