@@ -92,7 +92,8 @@ bench-retrieval: bench-deps
 			--models two-tower-retrieval two-tower-retrieval+floor --append && \
 		$(BIN)/python bench/retrieval_peers.py --dataset $$d && \
 		BENCH_RESULTS=bench/results/hybrid $(BIN)/python bench/retrieval.py --dataset $$d \
-			--models hybrid || exit 1; \
+			--models hybrid hybrid-shared $$([ $$d = steam-200k ] && echo hybrid-release) \
+			|| exit 1; \
 	done
 	for d in ml-100k steam-200k steam-reviews ml-1m; do \
 		BENCH_RESULTS=bench/results/contrastive $(BIN)/python bench/retrieval_two_tower.py \
