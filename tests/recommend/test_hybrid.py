@@ -428,3 +428,47 @@ def test_release_dates_decide_the_carves_new_items():
     assert model.blend_["carve"]["new_items"] == 6
     with pytest.raises(ValueError, match="release_field='launch'"):
         hybrid(release_field="launch").fit(dated)
+
+
+def test_content_only_items_are_scored_by_their_own_weights(text_model, text_data):
+    model = clone(text_model).fit(text_data)
+    fresh = Entities(
+        pd.DataFrame({"title": ["explosion chase hero"]}, index=pd.Index(["new"], name="item")),
+        {"title": "text"},
+    )
+    model.partial_fit_items(fresh)
+    # distinct weights for known and content-only items, by hand
+    model.weights_[:] = [0.5, 0.25, 0.25]
+    model.content_only_weights_[:] = [0.0, 0.0, 1.0]
+    model.offsets_[:] = 0.7
+    ids = model.item_map_.ids
+    for user in ("u0", "u1"):
+        every = np.stack(
+            [
+                part_catalogue_scores(p, p.item_map_.to_internal(ids, missing=-1), ids, user, None)
+                for p in model.parts_.values()
+            ]
+        )
+        mean, scale = standardiser(every)
+        z = (every - mean) / scale
+        expected = np.array([0.5, 0.25, 0.25]) @ z
+        new = ids.index("new")
+        expected[new] = z[2, new] + 0.7
+        np.testing.assert_allclose(model.rank_scores([user] * len(ids), ids), expected)
+        # an id the hybrid does not know: the parts' fallbacks by the known items' weights,
+        # never lifted by the new-item offset
+        outside = np.array([p.rank_scores([user], ["nowhere"]) for p in model.parts_.values()])
+        unknown = np.array([0.5, 0.25, 0.25]) @ ((outside - mean) / scale)
+        np.testing.assert_allclose(model.rank_scores([user], ["nowhere"]), unknown.ravel())
+
+
+def test_artifacts_saved_before_content_only_weights_load_as_shared(text_model, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    folder = text_model.save(tmp_path / "hybrid")
+    arrays = load_file(folder / "weights.safetensors")
+    del arrays["content_only_weights"]
+    save_file(arrays, folder / "weights.safetensors")
+    loaded = Recommender.load(folder)
+    assert loaded.new_item_weights == "shared"
+    np.testing.assert_array_equal(loaded.content_only_weights_, loaded.weights_)

@@ -476,8 +476,10 @@ class HybridRecommender(Recommender):
         z = (every - mean) / scale
         own, offset = self.content_only_weights_[bucket], self.offsets_[bucket]
         inside = np.where(self._content_mask(), own @ z + offset, self.weights_[bucket] @ z)
-        # an item the hybrid does not know has no interactions either: content-only
-        return inside, own @ ((outside - mean) / scale) + offset
+        # an id the hybrid does not know has neither fields nor interactions here: the parts'
+        # cold fallbacks, blended by the bucket's weights without the new-item offset (which is
+        # for items known from their fields; an unknown id must not be lifted above them)
+        return inside, self.weights_[bucket] @ ((outside - mean) / scale)
 
     def _score_items(self, user: Hashable, history: Interactions | None) -> np.ndarray:
         return self._blend(user, history)[0]
@@ -513,7 +515,7 @@ class HybridRecommender(Recommender):
             + " | new-item weights | new-item offset | blend R@20 | "
             + " | ".join(f"{n} R@20" for n in names)
             + " | new-item share / blend R@20 on them | tasks | chosen by |",
-            "|---" * (2 * len(names) + 8) + "|",
+            "|---" * (2 * len(names) + 7) + "|",
         ]
         for bucket in self.blend_["buckets"]:
             weights = " | ".join(f"{bucket['weights'][n]:.2f}" for n in names)
@@ -558,6 +560,8 @@ class HybridRecommender(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray], extras: dict[str, Any]) -> None:
         self.weights_ = np.asarray(arrays["weights"], dtype=np.float64)
         # artifacts saved before content-only weights existed ordered new items by weights_
+        if "content_only_weights" not in arrays:
+            self.new_item_weights = "shared"
         self.content_only_weights_ = np.asarray(
             arrays.get("content_only_weights", arrays["weights"]), dtype=np.float64
         )
@@ -698,8 +702,8 @@ def carve_validation(
     interaction; seeded without timestamps); new users the newest ``new_user_share`` of the
     users (the same rule; at most ``max_users``), revealing their first ``k`` interactions
     for each ``k`` in ``reveal``; warm users (at most ``max_users``) have their last
-    ``warm_share`` held out. On small data at least ``min_new_users`` users are new (a quarter
-    of the users at most), so that each reveal can have as many validation tasks. With
+    ``warm_share`` held out. On small data at least ``min(min_new_users, n_users // 4)`` users
+    are new, so that each reveal can have more validation tasks. With
     ``release_field`` (an item field of dates, e.g. a release date) the new items are the
     latest released of the items with interactions (undated ones are never new).
     """
@@ -998,7 +1002,10 @@ def _choose(
         else:
             chooser, source = [], "no validation tasks: equal weights"
         best, own_index = None, None
-        own_entry: dict[str, Any] = {"source": "the bucket's weights (new_item_weights='shared')"}
+        own_entry: dict[str, Any] = {
+            "source": "the bucket's weights"
+            + (" (no validation tasks)" if own else " (new_item_weights='shared')")
+        }
         if chooser:
             best, shared_score = best_column(chooser, None)
         if chooser and own:
@@ -1046,6 +1053,8 @@ def _choose(
         if rows and best is not None:
             recall, new_hits = results.merged(rows, own_index)
             score = recall.mean(axis=0)
+            # a part alone orders the content-only items by itself too
+            alone, alone_hits = results.merged(rows, None)
             segments: dict[str, list[int]] = {}
             for position, n in enumerate(rows):
                 segments.setdefault(carve.tasks[n].segment, []).append(position)
@@ -1060,7 +1069,7 @@ def _choose(
 
             entry = {
                 "validation_recall": float(score[best]),
-                "part_recall": {name: float(score[c]) for name, c in vertex.items()},
+                "part_recall": {name: float(alone[:, c].mean()) for name, c in vertex.items()},
                 "tasks": {s: len(idx) for s, idx in segments.items()},
                 "segment_recall": {
                     s: float(recall[idx, best].mean()) for s, idx in segments.items()
@@ -1070,7 +1079,7 @@ def _choose(
                 ),
                 "pooled_recall": {
                     "blend": pooled(best),
-                    **{name: pooled(c) for name, c in vertex.items()},
+                    **{name: pooled(c, alone, alone_hits) for name, c in vertex.items()},
                 },
             }
         report.append(
