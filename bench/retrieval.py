@@ -301,6 +301,19 @@ class ModelSpec:
     note: str = ""
 
 
+def _hybrid_spec(note: str, release_param: str | None = None, **fixed: Any) -> ModelSpec:
+    """The harness's spec of the hybrid (or a variant with ``fixed`` parameters): the
+    dataset's template, encoder cache and relevance threshold go to it."""
+    return ModelSpec(
+        (lambda params: _hybrid({**params, **fixed})) if fixed else _hybrid,
+        template_param="template",
+        cache_param="cache_dir",
+        threshold_param="threshold",
+        release_param=release_param,
+        note=note,
+    )
+
+
 #: Variants of the hybrid measured beside it, not run by default.
 ABLATIONS = ("hybrid-shared", "hybrid-release")
 RATINGS_ONLY = (
@@ -364,33 +377,22 @@ MODELS: dict[str, ModelSpec] = {
         note="frozen MiniLM two-tower, rating head (+0.5 pairwise), ranked by predicted rating; "
         "the rating head has no signal on implicit data",
     ),
-    "hybrid": ModelSpec(
-        _hybrid,
-        template_param="template",
-        cache_param="cache_dir",
-        threshold_param="threshold",
-        note="HybridRecommender: popularity + item-kNN + implicit ALS + TF-IDF content "
+    "hybrid": _hybrid_spec(
+        "HybridRecommender: popularity + item-kNN + implicit ALS + TF-IDF content "
         "(liked history and profile cosines) + two-tower retrieval head, z-scored per user "
         "over the catalogue; weights, content-only items' own weights and a new-item offset "
         "per history-length bucket chosen inside fit on a carve of the training data "
-        "(Recall@20)",
+        "(Recall@20)"
     ),
-    "hybrid-shared": ModelSpec(
-        lambda params: _hybrid({**params, "new_item_weights": "shared"}),
-        template_param="template",
-        cache_param="cache_dir",
-        threshold_param="threshold",
-        note="the hybrid with new_item_weights='shared': content-only items ordered by the "
+    "hybrid-shared": _hybrid_spec(
+        "the hybrid with new_item_weights='shared': content-only items ordered by the "
         "bucket's blend weights (the hybrid before they got weights of their own)",
+        new_item_weights="shared",
     ),
-    "hybrid-release": ModelSpec(
-        _hybrid,
-        template_param="template",
-        cache_param="cache_dir",
-        threshold_param="threshold",
-        release_param="release_field",
-        note="the hybrid with release_field set to the dataset's release dates (Steam): the "
+    "hybrid-release": _hybrid_spec(
+        "the hybrid with release_field set to the dataset's release dates (Steam): the "
         "carve's new items are the latest released, as the protocol's new games are",
+        release_param="release_field",
     ),
 }
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)

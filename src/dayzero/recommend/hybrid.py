@@ -975,16 +975,17 @@ def _choose(
     vertex = {name: zero * len(grid) + p for p, name in enumerate(names)}
     every_row = list(range(len(carve.tasks)))
     rows_of = [[n for n, c in enumerate(bucket_of) if c == b] for b in range(n_buckets)]
-    cache: dict[tuple[tuple[int, ...], int | None], np.ndarray] = {}
+    cache: dict[tuple[tuple[int, ...], int | None], tuple[np.ndarray, np.ndarray]] = {}
 
-    def recall_of(rows: list[int], own_index: int | None) -> np.ndarray:
+    def merged(rows: list[int], own_index: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """``results.merged``, once per (rows, content-only weights)."""
         key = (tuple(rows), own_index)
         if key not in cache:
-            cache[key] = results.merged(rows, own_index)[0].mean(axis=0)
+            cache[key] = results.merged(rows, own_index)
         return cache[key]
 
     def best_column(rows: list[int], own_index: int | None) -> tuple[int, float]:
-        score = recall_of(rows, own_index)
+        score = merged(rows, own_index)[0].mean(axis=0)
         best = columns[int(np.argmax(score[columns]))]
         return best, float(score[best])
 
@@ -1051,10 +1052,10 @@ def _choose(
             chosen_offsets[b] = offsets[best // len(grid)]
         content_weights[b] = weights[b] if own_index is None else grid[own_index]
         if rows and best is not None:
-            recall, new_hits = results.merged(rows, own_index)
+            recall, new_hits = merged(rows, own_index)
             score = recall.mean(axis=0)
             # a part alone orders the content-only items by itself too
-            alone, alone_hits = results.merged(rows, None)
+            alone, alone_hits = merged(rows, None)
             segments: dict[str, list[int]] = {}
             for position, n in enumerate(rows):
                 segments.setdefault(carve.tasks[n].segment, []).append(position)
