@@ -100,3 +100,21 @@ def test_no_linear_candidate_when_off_or_monotonic(params):
     model = RiskScorer(random_state=0, **params).fit(X, y)
     assert "linear" not in model.depth_selection_["candidates"]
     assert model.tabular_model_ == "gbm"
+
+
+def test_a_category_with_thousands_of_values_expands_sparsely():
+    # A name read as a category: 3,000 values, one non-zero per row, never a dense n x 3,000.
+    rng = np.random.default_rng(0)
+    n = 6000
+    x = rng.normal(size=n)
+    names = rng.integers(0, 3000, size=n).astype(float)
+    y = (x + 0.8 * (names % 2) + rng.normal(scale=0.5, size=n) > 0.4).astype(int)
+    X = np.column_stack([x, names])
+    head = LinearHead(categorical=[1], C=1.0).fit(X, y)
+    expanded = head._expand(X)
+    assert expanded.format == "csr" and expanded.shape == (n, 1 + 3000)
+    assert expanded.nnz <= 2 * n
+    contrib = head.contributions(X[:50])
+    np.testing.assert_allclose(contrib.sum(axis=1), head.decision_function(X[:50]), atol=1e-10)
+    odd = head.coef_[1:][1::2].mean() - head.coef_[1:][0::2].mean()
+    assert odd > 0.3  # the odd names' raised risk is learned through their one-hot columns

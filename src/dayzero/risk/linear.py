@@ -8,6 +8,8 @@ with 16 rows LightGBM cannot split at all (every leaf needs 20 rows) and scores 
 integer category codes with NaN for missing or unseen, free-text components after them) and
 expands it itself: numerics standardised on the training rows, a missing value set to the mean
 plus a missing-indicator where training had any; each category one-hot (missing: no category).
+The expansion is a sparse matrix: a categorical with thousands of values (a name or a postcode
+read as a category) adds thousands of columns but one non-zero per row.
 Its contributions are exact: coefficient times the deviation from the training mean of each
 expanded feature, summed per input column, so a row's contributions plus the base value are
 its log-odds, as TreeSHAP's are for the trees.
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 #: Inverse L2 strengths compared on the folds (by log-loss: probabilities, not only ranks).
 LINEAR_C = (0.01, 0.1, 1.0, 10.0)
@@ -61,7 +64,7 @@ class LinearHead:
             for j in self.categorical
         }
         Z = self._expand(X)
-        self.feature_mean_ = Z.mean(axis=0)
+        self.feature_mean_ = np.asarray(Z.mean(axis=0), dtype=np.float64).ravel()
         y = np.asarray(y).astype(int)
         model = LogisticRegression(C=self.C, max_iter=2000)
         model.fit(Z, y)
@@ -84,9 +87,13 @@ class LinearHead:
         """Per row, each input column's log-odds contribution and, last, the base value: shape
         ``(n, n_inputs + 1)``; a row's columns add up to its log-odds exactly."""
         Z = self._expand(np.asarray(X, dtype=np.float64))
-        parts = (Z - self.feature_mean_) * self.coef_
-        out = np.zeros((len(Z), self.n_inputs_ + 1))
-        np.add.at(out.T, self._owner(), parts.T)
+        # Feature f adds coef_f * (z_f - mean_f) to its input column: one sparse product.
+        owner = self._owner()
+        weights = scipy.sparse.csr_matrix(
+            (self.coef_, (np.arange(len(owner)), owner)), shape=(len(owner), self.n_inputs_)
+        )
+        out = np.zeros((Z.shape[0], self.n_inputs_ + 1))
+        out[:, :-1] = np.asarray((Z @ weights).todense()) - (self.feature_mean_ @ weights)
         out[:, -1] = self.intercept_ + float(self.feature_mean_ @ self.coef_)
         return out
 
@@ -128,21 +135,25 @@ class LinearHead:
 
     # ---- the expansion -------------------------------------------------------------------------
 
-    def _expand(self, X: np.ndarray) -> np.ndarray:
+    def _expand(self, X: np.ndarray) -> scipy.sparse.csr_matrix:
         values = X[:, self.numeric_]
         missing = np.isnan(values)
         standard = np.where(missing, 0.0, (values - self.mean_) / self.scale_)
-        blocks = [standard]
+        blocks = [scipy.sparse.csr_matrix(standard)]
         if self.missing_:
             where = [self.numeric_.index(j) for j in self.missing_]
-            blocks.append(missing[:, where].astype(np.float64))
+            blocks.append(scipy.sparse.csr_matrix(missing[:, where].astype(np.float64)))
         for j in self.categorical:
             codes = X[:, j]
-            onehot = np.zeros((len(X), self.levels_[j]))
             known = np.isfinite(codes) & (codes >= 0) & (codes < self.levels_[j])
-            onehot[np.flatnonzero(known), codes[known].astype(int)] = 1.0
-            blocks.append(onehot)
-        return np.hstack(blocks)
+            rows = np.flatnonzero(known)
+            blocks.append(
+                scipy.sparse.csr_matrix(
+                    (np.ones(len(rows)), (rows, codes[known].astype(int))),
+                    shape=(len(X), self.levels_[j]),
+                )
+            )
+        return scipy.sparse.hstack(blocks, format="csr", dtype=np.float64)
 
     def _owner(self) -> np.ndarray:
         """The input column of each expanded feature."""
