@@ -3,6 +3,7 @@ save/load of every head (logistic, gbm, fine-tuned encoder)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tempfile
 import warnings
@@ -1054,3 +1055,28 @@ def test_prior_model_reads_no_free_text(transfer_prior, monkeypatch):
     assert "note" not in set(model.explain(X, top=5)["field"])
     with pytest.raises(ValueError, match="prior needs numeric or categorical columns"):
         RiskScorer(prior=transfer_prior, encoder=TINY, text_columns=["note"]).fit(X[["note"]], y)
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript")),
+    reason="needs the onnx extra",
+)
+def test_an_int8_onnx_folder_encodes_the_free_text(tmp_path, monkeypatch):
+    import dayzero.risk.scorer as scorer_module
+    from dayzero.text.encoder import TextEncoder
+    from dayzero.text.onnx_int8 import OnnxInt8Encoder
+
+    folder = tmp_path / "onnx"
+    OnnxInt8Encoder.export(TextEncoder(TINY), folder, check_texts=["good", "bad words"])
+    X, y = text_applicants()
+    model = RiskScorer(encoder=str(folder), text_components=4, random_state=0).fit(X, y)
+    assert model.text_selection_["selected"] == ["note"]
+    assert model.report(X, y).auc > 0.9
+    used = [e for key, e in scorer_module._ENCODERS.items() if key[0] == str(folder)]
+    assert used and all(isinstance(e, OnnxInt8Encoder) for e in used)
+    assert all(e.session.get_session_options().intra_op_num_threads == 1 for e in used)
+    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    monkeypatch.setattr(scorer_module, "_MEMO", {})  # the loaded model encodes anew
+    np.testing.assert_allclose(loaded.predict_pd(X), model.predict_pd(X), atol=1e-9)
+    with pytest.raises(ValueError, match="int8 ONNX export, which cannot be fine-tuned"):
+        RiskScorer(encoder=str(folder), head="encoder").fit(X, y)

@@ -38,3 +38,59 @@ def test_export_refuses_an_export_that_does_not_match(tiny_bert_dir, tmp_path):
     encoder = TextEncoder(tiny_bert_dir)
     with pytest.raises(ValueError, match="min_cosine"):
         OnnxInt8Encoder.export(encoder, tmp_path / "onnx", check_texts=TEXTS, min_cosine=1.01)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxruntime and onnxscript")
+def test_an_export_folder_is_told_apart(tiny_bert_dir, tmp_path):
+    from dayzero.text.onnx_int8 import is_onnx_encoder
+
+    encoder = TextEncoder(tiny_bert_dir)
+    OnnxInt8Encoder.export(encoder, tmp_path / "onnx", check_texts=TEXTS)
+    assert is_onnx_encoder(tmp_path / "onnx")
+    assert not is_onnx_encoder(encoder.save(tmp_path / "torch"))
+    assert not is_onnx_encoder(tmp_path / "missing") and not is_onnx_encoder("all-MiniLM-L6-v2")
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxruntime and onnxscript")
+def test_max_length_is_capped_by_the_export_and_changes_the_fingerprint(tiny_bert_dir, tmp_path):
+    encoder = TextEncoder(tiny_bert_dir, max_length=16)
+    OnnxInt8Encoder.export(encoder, tmp_path / "onnx", check_texts=TEXTS)
+    assert OnnxInt8Encoder(tmp_path / "onnx").max_length == 16
+    assert OnnxInt8Encoder(tmp_path / "onnx", max_length=64).max_length == 16
+    short = OnnxInt8Encoder(tmp_path / "onnx", max_length=4)
+    assert short.max_length == 4
+    long_text = "a scary horror movie about a robot in space and a dog"
+    cut = short.tokenizer.decode(
+        short.tokenizer(long_text, max_length=4, truncation=True)["input_ids"],
+        skip_special_tokens=True,
+    )
+    np.testing.assert_allclose(short.encode(long_text), short.encode(cut), atol=1e-6)
+    assert short.fingerprint() != OnnxInt8Encoder(tmp_path / "onnx").fingerprint()
+    assert (
+        OnnxInt8Encoder(tmp_path / "onnx").fingerprint()
+        == OnnxInt8Encoder(tmp_path / "onnx").fingerprint()
+    )
+    with pytest.raises(ValueError, match="max_length must be a positive int"):
+        OnnxInt8Encoder(tmp_path / "onnx", max_length=0)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxruntime and onnxscript")
+def test_each_distinct_text_is_run_once_and_then_read_from_the_disk_cache(
+    tiny_bert_dir, tmp_path, monkeypatch
+):
+    OnnxInt8Encoder.export(TextEncoder(tiny_bert_dir), tmp_path / "onnx", check_texts=TEXTS)
+    ran: list[str] = []
+    original = OnnxInt8Encoder._run
+
+    def counting(self, texts, batch_size):
+        ran.extend(texts)
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(OnnxInt8Encoder, "_run", counting)
+    first = OnnxInt8Encoder(tmp_path / "onnx", cache_dir=tmp_path / "cache")
+    vectors = first.encode([*TEXTS, "war", "love"])
+    assert sorted(ran) == sorted(TEXTS)  # duplicates run once
+    np.testing.assert_array_equal(vectors[4], vectors[1])
+    again = OnnxInt8Encoder(tmp_path / "onnx", cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(again.encode(TEXTS[::-1]), vectors[:4][::-1])
+    assert len(ran) == len(TEXTS)  # a new encoder on the same folder reads the cache

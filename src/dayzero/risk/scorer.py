@@ -119,7 +119,7 @@ TABULAR_LEARNING_RATE = 0.05
 TABULAR_MIN_LEAF = 20
 TABULAR_MAX_ROUNDS = 2000
 FALLBACK_ROUNDS = 100  # too few rows of a class for cross-validation
-_ENCODERS: dict[tuple[str, int, str | None], Any] = {}
+_ENCODERS: dict[tuple, Any] = {}
 _MEMO: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _MEMO_LIMIT = 200_000
 _ZERO = 1e-12  # |contribution| at or below this is "no change": never listed as a reason
@@ -133,14 +133,27 @@ class TruncationWarning(UserWarning):
     """Texts longer than the encoder's ``max_length`` were cut; the end never reaches it."""
 
 
-def _encoder(name: str, max_length: int, cache_dir: str | Path | None = None):
-    """One frozen :class:`TextEncoder` per (model, max_length, cache) and process: loading is
-    slow."""
+def _encoder(
+    name: str, max_length: int, cache_dir: str | Path | None = None, n_jobs: int | None = None
+):
+    """One frozen encoder per (model, max_length, cache) and process: loading is slow. A folder
+    written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export` opens as that int8 ONNX
+    encoder, with ``n_jobs`` threads (None: 1, -1: ONNX Runtime's choice), one per setting."""
     from dayzero.text.encoder import TextEncoder
+    from dayzero.text.onnx_int8 import OnnxInt8Encoder, is_onnx_encoder
 
-    key = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
+    key: tuple = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
+    onnx = is_onnx_encoder(name)
+    threads = 1 if n_jobs is None else (None if n_jobs == -1 else int(n_jobs))
+    if onnx:
+        key += (threads,)
     if key not in _ENCODERS:
-        _ENCODERS[key] = TextEncoder(name, max_length=max_length, cache_dir=cache_dir)
+        if onnx:
+            _ENCODERS[key] = OnnxInt8Encoder(
+                name, threads=threads, max_length=max_length, cache_dir=cache_dir
+            )
+        else:
+            _ENCODERS[key] = TextEncoder(name, max_length=max_length, cache_dir=cache_dir)
     return _ENCODERS[key]
 
 
@@ -162,7 +175,7 @@ def _encode(
         memo.clear()
         todo = list(dict.fromkeys(texts))
     if todo:
-        encoder = _encoder(name, max_length, cache_dir)
+        encoder = _encoder(name, max_length, cache_dir, n_jobs)
         with _torch_threads(n_jobs):
             vectors = encoder.encode(todo, batch_size=batch_size, normalize=True)
         memo.update(zip(todo, np.asarray(vectors, dtype=np.float64), strict=True))
@@ -235,7 +248,10 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     ----------
     encoder : str, default "all-MiniLM-L6-v2"
         Model name or local folder of the :class:`~dayzero.text.encoder.TextEncoder` (free-text
-        columns on the tabular path; the rendered rows on the row-text path).
+        columns on the tabular path; the rendered rows on the row-text path), or a folder
+        written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export`: the same vectors to
+        a cosine of about 0.99, 2-2.5x faster on CPU (the ``onnx`` extra; not with
+        ``head="encoder"``, which fine-tunes the encoder).
     representation : {"tabular", "row-text"}, optional
         See the module notes. Default: ``"row-text"`` when ``head`` is given or ``fusion=True``
         (what those meant before the tabular default), else ``"tabular"``.
@@ -1048,6 +1064,13 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 )
         head = self._head_kind()
         if head == "encoder":
+            from dayzero.text.onnx_int8 import is_onnx_encoder
+
+            if is_onnx_encoder(self.encoder):
+                raise ValueError(
+                    f"encoder {str(self.encoder)!r} is an int8 ONNX export, which cannot be "
+                    "fine-tuned: head='encoder' needs the torch model's name or folder"
+                )
             if self.fusion:
                 raise ValueError(
                     "head='encoder' scores the rendered text alone; fusion=True (and sentiment, "

@@ -4,12 +4,16 @@ The model and its pooling are exported with ``torch.onnx.export(..., dynamo=True
 exporter gives wrong outputs with transformers 5), weights are quantised to int8 per channel
 with ``onnxruntime.quantization.quantize_dynamic``, and the export is accepted only if its
 vectors match torch's (cosine >= ``min_cosine`` on check texts). Inference only: no gradients,
-no adapters left unmerged. Needs ``pip install onnxruntime==1.32.0 onnx==1.23.2
-onnxscript==0.7.2``; this module imports without them.
+no adapters left unmerged. Needs the ``onnx`` extra (``pip install 'dayzero[onnx]'``:
+onnxruntime, onnx, onnxscript); this module imports without them.
+
+A saved folder can stand in for a model name where dayzero only encodes frozen text, e.g.
+``RiskScorer(encoder=folder)`` (:func:`is_onnx_encoder` tells such a folder apart).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from dayzero.core.artifact import Artifact, load_artifact, save_artifact
+from dayzero.core.artifact import Artifact, artifact_kind, load_artifact, save_artifact
 from dayzero.text.pooling import pool
 
 MODEL_FILE = "model_int8.onnx"
 ARTIFACT_KIND = "onnx-encoder"  # dayzero.json (dayzero.core.artifact) beside model.onnx
-_INSTALL = "pip install onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2"
+_INSTALL = "pip install 'dayzero[onnx]' (onnxruntime, onnx, onnxscript)"
 DEFAULT_CHECK_TEXTS = (
     "A little boy's toys come to life when he leaves the room.",
     "Cosy ramen bar, open late, vegetarian options, cash only.",
@@ -43,6 +47,12 @@ def _require_onnx() -> Any:
             f"the int8 ONNX path needs onnx, onnxruntime and onnxscript: {_INSTALL}"
         ) from err
     return onnxruntime
+
+
+def is_onnx_encoder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by :meth:`OnnxInt8Encoder.export`."""
+    folder = Path(path)
+    return folder.is_dir() and artifact_kind(folder) == ARTIFACT_KIND
 
 
 def _activation_products(path: Path) -> list[str]:
@@ -83,15 +93,42 @@ class OnnxInt8Encoder:
         A folder written by :meth:`export`.
     threads : int, optional
         ONNX Runtime intra-op threads; ``None`` lets it decide.
+    max_length : int, optional
+        Input length in tokens, at most the exported encoder's (``config["max_length"]``,
+        the default); longer texts are cut.
+    cache_dir : str or Path, optional
+        Folder of a disk cache of vectors (:class:`~dayzero.text.cache.EmbeddingCache`), keyed
+        by :meth:`fingerprint`, like ``TextEncoder``'s.
+
+    Attributes
+    ----------
+    dim : int
+        Vector width.
+    max_length : int
+        The input length used.
+    tokenizer
+        The exported encoder's tokenizer (a ``transformers`` tokenizer).
     """
 
-    def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        threads: int | None = None,
+        max_length: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
         ort = _require_onnx()
         from transformers import AutoTokenizer
+
+        from dayzero.text.cache import EmbeddingCache
 
         self.folder = Path(folder)
         self.config = load_artifact(self.folder, ARTIFACT_KIND).params
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+        exported = int(self.config["max_length"])
+        if max_length is not None and (isinstance(max_length, bool) or int(max_length) < 1):
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        self.max_length = exported if max_length is None else min(int(max_length), exported)
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -99,6 +136,22 @@ class OnnxInt8Encoder:
             str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
         self.dim = int(self.config["dim"])
+        self.cache = None if cache_dir is None else EmbeddingCache(cache_dir)
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        """A hex digest of what determines :meth:`encode`'s output: the int8 model file, the
+        input length and the exported encoder's own fingerprint (tokenizer and pooling)."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=20)
+            digest.update(b"dayzero.OnnxInt8Encoder.fingerprint.v1\0")
+            digest.update(str(self.config.get("source_fingerprint")).encode())
+            digest.update(f"\0{self.max_length}\0{self.config['pooling']}\0".encode())
+            with open(self.folder / MODEL_FILE, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     @classmethod
     def export(
@@ -174,12 +227,32 @@ class OnnxInt8Encoder:
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 32, normalize: bool = False
     ) -> np.ndarray:
-        """Like ``TextEncoder.encode`` (length-sorted batches, order kept), without a cache."""
+        """Like ``TextEncoder.encode``: each distinct text encoded once (or read from the disk
+        cache), in length-sorted batches, the input order kept."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        unique = list(dict.fromkeys(texts))
+        vectors = np.empty((len(unique), self.dim), dtype=np.float32)
+        todo = list(range(len(unique)))
+        if self.cache is not None and unique:
+            found, cached = self.cache.get_many(self.fingerprint(), unique)
+            if found.any():
+                vectors[found] = cached[found]
+            todo = np.flatnonzero(~found).tolist()
+        if todo:
+            vectors[todo] = self._run([unique[i] for i in todo], batch_size)
+            if self.cache is not None:
+                self.cache.put_many(self.fingerprint(), [unique[i] for i in todo], vectors[todo])
+        position = {text: i for i, text in enumerate(unique)}
+        out = vectors[[position[t] for t in texts]] if texts else vectors[:0]
+        if normalize and len(out):
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out[0] if single else out
+
+    def _run(self, texts: list[str], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), batch_size):
@@ -188,14 +261,12 @@ class OnnxInt8Encoder:
                 [texts[i] for i in rows],
                 padding=True,
                 truncation=True,
-                max_length=self.config["max_length"],
+                max_length=self.max_length,
                 return_tensors="np",
             )
             feeds = {n: batch[n].astype(np.int64) for n in self.config["inputs"]}
             out[rows] = self.session.run(["vectors"], feeds)[0]
-        if normalize and len(out):
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out[0] if single else out
+        return out
 
     def min_cosine_to(self, encoder: Any, texts: Sequence[str]) -> float:
         """Smallest cosine between this model's vectors and ``encoder.encode``'s on ``texts``."""
