@@ -32,7 +32,8 @@ the pooled test predictions. Few-label methods (issue 14, item 5; settings fixed
 run, ``FROZEN_FEW_LABEL`` / ``TUNED_FEW_LABEL``): ``frozen-dropout`` / ``hybrid-dropout`` (dense
 or hybrid features, 2 token-dropout copies of each text at p = 0.1), ``frozen-self-training`` /
 ``hybrid-self-training`` (scikit-learn self-training at threshold 0.9 over the unlabelled
-texts), ``ensemble-views`` (``TextEnsemble``: mean probability of the dense and the TF-IDF
+texts), ``frozen-self-training-auto`` / ``hybrid-self-training-auto`` (the threshold, or no
+self-training, chosen on 3 folds of the labelled texts: ``self_training_threshold="auto"``), ``ensemble-views`` (``TextEnsemble``: mean probability of the dense and the TF-IDF
 heads); with ``--finetune``: ``full-ft-dropout``, ``full-ft-mixup`` (alpha 0.4), ``full-ft-fgm``
 (epsilon 1.0), ``full-ft-self-training`` (one pseudo-label round at 0.9, then as many epochs
 again), ``full-ft-dapt`` (full-ft from the encoder that ``dayzero.train.domain_adapt`` adapted on
@@ -124,6 +125,13 @@ FROZEN_FEW_LABEL = {
         "features": "hybrid",
         "self_training": True,
         "self_training_threshold": 0.9,
+    },
+    # the threshold (or none) chosen on 3 folds of the 250 labelled texts, never on test
+    "frozen-self-training-auto": {"self_training": True, "self_training_threshold": "auto"},
+    "hybrid-self-training-auto": {
+        "features": "hybrid",
+        "self_training": True,
+        "self_training_threshold": "auto",
     },
 }
 TUNED_FEW_LABEL = {

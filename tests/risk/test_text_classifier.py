@@ -330,6 +330,41 @@ def test_self_training_labels_words_only_unlabelled_texts_carry(tmp_path) -> Non
     np.testing.assert_allclose(loaded.predict_proba(probe), clf.predict_proba(probe))
 
 
+_GOOD_WORDS = ["dividend", "upgrade", "rally", "surplus", "bonus", "expansion"]
+_BAD_WORDS = ["layoffs", "default", "lawsuit", "deficit", "fraud", "closure"]
+
+
+def test_auto_threshold_self_trains_when_the_folds_gain_from_it() -> None:
+    # Each rare word is in one labelled text only: the fold that holds it out can learn it from
+    # the unlabelled texts ("profit growth dividend"), never from the labelled ones.
+    texts = ["profit growth", "loss decline"] * 3 + _GOOD_WORDS + _BAD_WORDS
+    labels = ["pos", "neg"] * 3 + ["pos"] * 6 + ["neg"] * 6
+    unlabelled = [f"profit growth {w}" for w in _GOOD_WORDS] * 2
+    unlabelled += [f"loss decline {w}" for w in _BAD_WORDS] * 2
+    clf = TextClassifier(
+        features="tfidf", head_C=100.0, self_training=True, self_training_threshold="auto"
+    ).fit(texts, labels, unlabelled=unlabelled)
+    info = clf.self_training_
+    assert info["threshold"] is not None and info["pseudo_labelled"] > 0
+    scores = {k: np.mean(v) for k, v in info["threshold_scores"].items()}
+    assert scores[str(info["threshold"])] > scores["None"]
+    assert set(scores) == {"0.8", "0.9", "0.95", "0.99", "None"}
+
+
+def test_auto_threshold_stays_supervised_when_the_pool_teaches_nothing() -> None:
+    texts = ["profit growth", "loss decline"] * 6
+    labels = ["pos", "neg"] * 6
+    unlabelled = ["quarterly report", "board meeting", "annual statement"] * 4
+    clf = TextClassifier(
+        features="tfidf", head_C=100.0, self_training=True, self_training_threshold="auto"
+    ).fit(texts, labels, unlabelled=unlabelled)
+    assert clf.self_training_["threshold"] is None  # every candidate ties: no pseudo-labels
+    assert clf.self_training_["pseudo_labelled"] == 0
+    plain = TextClassifier(features="tfidf", head_C=100.0).fit(texts, labels)
+    probe = ["profit", "decline again"]
+    assert list(clf.predict(probe)) == list(plain.predict(probe))
+
+
 def test_fine_tune_with_fgm_mixup_dropout_and_self_training_learns(tiny_bert_dir) -> None:
     y = np.r_[np.ones(len(POSITIVE)), np.zeros(len(NEGATIVE))].astype(int)
     common = dict(
@@ -376,5 +411,13 @@ def test_few_label_options_refuse_what_cannot_work(tiny_bert_dir) -> None:
         TextClassifier(encoder=enc, self_training=True, self_training_threshold=1.0).fit(
             TEXTS, LABELS, unlabelled=["a"]
         )
+    with pytest.raises(ValueError, match="in \\(0, 1\\) or 'auto'"):
+        TextClassifier(encoder=enc, self_training=True, self_training_threshold="high").fit(
+            TEXTS, LABELS, unlabelled=["a"]
+        )
+    with pytest.raises(ValueError, match="threshold='auto' validates"):
+        TextClassifier(
+            encoder=enc, strategy="full", self_training=True, self_training_threshold="auto"
+        ).fit(TEXTS, LABELS, unlabelled=["a"])
     with pytest.raises(ValueError, match="augment must be"):
         TextClassifier(encoder=enc, augment="synonyms").fit(TEXTS, LABELS)

@@ -68,6 +68,8 @@ from dayzero.text.multilingual import is_multilingual, load_multilingual
 
 ARTIFACT_KIND = "text-classifier"
 _ENCODE_BATCH = 64
+# self_training_threshold="auto": the candidates, None meaning no self-training at all.
+SELF_TRAINING_THRESHOLDS = (0.8, 0.9, 0.95, 0.99, None)
 
 
 def check_texts(X: Any, argument: str = "X") -> list[str]:
@@ -298,8 +300,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         ``SelfTrainingClassifier`` (up to 10 rounds; the TF-IDF vocabulary is fitted on the
         labelled and unlabelled texts together); a fine-tuned model pseudo-labels once and is
         tuned again for ``epochs`` on labelled + pseudo-labelled texts.
-    self_training_threshold : float, default 0.9
-        Least predicted probability of a pseudo-label.
+    self_training_threshold : float or "auto", default 0.9
+        Least predicted probability of a pseudo-label. ``"auto"`` (frozen encoder only):
+        chosen from :data:`SELF_TRAINING_THRESHOLDS` (0.8, 0.9, 0.95, 0.99, or no
+        self-training) by the mean accuracy over ``cv`` stratified folds of the labelled texts,
+        each fold's head self-training on the other folds and every unlabelled text; a tie goes
+        to the higher threshold, and to no self-training before any, so the folds must show a
+        gain before a pseudo-label is used.
     random_state : int, optional
         Seeds the head, the pair sampling, the folds, augmentation and training (``None``
         means 0).
@@ -321,7 +328,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     tfidf_ : TfidfBlocks or None
         The fitted TF-IDF vocabularies (``None`` for dense features).
     self_training_ : dict or None
-        With ``self_training=True``: unlabelled texts, how many became pseudo-labels, rounds.
+        With ``self_training=True``: unlabelled texts, how many became pseudo-labels, rounds,
+        the threshold used (None: none, when ``"auto"`` chose no self-training) and, with
+        ``"auto"``, ``threshold_scores`` (each candidate's fold accuracies).
 
     Examples
     --------
@@ -352,7 +361,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         adversarial: str = "none",
         adversarial_epsilon: float = 1.0,
         self_training: bool = False,
-        self_training_threshold: float = 0.9,
+        self_training_threshold: float | str = 0.9,
         random_state: int | None = None,
     ) -> None:
         self.encoder = encoder
@@ -447,21 +456,68 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 labels.append(codes)
         if not self.self_training:
             return self._fit_logistic(_stack(blocks), np.concatenate(labels))
-        blocks.append(self._design(unlabelled))
-        labels.append(np.full(len(unlabelled), -1))
-        learner = SelfTrainingClassifier(
-            self._logistic(),
-            threshold=self.self_training_threshold,
-            max_iter=10,
-        ).fit(_stack(blocks), np.concatenate(labels))
+        pool = self._design(unlabelled)
+        threshold, scores = self.self_training_threshold, None
+        if threshold == "auto":
+            threshold, scores = self._choose_threshold(design, codes, pool)
+        if threshold is None:
+            head = self._fit_logistic(_stack(blocks), np.concatenate(labels))
+            self.self_training_ = {
+                "unlabelled": len(unlabelled),
+                "pseudo_labelled": 0,
+                "rounds": 0,
+                "threshold": None,
+                "threshold_scores": scores,
+            }
+            return head
+        learner = self._self_trained(_stack([*blocks, pool]), np.concatenate(labels), threshold)
         pseudo = learner.labeled_iter_[-len(unlabelled) :]
         self.self_training_ = {
             "unlabelled": len(unlabelled),
             "pseudo_labelled": int((pseudo > 0).sum()),
             "rounds": int(learner.n_iter_),
-            "threshold": self.self_training_threshold,
+            "threshold": threshold,
         }
+        if scores is not None:
+            self.self_training_["threshold_scores"] = scores
         return learner.estimator_
+
+    def _self_trained(
+        self, design: Any, labels: np.ndarray, threshold: float
+    ) -> SelfTrainingClassifier:
+        """scikit-learn's self-training of the logistic head; ``labels`` end with the pool's
+        -1 rows (one per unlabelled text, the last rows of ``design``)."""
+        pool = np.full(design.shape[0] - len(labels), -1)
+        return SelfTrainingClassifier(self._logistic(), threshold=threshold, max_iter=10).fit(
+            design, np.concatenate([labels, pool])
+        )
+
+    def _choose_threshold(
+        self, design: Any, codes: np.ndarray, pool: Any
+    ) -> tuple[float | None, dict[str, list[float]]]:
+        """``self_training_threshold="auto"``: the candidate with the best mean fold accuracy
+        (see the class docstring); returns it and every candidate's fold accuracies."""
+        from sklearn.model_selection import StratifiedKFold
+
+        smallest = int(np.bincount(codes).min())
+        folds = min(int(self.cv), smallest)
+        if folds < 2:  # a class with one text: nothing to validate on, stay supervised
+            return None, {}
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self._seed())
+        scores: dict[str, list[float]] = {str(t): [] for t in SELF_TRAINING_THRESHOLDS}
+        for train, valid in splitter.split(np.zeros(len(codes)), codes):
+            for threshold in SELF_TRAINING_THRESHOLDS:
+                if threshold is None:
+                    head = self._fit_logistic(design[train], codes[train])
+                else:
+                    stacked = _stack([design[train], pool])
+                    head = self._self_trained(stacked, codes[train], threshold)
+                accuracy = float(np.mean(head.predict(design[valid]) == codes[valid]))
+                scores[str(threshold)].append(accuracy)
+        # Ties: no self-training first, then the highest threshold (fewest pseudo-labels).
+        order = [None, *sorted((t for t in SELF_TRAINING_THRESHOLDS if t is not None), reverse=True)]
+        best = max(order, key=lambda t: (np.mean(scores[str(t)]), -order.index(t)))
+        return best, scores
 
     def _logistic(self) -> LogisticRegression:
         return LogisticRegression(C=self.head_C, max_iter=2000, random_state=self._seed())
@@ -497,9 +553,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                     "or leave unlabelled out"
                 )
             return []
-        if not 0.0 < self.self_training_threshold < 1.0:
+        threshold = self.self_training_threshold
+        if threshold == "auto":
+            if gradient_head:
+                raise ValueError(
+                    "self_training_threshold='auto' validates each threshold on folds of the "
+                    "labelled texts, which needs a frozen encoder (a logistic head); with "
+                    "fine-tuning give a number in (0, 1)"
+                )
+        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+            0.0 < threshold < 1.0
+        ):
             raise ValueError(
-                f"self_training_threshold must be in (0, 1), got {self.self_training_threshold!r}"
+                f"self_training_threshold must be in (0, 1) or 'auto', got {threshold!r}"
             )
         return check_texts(unlabelled, "unlabelled")
 
