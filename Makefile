@@ -12,7 +12,7 @@ DAYZERO_TEST_POSTGRES_URL ?=
 export DAYZERO_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 
-.PHONY: demo test test-slow bench bench-retrieval bench-deps ray-deps docs lint install clean
+.PHONY: bench-credit demo test test-slow bench bench-retrieval bench-deps ray-deps docs lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -104,6 +104,16 @@ bench-retrieval: bench-deps
 	$(BIN)/python bench/retrieval_cost.py --repeats 3
 	$(BIN)/python bench/retrieval_verdict.py
 	$(BIN)/python bench/retrieval_verdict.py --against-parts
+
+# Issue 14's credit tables (BENCHMARKS.md, risk sections): public tables kept outside the repo in
+# $DAYZERO_CREDIT_DATA (bench/_credit_data.py says where each comes from); about an hour.
+bench-credit: install
+	$(BIN)/python bench/risk_tabular.py --subset-seeds 3 \
+		--datasets taiwan-default,hmeq,credit-data,bbbrisk-bloan,lending-club-2016,australian,japanese-crx
+	$(BIN)/python bench/risk_tabular.py --datasets csx-consumer-loans --subset 100000
+	$(BIN)/python bench/risk_speed.py
+	$(BIN)/python bench/text_credit.py
+	$(BIN)/python bench/credit_prior.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
