@@ -1063,6 +1063,7 @@ def test_prior_model_reads_no_free_text(transfer_prior, monkeypatch):
 )
 def test_an_int8_onnx_folder_encodes_the_free_text(tmp_path, monkeypatch):
     import dayzero.risk.scorer as scorer_module
+    from dayzero.core.artifact import ArtifactError
     from dayzero.text.encoder import TextEncoder
     from dayzero.text.onnx_int8 import OnnxInt8Encoder
 
@@ -1075,8 +1076,22 @@ def test_an_int8_onnx_folder_encodes_the_free_text(tmp_path, monkeypatch):
     used = [e for key, e in scorer_module._ENCODERS.items() if key[0] == str(folder)]
     assert used and all(isinstance(e, OnnxInt8Encoder) for e in used)
     assert all(e.session.get_session_options().intra_op_num_threads == 1 for e in used)
-    loaded = RiskScorer.load(model.save(tmp_path / "m"))
+    saved = model.save(tmp_path / "m")
+    loaded = RiskScorer.load(saved)
     monkeypatch.setattr(scorer_module, "_MEMO", {})  # the loaded model encodes anew
     np.testing.assert_allclose(loaded.predict_pd(X), model.predict_pd(X), atol=1e-9)
     with pytest.raises(ValueError, match="int8 ONNX export, which cannot be fine-tuned"):
         RiskScorer(encoder=str(folder), head="encoder").fit(X, y)
+    # Every thread setting encodes with one encoder object; n_jobs=-1 leaves ONNX Runtime's.
+    wide = RiskScorer(encoder=str(folder), text_components=4, n_jobs=-1, random_state=0)
+    monkeypatch.setattr(scorer_module, "_MEMO", {})
+    wide.fit(X, y)
+    used = [e for key, e in scorer_module._ENCODERS.items() if key[0] == str(folder)]
+    assert len(used) == 1 and used[0].threads is None
+    # Another export in the folder (a shorter input length) or no export: refused at load.
+    OnnxInt8Encoder.export(TextEncoder(TINY, max_length=8), folder, check_texts=["good"])
+    with pytest.raises(ArtifactError, match="is not the one the scorer was fitted with"):
+        RiskScorer.load(saved)
+    folder.rename(tmp_path / "moved")
+    with pytest.raises(ArtifactError, match="not an ONNX export folder"):
+        RiskScorer.load(saved)

@@ -334,7 +334,9 @@ _GOOD_WORDS = ["dividend", "upgrade", "rally", "surplus", "bonus", "expansion"]
 _BAD_WORDS = ["layoffs", "default", "lawsuit", "deficit", "fraud", "closure"]
 
 
-def test_auto_threshold_self_trains_when_the_folds_gain_from_it() -> None:
+def test_auto_threshold_self_trains_when_the_folds_gain_from_it(tmp_path) -> None:
+    from dayzero.core.card import read_card
+
     # Each rare word is in one labelled text only: the fold that holds it out can learn it from
     # the unlabelled texts ("profit growth dividend"), never from the labelled ones.
     texts = ["profit growth", "loss decline"] * 3 + _GOOD_WORDS + _BAD_WORDS
@@ -349,6 +351,12 @@ def test_auto_threshold_self_trains_when_the_folds_gain_from_it() -> None:
     scores = {k: np.mean(v) for k, v in info["threshold_scores"].items()}
     assert scores[str(info["threshold"])] > scores["None"]
     assert set(scores) == {"0.8", "0.9", "0.95", "0.99", "None"}
+    loaded = TextClassifier.load(clf.save(tmp_path / "auto"))
+    assert loaded.self_training_ == info  # the choice and its fold scores are kept
+    assert (
+        read_card(tmp_path / "auto").selection["self-training threshold"]["chosen"]
+        == (info["threshold"])
+    )
 
 
 def test_auto_threshold_stays_supervised_when_the_pool_teaches_nothing() -> None:
@@ -415,9 +423,14 @@ def test_few_label_options_refuse_what_cannot_work(tiny_bert_dir) -> None:
         TextClassifier(encoder=enc, self_training=True, self_training_threshold="high").fit(
             TEXTS, LABELS, unlabelled=["a"]
         )
-    with pytest.raises(ValueError, match="threshold='auto' validates"):
-        TextClassifier(
-            encoder=enc, strategy="full", self_training=True, self_training_threshold="auto"
-        ).fit(TEXTS, LABELS, unlabelled=["a"])
+    for tuned in ({"strategy": "full"}, {"few_shot": True}):
+        with pytest.raises(ValueError, match="threshold='auto' validates"):
+            TextClassifier(
+                encoder=enc, self_training=True, self_training_threshold="auto", **tuned
+            ).fit(TEXTS, LABELS, unlabelled=["a"])
+    numpy_threshold = TextClassifier(
+        features="tfidf", self_training=True, self_training_threshold=np.float32(0.9)
+    )
+    assert numpy_threshold.fit(TEXTS, LABELS, unlabelled=["a"]).self_training_["unlabelled"] == 1
     with pytest.raises(ValueError, match="augment must be"):
         TextClassifier(encoder=enc, augment="synonyms").fit(TEXTS, LABELS)

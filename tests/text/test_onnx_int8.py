@@ -59,6 +59,9 @@ def test_max_length_is_capped_by_the_export_and_changes_the_fingerprint(tiny_ber
     assert OnnxInt8Encoder(tmp_path / "onnx", max_length=64).max_length == 16
     short = OnnxInt8Encoder(tmp_path / "onnx", max_length=4)
     assert short.max_length == 4
+    from dayzero.text.onnx_int8 import export_fingerprint
+
+    assert export_fingerprint(tmp_path / "onnx", 4) == short.fingerprint()
     long_text = "a scary horror movie about a robot in space and a dog"
     cut = short.tokenizer.decode(
         short.tokenizer(long_text, max_length=4, truncation=True)["input_ids"],
@@ -70,8 +73,14 @@ def test_max_length_is_capped_by_the_export_and_changes_the_fingerprint(tiny_ber
         OnnxInt8Encoder(tmp_path / "onnx").fingerprint()
         == OnnxInt8Encoder(tmp_path / "onnx").fingerprint()
     )
-    with pytest.raises(ValueError, match="max_length must be a positive int"):
-        OnnxInt8Encoder(tmp_path / "onnx", max_length=0)
+    with pytest.raises(ValueError, match="max_length must be an int >= 2"):
+        OnnxInt8Encoder(tmp_path / "onnx", max_length=1)
+    reopened = OnnxInt8Encoder(tmp_path / "onnx", threads=1)
+    session = reopened.session
+    reopened.use_threads(1)
+    assert reopened.session is session  # unchanged setting: the same session
+    reopened.use_threads(2)
+    assert reopened.session is not session and reopened.threads == 2
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxruntime and onnxscript")

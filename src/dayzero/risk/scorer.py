@@ -119,7 +119,7 @@ TABULAR_LEARNING_RATE = 0.05
 TABULAR_MIN_LEAF = 20
 TABULAR_MAX_ROUNDS = 2000
 FALLBACK_ROUNDS = 100  # too few rows of a class for cross-validation
-_ENCODERS: dict[tuple, Any] = {}
+_ENCODERS: dict[tuple[str, int, str | None], Any] = {}
 _MEMO: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 _MEMO_LIMIT = 200_000
 _ZERO = 1e-12  # |contribution| at or below this is "no change": never listed as a reason
@@ -138,23 +138,24 @@ def _encoder(
 ):
     """One frozen encoder per (model, max_length, cache) and process: loading is slow. A folder
     written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export` opens as that int8 ONNX
-    encoder, with ``n_jobs`` threads (None: 1, -1: ONNX Runtime's choice), one per setting."""
+    encoder; ``n_jobs`` sets its threads when it encodes (see :func:`_encode`)."""
     from dayzero.text.encoder import TextEncoder
     from dayzero.text.onnx_int8 import OnnxInt8Encoder, is_onnx_encoder
 
-    key: tuple = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
-    onnx = is_onnx_encoder(name)
-    threads = 1 if n_jobs is None else (None if n_jobs == -1 else int(n_jobs))
-    if onnx:
-        key += (threads,)
+    key = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
     if key not in _ENCODERS:
-        if onnx:
+        if is_onnx_encoder(name):
             _ENCODERS[key] = OnnxInt8Encoder(
-                name, threads=threads, max_length=max_length, cache_dir=cache_dir
+                name, threads=_onnx_threads(n_jobs), max_length=max_length, cache_dir=cache_dir
             )
         else:
             _ENCODERS[key] = TextEncoder(name, max_length=max_length, cache_dir=cache_dir)
     return _ENCODERS[key]
+
+
+def _onnx_threads(n_jobs: int | None) -> int | None:
+    """ONNX Runtime threads for ``n_jobs`` (None: 1, as torch's; -1: its own choice)."""
+    return 1 if n_jobs is None else (None if n_jobs == -1 else int(n_jobs))
 
 
 def _encode(
@@ -176,6 +177,8 @@ def _encode(
         todo = list(dict.fromkeys(texts))
     if todo:
         encoder = _encoder(name, max_length, cache_dir, n_jobs)
+        if hasattr(encoder, "use_threads"):  # the int8 ONNX encoder
+            encoder.use_threads(_onnx_threads(n_jobs))
         with _torch_threads(n_jobs):
             vectors = encoder.encode(todo, batch_size=batch_size, normalize=True)
         memo.update(zip(todo, np.asarray(vectors, dtype=np.float64), strict=True))
@@ -249,9 +252,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
     encoder : str, default "all-MiniLM-L6-v2"
         Model name or local folder of the :class:`~dayzero.text.encoder.TextEncoder` (free-text
         columns on the tabular path; the rendered rows on the row-text path), or a folder
-        written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export`: the same vectors to
-        a cosine of about 0.99, 2-2.5x faster on CPU (the ``onnx`` extra; not with
-        ``head="encoder"``, which fine-tunes the encoder).
+        written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export`: int8 vectors close
+        to torch's (cosine >= 0.99 on the export's check texts; 0.978 at worst on long movie
+        plots, BENCHMARKS.md), 2-2.5x faster on CPU (the ``onnx`` extra; not with
+        ``head="encoder"``, which fine-tunes the encoder). Fit and score with the same folder:
+        a saved scorer records its fingerprint and refuses another export at load.
     representation : {"tabular", "row-text"}, optional
         See the module notes. Default: ``"row-text"`` when ``head`` is given or ``fusion=True``
         (what those meant before the tabular default), else ``"tabular"``.
@@ -821,7 +826,11 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         params["prior"] = str(self.prior) if isinstance(self.prior, str | Path) else None
         fields, values = split_labels(self.labels)
         params["labels"] = None if self.labels is None else {**fields, **values}
+        onnx = self._onnx_record()
+        if onnx is not None:
+            params["encoder"] = onnx["folder"]
         state = {
+            "onnx_encoder": onnx,
             "representation": self.representation_,
             "classes": self.classes_.tolist(),
             "positive_label": self.classes_.tolist()[self._pd_column()],
@@ -880,6 +889,46 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             self.sentiment.save(folder / SENTIMENT_DIR)
         write_card(folder, self.card(params), fresh=True)
         return folder
+
+    def _onnx_record(self) -> dict[str, str] | None:
+        """For :meth:`save`: the int8 ONNX encoder's absolute folder and fingerprint, when the
+        fitted model reads text through one (None otherwise)."""
+        from dayzero.text.onnx_int8 import is_onnx_encoder
+
+        tabular_model = self.representation_ == TABULAR
+        uses_text = not tabular_model or bool(self.text_selection_["selected"])
+        if not uses_text or not is_onnx_encoder(self.encoder):
+            return None
+        encoder = _encoder(self.encoder, self.max_length, self.cache_dir, self.n_jobs)
+        return {"folder": str(Path(self.encoder).resolve()), "fingerprint": encoder.fingerprint()}
+
+    def _check_onnx_encoder(self, record: Mapping[str, str], folder: Path) -> None:
+        """For :meth:`load`: the int8 ONNX export the scorer was fitted with must be where it
+        was, unchanged; another export's vectors would feed the fitted components silently."""
+        from dayzero.core.artifact import ArtifactError
+        from dayzero.text.onnx_int8 import export_fingerprint, is_onnx_encoder
+
+        fix = "put that export back, or refit the scorer with the export you have"
+        if not is_onnx_encoder(record["folder"]):
+            raise ArtifactError(
+                f"{folder}: the scorer reads text with the int8 ONNX encoder in "
+                f"{record['folder']}, which is not an ONNX export folder (missing or moved): {fix}"
+            )
+        found = export_fingerprint(record["folder"], self.max_length)
+        key = (
+            str(self.encoder),
+            int(self.max_length),
+            None if self.cache_dir is None else str(self.cache_dir),
+        )
+        opened = _ENCODERS.get(key)
+        if opened is not None and opened.fingerprint() != found:
+            del _ENCODERS[key]  # opened before the folder changed: its session is stale
+        if found != record["fingerprint"]:
+            raise ArtifactError(
+                f"{folder}: the int8 ONNX encoder in {record['folder']} is not the one the "
+                f"scorer was fitted with (fingerprint {found[:12]} != "
+                f"{record['fingerprint'][:12]}): {fix}"
+            )
 
     def card(self, params: Mapping[str, Any] | None = None) -> ModelCard:
         """The model card (:mod:`dayzero.core.card`): the applicants it was fitted on, the depth
@@ -961,6 +1010,8 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             params["representation"] = ROW_TEXT
             params["head"] = params.get("head") or "logistic"
         model = cls(**params)
+        if state.get("onnx_encoder"):
+            model._check_onnx_encoder(state["onnx_encoder"], folder)
         model.representation_ = representation
         model.classes_ = np.asarray(state["classes"])
         model.positive_label_ = model.classes_[

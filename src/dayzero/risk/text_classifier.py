@@ -29,6 +29,7 @@ Never pickle.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ def save_text_model(
         "adapter": model.strategy_config_ is not None,
         "features": model.features_,
         "feature_scores": model.feature_scores_,
+        "self_training": getattr(model, "self_training_", None),
     }
     artifact = Artifact(kind, type(model).__name__, model.get_params(deep=False), state, arrays)
     folder = save_artifact(folder, artifact)
@@ -172,6 +174,12 @@ def text_model_card(kind: str, model: BaseEstimator) -> ModelCard:
         selection["features"] = {
             "chosen": model.features_,
             "cross-validated on the training texts": model.feature_scores_,
+        }
+    self_training = getattr(model, "self_training_", None)
+    if self_training and "threshold_scores" in self_training:
+        selection["self-training threshold"] = {
+            "chosen": self_training["threshold"],
+            "cross-validated on the labelled texts": self_training["threshold_scores"],
         }
     return ModelCard(
         kind=kind,
@@ -204,6 +212,8 @@ def load_text_parts(model: BaseEstimator, folder: Path, state: dict[str, Any], a
     if (folder / CARD_JSON).is_file():
         model.training_data_ = read_card(folder).training_data
     model.feature_scores_ = state.get("feature_scores")
+    if hasattr(model, "self_training"):  # a classifier (folders before it was saved: None)
+        model.self_training_ = state.get("self_training")
     model.tfidf_ = None if model.features_ == "dense" else TfidfBlocks.from_arrays(arrays)
     model.encoder_ = None if model.features_ == "tfidf" else model._build_encoder()
     model.strategy_config_ = None
@@ -274,7 +284,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         best mean accuracy over ``cv`` stratified folds of the training rows. Anything but
         ``"dense"`` needs a frozen encoder (``strategy="frozen"``, ``few_shot=False``).
     cv : int, default 3
-        Folds of ``features="auto"``.
+        Folds of ``features="auto"`` and of ``self_training_threshold="auto"``.
     augment : {"none", "token-dropout", "mixup"}, default "none"
         Augmentation for few labels (:mod:`dayzero.risk.text_augment`). ``"token-dropout"``
         drops each word with probability ``augment_p``: a fresh draw in every fine-tuning batch;
@@ -306,7 +316,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self-training) by the mean accuracy over ``cv`` stratified folds of the labelled texts,
         each fold's head self-training on the other folds and every unlabelled text; a tie goes
         to the higher threshold, and to no self-training before any, so the folds must show a
-        gain before a pseudo-label is used.
+        gain before a pseudo-label is used. The folds use no token-dropout copies and the
+        TF-IDF vocabulary fitted on every text (it reads no labels); with fewer labelled texts
+        of a class than 2 folds need, no self-training (``threshold_scores`` is empty).
     random_state : int, optional
         Seeds the head, the pair sampling, the folds, augmentation and training (``None``
         means 0).
@@ -515,7 +527,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 accuracy = float(np.mean(head.predict(design[valid]) == codes[valid]))
                 scores[str(threshold)].append(accuracy)
         # Ties: no self-training first, then the highest threshold (fewest pseudo-labels).
-        order = [None, *sorted((t for t in SELF_TRAINING_THRESHOLDS if t is not None), reverse=True)]
+        order = [
+            None,
+            *sorted((t for t in SELF_TRAINING_THRESHOLDS if t is not None), reverse=True),
+        ]
         best = max(order, key=lambda t: (np.mean(scores[str(t)]), -order.index(t)))
         return best, scores
 
@@ -555,14 +570,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return []
         threshold = self.self_training_threshold
         if threshold == "auto":
-            if gradient_head:
+            if self.strategy != "frozen" or self.few_shot:
                 raise ValueError(
                     "self_training_threshold='auto' validates each threshold on folds of the "
-                    "labelled texts, which needs a frozen encoder (a logistic head); with "
-                    "fine-tuning give a number in (0, 1)"
+                    "labelled texts, which needs a frozen encoder (a logistic head, no "
+                    "few_shot); with a tuned encoder give a number in (0, 1)"
                 )
-        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-            0.0 < threshold < 1.0
+        elif (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not (0.0 < threshold < 1.0)
         ):
             raise ValueError(
                 f"self_training_threshold must be in (0, 1) or 'auto', got {threshold!r}"

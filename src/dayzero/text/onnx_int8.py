@@ -55,6 +55,28 @@ def is_onnx_encoder(path: str | os.PathLike) -> bool:
     return folder.is_dir() and artifact_kind(folder) == ARTIFACT_KIND
 
 
+def export_fingerprint(folder: str | os.PathLike, max_length: int | None = None) -> str:
+    """A hex digest of what determines an export's vectors: every file in ``folder`` but
+    ``dayzero.json`` (the int8 model, the tokenizer's files), the input length (``max_length``
+    capped by the export's), the pooling and the exported encoder's own fingerprint. Reads the
+    files, opens no session."""
+    folder = Path(folder)
+    config = load_artifact(folder, ARTIFACT_KIND).params
+    exported = int(config["max_length"])
+    length = exported if max_length is None else min(int(max_length), exported)
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(b"dayzero.OnnxInt8Encoder.fingerprint.v1\0")
+    digest.update(str(config.get("source_fingerprint")).encode())
+    digest.update(f"\0{length}\0{config['pooling']}\0".encode())
+    # every file but dayzero.json (the export rewrites it with its check's cosine)
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "dayzero.json"):
+        digest.update(f"\0{path.name}\0".encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _activation_products(path: Path) -> list[str]:
     """Names of the MatMul nodes in the ONNX file whose inputs are both activations."""
     import onnx
@@ -126,31 +148,38 @@ class OnnxInt8Encoder:
         self.config = load_artifact(self.folder, ARTIFACT_KIND).params
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         exported = int(self.config["max_length"])
-        if max_length is not None and (isinstance(max_length, bool) or int(max_length) < 1):
-            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        if max_length is not None and (isinstance(max_length, bool) or int(max_length) < 2):
+            raise ValueError(f"max_length must be an int >= 2, got {max_length!r}")
         self.max_length = exported if max_length is None else min(int(max_length), exported)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self._ort = ort
+        self.threads: int | None = None
+        self.session = None
+        self.use_threads(threads)
         self.dim = int(self.config["dim"])
         self.cache = None if cache_dir is None else EmbeddingCache(cache_dir)
+        # Hashed now, from the file the session just read: a file replaced later cannot key
+        # another model's vectors.
         self._fingerprint: str | None = None
+        self._fingerprint = self.fingerprint()
+
+    def use_threads(self, threads: int | None) -> None:
+        """Run on ``threads`` intra-op threads (``None``: ONNX Runtime's choice); the session is
+        rebuilt only when the setting changes."""
+        if self.session is not None and threads == self.threads:
+            return
+        options = self._ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        self.session = self._ort.InferenceSession(
+            str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.threads = threads
 
     def fingerprint(self) -> str:
-        """A hex digest of what determines :meth:`encode`'s output: the int8 model file, the
-        input length and the exported encoder's own fingerprint (tokenizer and pooling)."""
+        """:func:`export_fingerprint` of the folder at this encoder's ``max_length``, computed
+        when the encoder opened (from the files its session read)."""
         if self._fingerprint is None:
-            digest = hashlib.blake2b(digest_size=20)
-            digest.update(b"dayzero.OnnxInt8Encoder.fingerprint.v1\0")
-            digest.update(str(self.config.get("source_fingerprint")).encode())
-            digest.update(f"\0{self.max_length}\0{self.config['pooling']}\0".encode())
-            with open(self.folder / MODEL_FILE, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            self._fingerprint = digest.hexdigest()
+            self._fingerprint = export_fingerprint(self.folder, self.max_length)
         return self._fingerprint
 
     @classmethod
