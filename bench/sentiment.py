@@ -33,9 +33,12 @@ run, ``FROZEN_FEW_LABEL`` / ``TUNED_FEW_LABEL``): ``frozen-dropout`` / ``hybrid-
 or hybrid features, 2 token-dropout copies of each text at p = 0.1), ``frozen-self-training`` /
 ``hybrid-self-training`` (scikit-learn self-training at threshold 0.9 over the unlabelled
 texts), ``frozen-self-training-auto`` / ``hybrid-self-training-auto`` (the threshold, or no
-self-training, chosen on 3 folds of the labelled texts: ``self_training_threshold="auto"``), ``ensemble-views`` (``TextEnsemble``: mean probability of the dense and the TF-IDF
-heads); with ``--finetune``: ``full-ft-dropout``, ``full-ft-mixup`` (alpha 0.4), ``full-ft-fgm``
-(epsilon 1.0), ``full-ft-self-training`` (one pseudo-label round at 0.9, then as many epochs
+self-training, chosen on 3 folds of the labelled texts: ``self_training_threshold="auto"``),
+``ensemble-views`` (``TextEnsemble``: mean probability of the dense and the TF-IDF heads); with
+``--finetune``: ``full-ft-dropout``, ``full-ft-mixup`` (alpha 0.4), ``full-ft-fgm`` (epsilon
+1.0), ``full-ft-fgm-val`` (epsilon 0 / 0.1 / 0.3 / 1.0 chosen on a stratified 20 % validation
+part of the labelled texts, then refitted on all of them), ``full-ft-self-training`` (one
+pseudo-label round at 0.9, then as many epochs
 again), ``full-ft-dapt`` (full-ft from the encoder that ``dayzero.train.domain_adapt`` adapted on
 that seed's unlabelled training text, ``--dapt-dir``) and ``ensemble-hybrid-ft`` (hybrid
 frozen head + full-ft, mean probability). ``--finetune`` runs instead, on the first
@@ -141,6 +144,8 @@ TUNED_FEW_LABEL = {
     "full-ft-self-training": {"self_training": True, "self_training_threshold": 0.9},
     "full-ft-dapt": {"dapt": True},
 }
+# full-ft-fgm-val: FGM's epsilon (0: no FGM) chosen on a validation part of the labelled texts.
+FGM_EPSILONS = (0.0, 0.1, 0.3, 1.0)
 RIDGE_ALPHA = 1.0  # fixed beforehand for every regression head, not tuned on test
 
 
@@ -224,6 +229,14 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
         )
     if method in FROZEN_FEW_LABEL:
         return TextClassifier(**FROZEN_FEW_LABEL[method], **common)
+    if method == "full-ft-fgm-val":
+
+        def make(epsilon: float) -> TextClassifier:
+            fgm = {"adversarial": "fgm", "adversarial_epsilon": epsilon} if epsilon else {}
+            tuned = {"strategy": "full", "epochs": epochs, "lr": 4e-5, "batch_size": 16}
+            return TextClassifier(max_length=64, **tuned, **fgm, **common)
+
+        return EpsilonOnValidation(make, seed)
     if method == "full-ft" or method in TUNED_FEW_LABEL:
         options = dict(TUNED_FEW_LABEL.get(method, {}))
         if options.pop("dapt", False):
@@ -250,6 +263,37 @@ def _method(setting: str, method: str, seed: int, cache_dir: str, epochs: int = 
     raise ValueError(method)
 
 
+class EpsilonOnValidation:
+    """``full-ft-fgm-val``: fine-tune with each of :data:`FGM_EPSILONS` on a stratified 80 % of
+    the labelled texts, keep the epsilon with the best accuracy on the other 20 % (ties: the
+    smaller, 0 first), and fine-tune again on every labelled text with it. The test part is
+    never read before the last fit."""
+
+    def __init__(self, make: Callable[[float], TextClassifier], seed: int) -> None:
+        self.make, self.seed = make, seed
+
+    def fit(self, X: list[str], y) -> EpsilonOnValidation:
+        y = np.asarray(y)
+        train, valid = train_test_split_stratified(y, test_size=0.2, seed=self.seed)
+        self.epsilon_scores_ = {}
+        for epsilon in FGM_EPSILONS:
+            model = self.make(epsilon).fit([X[i] for i in train], y[train])
+            predicted = model.predict([X[i] for i in valid])
+            self.epsilon_scores_[str(epsilon)] = accuracy(y[valid], predicted)
+            print(f"    epsilon {epsilon}: validation acc {self.epsilon_scores_[str(epsilon)]:.4f}")
+        self.epsilon_ = max(FGM_EPSILONS, key=lambda e: (self.epsilon_scores_[str(e)], -e))
+        self.model_ = self.make(self.epsilon_).fit(list(X), y)
+        return self
+
+    def predict(self, X: list[str]):
+        return self.model_.predict(X)
+
+    def get_params(self, deep: bool = False) -> dict:
+        """The fine-tuning settings (epsilon aside), so the result row records them."""
+        params = self.make(0.0).get_params(deep=deep)
+        return {**params, "adversarial": "fgm (epsilon chosen on validation)"}
+
+
 def _dapt_encoder(seed: int) -> str:
     """The MiniLM adapted by masked-LM on seed ``seed``'s unlabelled training text
     (``--dapt-dir``/seed<seed>, written by ``dayzero.train.domain_adapt``)."""
@@ -266,7 +310,11 @@ def _row(setting: str, method: str, make: Callable, splits) -> dict:
     per_seed, pooled_true, pooled_pred = [], [], []
     for seed, X_train, y_train, X_test, y_test, X_unlabelled in splits:
         model = make(seed)
-        params = model.get_params(deep=False) if isinstance(model, TextClassifier) else None
+        params = (
+            model.get_params(deep=False)
+            if isinstance(model, TextClassifier | EpsilonOnValidation)
+            else None
+        )
         if getattr(model, "self_training", False):
             if X_unlabelled is None:
                 raise SystemExit(f"{method} needs unlabelled texts: run it on a -250 setting")
@@ -311,6 +359,8 @@ def _row(setting: str, method: str, make: Callable, splits) -> dict:
 
 def _chosen(model) -> dict:
     """What ``features="auto"`` chose on the training folds, and each candidate's mean score."""
+    if hasattr(model, "epsilon_scores_"):  # full-ft-fgm-val
+        return {"epsilon_chosen": model.epsilon_, "validation_accuracy": model.epsilon_scores_}
     scores = getattr(model, "feature_scores_", None)
     if not scores:
         return {}

@@ -252,8 +252,7 @@ def main() -> None:
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {MODELS}")
-    if "tabular" not in models:
-        models = ["tabular", *models]  # every gain is against it
+    models = ["tabular", *[m for m in models if m != "tabular"]]  # every gain is against it
     path = RESULTS / f"{NAME}.json"
     for name in args.datasets.split(","):
         try:
