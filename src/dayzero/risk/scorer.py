@@ -133,20 +133,25 @@ class TruncationWarning(UserWarning):
     """Texts longer than the encoder's ``max_length`` were cut; the end never reaches it."""
 
 
-def _encoder(
-    name: str, max_length: int, cache_dir: str | Path | None = None, n_jobs: int | None = None
-):
+def _encoder_key(
+    name: str, max_length: int, cache_dir: str | Path | None
+) -> tuple[str, int, str | None]:
+    return (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
+
+
+def _encoder(name: str, max_length: int, cache_dir: str | Path | None = None):
     """One frozen encoder per (model, max_length, cache) and process: loading is slow. A folder
     written by :meth:`~dayzero.text.onnx_int8.OnnxInt8Encoder.export` opens as that int8 ONNX
-    encoder; ``n_jobs`` sets its threads when it encodes (see :func:`_encode`)."""
+    encoder (its threads are set where it encodes, :func:`_encode`)."""
     from dayzero.text.encoder import TextEncoder
     from dayzero.text.onnx_int8 import OnnxInt8Encoder, is_onnx_encoder
 
-    key = (str(name), int(max_length), None if cache_dir is None else str(cache_dir))
+    key = _encoder_key(name, max_length, cache_dir)
     if key not in _ENCODERS:
         if is_onnx_encoder(name):
+            # one thread, as n_jobs=None asks; _encode changes it for other settings
             _ENCODERS[key] = OnnxInt8Encoder(
-                name, threads=_onnx_threads(n_jobs), max_length=max_length, cache_dir=cache_dir
+                name, threads=1, max_length=max_length, cache_dir=cache_dir
             )
         else:
             _ENCODERS[key] = TextEncoder(name, max_length=max_length, cache_dir=cache_dir)
@@ -176,7 +181,7 @@ def _encode(
         memo.clear()
         todo = list(dict.fromkeys(texts))
     if todo:
-        encoder = _encoder(name, max_length, cache_dir, n_jobs)
+        encoder = _encoder(name, max_length, cache_dir)
         if hasattr(encoder, "use_threads"):  # the int8 ONNX encoder
             encoder.use_threads(_onnx_threads(n_jobs))
         with _torch_threads(n_jobs):
@@ -890,16 +895,18 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
         write_card(folder, self.card(params), fresh=True)
         return folder
 
+    def _uses_text(self) -> bool:
+        """Whether the fitted model reads any text (row text, or a free-text column kept)."""
+        return self.representation_ != TABULAR or bool(self.text_selection_["selected"])
+
     def _onnx_record(self) -> dict[str, str] | None:
         """For :meth:`save`: the int8 ONNX encoder's absolute folder and fingerprint, when the
         fitted model reads text through one (None otherwise)."""
         from dayzero.text.onnx_int8 import is_onnx_encoder
 
-        tabular_model = self.representation_ == TABULAR
-        uses_text = not tabular_model or bool(self.text_selection_["selected"])
-        if not uses_text or not is_onnx_encoder(self.encoder):
+        if not self._uses_text() or not is_onnx_encoder(self.encoder):
             return None
-        encoder = _encoder(self.encoder, self.max_length, self.cache_dir, self.n_jobs)
+        encoder = _encoder(self.encoder, self.max_length, self.cache_dir)
         return {"folder": str(Path(self.encoder).resolve()), "fingerprint": encoder.fingerprint()}
 
     def _check_onnx_encoder(self, record: Mapping[str, str], folder: Path) -> None:
@@ -915,11 +922,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                 f"{record['folder']}, which is not an ONNX export folder (missing or moved): {fix}"
             )
         found = export_fingerprint(record["folder"], self.max_length)
-        key = (
-            str(self.encoder),
-            int(self.max_length),
-            None if self.cache_dir is None else str(self.cache_dir),
-        )
+        key = _encoder_key(self.encoder, self.max_length, self.cache_dir)
         opened = _ENCODERS.get(key)
         if opened is not None and opened.fingerprint() != found:
             del _ENCODERS[key]  # opened before the folder changed: its session is stale
@@ -950,7 +953,7 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
                     "chosen": self.tabular_model_ == "prior",
                     "leave-one-table-out": self.prior_.loto_.get("by_alpha"),
                 }
-        uses_text = not tabular_model or bool(self.text_selection_["selected"])
+        uses_text = self._uses_text()
         limitations = [
             "probabilities are calibrated on the training applicants: a population shift (the "
             "PSI of the risk report) calls for a refit",

@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -233,3 +233,31 @@ def _atomic_save(path: Path, matrix: np.ndarray) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def distinct_vectors(
+    texts: list[str],
+    dim: int,
+    run: Callable[[list[str]], np.ndarray],
+    cache: EmbeddingCache | None = None,
+    fingerprint: Callable[[], str] | None = None,
+) -> np.ndarray:
+    """float32 vectors of ``texts``, shape ``(len(texts), dim)``: each distinct text read from
+    ``cache`` (under ``fingerprint()``) or, if not there, computed once by ``run`` (on the
+    distinct texts not found) and written back; the input order and repeats restored."""
+    unique = list(dict.fromkeys(texts))
+    vectors = np.full((len(unique), dim), np.nan, dtype=np.float32)
+    todo = list(range(len(unique)))
+    key = None
+    if cache is not None and unique:
+        key = fingerprint()
+        found, cached = cache.get_many(key, unique)
+        if found.any():
+            vectors[found] = cached[found]
+        todo = np.flatnonzero(~found).tolist()
+    if todo:
+        vectors[todo] = run([unique[i] for i in todo])
+        if key is not None:
+            cache.put_many(key, [unique[i] for i in todo], vectors[todo])
+    position = {text: i for i, text in enumerate(unique)}
+    return vectors[[position[t] for t in texts]] if texts else vectors[:0]

@@ -32,7 +32,7 @@ import torch
 
 from dayzero.core.artifact import Artifact, ArtifactError, load_artifact, save_artifact
 from dayzero.core.checks import positive_int, text_list
-from dayzero.text.cache import EmbeddingCache
+from dayzero.text.cache import EmbeddingCache, distinct_vectors
 from dayzero.text.pooling import check_pooling, pool
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -239,24 +239,13 @@ class TextEncoder(torch.nn.Module):
         positive_int(batch_size, "batch_size")
         single = isinstance(texts, str)
         texts = text_list([texts] if single else texts)
-        unique = list(dict.fromkeys(texts))
-        vectors = np.full((len(unique), self.dim), np.nan, dtype=np.float32)
-        todo = list(range(len(unique)))
-        fingerprint = None
-        if self.cache is not None and unique:
-            fingerprint = self.fingerprint()
-            found, cached = self.cache.get_many(fingerprint, unique)
-            if found.any():
-                vectors[found] = cached[found]
-            todo = np.flatnonzero(~found).tolist()
-        if todo:
-            vectors[todo] = self._encode_unique(
-                [unique[i] for i in todo], batch_size, show_progress_bar
-            )
-            if fingerprint is not None:
-                self.cache.put_many(fingerprint, [unique[i] for i in todo], vectors[todo])
-        position = {text: i for i, text in enumerate(unique)}
-        out = vectors[[position[t] for t in texts]] if texts else vectors[:0]
+        out = distinct_vectors(
+            texts,
+            self.dim,
+            lambda todo: self._encode_unique(todo, batch_size, show_progress_bar),
+            self.cache,
+            self.fingerprint,
+        )
         if normalize and len(out):
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from dayzero.core.artifact import Artifact, artifact_kind, load_artifact, save_artifact
+from dayzero.core.checks import text_list
+from dayzero.text.cache import distinct_vectors
 from dayzero.text.pooling import pool
 
 MODEL_FILE = "model_int8.onnx"
@@ -259,24 +261,14 @@ class OnnxInt8Encoder:
         """Like ``TextEncoder.encode``: each distinct text encoded once (or read from the disk
         cache), in length-sorted batches, the input order kept."""
         single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-        unique = list(dict.fromkeys(texts))
-        vectors = np.empty((len(unique), self.dim), dtype=np.float32)
-        todo = list(range(len(unique)))
-        if self.cache is not None and unique:
-            found, cached = self.cache.get_many(self.fingerprint(), unique)
-            if found.any():
-                vectors[found] = cached[found]
-            todo = np.flatnonzero(~found).tolist()
-        if todo:
-            vectors[todo] = self._run([unique[i] for i in todo], batch_size)
-            if self.cache is not None:
-                self.cache.put_many(self.fingerprint(), [unique[i] for i in todo], vectors[todo])
-        position = {text: i for i, text in enumerate(unique)}
-        out = vectors[[position[t] for t in texts]] if texts else vectors[:0]
+        texts = text_list([texts] if single else texts)
+        out = distinct_vectors(
+            texts,
+            self.dim,
+            lambda todo: self._run(todo, batch_size),
+            self.cache,
+            self.fingerprint,
+        )
         if normalize and len(out):
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out[0] if single else out
